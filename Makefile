@@ -1,0 +1,44 @@
+# Two commands matter:  `make demo` (the whole provider, end to end, against the local sandbox)
+# and `make test` (lint, types, docs and the test suite). Each creates .venv on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: venv test lint typecheck docs pytest test-slow demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test,docs,postgres,mysql]'
+	touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+docs: venv
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+pytest: venv
+	$(BIN)/pytest
+
+test: lint typecheck docs pytest
+
+test-slow: venv
+	$(BIN)/pytest -m slow
+
+demo: venv
+	$(BIN)/python -m airflow_provider_wamm.demo
+
+bench: venv
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache

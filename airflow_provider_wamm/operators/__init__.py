@@ -1,0 +1,1 @@
+"""Airflow operators of the WhatsApp Marketing Messages provider."""

@@ -1,0 +1,1 @@
+"""Airflow sensors of the WhatsApp Marketing Messages provider."""

@@ -1,0 +1,1 @@
+"""Airflow fixtures (metadata DB, connections)."""

@@ -1,0 +1,1 @@
+"""Sandbox fixtures (the local Graph API stand-in)."""
