@@ -206,7 +206,7 @@ class InsecureTransportError(ConfigurationError):
 class GraphTransportError(WammError):
     """The request failed below HTTP (DNS, refused connection, TLS, reset)."""
 
-    def __init__(self, message: str, *, request_sent: bool) -> None:
+    def __init__(self, message: str, *, request_sent: bool = True) -> None:
         super().__init__(message)
         #: Whether the request may have reached Meta (``False``: it certainly did not).
         self.request_sent = request_sent
@@ -271,7 +271,10 @@ class GraphError(WammError):
         return " | ".join(parts)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, http_status={self.http_status!r})"
+        return (
+            f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, "
+            f"http_status={self.http_status!r})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary (for the ledger and logs)."""
@@ -347,7 +350,9 @@ _ACTION_CLASSES: dict[Action, type[GraphError]] = {
 }
 
 
-def error_class_for(code: int | None, *, http_status: int | None = None, is_transient: bool | None = None) -> type[GraphError]:
+def error_class_for(
+    code: int | None, *, http_status: int | None = None, is_transient: bool | None = None
+) -> type[GraphError]:
     """The most specific :class:`GraphError` subclass for an error code."""
     if code in (0, 190, 102, 104):
         return AuthenticationError

@@ -1,0 +1,286 @@
+"""Personalisation: recipient fields -> the template parameters of each message.
+
+Parameter values are strings with Python format fields naming recipient fields (``"{first_name}"``,
+``"{discount}% off"``, ``"{price:.2f}"``); a string without fields, and any non-string, is a
+constant. A value that is exactly one field (``"{price_milli}"``) keeps the field's own type, so a
+number stays a number. ``{{`` and ``}}`` stand for literal braces.
+
+The format strings are parsed once, when the :class:`Personaliser` is built, so rendering a
+recipient is a few dictionary lookups; the result goes through the Graph payload builders
+(:func:`~airflow_provider_wamm.graph.payload.components_from_spec`), which enforce Meta's limits.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.graph.payload import PayloadError, components_from_spec
+
+_Renderer = Callable[[Mapping[str, Any]], Any]
+_FORMATTER = string.Formatter()
+_BUTTON_KINDS = ("url", "quick_reply", "copy_code", "flow", "catalog")
+
+
+class PersonalisationError(PayloadError):
+    """A recipient row cannot be rendered into parameters (a field is missing or a value is invalid).
+
+    ``field`` is where in the personalisation spec the problem is (``body_parameters[0]``) and
+    ``reason`` says what is wrong, naming the recipient field (``missing field 'first_name'``).
+    """
+
+
+class _SampleRow(dict[str, Any]):
+    """Marker row: every field gets a plausible placeholder for where it is used."""
+
+
+_SAMPLE = _SampleRow()
+_SAMPLE_VALUES: dict[str, Any] = {
+    "link": "https://example.com/sample",
+    "amount_1000": 1000,
+    "latitude": 0,
+    "longitude": 0,
+    "code": "EUR",
+    "limited_time_offer_ms": 4102444800000,
+    "expiration_time_ms": 4102444800000,
+    "index": 0,
+    "filename": "sample.pdf",
+}
+
+
+def _sample_value(where: str) -> Any:
+    key = where.rsplit(".", 1)[-1]
+    return _SAMPLE_VALUES.get(key, "sample")
+
+
+def _lookup(row: Mapping[str, Any], name: str, where: str) -> Any:
+    if row is _SAMPLE:
+        return _sample_value(where)
+    try:
+        value = row[name]
+    except KeyError:
+        lowered = name.lower()
+        if lowered != name and lowered in row:  # SQL rows come with lower-cased column names
+            value = row[lowered]
+        else:
+            raise PersonalisationError(where, f"missing field {name!r}") from None
+    if value is None:
+        raise PersonalisationError(where, f"field {name!r} is empty (null)")
+    return value
+
+
+def _compile_string(text: str, where: str) -> tuple[_Renderer, frozenset[str]]:
+    """Parse ``text`` once; return a renderer and the field names it uses."""
+    try:
+        parts = list(_FORMATTER.parse(text))
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: invalid format string {text!r}: {exc}") from None
+    pieces: list[tuple[str, str | None, str, str | None]] = []
+    names: set[str] = set()
+    for literal, name, spec, conversion in parts:
+        if name is None:
+            pieces.append((literal, None, "", None))
+            continue
+        if not name or name.isdigit():
+            raise ConfigurationError(
+                f"{where}: {text!r} has a positional field '{{{name}}}'; name the recipient field, "
+                "e.g. '{first_name}'"
+            )
+        if spec and ("{" in spec):
+            raise ConfigurationError(f"{where}: nested fields in a format spec are not supported ({text!r})")
+        names.add(name)
+        pieces.append((literal, name, spec or "", conversion))
+    if not names:
+        constant = "".join(literal for literal, *_ in pieces)
+        return (lambda _row: constant), frozenset()
+    if len(pieces) == 1 and not pieces[0][0] and not pieces[0][2] and pieces[0][3] is None:
+        only = pieces[0][1]
+        assert only is not None
+
+        def whole(row: Mapping[str, Any]) -> Any:
+            return _lookup(row, only, where)
+
+        return whole, frozenset(names)
+
+    def render(row: Mapping[str, Any]) -> str:
+        out: list[str] = []
+        for literal, name, spec, conversion in pieces:
+            if literal:
+                out.append(literal)
+            if name is None:
+                continue
+            value = _lookup(row, name, where)
+            if conversion is not None:
+                value = _FORMATTER.convert_field(value, conversion)
+            try:
+                out.append(format(value, spec))
+            except (ValueError, TypeError) as exc:
+                if row is _SAMPLE:
+                    out.append("1")
+                    continue
+                raise PersonalisationError(
+                    where, f"field {name!r} cannot be formatted with {spec!r}: {exc}"
+                ) from None
+        return "".join(out)
+
+    return render, frozenset(names)
+
+
+def _compile(value: Any, where: str) -> tuple[_Renderer, frozenset[str]]:
+    """Compile any spec value (strings, mappings and lists recursively) into a renderer."""
+    if isinstance(value, str):
+        return _compile_string(value, where)
+    if isinstance(value, Mapping):
+        items = [(key, *_compile(item, f"{where}.{key}")) for key, item in value.items()]
+        names = frozenset().union(*(n for _k, _r, n in items))
+        if not names:
+            return (lambda _row: value), names
+        pairs = [(key, renderer) for key, renderer, _n in items]
+        return (lambda row: {key: renderer(row) for key, renderer in pairs}), names
+    if isinstance(value, (list, tuple)):
+        compiled = [_compile(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        names = frozenset().union(*(n for _r, n in compiled))
+        if not names:
+            return (lambda _row: value), names
+        renderers = [renderer for renderer, _n in compiled]
+        return (lambda row: [renderer(row) for renderer in renderers]), names
+    return (lambda _row: value), frozenset()
+
+
+class Personaliser:
+    """Renders the send-time template components of each recipient from their fields.
+
+    :param body_parameters: body parameter values: a list for positional templates
+        (``["{first_name}", "{discount}"]``) or a mapping for named ones
+        (``{"first_name": "{first_name}"}``). A typed parameter is a dict:
+        ``{"type": "currency", "fallback_value": "{price_text}", "code": "EUR",
+        "amount_1000": "{price_milli}"}`` or ``{"type": "date_time", "fallback_value": "{date}"}``.
+    :param header: the header parameter: ``{"type": "text", "text": "{city}"}`` (or just a string),
+        ``{"type": "image", "link": "{image_url}"}``, video, document (``filename``), or
+        ``{"type": "location", "latitude": ..., "longitude": ..., "name": ..., "address": ...}``.
+    :param buttons: button parameters: ``{"type": "url", "index": 0, "text": "{slug}"}``,
+        ``{"type": "quick_reply", "index": 1, "payload": "unsub-{id}"}``,
+        ``{"type": "copy_code", "index": 0, "coupon_code": "{coupon}"}``,
+        ``{"type": "flow", "index": 0, "flow_token": "...", "flow_action_data": {...}}``, catalog.
+    :param limited_time_offer_ms: expiry of a limited-time offer (Unix ms; may be a field).
+    :param components: instead of the above, a raw Meta ``components`` list; every string in it is
+        formatted with the recipient's fields.
+    """
+
+    def __init__(
+        self,
+        *,
+        body_parameters: Sequence[Any] | Mapping[str, Any] | None = None,
+        header: Mapping[str, Any] | str | None = None,
+        buttons: Sequence[Mapping[str, Any]] | None = None,
+        limited_time_offer_ms: int | str | None = None,
+        components: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        structured = any(v is not None for v in (body_parameters, header, buttons, limited_time_offer_ms))
+        if components is not None and structured:
+            raise ConfigurationError(
+                "give either components (a raw Meta components list) or "
+                "body_parameters/header/buttons, not both"
+            )
+        if body_parameters is not None and (
+            isinstance(body_parameters, (str, bytes)) or not isinstance(body_parameters, (Sequence, Mapping))
+        ):
+            raise ConfigurationError(
+                "body_parameters must be a list (positional template) or a mapping (named template), "
+                f"got {type(body_parameters).__name__}"
+            )
+        if header is not None and not isinstance(header, (str, Mapping)):
+            raise ConfigurationError(
+                f"header must be a mapping such as {{'type': 'text', 'text': '{{city}}'}}, "
+                f"got {type(header).__name__}"
+            )
+        if buttons is not None:
+            if isinstance(buttons, (str, bytes, Mapping)) or not isinstance(buttons, Sequence):
+                raise ConfigurationError("buttons must be a list of button mappings")
+            for i, button in enumerate(buttons):
+                if not isinstance(button, Mapping):
+                    raise ConfigurationError(f"buttons[{i}] must be a mapping, got {type(button).__name__}")
+                kind = button.get("type", button.get("sub_type"))
+                if kind not in (*_BUTTON_KINDS, "button"):
+                    raise ConfigurationError(
+                        f"buttons[{i}].type must be one of {list(_BUTTON_KINDS)}, got {kind!r}"
+                    )
+                if "index" not in button:
+                    raise ConfigurationError(f"buttons[{i}].index is required (the button's position, 0-9)")
+        if components is not None and (
+            isinstance(components, (str, bytes, Mapping)) or not isinstance(components, Sequence)
+        ):
+            raise ConfigurationError("components must be a list of Meta component mappings")
+        self._raw = components is not None
+        spec: dict[str, Any] = (
+            {"components": components}
+            if components is not None
+            else {
+                "body_parameters": body_parameters,
+                "header": header,
+                "buttons": buttons,
+                "limited_time_offer_ms": limited_time_offer_ms,
+            }
+        )
+        self._spec = spec
+        self._renderers: dict[str, _Renderer] = {}
+        names: set[str] = set()
+        for key, value in spec.items():
+            if value is None:
+                continue
+            renderer, used = _compile(value, key)
+            self._renderers[key] = renderer
+            names |= used
+        self.fields: frozenset[str] = frozenset(names)
+        """The recipient fields the spec refers to."""
+        if not self.fields:  # constant spec: check it now rather than once per recipient
+            self._constant: list[dict[str, Any]] | None = None
+            self._constant = self.render({})
+        else:
+            self._constant = None
+
+    def __repr__(self) -> str:
+        return f"Personaliser(fields={sorted(self.fields)!r})"
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any]) -> Personaliser:
+        """Build from a mapping with the constructor's keyword names (e.g. an operator argument)."""
+        allowed = {"body_parameters", "header", "buttons", "limited_time_offer_ms", "components"}
+        unknown = sorted(set(spec) - allowed)
+        if unknown:
+            raise ConfigurationError(f"unknown personalisation keys {unknown}; allowed: {sorted(allowed)}")
+        return cls(**dict(spec))
+
+    def sample_components(self) -> list[dict[str, Any]]:
+        """The components with placeholder values for every field (to check the spec's shape against
+        the template before sending, e.g. the number of body parameters and the header kind)."""
+        return self.render(_SAMPLE)
+
+    def render(self, row: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The Meta ``components`` list for one recipient.
+
+        :raises PersonalisationError: a field is missing or empty, or a rendered value breaks one of
+            Meta's rules (the error names the place in the spec and the field).
+        """
+        if self._constant is not None:
+            return self._constant
+        values = {key: renderer(row) for key, renderer in self._renderers.items()}
+        if self._raw:
+            components = values["components"]
+            return list(components)
+        try:
+            return components_from_spec(
+                header=values.get("header"),
+                body=values.get("body_parameters"),
+                buttons=values.get("buttons"),
+                limited_time_offer_ms=values.get("limited_time_offer_ms"),
+            )
+        except PersonalisationError:
+            raise
+        except PayloadError as exc:
+            raise PersonalisationError(exc.field, exc.reason) from None
+
+
+__all__ = ["PersonalisationError", "Personaliser"]

@@ -1,0 +1,152 @@
+"""The outcome of a campaign run: counts only (it goes to XCom), never per-recipient data."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_wamm.graph.errors import GraphError, WammError
+
+
+@dataclass
+class CampaignResult:
+    """Counts of one run (one attempt of one shard) of a campaign.
+
+    Every input row this shard is responsible for ends up in exactly one of ``accepted``, ``held``,
+    ``paused``, ``failed``, ``unknown``, ``skipped``, ``suppressed``, ``invalid``, ``duplicates``,
+    ``would_send`` (dry run) or ``released`` (a halted run gave it back unsent).
+    """
+
+    campaign_id: str
+    """The campaign."""
+    attempt_id: str = ""
+    """This run's id (ledger rows it claimed carry it)."""
+    template_name: str = ""
+    """Template sent."""
+    language: str = ""
+    """Template language."""
+    shard_index: int = 0
+    """This shard."""
+    shard_count: int = 1
+    """Number of shards of the campaign."""
+    dry_run: bool = False
+    """Nothing was sent and nothing written to the ledger."""
+    total: int = 0
+    """Input rows this shard is responsible for (rows of other shards are not counted)."""
+    accepted: int = 0
+    """Messages Meta accepted."""
+    held: int = 0
+    """Messages Meta held for quality assessment (pacing)."""
+    paused: int = 0
+    """Messages Meta answered ``paused`` for."""
+    failed: int = 0
+    """Recipients Meta refused (see ``errors_by_code``)."""
+    unknown: int = 0
+    """Requests without an answer (may or may not have been sent; never re-sent automatically)."""
+    skipped: int = 0
+    """Not sent: already done in this campaign (``already_done``) or inside the frequency cap."""
+    already_done: int = 0
+    """Part of ``skipped``: an earlier run (or another worker) already handled the recipient."""
+    frequency_capped: int = 0
+    """Part of ``skipped``: the recipient got a message from another campaign within the cap."""
+    suppressed: int = 0
+    """Not sent: the recipient stopped marketing messages or hit Meta's per-user limit recently."""
+    invalid: int = 0
+    """Rows without a usable phone number or that could not be personalised."""
+    duplicates: int = 0
+    """Rows repeating a recipient seen earlier in the input."""
+    would_send: int = 0
+    """Dry run: messages that would have been sent."""
+    released: int = 0
+    """Halted run: claimed recipients given back unsent (a later run sends them)."""
+    stale_unknown: int = 0
+    """Recipients left ``claimed`` by an earlier attempt that crashed, marked ``unknown`` at start."""
+    retries: int = 0
+    """Requests repeated after a transient error."""
+    throttled: int = 0
+    """Throttling answers (the send rate was lowered each time)."""
+    pair_limited: int = 0
+    """Pair rate limit answers (only that recipient was delayed)."""
+    errors_by_code: Counter[str] = field(default_factory=Counter)
+    """Final failures (and unknown outcomes, as ``"unknown"``) by Graph error code."""
+    invalid_reasons: Counter[str] = field(default_factory=Counter)
+    """Invalid rows by reason (``"to: is empty"``, ``"body_parameters[0]: missing field 'x'"``)."""
+    elapsed_s: float = 0.0
+    """Wall time of the run."""
+    final_rate: float | None = None
+    """The send rate (messages per second) at the end, after any throttling."""
+    halted: bool = False
+    """The run stopped on a HALT error."""
+    halt_error: dict[str, Any] | None = None
+    """The error that halted the run (``GraphError.to_dict()``)."""
+
+    @property
+    def sent(self) -> int:
+        """Messages Meta took (accepted, held or paused)."""
+        return self.accepted + self.held + self.paused
+
+    @property
+    def messages_per_second(self) -> float:
+        """Average rate of messages Meta took over the run."""
+        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe summary for XCom and logs (counts and ids only)."""
+        return {
+            "campaign_id": self.campaign_id,
+            "attempt_id": self.attempt_id,
+            "template_name": self.template_name,
+            "language": self.language,
+            "shard_index": self.shard_index,
+            "shard_count": self.shard_count,
+            "dry_run": self.dry_run,
+            "total": self.total,
+            "sent": self.sent,
+            "accepted": self.accepted,
+            "held": self.held,
+            "paused": self.paused,
+            "failed": self.failed,
+            "unknown": self.unknown,
+            "skipped": self.skipped,
+            "already_done": self.already_done,
+            "frequency_capped": self.frequency_capped,
+            "suppressed": self.suppressed,
+            "invalid": self.invalid,
+            "duplicates": self.duplicates,
+            "would_send": self.would_send,
+            "released": self.released,
+            "stale_unknown": self.stale_unknown,
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "pair_limited": self.pair_limited,
+            "errors_by_code": dict(sorted(self.errors_by_code.items())),
+            "invalid_reasons": dict(self.invalid_reasons.most_common(20)),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "messages_per_second": round(self.messages_per_second, 2),
+            "final_rate": self.final_rate,
+            "halted": self.halted,
+            "halt_error": self.halt_error,
+        }
+
+
+class CampaignHalted(WammError):
+    """The campaign stopped on an error that makes every further send fail (token, account, template).
+
+    Nothing more was sent; results of requests in flight were recorded and claimed-but-unsent
+    recipients released, so a run after fixing the cause continues where this one stopped without
+    sending anyone a second message.
+    """
+
+    def __init__(self, error: GraphError, result: CampaignResult) -> None:
+        super().__init__(f"campaign {result.campaign_id!r} halted after {result.sent} messages: {error}")
+        #: The Graph error that halted the campaign.
+        self.error = error
+        #: Counts of the run up to the halt.
+        self.result = result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.error, self.result))
+
+
+__all__ = ["CampaignHalted", "CampaignResult"]

@@ -1,0 +1,116 @@
+"""Recipient phone numbers: normalisation to the digits WhatsApp expects, and masking for logs.
+
+WhatsApp identifies a user by the international (E.164) number without the ``+``, e.g.
+``4915123456789``. :func:`normalize_phone` accepts what people type or store (``+49 151
+2345-6789``, ``0049 151 23456789``, ``0151 23456789`` with ``default_region="DE"``) and
+rejects anything ``phonenumbers`` (Google's libphonenumber metadata) does not consider a
+valid number, so that a campaign records bad rows instead of paying for failed sends.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+import phonenumbers
+
+from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.graph.payload import InvalidRecipientError
+
+__all__ = ["InvalidRecipientError", "mask_phone", "normalize_phone"]
+
+_MAX_INPUT = 64
+_SEPARATORS = frozenset(" -().\u00a0\u2010\u2011\u2012\u2013\u2014/\t")
+_E164 = phonenumbers.PhoneNumberFormat.E164
+
+
+def _digits(text: str, field: str) -> tuple[bool, str]:
+    """Split ``text`` into (has leading '+', ASCII digits); reject anything that is not a phone number."""
+    plus = text.startswith("+")
+    out: list[str] = []
+    for ch in text[1:] if plus else text:
+        if "0" <= ch <= "9":
+            out.append(ch)
+        elif ch in _SEPARATORS:
+            continue
+        elif ch.isdecimal():  # other scripts' digits, e.g. Arabic-Indic
+            out.append(str(unicodedata.decimal(ch)))
+        else:
+            what = "a second '+'" if ch == "+" else f"the character {ch!r}"
+            raise InvalidRecipientError(
+                field, f"contains {what}; a phone number has only digits, spaces, '+', '-', '(', ')' and '.'"
+            )
+    return plus, "".join(out)
+
+
+def normalize_phone(value: object, *, default_region: str | None = None, field: str = "to") -> str:
+    """Return the recipient's international number as digits without ``+`` (``"4915123456789"``).
+
+    :param value: a phone number as text (any common punctuation) or an ``int``.
+    :param default_region: ISO 3166 region (``"DE"``, ``"IN"``) used for numbers written without a
+        country code; ``None`` means every number must carry its country code (``+49…``,
+        ``0049…`` or ``49…``).
+    :param field: the field name reported in the error.
+    :raises InvalidRecipientError: for missing, malformed or invalid numbers (the message never
+        contains the number itself).
+    :raises ConfigurationError: for an unknown ``default_region``.
+    """
+    region = None
+    if default_region is not None:
+        region = str(default_region).upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ConfigurationError(
+                f"default_region must be an ISO 3166 region code such as 'DE', got {default_region!r}"
+            )
+    if value is None:
+        raise InvalidRecipientError(field, "is missing")
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidRecipientError(
+            field, f"must be a phone number as text, got {type(value).__name__} (store phone numbers as text)"
+        )
+    text = str(value).strip() if isinstance(value, int) else value.strip()
+    if not text:
+        raise InvalidRecipientError(field, "is empty")
+    if len(text) > _MAX_INPUT:
+        raise InvalidRecipientError(field, f"is {len(text)} characters long; not a phone number")
+    plus, digits = _digits(text, field)
+    if not digits:
+        raise InvalidRecipientError(field, "contains no digits")
+    candidates: list[tuple[str, str | None]]
+    if plus:
+        candidates = [("+" + digits, None)]
+    elif region is not None:
+        candidates = [(digits, region), ("+" + digits, None)]
+    else:
+        candidates = [("+" + (digits[2:] if digits.startswith("00") else digits), None)]
+    for number_text, parse_region in candidates:
+        try:
+            number = phonenumbers.parse(number_text, parse_region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, _E164)[1:]
+    hint = "" if plus or region else " (include the country code, or set default_region)"
+    raise InvalidRecipientError(field, f"is not a valid phone number{hint}")
+
+
+def _country_code_length(digits: str) -> int:
+    for n in (1, 2, 3):
+        if int(digits[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return n
+    return 0
+
+
+def mask_phone(digits: object) -> str:
+    """Mask a number for logs: country code and last two digits stay (``"49*********89"``).
+
+    Anything else (a business-scoped user id, garbage) keeps at most its first and last two
+    characters. Never raises.
+    """
+    text = "" if digits is None else str(digits)
+    body = text[1:] if text.startswith("+") else text
+    if len(text) <= 4:
+        return "*" * len(text)
+    if not (body.isascii() and body.isdigit()) or len(body) < 7:
+        return text[:2] + "*" * (len(text) - 4) + text[-2:]
+    keep = len(text) - len(body) + _country_code_length(body)
+    return text[:keep] + "*" * (len(text) - keep - 2) + text[-2:]

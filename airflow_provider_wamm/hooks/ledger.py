@@ -1,0 +1,76 @@
+"""Where the send ledger lives: an Airflow connection, or a SQLite file under ``AIRFLOW_HOME``.
+
+The ledger is plain SQLAlchemy Core (``campaign.ledger``); this module only turns an Airflow connection
+into a database URL, so any SQLAlchemy-capable database works (PostgreSQL in production).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any
+
+from airflow.providers.common.compat.sdk import BaseHook
+from sqlalchemy.engine import URL, make_url
+
+from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.graph.errors import ConfigurationError
+
+#: SQLAlchemy drivers used for connection types whose Airflow provider may not be installed.
+_DIALECTS: dict[str, str] = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mysql+pymysql",
+    "sqlite": "sqlite",
+}
+
+DEFAULT_TABLE_PREFIX = "wamm_"
+
+
+def default_ledger_path() -> pathlib.Path:
+    """The SQLite file used when no ledger connection is configured (one machine only)."""
+    home = os.environ.get("AIRFLOW_HOME") or str(pathlib.Path.home() / "airflow")
+    return pathlib.Path(home) / "wamm" / "ledger.db"
+
+
+def ledger_url(ledger_conn_id: str | None) -> URL:
+    """The SQLAlchemy URL of the ledger named by ``ledger_conn_id`` (``None``: the default SQLite file)."""
+    if not ledger_conn_id:
+        path = default_ledger_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return URL.create("sqlite", database=str(path))
+    conn = BaseHook.get_connection(ledger_conn_id)
+    extra = conn.extra_dejson
+    explicit = extra.get("sqlalchemy_url")
+    if explicit:
+        return make_url(str(explicit))
+    conn_type = (conn.conn_type or "").lower()
+    if conn_type == "sqlite":
+        database = conn.host or conn.schema
+        if not database:
+            raise ConfigurationError(
+                f"Ledger connection {ledger_conn_id!r}: a sqlite connection needs the database file in 'host'."
+            )
+        return URL.create("sqlite", database=database)
+    drivername = _DIALECTS.get(conn_type)
+    if drivername is None:
+        raise ConfigurationError(
+            f"Ledger connection {ledger_conn_id!r} has type {conn_type!r}; use postgres, mysql or sqlite, "
+            "or set 'sqlalchemy_url' in its extra."
+        )
+    return URL.create(
+        drivername,
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host or None,
+        port=conn.port or None,
+        database=conn.schema or None,
+    )
+
+
+def get_ledger(
+    ledger_conn_id: str | None, *, table_prefix: str = DEFAULT_TABLE_PREFIX, **engine_kwargs: Any
+) -> Ledger:
+    """Open the ledger of ``ledger_conn_id`` (tables are created on first use)."""
+    return Ledger.from_url(ledger_url(ledger_conn_id), table_prefix=table_prefix, **engine_kwargs)

@@ -1,0 +1,363 @@
+"""Checks of a ``POST /marketing_messages`` body, the way the Graph API answers them.
+
+Shape problems answer code 100 ("Invalid parameter") with ``error_data.details`` naming the field
+(a dotted path such as ``template.components[1].parameters[0].text``); problems against the approved
+template answer the template codes (132001, 132000, 132012, 132015, 132016, 132018, 134100).
+Each check returns ``None`` or a :class:`Problem`; nothing here raises on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_wamm.sandbox.config import SandboxTemplate, _placeholders
+
+_TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
+_PHONE_CHARS = re.compile(r"^\+?[0-9 ()\-.]+$")
+_TOP_LEVEL = frozenset(
+    {
+        "messaging_product",
+        "recipient_type",
+        "to",
+        "recipient",
+        "type",
+        "template",
+        "product_policy",
+        "message_activity_sharing",
+        "bid_spec",
+        "biz_opaque_callback_data",
+        "context",
+    }
+)
+_COMPONENT_TYPES = frozenset({"header", "body", "button", "limited_time_offer", "carousel"})
+_BUTTON_SUB_TYPES = frozenset(
+    {"url", "quick_reply", "copy_code", "flow", "catalog", "mpm", "order_details", "voice_call"}
+)
+_PARAM_REQUIRED: dict[str, tuple[str, ...]] = {
+    "text": ("text",),
+    "currency": ("currency",),
+    "date_time": ("date_time",),
+    "image": ("image",),
+    "video": ("video",),
+    "document": ("document",),
+    "location": ("location",),
+    "payload": ("payload",),
+    "coupon_code": ("coupon_code",),
+    "action": ("action",),
+    "limited_time_offer": ("limited_time_offer",),
+    "product": ("product",),
+}
+_MEDIA = frozenset({"image", "video", "document"})
+_BUTTON_PARAM_TYPES: dict[str, frozenset[str]] = {
+    "url": frozenset({"text"}),
+    "quick_reply": frozenset({"payload", "text"}),
+    "copy_code": frozenset({"coupon_code"}),
+    "flow": frozenset({"action"}),
+    "catalog": frozenset({"action"}),
+    "mpm": frozenset({"action"}),
+    "order_details": frozenset({"action"}),
+    "voice_call": frozenset({"action", "text"}),
+}
+_BAD_TEXT = re.compile(r"[\n\t]| {5,}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A Graph error the request deserves."""
+
+    code: int
+    details: str
+
+
+def _required(field: str) -> Problem:
+    return Problem(100, f"The parameter {field} is required.")
+
+
+def _invalid(field: str, reason: str) -> Problem:
+    return Problem(100, f"Invalid parameter {field}: {reason}")
+
+
+def normalize_to(value: str) -> str | None:
+    """Digits of a phone number as WhatsApp answers them in ``wa_id``; ``None`` when it is not one."""
+    if not _PHONE_CHARS.match(value):
+        return None
+    digits = "".join(ch for ch in value if ch.isdigit())
+    if not 6 <= len(digits) <= 15 or digits.startswith("0"):
+        return None
+    return digits
+
+
+def _check_parameter(param: Any, path: str) -> Problem | None:
+    if not isinstance(param, Mapping):
+        return _invalid(path, "each parameter must be an object")
+    kind = param.get("type")
+    if not isinstance(kind, str) or kind not in _PARAM_REQUIRED:
+        return _invalid(f"{path}.type", f"unknown parameter type {kind!r}")
+    for key in _PARAM_REQUIRED[kind]:
+        if key not in param:
+            return _required(f"{path}.{key}")
+    value = param[_PARAM_REQUIRED[kind][0]]
+    if kind in ("text", "payload", "coupon_code"):
+        if not isinstance(value, str) or value == "":
+            return _invalid(f"{path}.{kind}", "must be a non-empty string")
+        if kind == "coupon_code" and len(value) > 20:
+            return _invalid(f"{path}.coupon_code", "must be at most 20 characters")
+    elif kind in _MEDIA:
+        if not isinstance(value, Mapping) or not (value.get("id") or value.get("link")):
+            return _invalid(f"{path}.{kind}", "must have an id or a link")
+    elif kind == "currency":
+        if not isinstance(value, Mapping):
+            return _invalid(f"{path}.currency", "must be an object")
+        for key in ("fallback_value", "code", "amount_1000"):
+            if key not in value:
+                return _required(f"{path}.currency.{key}")
+        if not isinstance(value["amount_1000"], int) or isinstance(value["amount_1000"], bool):
+            return _invalid(f"{path}.currency.amount_1000", "must be an integer")
+    elif kind == "date_time":
+        if not isinstance(value, Mapping) or "fallback_value" not in value:
+            return _required(f"{path}.date_time.fallback_value")
+    elif kind == "location":
+        if not isinstance(value, Mapping):
+            return _invalid(f"{path}.location", "must be an object")
+        for key in ("latitude", "longitude"):
+            if key not in value:
+                return _required(f"{path}.location.{key}")
+    elif not isinstance(value, Mapping):
+        return _invalid(f"{path}.{kind}", "must be an object")
+    if "parameter_name" in param and not (
+        isinstance(param["parameter_name"], str) and param["parameter_name"]
+    ):
+        return _invalid(f"{path}.parameter_name", "must be a non-empty string")
+    return None
+
+
+def _check_component(comp: Any, path: str) -> Problem | None:
+    if not isinstance(comp, Mapping):
+        return _invalid(path, "each component must be an object")
+    kind = comp.get("type")
+    if not isinstance(kind, str):
+        return _required(f"{path}.type")
+    kind = kind.lower()
+    if kind not in _COMPONENT_TYPES:
+        return _invalid(f"{path}.type", f"unknown component type {comp.get('type')!r}")
+    if kind == "carousel":
+        cards = comp.get("cards")
+        if not isinstance(cards, list) or not cards:
+            return _required(f"{path}.cards")
+        for c, card in enumerate(cards):
+            if not isinstance(card, Mapping) or not isinstance(card.get("components"), list):
+                return _required(f"{path}.cards[{c}].components")
+            for k, sub in enumerate(card["components"]):
+                problem = _check_component(sub, f"{path}.cards[{c}].components[{k}]")
+                if problem:
+                    return problem
+        return None
+    if kind == "button":
+        sub_type = comp.get("sub_type")
+        if not isinstance(sub_type, str):
+            return _required(f"{path}.sub_type")
+        if sub_type.lower() not in _BUTTON_SUB_TYPES:
+            return _invalid(f"{path}.sub_type", f"unknown button sub_type {sub_type!r}")
+        index = comp.get("index")
+        if index is None:
+            return _required(f"{path}.index")
+        if not (
+            (isinstance(index, int) and not isinstance(index, bool) and 0 <= index <= 9)
+            or (isinstance(index, str) and index.isdigit() and int(index) <= 9)
+        ):
+            return _invalid(f"{path}.index", "must be a button position 0..9")
+    params = comp.get("parameters", [])
+    if not isinstance(params, list):
+        return _invalid(f"{path}.parameters", "must be an array")
+    for i, param in enumerate(params):
+        problem = _check_parameter(param, f"{path}.parameters[{i}]")
+        if problem:
+            return problem
+        if kind == "button":
+            allowed = _BUTTON_PARAM_TYPES[str(comp["sub_type"]).lower()]
+            if param["type"] not in allowed:
+                return _invalid(
+                    f"{path}.parameters[{i}].type",
+                    f"a {comp['sub_type']} button takes {'/'.join(sorted(allowed))} parameters",
+                )
+    return None
+
+
+def check_payload(payload: Any) -> Problem | None:
+    """Shape checks of a marketing message body (code 100 naming the field)."""
+    if not isinstance(payload, Mapping):
+        return Problem(100, "The request body must be a JSON object.")
+    for key in payload:
+        if key not in _TOP_LEVEL:
+            return _invalid(str(key), "unexpected parameter")
+    product = payload.get("messaging_product")
+    if product is None:
+        return _required("messaging_product")
+    if product != "whatsapp":
+        return _invalid("messaging_product", 'must be "whatsapp"')
+    recipient_type = payload.get("recipient_type")
+    if recipient_type is None:
+        return _required("recipient_type")
+    if recipient_type != "individual":
+        return _invalid("recipient_type", 'must be "individual"')
+    if payload.get("type") is None:
+        return _required("type")
+    if payload.get("type") != "template":
+        return Problem(100, "Invalid parameter type: Message must be a template message.")
+    to = payload.get("to")
+    recipient = payload.get("recipient")
+    if to is None and recipient is None:
+        return _required("to")
+    if to is not None and (not isinstance(to, str) or normalize_to(to) is None):
+        return _invalid("to", "is not a valid WhatsApp phone number")
+    if to is None and (not isinstance(recipient, str) or not recipient.strip()):
+        return _invalid("recipient", "must be a business-scoped user id")
+    template = payload.get("template")
+    if template is None:
+        return _required("template")
+    if not isinstance(template, Mapping):
+        return _invalid("template", "must be an object")
+    name = template.get("name")
+    if name is None:
+        return _required("template.name")
+    if not isinstance(name, str) or not _TEMPLATE_NAME.match(name):
+        return _invalid("template.name", "must match ^[a-z0-9_]+$")
+    language = template.get("language")
+    if language is None:
+        return _required("template.language")
+    if not isinstance(language, Mapping):
+        return _invalid("template.language", "must be an object with a code")
+    code = language.get("code")
+    if code is None:
+        return _required("template.language.code")
+    if not isinstance(code, str) or not code:
+        return _invalid("template.language.code", "must be a language code such as en_US")
+    if "policy" in language and language["policy"] != "deterministic":
+        return _invalid("template.language.policy", 'must be "deterministic"')
+    components = template.get("components", [])
+    if not isinstance(components, list):
+        return _invalid("template.components", "must be an array")
+    for i, comp in enumerate(components):
+        problem = _check_component(comp, f"template.components[{i}]")
+        if problem:
+            return problem
+    policy = payload.get("product_policy")
+    if policy is not None and policy not in ("CLOUD_API_FALLBACK", "STRICT"):
+        return _invalid("product_policy", "must be CLOUD_API_FALLBACK or STRICT")
+    sharing = payload.get("message_activity_sharing")
+    if sharing is not None and not isinstance(sharing, bool):
+        return _invalid("message_activity_sharing", "must be a boolean")
+    return None
+
+
+@dataclass(frozen=True)
+class CompiledTemplate:
+    """What a send of one template must carry, computed once per configuration."""
+
+    template: SandboxTemplate
+    body_count: int
+    body_names: frozenset[str]
+    header_kind: str | None
+    """Parameter type the header needs (``text``, ``image``...), ``None`` when it takes none."""
+    buttons: dict[int, tuple[str, bool]]
+    """Button index -> (sub_type, needs a parameter)."""
+
+    @classmethod
+    def build(cls, template: SandboxTemplate) -> CompiledTemplate:
+        """Derive the send-time expectations of ``template``."""
+        header_kind: str | None = None
+        if template.header_format == "TEXT":
+            header_kind = "text" if _placeholders(template.header_text) else None
+        elif template.header_format is not None:
+            header_kind = template.header_format.lower()
+        buttons: dict[int, tuple[str, bool]] = {}
+        for i, button in enumerate(template.buttons):
+            kind = str(button.get("type", "")).lower()
+            if kind == "url":
+                buttons[i] = ("url", bool(_placeholders(str(button.get("url", "")))))
+            elif kind == "copy_code":
+                buttons[i] = ("copy_code", True)
+            else:
+                buttons[i] = (kind, False)
+        return cls(
+            template=template,
+            body_count=template.body_param_count,
+            body_names=frozenset(template.body_param_names),
+            header_kind=header_kind,
+            buttons=buttons,
+        )
+
+    def check(self, components: list[Any]) -> Problem | None:
+        """Compare send-time components with the template (132000 count, 132012 kind, 132018 text)."""
+        body: Mapping[str, Any] | None = None
+        header: Mapping[str, Any] | None = None
+        sent_buttons: dict[int, Mapping[str, Any]] = {}
+        for comp in components:
+            kind = str(comp.get("type", "")).lower()
+            if kind == "body":
+                body = comp
+            elif kind == "header":
+                header = comp
+            elif kind == "button":
+                sent_buttons[int(comp["index"])] = comp
+        body_params = list(body.get("parameters", [])) if body else []
+        for i, param in enumerate(body_params):
+            if param.get("type") == "text" and _BAD_TEXT.search(param["text"]):
+                return Problem(
+                    132018,
+                    f"body.parameters[{i}].text: a parameter cannot have new-line or tab characters "
+                    "or more than 4 consecutive spaces",
+                )
+        if self.body_names:
+            names = [p.get("parameter_name") for p in body_params]
+            if len(body_params) != len(self.body_names) or set(names) != self.body_names:
+                return Problem(
+                    132000,
+                    f"body: expected named parameters {sorted(self.body_names)}, got "
+                    f"{sorted(str(n) for n in names)}",
+                )
+        elif len(body_params) != self.body_count:
+            return Problem(
+                132000,
+                f"body: number of localizable_params ({len(body_params)}) does not match the expected "
+                f"number of params ({self.body_count})",
+            )
+        header_params = list(header.get("parameters", [])) if header else []
+        expected = 1 if self.header_kind else 0
+        if len(header_params) != expected:
+            return Problem(
+                132000,
+                f"header: number of localizable_params ({len(header_params)}) does not match the expected "
+                f"number of params ({expected})",
+            )
+        if self.header_kind and header_params[0].get("type") != self.header_kind:
+            return Problem(
+                132012,
+                f"header: parameter type {header_params[0].get('type')} does not match the format "
+                f"{self.template.header_format} of the template header",
+            )
+        for index, comp in sent_buttons.items():
+            if index not in self.buttons:
+                return Problem(132000, f"button at index {index} does not exist in the template")
+            sub_type, _needs = self.buttons[index]
+            if str(comp["sub_type"]).lower() != sub_type:
+                return Problem(
+                    132012,
+                    f"button at index {index}: sub_type {comp['sub_type']} does not match the template's "
+                    f"{sub_type.upper()} button",
+                )
+        for index, (sub_type, needs) in self.buttons.items():
+            if not needs:
+                continue
+            comp = sent_buttons.get(index)
+            count = len(comp.get("parameters", [])) if comp else 0
+            if count != 1:
+                return Problem(
+                    132000,
+                    f"button at index {index} ({sub_type.upper()}): number of params ({count}) does not "
+                    "match the expected number of params (1)",
+                )
+        return None

@@ -1,0 +1,242 @@
+"""Status webhooks the sandbox sends, in Meta's format and signed like Meta signs them.
+
+Accepted messages schedule their statuses (``sent`` → ``delivered`` → ``read``, or ``failed``) and
+click events on a heap; a background task in the server's event loop POSTs what is due in batches,
+with ``X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body keyed with the app secret>``, and
+retries a failed delivery with backoff like Meta does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import heapq
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from airflow_provider_wamm.graph.errors import error_title
+
+if TYPE_CHECKING:
+    from airflow_provider_wamm.sandbox.server import Sandbox, SandboxMessage, _State
+
+log = logging.getLogger(__name__)
+
+#: Header Meta signs webhook bodies with.
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+_ERROR_DOCS = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
+#: Messages of the asynchronous failures the sandbox produces (Meta's wording).
+FAILURE_DETAILS: dict[int, str] = {
+    131026: "Message Undeliverable.",
+    131049: "This message was not delivered to maintain healthy ecosystem engagement.",
+    131050: "Unable to deliver the message. This recipient has chosen to stop receiving marketing "
+    "messages on WhatsApp from your business.",
+    132015: "Template is paused due to low quality so it cannot be sent in a template message.",
+    135000: "Message failed to send because of an unknown error with your request parameters.",
+}
+
+
+def sign_payload(body: bytes, app_secret: str) -> str:
+    """The ``X-Hub-Signature-256`` value for ``body``: ``"sha256=" + hex HMAC-SHA256(app_secret, body)``."""
+    digest = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def verify_signature(body: bytes, header: str | None, app_secret: str) -> bool:
+    """Whether ``header`` (an ``X-Hub-Signature-256`` value) signs ``body`` with ``app_secret``."""
+    if not header:
+        return False
+    return hmac.compare_digest(header.strip().encode(), sign_payload(body, app_secret).encode())
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def schedule_message(sandbox: Sandbox, state: _State, msg: SandboxMessage, now: float) -> None:
+    """Put the webhooks of an accepted message on the heap (statuses, duplicates, reordering, a click)."""
+    cfg = sandbox._runtime.config
+    wall0 = msg.timestamp
+    base = now + cfg.webhook_delay_s
+    step = cfg.webhook_step_s
+    outcome = msg.outcome
+    stages: list[str]
+    code = None
+    if outcome.startswith("failed:"):
+        stages = ["failed"]
+        code = int(outcome[7:])
+    else:
+        stages = ["sent", "delivered", "read"][: ("sent", "delivered", "read").index(outcome) + 1]
+    dues = [base + i * step for i in range(len(stages))]
+    walls = [wall0 + (d - now) for d in dues]
+    if len(stages) == 3 and sandbox._unit("reorder", msg.wamid) < cfg.webhook_reorder_rate:
+        dues[1], dues[2] = dues[2], dues[1]
+    heap = state.heap
+    for i, status in enumerate(stages):
+        priced = status in ("sent", "delivered")
+        item = (msg.wamid, status, walls[i], msg.to, msg.pricing_category if priced else None, code)
+        heapq.heappush(heap, (dues[i], next(state.seq), "status", item))
+        if cfg.webhook_duplicate_rate and sandbox._unit("dup", f"{msg.wamid}|{status}") < cfg.webhook_duplicate_rate:
+            heapq.heappush(heap, (dues[i] + step * 1.5, next(state.seq), "status", item))
+    if msg.clicked:
+        click = (msg.wamid, walls[-1] + step, f"click.{msg.wamid[6:22]}", msg.tracking_token)
+        heapq.heappush(heap, (max(dues) + step, next(state.seq), "click", click))
+
+
+def _status_object(item: tuple[Any, ...]) -> dict[str, Any]:
+    wamid, status, wall, recipient, category, code = item
+    obj: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(wall)), "recipient_id": recipient}
+    if category is not None:
+        obj["pricing"] = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": category}
+    if code is not None:
+        message = error_title(code)
+        obj["errors"] = [
+            {
+                "code": code,
+                "title": message,
+                "message": message,
+                "error_data": {"details": FAILURE_DETAILS.get(code, message)},
+                "href": _ERROR_DOCS,
+            }
+        ]
+    return obj
+
+
+def _click_object(item: tuple[Any, ...]) -> dict[str, Any]:
+    _wamid, wall, click_id, token = item
+    return {
+        "action_type": "marketing_messages_link_click",
+        "timestamp": str(int(wall)),
+        "marketing_messages_link_click_data": {
+            "click_component": "cta",
+            "click_id": click_id,
+            "tracking_token": token,
+        },
+    }
+
+
+def build_payload(
+    events: Sequence[tuple[Any, ...]],
+    *,
+    waba_id: str,
+    phone_number_id: str,
+    display_phone_number: str,
+    statuses_per_change: int = 1,
+) -> dict[str, Any]:
+    """Meta's ``whatsapp_business_account`` webhook body for a batch of heap events."""
+    metadata = {
+        "display_phone_number": "".join(ch for ch in display_phone_number if ch.isdigit()),
+        "phone_number_id": phone_number_id,
+    }
+    statuses = [_status_object(e[3]) for e in events if e[2] == "status"]
+    actions = [_click_object(e[3]) for e in events if e[2] == "click"]
+    entries: list[dict[str, Any]] = []
+    for key, items in (("statuses", statuses), ("user_actions", actions)):
+        for chunk in _chunks(items, statuses_per_change):
+            value = {"messaging_product": "whatsapp", "metadata": metadata, key: list(chunk)}
+            entries.append({"id": waba_id, "changes": [{"value": value, "field": "messages"}]})
+    return {"object": "whatsapp_business_account", "entry": entries}
+
+
+class WebhookEmitter:
+    """Background task delivering due webhook events of the sandbox's current state."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._sandbox = sandbox
+        self._client: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore_size = 0
+
+    async def run(self) -> None:
+        """Loop forever: collect due events into batches and deliver them."""
+        import httpx
+
+        self._client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            headers={"User-Agent": "facebookexternalua", "Content-Type": "application/json"},
+        )
+        try:
+            while True:
+                await self._tick()
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+
+    async def _tick(self) -> None:
+        cfg = self._sandbox._runtime.config
+        state = self._sandbox._state
+        heap = state.heap
+        now = time.monotonic()
+        if not heap or not cfg.webhook_url or heap[0][0] > now:
+            wait = cfg.webhook_flush_s
+            if heap and cfg.webhook_url:
+                wait = min(wait, heap[0][0] - now)
+            await asyncio.sleep(max(wait, 0.002))
+            return
+        if self._semaphore is None or self._semaphore_size != cfg.webhook_concurrency:
+            self._semaphore = asyncio.Semaphore(cfg.webhook_concurrency)
+            self._semaphore_size = cfg.webhook_concurrency
+        semaphore = self._semaphore
+        await semaphore.acquire()
+        # Count the batch before taking events off the heap, so an idle check never sees neither.
+        state.pending_batches += 1
+        batch = []
+        now = time.monotonic()
+        while heap and heap[0][0] <= now and len(batch) < cfg.webhook_batch_size:
+            batch.append(heapq.heappop(heap))
+        task = asyncio.get_running_loop().create_task(self._deliver(state, batch, semaphore))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, state: _State, batch: list[tuple[Any, ...]], semaphore: asyncio.Semaphore) -> None:
+        try:
+            if not batch:
+                return
+            cfg = self._sandbox._runtime.config
+            url = cfg.webhook_url
+            if not url:
+                return
+            payload = build_payload(
+                batch,
+                waba_id=cfg.waba_id,
+                phone_number_id=cfg.phone_number_id,
+                display_phone_number=cfg.display_phone_number,
+                statuses_per_change=cfg.webhook_statuses_per_change,
+            )
+            body = json.dumps(payload, separators=(",", ":")).encode()
+            headers = {SIGNATURE_HEADER: sign_payload(body, cfg.app_secret)}
+            n_status = sum(1 for e in batch if e[2] == "status")
+            for attempt in range(cfg.webhook_max_attempts):
+                try:
+                    response = await self._client.post(url, content=body, headers=headers, timeout=cfg.webhook_timeout_s)
+                    if 200 <= response.status_code < 300:
+                        state.webhook_posts += 1
+                        state.webhook_statuses += n_status
+                        state.webhook_actions += len(batch) - n_status
+                        return
+                    reason = f"HTTP {response.status_code}"
+                except Exception as exc:  # any transport problem is a failed delivery
+                    reason = type(exc).__name__
+                state.webhook_failures += 1
+                log.debug("webhook delivery to %s failed (%s), attempt %d", _redact_url(url), reason, attempt + 1)
+                if attempt + 1 < cfg.webhook_max_attempts:
+                    await asyncio.sleep(cfg.webhook_retry_s * 2**attempt)
+            state.webhook_dropped += len(batch)
+            log.warning("webhook batch of %d events to %s dropped after retries", len(batch), _redact_url(url))
+        finally:
+            state.pending_batches -= 1
+            semaphore.release()

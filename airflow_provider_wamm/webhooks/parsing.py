@@ -1,0 +1,299 @@
+"""Parse Meta's ``whatsapp_business_account`` webhook bodies into ledger records, defensively.
+
+The body comes from the internet: even with a valid signature (a leaked secret, a replay of an old
+body, a future format change), every field may be missing or of the wrong type. Parsing never raises
+for a body that has Meta's outer shape (an object with an ``entry`` list): an item that cannot be
+understood is skipped and counted, and a well-formed item that is not for us (an inbound message, an
+unknown status or action type, another webhook field) is ignored and counted. Only a body that is not
+Meta's shape at all raises :class:`WebhookFormatError`.
+
+What is read (Meta's "Status messages" and "Tracking click events" webhook references):
+
+* ``entry[].changes[].value.statuses[]``: ``id`` (wamid), ``status`` (``sent``, ``delivered``,
+  ``read``, ``failed``, ``played``), ``timestamp`` (unix seconds, usually a string),
+  ``recipient_id``, ``pricing.category`` (``marketing_lite`` or ``marketing``),
+  ``pricing.pricing_model`` and, for ``failed``, ``errors[].code/title/message/error_data.details``.
+* ``entry[].changes[].value.user_actions[]`` with ``action_type: marketing_messages_link_click``:
+  ``timestamp`` and ``marketing_messages_link_click_data.{click_id, click_component, product_id,
+  tracking_token}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow_provider_wamm.campaign.ledger import ClickEvent, StatusUpdate
+from airflow_provider_wamm.graph.errors import error_title
+
+#: Delivery statuses the ledger stores; other status names are ignored.
+KNOWN_STATUSES = frozenset({"sent", "delivered", "read", "failed", "played"})
+#: The user action that is a link click on a marketing message.
+CLICK_ACTION = "marketing_messages_link_click"
+
+_MAX_ID = 191  # the ledger's key columns
+_MAX_RECIPIENT = 64
+_MAX_CATEGORY = 40
+_MAX_MODEL = 16
+_MAX_COMPONENT = 32
+_MAX_PRODUCT = 191
+_MAX_TOKEN = 255
+_MAX_TEXT = 2000
+_MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the largest datetime every database stores
+_MIN_INT, _MAX_INT = -(2**31), 2**31 - 1  # an SQL INTEGER column
+
+
+class WebhookFormatError(ValueError):
+    """The body is valid JSON but not a ``whatsapp_business_account`` webhook (no ``entry`` list)."""
+
+
+@dataclass
+class ParsedWebhook:
+    """What one webhook body contained, ready for the ledger."""
+
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    """Delivery statuses, in body order (duplicates kept: the ledger deduplicates)."""
+    clicks: list[ClickEvent] = field(default_factory=list)
+    """Link clicks on marketing messages."""
+    skipped: int = 0
+    """Items that could not be understood (wrong types, missing ids or timestamps) and were dropped."""
+    ignored: int = 0
+    """Well-formed items that are not for the ledger (inbound messages, other fields, other statuses)."""
+
+    def counts(self) -> dict[str, int]:
+        """``{"statuses": n, "clicks": n, "skipped": n, "ignored": n}`` (for the response and logs)."""
+        return {
+            "statuses": len(self.statuses),
+            "clicks": len(self.clicks),
+            "skipped": self.skipped,
+            "ignored": self.ignored,
+        }
+
+
+# --- scalar readers: return None for anything unusable, never raise ------------------------------
+
+
+def _text(value: Any, limit: int) -> str | None:
+    """A non-empty string of at most ``limit`` characters (numbers are accepted as their digits)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value or len(value) > limit:
+        return None
+    return value
+
+
+def _clipped(value: Any, limit: int) -> str | None:
+    """A string, cut to ``limit`` characters (free text such as error details)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """Unix seconds (a number or a numeric string) -> aware UTC datetime, within a storable range."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value or len(value) > 32:
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+    elif isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        return None
+    if not math.isfinite(number) or not 0 <= number <= _MAX_TIMESTAMP:
+        return None
+    try:
+        return datetime.fromtimestamp(number, tz=UTC)
+    except (OverflowError, OSError, ValueError):  # pragma: no cover - range checked above
+        return None
+
+
+def _int_code(value: Any) -> int | None:
+    """An error code: an integer (or a string of digits) that fits an SQL INTEGER."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value or len(value) > 12 or not value.lstrip("-").isdigit():
+            return None
+        value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or not _MIN_INT <= value <= _MAX_INT:
+        return None
+    return value
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+# --- items ---------------------------------------------------------------------------------------
+
+
+def parse_status(obj: Any) -> StatusUpdate | None:
+    """One ``statuses[]`` object -> :class:`StatusUpdate`; ``None`` when it is unusable.
+
+    Raises :class:`LookupError` (``KeyError``) for a well-formed status whose name the ledger does not
+    track, so callers can count it as ignored rather than broken.
+    """
+    if not isinstance(obj, Mapping):
+        return None
+    wamid = _text(obj.get("id"), _MAX_ID)
+    raw_status = obj.get("status")
+    if wamid is None or not isinstance(raw_status, str):
+        return None
+    status = raw_status.strip().lower()
+    timestamp = _timestamp(obj.get("timestamp"))
+    if timestamp is None:
+        return None
+    if status not in KNOWN_STATUSES:
+        raise KeyError(status)
+    pricing = _mapping(obj.get("pricing"))
+    category = _text(pricing.get("category"), _MAX_CATEGORY)
+    code: int | None = None
+    title: str | None = None
+    details: str | None = None
+    errors = obj.get("errors")
+    if isinstance(errors, list):
+        first = next((e for e in errors if isinstance(e, Mapping)), None)
+        if first is not None:
+            code = _int_code(first.get("code"))
+            title = _clipped(first.get("title"), 255)
+            error_data = _mapping(first.get("error_data"))
+            details = _clipped(error_data.get("details"), _MAX_TEXT) or _clipped(first.get("message"), _MAX_TEXT)
+    if title is None and code is not None:
+        title = error_title(code)
+    return StatusUpdate(
+        wamid=wamid,
+        status=status,
+        timestamp=timestamp,
+        recipient_id=_text(obj.get("recipient_id"), _MAX_RECIPIENT),
+        pricing_category=category.lower() if category else None,
+        pricing_model=_text(pricing.get("pricing_model"), _MAX_MODEL),
+        error_code=code,
+        error_title=title,
+        error_details=details,
+    )
+
+
+def parse_click(obj: Any) -> ClickEvent | None:
+    """One ``user_actions[]`` object of type ``marketing_messages_link_click`` -> :class:`ClickEvent`.
+
+    ``None`` when it is unusable; :class:`LookupError` (``KeyError``) for another action type.
+    A click without ``click_id`` gets a stable id derived from its content, so a redelivered webhook
+    is still counted once.
+    """
+    if not isinstance(obj, Mapping):
+        return None
+    action = obj.get("action_type")
+    if not isinstance(action, str):
+        return None
+    if action.strip().lower() != CLICK_ACTION:
+        raise KeyError(action)
+    timestamp = _timestamp(obj.get("timestamp"))
+    if timestamp is None:
+        return None
+    data = _mapping(obj.get("marketing_messages_link_click_data"))
+    click_id = _text(data.get("click_id"), _MAX_ID)
+    if click_id is None:
+        try:
+            raw = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=True).encode()
+        except (TypeError, ValueError, RecursionError):
+            return None
+        click_id = "h:" + hashlib.blake2b(raw, digest_size=16).hexdigest()
+    component = _text(data.get("click_component"), _MAX_COMPONENT)
+    return ClickEvent(
+        click_id=click_id,
+        timestamp=timestamp,
+        wamid=_text(obj.get("id"), _MAX_ID) or _text(obj.get("wamid"), _MAX_ID),
+        recipient=_text(obj.get("from"), _MAX_RECIPIENT) or _text(obj.get("recipient_id"), _MAX_RECIPIENT),
+        click_component=component.lower() if component else None,
+        product_id=_text(data.get("product_id"), _MAX_PRODUCT),
+        tracking_token=_text(data.get("tracking_token"), _MAX_TOKEN),
+    )
+
+
+def _parse_items(items: Any, parse: Any, sink: list[Any], result: ParsedWebhook) -> None:
+    if not isinstance(items, list):
+        result.skipped += 1
+        return
+    for item in items:
+        try:
+            parsed = parse(item)
+        except LookupError:
+            result.ignored += 1
+            continue
+        except Exception:  # defensive: one hostile item never fails the batch
+            parsed = None
+        if parsed is None:
+            result.skipped += 1
+        else:
+            sink.append(parsed)
+
+
+def parse_webhook(payload: Any) -> ParsedWebhook:
+    """Parse a decoded webhook body.
+
+    :param payload: the JSON-decoded body.
+    :raises WebhookFormatError: when ``payload`` is not an object with an ``entry`` list.
+    """
+    if not isinstance(payload, Mapping):
+        raise WebhookFormatError("the body is not a JSON object")
+    entries = payload.get("entry")
+    if not isinstance(entries, list):
+        raise WebhookFormatError("the body has no 'entry' list")
+    result = ParsedWebhook()
+    for entry in entries:
+        changes = entry.get("changes") if isinstance(entry, Mapping) else None
+        if not isinstance(changes, list):
+            result.skipped += 1
+            continue
+        for change in changes:
+            if not isinstance(change, Mapping):
+                result.skipped += 1
+                continue
+            name = change.get("field")
+            value = change.get("value")
+            if name is not None and name != "messages":
+                result.ignored += 1  # template status, quality, account updates...: not ours
+                continue
+            if not isinstance(value, Mapping):
+                result.skipped += 1
+                continue
+            known = False
+            if "statuses" in value:
+                known = True
+                _parse_items(value["statuses"], parse_status, result.statuses, result)
+            if "user_actions" in value:
+                known = True
+                _parse_items(value["user_actions"], parse_click, result.clicks, result)
+            if not known:
+                result.ignored += 1  # inbound messages and anything else on the messages field
+    return result
+
+
+__all__ = [
+    "CLICK_ACTION",
+    "KNOWN_STATUSES",
+    "ParsedWebhook",
+    "WebhookFormatError",
+    "parse_click",
+    "parse_status",
+    "parse_webhook",
+]

@@ -1,0 +1,109 @@
+"""Mount the webhook receiver on the Airflow 3 API server, through an Airflow plugin.
+
+Airflow mounts every plugin's ``fastapi_apps`` entry on its API server, so Meta's callback URL becomes
+``https://<airflow api server>/whatsapp-webhooks/`` (mind the trailing slash). The settings are read
+when a request arrives, not when the plugin loads, and cached for a minute:
+
+* ``[wamm] webhook_conn_id`` (env ``AIRFLOW__WAMM__WEBHOOK_CONN_ID``, default ``whatsapp_default``): the
+  ``whatsapp`` connection whose extra holds ``app_secret`` and ``webhook_verify_token``;
+* ``[wamm] ledger_conn_id`` (default: none, the SQLite file under ``AIRFLOW_HOME``) and
+  ``[wamm] ledger_table_prefix`` (default ``wamm_``): the ledger the statuses go to; use the same
+  database as the operators (PostgreSQL in production);
+* ``[wamm] webhook_max_body_bytes`` (default 4 MiB).
+
+The endpoints carry no Airflow login: Meta cannot log in. Every POST is authenticated by its HMAC
+signature instead, and the handshake by the verify token.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowPlugin, conf
+
+from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.webhooks.app import DEFAULT_MAX_BODY_BYTES, WebhookSettings, create_app
+
+#: Where the receiver is mounted on the API server.
+URL_PREFIX = "/whatsapp-webhooks"
+#: Configuration section of the provider.
+CONFIG_SECTION = "wamm"
+DEFAULT_WEBHOOK_CONN_ID = "whatsapp_default"
+DEFAULT_TABLE_PREFIX = "wamm_"
+
+
+class AirflowWebhookSettings:
+    """Reads the receiver's settings from Airflow's configuration and connections, with a short cache.
+
+    :param ttl: seconds a read is reused; a changed secret or connection applies after at most this long.
+    """
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._cached: WebhookSettings | None = None
+        self._expires = 0.0
+        self._ledgers: dict[tuple[str, str], Ledger] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(ttl={self.ttl})"
+
+    @staticmethod
+    def _option(key: str, default: str) -> str:
+        value = conf.get(CONFIG_SECTION, key, fallback=default)
+        return str(value).strip() if value is not None else default
+
+    def _ledger(self, conn_id: str, prefix: str) -> Ledger:
+        key = (conn_id, prefix)
+        ledger = self._ledgers.get(key)
+        if ledger is None:
+            from airflow_provider_wamm.hooks.ledger import get_ledger
+
+            ledger = self._ledgers[key] = get_ledger(conn_id or None, table_prefix=prefix)
+        return ledger
+
+    def read(self) -> WebhookSettings:
+        """Read the settings now (no cache)."""
+        from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
+
+        conn_id = self._option("webhook_conn_id", DEFAULT_WEBHOOK_CONN_ID) or DEFAULT_WEBHOOK_CONN_ID
+        wa = WhatsAppHook(whatsapp_conn_id=conn_id).settings
+        max_body = int(self._option("webhook_max_body_bytes", str(DEFAULT_MAX_BODY_BYTES)))
+        ledger = self._ledger(
+            self._option("ledger_conn_id", ""),
+            self._option("ledger_table_prefix", DEFAULT_TABLE_PREFIX) or DEFAULT_TABLE_PREFIX,
+        )
+        return WebhookSettings(
+            app_secret=wa.app_secret,
+            verify_token=wa.webhook_verify_token,
+            ledger=ledger,
+            max_body_bytes=max_body,
+        )
+
+    def __call__(self) -> WebhookSettings:
+        now = time.monotonic()
+        with self._lock:
+            if self._cached is not None and now < self._expires:
+                return self._cached
+            settings = self.read()
+            self._cached = settings
+            self._expires = now + self.ttl
+            return settings
+
+
+#: The receiver app mounted by the plugin (settings are read per request, lazily).
+webhook_app = create_app(AirflowWebhookSettings())
+
+
+class WhatsAppWebhooksPlugin(AirflowPlugin):
+    """Serves the WhatsApp status-webhook receiver at ``/whatsapp-webhooks/`` on the API server."""
+
+    name = "wamm_webhooks"
+    fastapi_apps: list[Any] = [
+        {"app": webhook_app, "url_prefix": URL_PREFIX, "name": "WhatsApp webhooks"},
+    ]
+
+
+__all__ = ["URL_PREFIX", "AirflowWebhookSettings", "WhatsAppWebhooksPlugin", "webhook_app"]

@@ -1,0 +1,544 @@
+"""Payload builders and validation: shapes, Meta's limits, and errors that name the field."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_wamm.graph import (
+    ConfigurationError,
+    InvalidRecipientError,
+    PayloadError,
+    body_component,
+    build_marketing_message,
+    button_from_spec,
+    carousel_card,
+    carousel_component,
+    catalog_button,
+    components_from_spec,
+    copy_code_button,
+    currency_param,
+    date_time_param,
+    document_param,
+    flow_button,
+    header_component,
+    image_param,
+    limited_time_offer_component,
+    location_param,
+    parameter_from_spec,
+    quick_reply_button,
+    text_param,
+    url_button,
+    validate_marketing_message,
+    video_param,
+)
+
+
+def build(**kwargs: Any) -> dict[str, Any]:
+    options: dict[str, Any] = {"to": "4915123456789", "template_name": "spring_sale", "language": "en_US"}
+    options.update(kwargs)
+    return build_marketing_message(**options)
+
+
+def body(*texts: str) -> dict[str, Any]:
+    return {"type": "body", "parameters": [{"type": "text", "text": t} for t in texts]}
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes
+# --------------------------------------------------------------------------------------------
+
+
+def test_minimal_message() -> None:
+    assert build() == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "4915123456789",
+        "type": "template",
+        "template": {"name": "spring_sale", "language": {"code": "en_US"}},
+    }
+
+
+def test_all_top_level_options() -> None:
+    payload = build(
+        to="+4915123456789",
+        product_policy="STRICT",
+        message_activity_sharing=False,
+        language_policy="deterministic",
+    )
+    assert payload["to"] == "4915123456789"
+    assert payload["product_policy"] == "STRICT"
+    assert payload["message_activity_sharing"] is False
+    assert payload["template"]["language"] == {"code": "en_US", "policy": "deterministic"}
+    validate_marketing_message(payload)
+
+
+def test_bsuid_recipient_with_and_without_to() -> None:
+    only = build(to=None, recipient="US.13491208655302741918")
+    assert "to" not in only
+    assert only["recipient"] == "US.13491208655302741918"
+    both = build(recipient="US.13491208655302741918")
+    assert both["to"] == "4915123456789"
+    validate_marketing_message(only)
+    validate_marketing_message(both)
+
+
+def test_parameter_builders() -> None:
+    assert text_param("Anna") == {"type": "text", "text": "Anna"}
+    assert text_param("Anna", parameter_name="first_name") == {
+        "type": "text",
+        "text": "Anna",
+        "parameter_name": "first_name",
+    }
+    assert currency_param("€12.50", "EUR", 12500) == {
+        "type": "currency",
+        "currency": {"fallback_value": "€12.50", "code": "EUR", "amount_1000": 12500},
+    }
+    assert date_time_param("May 1") == {"type": "date_time", "date_time": {"fallback_value": "May 1"}}
+    assert image_param(link="https://example.com/a.png") == {
+        "type": "image",
+        "image": {"link": "https://example.com/a.png"},
+    }
+    assert video_param(id="1234") == {"type": "video", "video": {"id": "1234"}}
+    assert document_param(link="https://example.com/a.pdf", filename="offer.pdf") == {
+        "type": "document",
+        "document": {"link": "https://example.com/a.pdf", "filename": "offer.pdf"},
+    }
+    assert location_param("52.52", 13.405, name="Shop", address="Main st 1") == {
+        "type": "location",
+        "location": {"latitude": "52.52", "longitude": 13.405, "name": "Shop", "address": "Main st 1"},
+    }
+
+
+def test_component_builders() -> None:
+    assert header_component("Summer") == {"type": "header", "parameters": [{"type": "text", "text": "Summer"}]}
+    assert body_component(["Anna", 20]) == body("Anna", "20")
+    assert body_component({"first_name": "Anna"}) == {
+        "type": "body",
+        "parameters": [{"type": "text", "text": "Anna", "parameter_name": "first_name"}],
+    }
+    assert url_button(0, "abc") == {
+        "type": "button",
+        "sub_type": "url",
+        "index": "0",
+        "parameters": [{"type": "text", "text": "abc"}],
+    }
+    assert quick_reply_button("1", "stop")["parameters"] == [{"type": "payload", "payload": "stop"}]
+    assert copy_code_button(2, "SAVE20")["parameters"] == [{"type": "coupon_code", "coupon_code": "SAVE20"}]
+    assert flow_button(0, flow_token="t", flow_action_data={"a": 1})["parameters"] == [
+        {"type": "action", "action": {"flow_token": "t", "flow_action_data": {"a": 1}}}
+    ]
+    assert catalog_button(0, "sku-1")["parameters"] == [
+        {"type": "action", "action": {"thumbnail_product_retailer_id": "sku-1"}}
+    ]
+    assert limited_time_offer_component(1767225600000) == {
+        "type": "limited_time_offer",
+        "parameters": [{"type": "limited_time_offer", "limited_time_offer": {"expiration_time_ms": 1767225600000}}],
+    }
+    card = carousel_card(0, [header_component(image_param(link="https://example.com/1.jpg")), body_component(["x"])])
+    assert carousel_component([card]) == {"type": "carousel", "cards": [card]}
+
+
+def test_components_from_flat_spec() -> None:
+    components = components_from_spec(
+        header={"type": "image", "link": "https://example.com/a.jpg"},
+        body=["Anna", {"type": "currency", "fallback_value": "12.50 €", "code": "EUR", "amount_1000": "12500"}],
+        buttons=[{"type": "url", "index": 0, "text": "abc"}, {"type": "copy_code", "index": 1, "coupon_code": 42}],
+        limited_time_offer_ms="1767225600000",
+    )
+    assert components == [
+        {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://example.com/a.jpg"}}]},
+        {
+            "type": "body",
+            "parameters": [
+                {"type": "text", "text": "Anna"},
+                {"type": "currency", "currency": {"fallback_value": "12.50 €", "code": "EUR", "amount_1000": 12500}},
+            ],
+        },
+        {
+            "type": "limited_time_offer",
+            "parameters": [{"type": "limited_time_offer", "limited_time_offer": {"expiration_time_ms": 1767225600000}}],
+        },
+        url_button(0, "abc"),
+        copy_code_button(1, "42"),
+    ]
+    validate_marketing_message(build(components=components))
+
+
+def test_flat_spec_named_and_typed_parameters() -> None:
+    assert parameter_from_spec({"type": "date_time", "fallback_value": "1 May", "parameter_name": "when"}) == {
+        "type": "date_time",
+        "date_time": {"fallback_value": "1 May"},
+        "parameter_name": "when",
+    }
+    assert parameter_from_spec({"type": "location", "latitude": 1, "longitude": 2})["location"] == {
+        "latitude": 1,
+        "longitude": 2,
+    }
+    assert button_from_spec({"type": "flow", "index": 0, "flow_token": "tok"})["parameters"][0] == {
+        "type": "action",
+        "action": {"flow_token": "tok"},
+    }
+
+
+def test_builders_do_not_alias_inputs() -> None:
+    components = [body("Anna"), {"type": "button", "sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "a"}]}]
+    before = copy.deepcopy(components)
+    payload = build(components=components)
+    payload["template"]["components"][0]["parameters"][0]["text"] = "changed"
+    assert components == before
+    assert payload["template"]["components"][1]["index"] == "0"  # normalised in the copy only
+
+
+def test_uppercase_catalog_and_component_types_are_accepted() -> None:
+    payload = build(
+        components=[
+            {"type": "BODY", "parameters": []},
+            {"type": "button", "sub_type": "CATALOG", "index": 0, "parameters": [{"type": "action", "action": {}}]},
+        ]
+    )
+    assert payload["template"]["components"][1]["sub_type"] == "catalog"
+
+
+# --------------------------------------------------------------------------------------------
+# Limits and errors naming the field
+# --------------------------------------------------------------------------------------------
+
+BAD_CASES: list[tuple[str, dict[str, Any], str, str]] = [
+    ("template name", {"template_name": "Spring Sale"}, "template.name", "lower-case"),
+    ("template name too long", {"template_name": "a" * 513}, "template.name", "512"),
+    ("language", {"language": "english"}, "template.language.code", "language code"),
+    ("language policy", {"language_policy": "fallback"}, "template.language.policy", "deterministic"),
+    ("product policy", {"product_policy": "strict"}, "product_policy", "CLOUD_API_FALLBACK"),
+    ("activity sharing", {"message_activity_sharing": "yes"}, "message_activity_sharing", "true or false"),
+    ("components not a list", {"components": "body"}, "template.components", "must be a list"),
+    (
+        "unknown component",
+        {"components": [{"type": "footer", "parameters": []}]},
+        "template.components[0].type",
+        "must be one of",
+    ),
+    (
+        "body param newline",
+        {"components": [body("ok", "a\nb")]},
+        "template.components[0].parameters[1].text",
+        "new lines",
+    ),
+    (
+        "body param five spaces",
+        {"components": [body("a     b")]},
+        "template.components[0].parameters[0].text",
+        "4 consecutive spaces",
+    ),
+    (
+        "empty text",
+        {"components": [body("  ")]},
+        "template.components[0].parameters[0].text",
+        "must not be empty",
+    ),
+    (
+        "text not a string",
+        {"components": [{"type": "body", "parameters": [{"type": "text", "text": 5}]}]},
+        "template.components[0].parameters[0].text",
+        "must be a string",
+    ),
+    (
+        "body text over 1024 with a button",
+        {"components": [body("x" * 1025), url_button(0, "a")]},
+        "template.components[0].parameters[0].text",
+        "at most 1024",
+    ),
+    (
+        "body only text over 32768",
+        {"components": [body("x" * 32769)]},
+        "template.components[0].parameters[0].text",
+        "at most 32768",
+    ),
+    (
+        "header text over 60",
+        {"components": [{"type": "header", "parameters": [{"type": "text", "text": "h" * 61}]}]},
+        "template.components[0].parameters[0].text",
+        "at most 60",
+    ),
+    (
+        "header with two parameters",
+        {"components": [{"type": "header", "parameters": [text_param("a"), text_param("b")]}]},
+        "template.components[0].parameters",
+        "at most 1",
+    ),
+    (
+        "currency in header",
+        {"components": [{"type": "header", "parameters": [currency_param("1 €", "EUR", 1000)]}]},
+        "template.components[0].parameters[0].type",
+        "must be one of",
+    ),
+    (
+        "location in body",
+        {"components": [{"type": "body", "parameters": [location_param(1, 2)]}]},
+        "template.components[0].parameters[0].type",
+        "must be one of",
+    ),
+    (
+        "currency code",
+        {"components": [{"type": "body", "parameters": [{"type": "currency", "currency": {"fallback_value": "1", "code": "eur", "amount_1000": 1}}]}]},
+        "template.components[0].parameters[0].currency.code",
+        "ISO 4217",
+    ),
+    (
+        "currency amount float",
+        {"components": [{"type": "body", "parameters": [{"type": "currency", "currency": {"fallback_value": "1", "code": "EUR", "amount_1000": 1.5}}]}]},
+        "template.components[0].parameters[0].currency.amount_1000",
+        "integer",
+    ),
+    (
+        "currency amount over int32",
+        {"components": [{"type": "body", "parameters": [{"type": "currency", "currency": {"fallback_value": "1", "code": "EUR", "amount_1000": 2**31}}]}]},
+        "template.components[0].parameters[0].currency.amount_1000",
+        "between",
+    ),
+    (
+        "currency missing fallback",
+        {"components": [{"type": "body", "parameters": [{"type": "currency", "currency": {"code": "EUR", "amount_1000": 1}}]}]},
+        "template.components[0].parameters[0].currency.fallback_value",
+        "required",
+    ),
+    (
+        "media with id and link",
+        {"components": [{"type": "header", "parameters": [{"type": "image", "image": {"id": "1", "link": "https://x.y/a"}}]}]},
+        "template.components[0].parameters[0].image",
+        "exactly one",
+    ),
+    (
+        "media link not http",
+        {"components": [{"type": "header", "parameters": [{"type": "video", "video": {"link": "ftp://x.y/a.mp4"}}]}]},
+        "template.components[0].parameters[0].video.link",
+        "http(s) URL",
+    ),
+    (
+        "filename on image",
+        {"components": [{"type": "header", "parameters": [{"type": "image", "image": {"link": "https://x.y/a", "filename": "a"}}]}]},
+        "template.components[0].parameters[0].image.filename",
+        "only documents",
+    ),
+    (
+        "latitude out of range",
+        {"components": [{"type": "header", "parameters": [{"type": "location", "location": {"latitude": 91, "longitude": 0}}]}]},
+        "template.components[0].parameters[0].location.latitude",
+        "between -90 and 90",
+    ),
+    (
+        "mixed named and positional",
+        {"components": [{"type": "body", "parameters": [text_param("a", parameter_name="x"), text_param("b")]}]},
+        "template.components[0].parameters[1].parameter_name",
+        "cannot be mixed",
+    ),
+    (
+        "duplicate named parameter",
+        {"components": [{"type": "body", "parameters": [text_param("a", parameter_name="x"), text_param("b", parameter_name="x")]}]},
+        "template.components[0].parameters[1].parameter_name",
+        "duplicates",
+    ),
+    (
+        "bad parameter name",
+        {"components": [{"type": "body", "parameters": [{"type": "text", "text": "a", "parameter_name": "First Name"}]}]},
+        "template.components[0].parameters[0].parameter_name",
+        "lower-case",
+    ),
+    (
+        "coupon too long",
+        {"components": [{"type": "button", "sub_type": "copy_code", "index": 0, "parameters": [{"type": "coupon_code", "coupon_code": "C" * 21}]}]},
+        "template.components[0].parameters[0].coupon_code",
+        "at most 20",
+    ),
+    (
+        "two coupon buttons",
+        {"components": [copy_code_button(0, "A"), copy_code_button(1, "B")]},
+        "template.components[1]",
+        "only one copy_code",
+    ),
+    (
+        "url suffix with space",
+        {"components": [{"type": "button", "sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "a b"}]}]},
+        "template.components[0].parameters[0].text",
+        "percent-encode",
+    ),
+    (
+        "url suffix too long",
+        {"components": [{"type": "button", "sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "a" * 2001}]}]},
+        "template.components[0].parameters[0].text",
+        "at most 2000",
+    ),
+    (
+        "button index 10",
+        {"components": [{"type": "button", "sub_type": "url", "index": 10, "parameters": [{"type": "text", "text": "a"}]}]},
+        "template.components[0].index",
+        "0-9",
+    ),
+    (
+        "button index missing",
+        {"components": [{"type": "button", "sub_type": "url", "parameters": [{"type": "text", "text": "a"}]}]},
+        "template.components[0].index",
+        "required",
+    ),
+    (
+        "duplicate button index",
+        {"components": [url_button(0, "a"), quick_reply_button(0, "b")]},
+        "template.components[1].index",
+        "duplicates",
+    ),
+    (
+        "button sub_type",
+        {"components": [{"type": "button", "sub_type": "call", "index": 0, "parameters": []}]},
+        "template.components[0].sub_type",
+        "must be one of",
+    ),
+    (
+        "button wrong parameter type",
+        {"components": [{"type": "button", "sub_type": "quick_reply", "index": 0, "parameters": [{"type": "text", "text": "a"}]}]},
+        "template.components[0].parameters[0].type",
+        "'payload'",
+    ),
+    (
+        "button two parameters",
+        {"components": [{"type": "button", "sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "a"}] * 2}]},
+        "template.components[0].parameters",
+        "exactly one",
+    ),
+    (
+        "two bodies",
+        {"components": [body("a"), body("b")]},
+        "template.components[1].type",
+        "second body",
+    ),
+    (
+        "lto without expiry",
+        {"components": [{"type": "limited_time_offer", "parameters": [{"type": "limited_time_offer", "limited_time_offer": {}}]}]},
+        "template.components[0].parameters[0].limited_time_offer.expiration_time_ms",
+        "required",
+    ),
+    (
+        "carousel card header text",
+        {"components": [{"type": "carousel", "cards": [{"card_index": 0, "components": [header_component("t")]}]}]},
+        "template.components[0].cards[0].components[0].parameters[0].type",
+        "must be one of",
+    ),
+    (
+        "carousel duplicate card",
+        {"components": [{"type": "carousel", "cards": [{"card_index": 0, "components": []}] * 2}]},
+        "template.components[0].cards[1].card_index",
+        "duplicates",
+    ),
+    (
+        "carousel in a card",
+        {"components": [{"type": "carousel", "cards": [{"card_index": 0, "components": [{"type": "carousel", "cards": []}]}]}]},
+        "template.components[0].cards[0].components[0].type",
+        "must be one of",
+    ),
+    ("to with letters", {"to": "49151abc"}, "to", "5-15 digits"),
+    ("to too long", {"to": "1234567890123456"}, "to", "5-15 digits"),
+    ("bsuid with space", {"to": None, "recipient": "US 123"}, "recipient", "white space"),
+    ("no recipient", {"to": None}, "to", "give a phone number"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "field", "reason"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES])
+def test_invalid_payloads_name_the_field(kwargs: dict[str, Any], field: str, reason: str) -> None:
+    with pytest.raises(PayloadError) as info:
+        build(**kwargs)
+    err = info.value
+    assert err.field == field
+    assert reason in err.reason
+    assert str(err) == f"{field}: {err.reason}"
+    assert isinstance(err, ConfigurationError)
+    if field in ("to", "recipient"):
+        assert isinstance(err, InvalidRecipientError)
+
+
+def test_recipient_errors_do_not_echo_the_number() -> None:
+    with pytest.raises(InvalidRecipientError) as info:
+        build(to="49151234567890123")
+    assert "49151234567890123" not in str(info.value)
+
+
+def test_builder_errors_name_the_argument() -> None:
+    with pytest.raises(PayloadError) as info:
+        currency_param("x", "EUR", "12")  # type: ignore[arg-type]
+    assert info.value.field == "currency.amount_1000"
+    with pytest.raises(PayloadError) as info:
+        body_component({"first_name": "a\tb"})
+    assert info.value.field == "body.parameters['first_name']"
+    with pytest.raises(PayloadError) as info:
+        components_from_spec(buttons=[{"type": "url", "text": "a"}])
+    assert info.value.field == "buttons[0].index"
+    with pytest.raises(PayloadError) as info:
+        image_param()
+    assert info.value.field == "image"
+
+
+# --------------------------------------------------------------------------------------------
+# validate_marketing_message on hand-written payloads
+# --------------------------------------------------------------------------------------------
+
+
+def test_validate_accepts_built_payloads_and_json_round_trips() -> None:
+    payload = build(
+        components=[
+            header_component(document_param(id="998877", filename="menu.pdf")),
+            body_component([currency_param("€5", "EUR", 5000), date_time_param("today")]),
+            url_button(0, "p%20q"),
+            quick_reply_button(1, "unsubscribe"),
+        ],
+        product_policy="CLOUD_API_FALLBACK",
+    )
+    validate_marketing_message(payload)
+    validate_marketing_message(json.loads(json.dumps(payload)))
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"messaging_product": "sms"}, "messaging_product"),
+        ({"recipient_type": "group"}, "recipient_type"),
+        ({"type": "text"}, "type"),
+        ({"product_polcy": "STRICT"}, "product_polcy"),
+        ({"template": None}, "template"),
+        ({"template": {"name": "x"}}, "template.language"),
+        ({"bid_spec": {"per_message_bid_multiplier": -1}}, "bid_spec.per_message_bid_multiplier"),
+        ({"to": 4915123456789}, "to"),
+    ],
+)
+def test_validate_rejects_hand_written_mistakes(change: dict[str, Any], field: str) -> None:
+    payload = {**build(), **change}
+    with pytest.raises(PayloadError) as info:
+        validate_marketing_message(payload)
+    assert info.value.field == field
+
+
+def test_validate_accepts_documented_extras() -> None:
+    payload = {**build(), "bid_spec": {"per_message_bid_multiplier": 1.5}, "biz_opaque_callback_data": "c-1"}
+    validate_marketing_message(payload)
+
+
+# --------------------------------------------------------------------------------------------
+# Speed: it runs once per recipient
+# --------------------------------------------------------------------------------------------
+
+
+def test_build_is_fast_enough_for_the_hot_path() -> None:
+    components = [
+        {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://example.com/a.jpg"}}]},
+        body("Anna", "20%"),
+        {"type": "button", "sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "abc"}]},
+    ]
+    n = 2000
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(n):
+            build(components=components)
+        best = min(best, (time.perf_counter() - started) / n)
+    assert best < 100e-6, f"{best * 1e6:.1f} us per payload"
