@@ -20,12 +20,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import random
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
@@ -72,6 +74,8 @@ SUPPRESS_STOPPED_MARKETING = "stopped_marketing"
 SUPPRESS_PER_USER_LIMIT = "per_user_limit"
 SUPPRESS_MANUAL = "manual"
 
+_TX_RETRIES = 6
+_T = TypeVar("_T")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 _CHUNK = 500
 _TITLE_MAX = 255
@@ -368,6 +372,18 @@ def upsert(
     conn.execute(stmt, list(rows))
 
 
+def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
+    """Deadlock, serialization failure, lock timeout or a busy SQLite database."""
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in ("40001", "40P01", "55P03"):
+        return True
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in (1205, 1213):  # MySQL lock wait timeout, deadlock
+        return True
+    return "database is locked" in str(orig).lower()
+
+
 def _sqlite_memory(url: sa.engine.URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
@@ -536,11 +552,22 @@ class Ledger:
                 self.metadata.create_all(self.engine, checkfirst=True)
             self._ready = True
 
-    @contextlib.contextmanager
-    def _tx(self) -> Iterator[Connection]:
+    def _write(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in one transaction, retried when the database reports a deadlock.
+
+        Concurrent claims of overlapping recipients can deadlock on PostgreSQL and MySQL (each waits
+        for a key the other inserted); the database aborts one transaction and it is simply redone.
+        """
         self.ensure_schema()
-        with self._lock, self.engine.begin() as conn:
-            yield conn
+        for attempt in range(_TX_RETRIES):
+            try:
+                with self._lock, self.engine.begin() as conn:
+                    return work(conn)
+            except sa.exc.DBAPIError as exc:
+                if attempt == _TX_RETRIES - 1 or not _is_retryable(exc):
+                    raise
+            time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -561,7 +588,8 @@ class Ledger:
         now: datetime | None = None,
     ) -> None:
         """Record that an attempt of a campaign (one shard of it) started."""
-        with self._tx() as conn:
+
+        def _work(conn: Connection) -> Any:
             conn.execute(
                 self.runs.insert(),
                 {
@@ -575,11 +603,14 @@ class Ledger:
                 },
             )
 
+        self._write(_work)
+
     def finish_run(
         self, attempt_id: str, *, state: str, summary: Mapping[str, Any], now: datetime | None = None
     ) -> None:
         """Record how an attempt ended (``finished``, ``halted``, ``error``) with its counts."""
-        with self._tx() as conn:
+
+        def _work(conn: Connection) -> Any:
             conn.execute(
                 self.runs.update()
                 .where(self.runs.c.attempt_id == attempt_id)
@@ -589,6 +620,8 @@ class Ledger:
                     summary=json.dumps(summary, sort_keys=True, default=str),
                 )
             )
+
+        self._write(_work)
 
     def list_runs(self, campaign_id: str) -> list[dict[str, Any]]:
         """Every recorded attempt of a campaign, oldest first, with its summary decoded."""
@@ -626,7 +659,8 @@ class Ledger:
         cond = sa.and_(s.campaign_id == campaign_id, s.state == CLAIMED, s.attempt_id != attempt_id)
         if shard_index is not None:
             cond = sa.and_(cond, s.shard_index == shard_index)
-        with self._tx() as conn:
+
+        def _work(conn: Connection) -> Any:
             result = conn.execute(
                 self.sends.update()
                 .where(cond)
@@ -638,6 +672,8 @@ class Ledger:
                 )
             )
             return int(result.rowcount or 0)
+
+        return self._write(_work)
 
     def existing_sends(self, campaign_id: str, recipients: Sequence[str]) -> dict[str, ExistingSend]:
         """The ledger rows of ``recipients`` in this campaign (absent ones are missing from the dict)."""
@@ -685,7 +721,7 @@ class Ledger:
         db_now = _to_db(now)
         fresh: list[dict[str, Any]] = []
         retake: list[dict[str, Any]] = []
-        for recipient in recipients:
+        for recipient in sorted(set(recipients)):
             prior = known.get(recipient)
             if prior is None:
                 fresh.append(
@@ -711,7 +747,8 @@ class Ledger:
                     }
                 )
         s = self.sends.c
-        with self._tx() as conn:
+
+        def _work(conn: Connection) -> Any:
             upsert(conn, self.sends, fresh, key=("campaign_id", "recipient"))
             if retake:
                 conn.execute(
@@ -753,7 +790,10 @@ class Ledger:
                         )
                     ).scalars()
                 )
-        return claimed
+            return claimed
+
+        result: set[str] = self._write(_work)
+        return result
 
     def record_unsent(
         self,
@@ -779,7 +819,7 @@ class Ledger:
             known = self.existing_sends(campaign_id, [o.recipient for o in outcomes])
         fresh: list[dict[str, Any]] = []
         rewrite: list[dict[str, Any]] = []
-        for o in outcomes:
+        for o in sorted(outcomes, key=lambda item: item.recipient):
             values = {
                 "state": o.state,
                 "error_code": o.error_code,
@@ -810,7 +850,8 @@ class Ledger:
                     }
                 )
         s = self.sends.c
-        with self._tx() as conn:
+
+        def _work(conn: Connection) -> Any:
             upsert(conn, self.sends, fresh, key=("campaign_id", "recipient"))
             if rewrite:
                 conn.execute(
@@ -830,6 +871,8 @@ class Ledger:
                     ),
                     rewrite,
                 )
+
+        self._write(_work)
 
     def record_results(
         self,
@@ -859,7 +902,7 @@ class Ledger:
                 "b_not_before": _to_db(o.not_before),
                 "b_accepted_at": _to_db(o.accepted_at) or (db_now if o.state in DELIVERED_TO_META else None),
             }
-            for o in outcomes
+            for o in sorted(outcomes, key=lambda item: item.recipient)
         ]
         s = self.sends.c
         stmt = (
@@ -882,9 +925,12 @@ class Ledger:
                 updated_at=db_now,
             )
         )
-        with self._tx() as conn:
+
+        def _work(conn: Connection) -> Any:
             result = conn.execute(stmt, params)
             return int(result.rowcount or 0) if result.rowcount is not None and result.rowcount >= 0 else 0
+
+        return self._write(_work)
 
     def release_claims(self, campaign_id: str, *, attempt_id: str) -> int:
         """Delete this attempt's rows still ``claimed`` (never sent), so a later run sends them.
@@ -892,13 +938,16 @@ class Ledger:
         Used when a campaign halts: results of in-flight requests must be recorded first.
         """
         s = self.sends.c
-        with self._tx() as conn:
+
+        def _work(conn: Connection) -> Any:
             result = conn.execute(
                 self.sends.delete().where(
                     s.campaign_id == campaign_id, s.attempt_id == attempt_id, s.state == CLAIMED
                 )
             )
             return int(result.rowcount or 0)
+
+        return self._write(_work)
 
     def iter_sends(
         self, campaign_id: str, *, states: Iterable[str] | None = None, batch_size: int = 1000
@@ -950,7 +999,7 @@ class Ledger:
                 "created_at": db_now,
                 "updated_at": db_now,
             }
-            for e in entries
+            for e in sorted(entries, key=lambda item: item.recipient)
         ]
         t = self.suppressions.c
 
@@ -965,19 +1014,24 @@ class Ledger:
                 "until": sa.case((keep_old, t.until), else_=new.until),  # last: MySQL order
             }
 
-        with self._tx() as conn:
+        def _work(conn: Connection) -> Any:
             upsert(conn, self.suppressions, rows, key=("recipient",), update=merge)
+
+        self._write(_work)
 
     def remove_suppressions(self, recipients: Sequence[str]) -> int:
         """Lift suppressions (e.g. a user opted back in); returns how many were removed."""
-        removed = 0
-        with self._tx() as conn:
-            for chunk in _chunks(list(recipients)):
+
+        def _work(conn: Connection) -> int:
+            removed = 0
+            for chunk in _chunks(sorted(recipients)):
                 result = conn.execute(
                     self.suppressions.delete().where(self.suppressions.c.recipient.in_(chunk))
                 )
                 removed += int(result.rowcount or 0)
-        return removed
+            return removed
+
+        return int(self._write(_work))
 
     def active_suppressions(
         self, recipients: Sequence[str], *, now: datetime | None = None
@@ -1123,15 +1177,21 @@ class Ledger:
                 }
             )
         )
-        params = list(merged.values())
-        with self._tx() as conn:
+        params = [merged[w] for w in sorted(merged)]
+
+        def _work(conn: Connection) -> Any:
             upsert(
                 conn,
                 self.statuses,
-                [{"wamid": w, "status_rank": 0, "click_count": 0, "updated_at": db_now} for w in merged],
+                [
+                    {"wamid": w, "status_rank": 0, "click_count": 0, "updated_at": db_now}
+                    for w in sorted(merged)
+                ],
                 key=("wamid",),
             )
             conn.execute(stmt, params)
+
+        self._write(_work)
         return len(events)
 
     def record_clicks(self, clicks: Sequence[ClickEvent], *, now: datetime | None = None) -> int:
@@ -1154,12 +1214,13 @@ class Ledger:
                 "clicked_at": _to_db(c.timestamp),
                 "created_at": db_now,
             }
-            for c in unique.values()
+            for c in sorted(unique.values(), key=lambda item: item.click_id)
         ]
         wamids = sorted({c.wamid for c in unique.values() if c.wamid})
         k = self.clicks.c
         t = self.statuses.c
-        with self._tx() as conn:
+
+        def _work(conn: Connection) -> Any:
             upsert(conn, self.clicks, rows, key=("click_id",))
             if wamids:
                 upsert(
@@ -1176,6 +1237,8 @@ class Ledger:
                         .where(t.wamid.in_(chunk))
                         .values(click_count=count_q, clicked_at=first_q, updated_at=db_now)
                     )
+
+        self._write(_work)
         return len(unique)
 
     def status_of(self, wamid: str) -> dict[str, Any] | None:

@@ -22,6 +22,19 @@ from airflow_provider_wamm.graph.payload import PayloadError, components_from_sp
 _Renderer = Callable[[Mapping[str, Any]], Any]
 _FORMATTER = string.Formatter()
 _BUTTON_KINDS = ("url", "quick_reply", "copy_code", "flow", "catalog")
+#: Keys whose values keep the recipient field's own type (numbers, or free JSON for flows).
+_TYPED_KEYS = frozenset(
+    {
+        "amount_1000",
+        "latitude",
+        "longitude",
+        "limited_time_offer_ms",
+        "expiration_time_ms",
+        "index",
+        "card_index",
+        "flow_action_data",
+    }
+)
 
 
 class PersonalisationError(PayloadError):
@@ -71,7 +84,7 @@ def _lookup(row: Mapping[str, Any], name: str, where: str) -> Any:
     return value
 
 
-def _compile_string(text: str, where: str) -> tuple[_Renderer, frozenset[str]]:
+def _compile_string(text: str, where: str, *, keep_type: bool) -> tuple[_Renderer, frozenset[str]]:
     """Parse ``text`` once; return a renderer and the field names it uses."""
     try:
         parts = list(_FORMATTER.parse(text))
@@ -99,10 +112,18 @@ def _compile_string(text: str, where: str) -> tuple[_Renderer, frozenset[str]]:
         only = pieces[0][1]
         assert only is not None
 
-        def whole(row: Mapping[str, Any]) -> Any:
-            return _lookup(row, only, where)
+        if keep_type:
 
-        return whole, frozenset(names)
+            def whole(row: Mapping[str, Any]) -> Any:
+                return _lookup(row, only, where)
+
+            return whole, frozenset(names)
+
+        def whole_text(row: Mapping[str, Any]) -> Any:
+            value = _lookup(row, only, where)
+            return value if isinstance(value, str) else format(value)
+
+        return whole_text, frozenset(names)
 
     def render(row: Mapping[str, Any]) -> str:
         out: list[str] = []
@@ -128,19 +149,26 @@ def _compile_string(text: str, where: str) -> tuple[_Renderer, frozenset[str]]:
     return render, frozenset(names)
 
 
-def _compile(value: Any, where: str) -> tuple[_Renderer, frozenset[str]]:
-    """Compile any spec value (strings, mappings and lists recursively) into a renderer."""
+def _compile(value: Any, where: str, *, keep_type: bool = False) -> tuple[_Renderer, frozenset[str]]:
+    """Compile any spec value (strings, mappings and lists recursively) into a renderer.
+
+    A value that is exactly one field becomes text, except where Meta wants a number (``keep_type``:
+    ``amount_1000``, coordinates, timestamps) or free JSON (``flow_action_data``).
+    """
     if isinstance(value, str):
-        return _compile_string(value, where)
+        return _compile_string(value, where, keep_type=keep_type)
     if isinstance(value, Mapping):
-        items = [(key, *_compile(item, f"{where}.{key}")) for key, item in value.items()]
+        items = [
+            (key, *_compile(item, f"{where}.{key}", keep_type=keep_type or key in _TYPED_KEYS))
+            for key, item in value.items()
+        ]
         names = frozenset().union(*(n for _k, _r, n in items))
         if not names:
             return (lambda _row: value), names
         pairs = [(key, renderer) for key, renderer, _n in items]
         return (lambda row: {key: renderer(row) for key, renderer in pairs}), names
     if isinstance(value, (list, tuple)):
-        compiled = [_compile(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        compiled = [_compile(item, f"{where}[{i}]", keep_type=keep_type) for i, item in enumerate(value)]
         names = frozenset().union(*(n for _r, n in compiled))
         if not names:
             return (lambda _row: value), names
@@ -230,7 +258,7 @@ class Personaliser:
         for key, value in spec.items():
             if value is None:
                 continue
-            renderer, used = _compile(value, key)
+            renderer, used = _compile(value, key, keep_type=key in _TYPED_KEYS)
             self._renderers[key] = renderer
             names |= used
         self.fields: frozenset[str] = frozenset(names)

@@ -349,7 +349,7 @@ class _Run:
                 self.in_flight += 1
             if (
                 not self.input_done
-                and len(self.ready) < self.max_in_flight
+                and len(self.ready) < max(1, self.s.batch_size // 2)
                 and len(self.delayed) < 4 * self.s.batch_size
             ):
                 self._read_batch()
@@ -557,7 +557,11 @@ class _Run:
             except GraphTransportError as exc:
                 self.done.put((job, "unknown" if exc.request_sent else "not_sent", exc))
             except GraphError as exc:
+                if exc.action is Action.HALT:
+                    self.stop.set()  # at once: the other workers must not start another request
                 self.done.put((job, "error", exc))
+            except ConfigurationError as exc:  # e.g. a redirect: nothing was processed
+                self.done.put((job, "config", exc))
             except BaseException as exc:
                 self.done.put((job, "crash", exc))
             else:
@@ -640,6 +644,11 @@ class _Run:
             return
         if kind == "unsent":
             return  # still claimed: released after a halt
+        if kind == "config":
+            if self.fatal is None:
+                self.fatal = value
+                self.stop.set()
+            return  # still claimed: released before the error is raised
         if kind in ("unknown", "crash"):
             r.unknown += 1
             self.processed += 1
@@ -654,6 +663,7 @@ class _Run:
             )
             if kind == "crash" and self.fatal is None:
                 self.fatal = value
+                self.stop.set()
             return
         error: GraphError = (
             value if isinstance(value, GraphError) else TransientError(f"request not sent: {value}")

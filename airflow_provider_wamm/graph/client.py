@@ -387,8 +387,8 @@ class GraphClient:
         retry: bool = True,
         headers: Mapping[str, str] | None = None,
         extra_secrets: Sequence[str] = (),
-    ) -> Any:
-        """Send one request (with retries where safe) and return the decoded JSON body."""
+    ) -> dict[str, Any]:
+        """Send one request (with retries where safe) and return the decoded JSON object."""
         url = self._url(path)
         what = f"{method} /{self.api_version}/{path.lstrip('/')}"
         idempotent = method in ("GET", "HEAD")
@@ -431,17 +431,19 @@ class GraphClient:
             log.debug("%s -> HTTP %d in %.3fs", what, status, elapsed)
             if 200 <= status < 300:
                 try:
-                    return response.json()
+                    body = response.json()
                 except ValueError:
-                    pass
+                    body = None
+                if isinstance(body, dict):
+                    return body
                 if not idempotent:
                     raise UnknownOutcomeError(
-                        f"{what} answered HTTP {status} with a body that is not JSON: the request may have "
+                        f"{what} answered HTTP {status} without a JSON object: the request may have "
                         "been accepted"
                     )
                 if last:
                     raise GraphTransportError(
-                        f"{what} answered HTTP {status} with a body that is not JSON", request_sent=True
+                        f"{what} answered HTTP {status} without a JSON object", request_sent=True
                     )
                 self._sleep(self.backoff_delay(attempt))
                 continue
@@ -532,7 +534,7 @@ class GraphClient:
         phone_number_id = self._need(self.phone_number_id, "phone_number_id")
         body = self._request("POST", f"{phone_number_id}/marketing_messages", json_body=payload, retry=retry)
         try:
-            result = SendResult.from_response(body if isinstance(body, Mapping) else {})
+            result = SendResult.from_response(body)
         except ValueError as exc:
             raise UnknownOutcomeError(
                 f"marketing_messages answered HTTP 200 without a usable message id ({exc})"
@@ -545,26 +547,25 @@ class GraphClient:
     def get_phone_number(self, fields: Sequence[str] | None = None) -> dict[str, Any]:
         """``GET /{phone_number_id}``: name, quality rating, throughput, health (the connection test)."""
         phone_number_id = self._need(self.phone_number_id, "phone_number_id")
-        return dict(
-            self._request(
-                "GET", phone_number_id, params={"fields": _csv(fields or DEFAULT_PHONE_NUMBER_FIELDS)}
-            )
-        )
+        params = {"fields": _csv(fields or DEFAULT_PHONE_NUMBER_FIELDS)}
+        return self._request("GET", phone_number_id, params=params)
 
     def get_waba(self, fields: Sequence[str] | None = None) -> dict[str, Any]:
         """``GET /{waba_id}``: by default including ``marketing_messages_onboarding_status``."""
         waba_id = self._need(self.waba_id, "waba_id")
-        return dict(self._request("GET", waba_id, params={"fields": _csv(fields or DEFAULT_WABA_FIELDS)}))
+        return self._request("GET", waba_id, params={"fields": _csv(fields or DEFAULT_WABA_FIELDS)})
 
     def _paged(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         seen: set[str] = set()
         while True:
             body = self._request("GET", path, params=params)
-            data = body.get("data") if isinstance(body, Mapping) else None
-            for item in data or ():
+            data = body.get("data")
+            if not isinstance(data, list):
+                data = []
+            for item in data:
                 if isinstance(item, Mapping):
                     yield dict(item)
-            paging = body.get("paging") if isinstance(body, Mapping) else None
+            paging = body.get("paging")
             cursors = paging.get("cursors") if isinstance(paging, Mapping) else None
             after = cursors.get("after") if isinstance(cursors, Mapping) else None
             if (
@@ -668,5 +669,5 @@ class GraphClient:
             headers={"Authorization": f"Bearer {app_id}|{app_secret}"},
             extra_secrets=(app_secret, f"{app_id}|{app_secret}"),
         )
-        data = body.get("data") if isinstance(body, Mapping) else None
+        data = body.get("data")
         return dict(data) if isinstance(data, Mapping) else {}

@@ -42,13 +42,23 @@ def _digits(text: str, field: str) -> tuple[bool, str]:
     return plus, "".join(out)
 
 
+def _parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    """The parsed number if ``phonenumbers`` considers it valid, else ``None``."""
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
+
+
 def normalize_phone(value: object, *, default_region: str | None = None, field: str = "to") -> str:
     """Return the recipient's international number as digits without ``+`` (``"4915123456789"``).
 
     :param value: a phone number as text (any common punctuation) or an ``int``.
     :param default_region: ISO 3166 region (``"DE"``, ``"IN"``) used for numbers written without a
         country code; ``None`` means every number must carry its country code (``+49…``,
-        ``0049…`` or ``49…``).
+        ``0049…`` or ``49…``). With a region, digits that already start with that region's
+        country code and form a valid number are taken as international.
     :param field: the field name reported in the error.
     :raises InvalidRecipientError: for missing, malformed or invalid numbers (the message never
         contains the number itself).
@@ -67,6 +77,8 @@ def normalize_phone(value: object, *, default_region: str | None = None, field: 
         raise InvalidRecipientError(
             field, f"must be a phone number as text, got {type(value).__name__} (store phone numbers as text)"
         )
+    if isinstance(value, int) and value < 0:
+        raise InvalidRecipientError(field, "is a negative number")
     text = str(value).strip() if isinstance(value, int) else value.strip()
     if not text:
         raise InvalidRecipientError(field, "is empty")
@@ -75,20 +87,22 @@ def normalize_phone(value: object, *, default_region: str | None = None, field: 
     plus, digits = _digits(text, field)
     if not digits:
         raise InvalidRecipientError(field, "contains no digits")
-    candidates: list[tuple[str, str | None]]
-    if plus:
-        candidates = [("+" + digits, None)]
-    elif region is not None:
-        candidates = [(digits, region), ("+" + digits, None)]
+    if plus or digits.startswith("00"):  # international: "+49 ..." or "0049 ..."
+        number = _parse("+" + (digits if plus else digits[2:]), None)
+    elif region is None:  # international digits without "+", as WhatsApp ids are written
+        number = _parse("+" + digits, None)
     else:
-        candidates = [("+" + (digits[2:] if digits.startswith("00") else digits), None)]
-    for number_text, parse_region in candidates:
-        try:
-            number = phonenumbers.parse(number_text, parse_region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, _E164)[1:]
+        national = _parse(digits, region)
+        international = _parse("+" + digits, None)
+        if international is not None and (
+            national is None or international.country_code == phonenumbers.country_code_for_region(region)
+        ):
+            # Already international digits (country code first): keep them as they are.
+            number = international
+        else:
+            number = national
+    if number is not None:
+        return phonenumbers.format_number(number, _E164)[1:]
     hint = "" if plus or region else " (include the country code, or set default_region)"
     raise InvalidRecipientError(field, f"is not a valid phone number{hint}")
 

@@ -303,20 +303,20 @@ def _check_layout(
                 "send a header component with a text parameter"
             )
         elif any(_lower(p.get("type")) != "text" for p in header_params):
-            problems.append(f"{prefix}header: the template has a TEXT header; send a text parameter")
+            problems.append(f"{prefix}header: the template's header is TEXT; send a text parameter")
         else:
             problems += _check_named(f"{prefix}header", layout.header_params, header_params, named)
     else:
         kind = _MEDIA_FORMATS.get(fmt, fmt.lower())
         if header is None:
             problems.append(
-                f"{prefix}header: the template has a {fmt} header; send a header component with "
+                f"{prefix}header: the template's header is {fmt}; send a header component with "
                 f"a {kind} parameter"
             )
         elif len(header_params) != 1 or _lower(header_params[0].get("type")) != kind:
             got = ", ".join(repr(p.get("type")) for p in header_params) or "no parameter"
             problems.append(
-                f"{prefix}header: the template has a {fmt} header; send one {kind} parameter, got {got}"
+                f"{prefix}header: the template's header is {fmt}; send one {kind} parameter, got {got}"
             )
 
     # Body.

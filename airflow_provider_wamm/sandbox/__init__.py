@@ -1,6 +1,7 @@
 """A local stand-in for the Graph API's Marketing Messages endpoints (no Meta account needed).
 
-A real HTTP server (Starlette on uvicorn) that answers ``POST /{version}/{phone_number_id}/marketing_messages``
+A real HTTP server (Starlette on uvicorn) that answers
+``POST /{version}/{phone_number_id}/marketing_messages``
 and the read endpoints a campaign needs, enforces Meta's throughput and pair limits, injects faults,
 and sends signed status webhooks. Used by the tests, the demo and the benchmarks; run it alone with
 the ``wamm-sandbox`` command.
@@ -20,7 +21,12 @@ from airflow_provider_wamm.sandbox.config import (
     parse_forced,
 )
 from airflow_provider_wamm.sandbox.server import Sandbox, SandboxMessage
-from airflow_provider_wamm.sandbox.webhooks import SIGNATURE_HEADER, build_payload, sign_payload, verify_signature
+from airflow_provider_wamm.sandbox.webhooks import (
+    SIGNATURE_HEADER,
+    build_payload,
+    sign_payload,
+    verify_signature,
+)
 
 __all__ = [
     "SIGNATURE_HEADER",

@@ -1,4 +1,4 @@
-"""``wamm-sandbox``: run the Graph API sandbox on its own (for the demo, a DAG under development, a benchmark).
+"""``wamm-sandbox``: run the Graph API sandbox on its own (demo, DAG development, benchmarks).
 
 It prints ``wamm-sandbox listening on http://HOST:PORT`` once it serves, then runs until SIGINT or
 SIGTERM. The token and app secret can come from ``WAMM_SANDBOX_TOKEN`` and ``WAMM_SANDBOX_APP_SECRET``
@@ -45,10 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Local stand-in for WhatsApp's Marketing Messages API (Graph API) with limits, faults "
         "and signed status webhooks.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any free one (default {DEFAULT_PORT})")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to listen on (default 127.0.0.1; the /_sandbox/ admin endpoints have no auth)",
+    )
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any free one (default {DEFAULT_PORT})"
+    )
     p.add_argument("--config", type=pathlib.Path, help="JSON file of SandboxConfig fields (applied first)")
-    p.add_argument("--templates", type=pathlib.Path, help="JSON file: a list of templates (Meta's format or ours)")
+    p.add_argument(
+        "--templates", type=pathlib.Path, help="JSON file: a list of templates (Meta's format or ours)"
+    )
     p.add_argument("--token", help="access token clients must send (env WAMM_SANDBOX_TOKEN)")
     p.add_argument("--app-id", help="app id reported by debug_token")
     p.add_argument("--app-secret", help="app secret signing webhooks (env WAMM_SANDBOX_APP_SECRET)")
@@ -62,10 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pair-burst", type=int, help="burst allowance per recipient (default 45)")
     p.add_argument("--no-pair-limit", action="store_true", help="do not enforce the pair rate limit")
     p.add_argument("--seed", type=int, help="seed of faults and outcomes")
-    p.add_argument("--outcomes", type=_outcomes, help="weights, e.g. read=0.5,delivered=0.3,failed:131026=0.2")
-    p.add_argument("--force", action="append", default=[], metavar="NUMBER=OUTCOME",
-                   help="forced outcome for one recipient, e.g. 4915123456789=failed:131050 (repeatable)")
-    p.add_argument("--fallback-rate", type=_rate, help="share of sends routed to Cloud API (category marketing)")
+    p.add_argument(
+        "--outcomes", type=_outcomes, help="weights, e.g. read=0.5,delivered=0.3,failed:131026=0.2"
+    )
+    p.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="NUMBER=OUTCOME",
+        help="forced outcome for one recipient, e.g. 4915123456789=failed:131050 (repeatable)",
+    )
+    p.add_argument(
+        "--fallback-rate", type=_rate, help="share of sends routed to Cloud API (category marketing)"
+    )
     p.add_argument("--click-rate", type=_rate, help="share of read messages that get a click event")
     p.add_argument("--fault-5xx", type=_rate, help="rate of 500/502/503 answers")
     p.add_argument("--fault-transient", type=_rate, help="rate of Graph transient errors (1, 2, 131000)")

@@ -66,7 +66,7 @@ class SandboxTemplate:
     buttons: tuple[Mapping[str, Any], ...] = ()
     """Buttons in Meta's template format."""
     message_status: str = "accepted"
-    """``message_status`` answered for sends of this template (``held_for_quality_assessment``, ``paused``)."""
+    """``message_status`` of its sends: ``accepted``, ``held_for_quality_assessment`` or ``paused``."""
     id: str | None = None
     """Template id; derived from name and language when not given."""
     examples: Mapping[str, Any] | None = None
@@ -131,7 +131,9 @@ class SandboxTemplate:
             if names:
                 if self.parameter_format == "NAMED" and not names[0].isdigit():
                     header["example"] = {
-                        "header_text_named_params": [{"param_name": names[0], "example": self._example(names[0])}]
+                        "header_text_named_params": [
+                            {"param_name": names[0], "example": self._example(names[0])}
+                        ]
                     }
                 else:
                     header["example"] = {"header_text": [self._example(names[0])]}
@@ -345,9 +347,12 @@ def _rate(name: str, value: float) -> None:
 SECRET_FIELDS = frozenset({"access_token", "app_secret"})
 
 
-@dataclass
+@dataclass(frozen=True)
 class SandboxConfig:
-    """Everything the sandbox can be told. Defaults mimic a healthy, onboarded account at Meta's limits."""
+    """Everything the sandbox can be told. Defaults mimic a healthy, onboarded account at Meta's limits.
+
+    Immutable: a running sandbox swaps in a new one (``Sandbox.configure(**changes)``).
+    """
 
     # Identity and auth
     access_token: str = "sandbox-token"
@@ -419,7 +424,7 @@ class SandboxConfig:
     fault_lost_response_rate: float = 0.0
     """The message is recorded, then the answer is lost (see :attr:`lost_response_mode`)."""
     lost_response_mode: str = "mixed"
-    """How an answer is lost: ``drop`` (connection closed), ``hang`` (no answer for ``hang_s``) or ``mixed``."""
+    """How an answer is lost: ``drop`` (connection closed), ``hang`` (silence for ``hang_s``), ``mixed``."""
     hang_s: float = 30.0
     """How long a hung answer waits before the connection is closed."""
     fault_drop_rate: float = 0.0
@@ -460,7 +465,7 @@ class SandboxConfig:
     webhook_step_s: float = 0.05
     """Delay between ``sent``, ``delivered`` and ``read``."""
     webhook_flush_s: float = 0.05
-    """How often the emitter collects due statuses into a batch."""
+    """Batching window: a POST carries what fell due within this time after its first event."""
     webhook_duplicate_rate: float = 0.0
     """Share of statuses delivered twice."""
     webhook_reorder_rate: float = 0.0
@@ -472,14 +477,14 @@ class SandboxConfig:
     webhook_timeout_s: float = 10.0
     """Timeout of one webhook POST."""
     webhook_concurrency: int = 4
-    """Webhook POSTs in flight at once."""
+    """Webhook POSTs in flight at once (above 1, batches may arrive out of order, as with Meta)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.templates, dict) or any(
             not isinstance(t, SandboxTemplate) for t in self.templates.values()
         ):
-            self.templates = normalize_templates(self.templates)
-        self.token_scopes = tuple(self.token_scopes)
+            object.__setattr__(self, "templates", normalize_templates(self.templates))
+        object.__setattr__(self, "token_scopes", tuple(self.token_scopes))
         for name in (
             "fault_5xx_rate",
             "fault_transient_rate",
@@ -503,16 +508,23 @@ class SandboxConfig:
             raise ValueError(f"lost_response_mode must be one of {LOST_RESPONSE_MODES}")
         if not 1 <= self.webhook_batch_size <= 1000:
             raise ValueError("webhook_batch_size must be between 1 and 1000")
-        if self.webhook_statuses_per_change < 1 or self.webhook_max_attempts < 1 or self.webhook_concurrency < 1:
-            raise ValueError("webhook_statuses_per_change, webhook_max_attempts, webhook_concurrency must be >= 1")
+        if (
+            self.webhook_statuses_per_change < 1
+            or self.webhook_max_attempts < 1
+            or self.webhook_concurrency < 1
+        ):
+            raise ValueError(
+                "webhook_statuses_per_change, webhook_max_attempts, webhook_concurrency must be >= 1"
+            )
         if self.webhook_url is not None and not str(self.webhook_url).startswith(("http://", "https://")):
             raise ValueError("webhook_url must be an http:// or https:// URL")
         outcomes = {parse_outcome(k): float(v) for k, v in dict(self.outcomes).items()}
         if any(v < 0 for v in outcomes.values()) or sum(outcomes.values()) <= 0:
             raise ValueError("outcomes weights must be >= 0 with a positive sum")
-        self.outcomes = outcomes
-        self.forced_outcomes = {str(k).lstrip("+"): str(v) for k, v in dict(self.forced_outcomes).items()}
-        for value in self.forced_outcomes.values():
+        object.__setattr__(self, "outcomes", outcomes)
+        forced = {str(k).lstrip("+"): str(v) for k, v in dict(self.forced_outcomes).items()}
+        object.__setattr__(self, "forced_outcomes", forced)
+        for value in forced.values():
             parse_forced(value)
 
     def replace(self, **changes: Any) -> SandboxConfig:
@@ -540,8 +552,12 @@ class SandboxConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, base: SandboxConfig | None = None) -> SandboxConfig:
-        """Build (or update ``base`` with) settings from JSON-like data, e.g. a config file or admin call."""
-        changes = dict(data)
+        """Build (or update ``base`` with) settings from JSON-like data, e.g. a config file or admin call.
+
+        Masked secrets (``"***"``, as :meth:`to_dict` shows them) are ignored, so a shown configuration
+        can be sent back as it is.
+        """
+        changes = {k: v for k, v in data.items() if not (k in SECRET_FIELDS and v == "***")}
         if "templates" in changes:
             changes["templates"] = normalize_templates(changes["templates"])
         return (base or cls()).replace(**changes)

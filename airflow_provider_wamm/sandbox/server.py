@@ -40,7 +40,18 @@ log = logging.getLogger(__name__)
 
 _JSON_HEADERS = {"content-type": "application/json; charset=UTF-8"}
 _TRANSIENT_CODES = frozenset({1, 2, 131000, 131016, 133004})
-_HTTP_STATUS = {0: 401, 190: 401, 10: 403, 4: 429, 17: 429, 80007: 429, 1: 500, 2: 500, 131000: 500, 131016: 503}
+_HTTP_STATUS = {
+    0: 401,
+    190: 401,
+    10: 403,
+    4: 429,
+    17: 429,
+    80007: 429,
+    1: 500,
+    2: 500,
+    131000: 500,
+    131016: 503,
+}
 _PHONE_DEFAULT_FIELDS = (
     "verified_name",
     "code_verification_status",
@@ -93,7 +104,7 @@ class SandboxMessage:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe view (admin endpoint)."""
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 class _State:
@@ -233,6 +244,10 @@ def _parse_list(value: str | None) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+class _Dropped(Response):
+    """Marks a request whose connection was closed: nothing more is sent for it."""
+
+
 class _GraphFailure(Exception):
     """Raised inside handlers to answer a Graph error."""
 
@@ -260,7 +275,6 @@ class Sandbox:
         self._port = port
         self._server: Any = None
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._startup_error: BaseException | None = None
         self._app = self._build_app()
 
@@ -304,6 +318,7 @@ class Sandbox:
         return self
 
     def _run(self, sock: socket.socket) -> None:
+        loop: asyncio.AbstractEventLoop
         try:
             import uvloop
 
@@ -311,7 +326,6 @@ class Sandbox:
         except ImportError:
             loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        self._loop = loop
         try:
             loop.run_until_complete(self._serve(sock))
         except BaseException as exc:
@@ -373,16 +387,20 @@ class Sandbox:
             from airflow_provider_wamm.sandbox.config import normalize_templates
 
             changes["templates"] = normalize_templates(changes["templates"])
-        config = self._runtime.config.replace(**changes)
+        return self._install(self._runtime.config.replace(**changes))
+
+    def _install(self, config: SandboxConfig) -> SandboxConfig:
+        """Swap in a configuration (one atomic assignment); a new seed reseeds the fault RNG."""
+        reseed = config.seed != self._runtime.config.seed
         self._runtime = _Runtime.build(config)
-        if "seed" in changes:
+        if reseed:
             self._state.rng.seed(config.seed)
         return config
 
     def reset(self, config: SandboxConfig | None = None) -> None:
         """Forget every message, counter, pending webhook and limit; optionally install ``config`` too."""
         if config is not None:
-            self._runtime = _Runtime.build(config)
+            self._install(config)
         self._state = _State(self._runtime.config.seed)
 
     @property
@@ -422,7 +440,7 @@ class Sandbox:
         deadline = time.monotonic() + timeout
         while True:
             state = self._state
-            if not state.heap and state.pending_batches == 0:
+            if state.pending_batches == 0 and (not state.heap or not self._runtime.config.webhook_url):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -484,7 +502,11 @@ class Sandbox:
         error_type: str = "OAuthException",
         status: int | None = None,
     ) -> _GraphFailure:
-        error: dict[str, Any] = {"message": message or f"(#{code}) {error_title(code)}", "type": error_type, "code": code}
+        error: dict[str, Any] = {
+            "message": message or f"(#{code}) {error_title(code)}",
+            "type": error_type,
+            "code": code,
+        }
         if subcode is not None:
             error["error_subcode"] = subcode
         if code in _TRANSIENT_CODES or code in (4, 130429):
@@ -503,10 +525,15 @@ class Sandbox:
 
     def _authenticate(self, request: Request, cfg: SandboxConfig) -> None:
         header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else request.query_params.get("access_token")
+        token = (
+            header[7:].strip()
+            if header[:7].lower() == "bearer "
+            else request.query_params.get("access_token")
+        )
         if not token:
             raise self._error(
-                190, message="An active access token must be used to query information about the current user."
+                190,
+                message="An active access token must be used to query information about the current user.",
             )
         if not secrets.compare_digest(token.encode(), cfg.access_token.encode()):
             raise self._error(190, message="Invalid OAuth access token - Cannot parse access token")
@@ -515,17 +542,18 @@ class Sandbox:
 
     def _token_expired(self) -> _GraphFailure:
         now = dt.datetime.now(dt.UTC)
+        stamp = "%A, %d-%b-%y %H:%M:%S"
         message = (
-            f"Error validating access token: Session has expired on {now - dt.timedelta(minutes=5):%A, %d-%b-%y %H:%M:%S} "
-            f"UTC. The current time is {now:%A, %d-%b-%y %H:%M:%S} UTC."
+            f"Error validating access token: Session has expired on {now - dt.timedelta(minutes=5):{stamp}} "
+            f"UTC. The current time is {now:{stamp}} UTC."
         )
         return self._error(190, message=message, subcode=463)
 
-    def _unknown_node(self, node: str) -> _GraphFailure:
+    def _unknown_node(self, node: str, method: str = "get") -> _GraphFailure:
         return self._error(
             100,
             message=(
-                f"Unsupported request - method type: get. Object with ID '{node}' does not exist, cannot be "
+                f"Unsupported {method} request. Object with ID '{node}' does not exist, cannot be "
                 "loaded due to missing permissions, or does not support this operation."
             ),
             subcode=33,
@@ -542,16 +570,17 @@ class Sandbox:
     async def _drop(self, request: Request) -> Response:
         """Close the client's connection without an answer."""
         send = request.scope.get("wamm.send")
-        cycle = getattr(send, "__self__", None)
+        # uvicorn's ``send`` is a method of its per-request cycle, which holds the connection.
+        cycle: Any = getattr(send, "__self__", None)
         transport = getattr(cycle, "transport", None)
         if transport is None:  # not uvicorn: the closest we can do is never answering
             await asyncio.sleep(self._runtime.config.hang_s)
-            return Response(status_code=504)
+            return _Dropped(status_code=504)
         transport.abort()
         with contextlib.suppress(AttributeError):
-            cycle.disconnected = True  # type: ignore[union-attr]
+            cycle.disconnected = True  # uvicorn then neither answers nor logs an incomplete response
         await asyncio.sleep(0)
-        return Response(status_code=499)
+        return _Dropped(status_code=500)
 
     def _random_fault(self, cfg: SandboxConfig, state: _State) -> str | None:
         """One draw decides which fault (if any) this request gets."""
@@ -599,6 +628,7 @@ class Sandbox:
             Route("/{version}/{node}/message_templates", self._templates, methods=["GET"]),
             Route("/{version}/{node}/template_analytics", self._analytics, methods=["GET"]),
             Route("/{version}/{node}", self._node, methods=["GET"]),
+            Route("/{path:path}", self._unsupported, methods=["GET", "POST", "DELETE"]),
         ]
         return Starlette(routes=routes)
 
@@ -608,7 +638,11 @@ class Sandbox:
         await self._app(scope, receive, send)
 
     async def _graph(
-        self, request: Request, handler: Callable[[Request, SandboxConfig, _State], Any], *, is_send: bool = False
+        self,
+        request: Request,
+        handler: Callable[[Request, SandboxConfig, _State], Any],
+        *,
+        is_send: bool = False,
     ) -> Response:
         """Common frame of the Graph endpoints: auth, faults on reads, latency, error answers."""
         runtime = self._runtime
@@ -634,7 +668,7 @@ class Sandbox:
             if failure.code is not None:
                 state.errors[failure.code] += 1
             response = failure.response
-        if response.status_code == 499:
+        if isinstance(response, _Dropped):
             return response
         await self._delay(cfg, state)
         return response
@@ -648,7 +682,8 @@ class Sandbox:
         runtime = self._runtime
         node = request.path_params["node"]
         if node != cfg.phone_number_id:
-            raise self._unknown_node(node)
+            raise self._unknown_node(node, "post")
+        payload: Any
         try:
             payload = json.loads(body) if body else None
         except ValueError:
@@ -713,8 +748,11 @@ class Sandbox:
                 bucket[0] = min(float(cfg.pair_burst), bucket[0] + (now - bucket[1]) / cfg.pair_interval_s)
                 bucket[1] = now
             if bucket[0] < 1.0:
-                raise self._error(131056, "Message failed to send because there were too many messages sent "
-                                  "from this phone number to the same phone number in a short period of time.")
+                raise self._error(
+                    131056,
+                    "Message failed to send because there were too many messages sent "
+                    "from this phone number to the same phone number in a short period of time.",
+                )
             bucket[0] -= 1.0
         if cfg.mps_cap is not None:
             state.window.append(now)
@@ -783,6 +821,18 @@ class Sandbox:
             },
         )
 
+    async def _unsupported(self, request: Request) -> Response:
+        def fail(request: Request, cfg: SandboxConfig, state: _State) -> Response:
+            raise self._error(
+                100,
+                message=f"Unsupported {request.method.lower()} request: {request.url.path} is not served by "
+                "the sandbox.",
+                subcode=33,
+                error_type="GraphMethodException",
+            )
+
+        return await self._graph(request, fail)
+
     # ------------------------------------------------------------------ GET nodes
     async def _node(self, request: Request) -> Response:
         return await self._graph(request, self._node_inner)
@@ -806,7 +856,13 @@ class Sandbox:
                 "whatsapp_business_manager_messaging_limit": cfg.messaging_limit,
                 "health_status": {
                     "can_send_message": "AVAILABLE",
-                    "entities": [{"entity_type": "PHONE_NUMBER", "id": cfg.phone_number_id, "can_send_message": "AVAILABLE"}],
+                    "entities": [
+                        {
+                            "entity_type": "PHONE_NUMBER",
+                            "id": cfg.phone_number_id,
+                            "can_send_message": "AVAILABLE",
+                        }
+                    ],
                 },
             }
             return self._select(values, request, _PHONE_DEFAULT_FIELDS, "WhatsAppBusinessPhoneNumber")
@@ -835,11 +891,16 @@ class Sandbox:
             return self._select(values, request, _WABA_DEFAULT_FIELDS, "WhatsAppBusinessAccount")
         raise self._unknown_node(node)
 
-    def _select(self, values: dict[str, Any], request: Request, defaults: tuple[str, ...], node_type: str) -> Response:
+    def _select(
+        self, values: dict[str, Any], request: Request, defaults: tuple[str, ...], node_type: str
+    ) -> Response:
         requested = _split_fields(request.query_params.get("fields"))
         for name in requested:
             if name not in values:
-                raise self._error(100, message=f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})")
+                raise self._error(
+                    100,
+                    message=f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})",
+                )
         names = requested or list(defaults)
         data = {n: values[n] for n in names}
         data["id"] = values["id"]
@@ -885,7 +946,9 @@ class Sandbox:
         for field_name in requested:
             if field_name not in _TEMPLATE_FIELDS:
                 raise self._error(
-                    100, message=f"(#100) Tried accessing nonexisting field ({field_name}) on node type (WhatsAppMessageTemplate)"
+                    100,
+                    message=f"(#100) Tried accessing nonexisting field ({field_name}) on node type "
+                    "(WhatsAppMessageTemplate)",
                 )
         page = rows[offset : offset + limit]
         if requested:
@@ -893,7 +956,9 @@ class Sandbox:
         data: dict[str, Any] = {"data": page}
         if page:
             end = offset + len(page)
-            paging: dict[str, Any] = {"cursors": {"before": _encode_cursor(offset), "after": _encode_cursor(end)}}
+            paging: dict[str, Any] = {
+                "cursors": {"before": _encode_cursor(offset), "after": _encode_cursor(end)}
+            }
             if end < len(rows):
                 paging["next"] = str(request.url.include_query_params(after=_encode_cursor(end), limit=limit))
             if offset > 0:
@@ -970,7 +1035,11 @@ class Sandbox:
                     point["read"] = read
                 if "CLICKED" in metrics and clicked:
                     point["clicked"] = [
-                        {"type": "url_button", "button_content": buttons.get(template_id, "Link"), "count": clicked}
+                        {
+                            "type": "url_button",
+                            "button_content": buttons.get(template_id, "Link"),
+                            "count": clicked,
+                        }
                     ]
                 if "COST" in metrics:
                     spent = round(delivered * cfg.price_per_message, 4)
@@ -1003,8 +1072,11 @@ class Sandbox:
         return response
 
     def _debug_token_inner(self, request: Request, cfg: SandboxConfig) -> Response:
+        # An explicit ``access_token`` (usually the app token) wins over the Authorization header.
         header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else request.query_params.get("access_token")
+        token = request.query_params.get("access_token") or (
+            header[7:].strip() if header[:7].lower() == "bearer " else None
+        )
         app_token = f"{cfg.app_id}|{cfg.app_secret}"
         if not token:
             raise self._error(190, message="An access token is required to request this resource.")
@@ -1020,7 +1092,13 @@ class Sandbox:
         if not secrets.compare_digest(input_token.encode(), cfg.access_token.encode()):
             return _json(
                 200,
-                {"data": {"error": {"code": 190, "message": "Invalid OAuth access token."}, "is_valid": False, "scopes": []}},
+                {
+                    "data": {
+                        "error": {"code": 190, "message": "Invalid OAuth access token."},
+                        "is_valid": False,
+                        "scopes": [],
+                    }
+                },
             )
         data: dict[str, Any] = {
             "app_id": cfg.app_id,
@@ -1040,12 +1118,18 @@ class Sandbox:
         }
         if cfg.token_expired:
             data["expires_at"] = cfg.token_expires_at or now - 300
-            data["error"] = {"code": 190, "message": "Error validating access token: Session has expired.", "subcode": 463}
+            data["error"] = {
+                "code": 190,
+                "message": "Error validating access token: Session has expired.",
+                "subcode": 463,
+            }
         return _json(200, {"data": data})
 
     # ------------------------------------------------------------------ admin
     async def _admin_health(self, request: Request) -> Response:
-        return _json(200, {"ok": True, "phone_number_id": self.config.phone_number_id, "waba_id": self.config.waba_id})
+        return _json(
+            200, {"ok": True, "phone_number_id": self.config.phone_number_id, "waba_id": self.config.waba_id}
+        )
 
     async def _admin_messages(self, request: Request) -> Response:
         params = request.query_params
@@ -1095,8 +1179,7 @@ class Sandbox:
         if request.method == "POST":
             try:
                 data = await self._read_json(request)
-                self._runtime = _Runtime.build(SandboxConfig.from_dict(data, base=self.config))
+                self._install(SandboxConfig.from_dict(data, base=self.config))
             except (ValueError, TypeError) as exc:
                 return _json(400, {"error": str(exc)})
         return _json(200, self.config.to_dict())
-

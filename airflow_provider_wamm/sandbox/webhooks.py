@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import heapq
+import hmac
 import json
 import logging
 import time
@@ -87,7 +87,10 @@ def schedule_message(sandbox: Sandbox, state: _State, msg: SandboxMessage, now: 
         priced = status in ("sent", "delivered")
         item = (msg.wamid, status, walls[i], msg.to, msg.pricing_category if priced else None, code)
         heapq.heappush(heap, (dues[i], next(state.seq), "status", item))
-        if cfg.webhook_duplicate_rate and sandbox._unit("dup", f"{msg.wamid}|{status}") < cfg.webhook_duplicate_rate:
+        if (
+            cfg.webhook_duplicate_rate
+            and sandbox._unit("dup", f"{msg.wamid}|{status}") < cfg.webhook_duplicate_rate
+        ):
             heapq.heappush(heap, (dues[i] + step * 1.5, next(state.seq), "status", item))
     if msg.clicked:
         click = (msg.wamid, walls[-1] + step, f"click.{msg.wamid[6:22]}", msg.tracking_token)
@@ -96,7 +99,12 @@ def schedule_message(sandbox: Sandbox, state: _State, msg: SandboxMessage, now: 
 
 def _status_object(item: tuple[Any, ...]) -> dict[str, Any]:
     wamid, status, wall, recipient, category, code = item
-    obj: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(wall)), "recipient_id": recipient}
+    obj: dict[str, Any] = {
+        "id": wamid,
+        "status": status,
+        "timestamp": str(int(wall)),
+        "recipient_id": recipient,
+    }
     if category is not None:
         obj["pricing"] = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": category}
     if code is not None:
@@ -181,10 +189,11 @@ class WebhookEmitter:
         state = self._sandbox._state
         heap = state.heap
         now = time.monotonic()
-        if not heap or not cfg.webhook_url or heap[0][0] > now:
+        # A batch holds what fell due within ``webhook_flush_s`` after its first event fell due.
+        if not heap or not cfg.webhook_url or heap[0][0] + cfg.webhook_flush_s > now:
             wait = cfg.webhook_flush_s
             if heap and cfg.webhook_url:
-                wait = min(wait, heap[0][0] - now)
+                wait = min(wait, heap[0][0] + cfg.webhook_flush_s - now)
             await asyncio.sleep(max(wait, 0.002))
             return
         if self._semaphore is None or self._semaphore_size != cfg.webhook_concurrency:
@@ -194,7 +203,7 @@ class WebhookEmitter:
         await semaphore.acquire()
         # Count the batch before taking events off the heap, so an idle check never sees neither.
         state.pending_batches += 1
-        batch = []
+        batch: list[tuple[Any, ...]] = []
         now = time.monotonic()
         while heap and heap[0][0] <= now and len(batch) < cfg.webhook_batch_size:
             batch.append(heapq.heappop(heap))
@@ -202,7 +211,9 @@ class WebhookEmitter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, state: _State, batch: list[tuple[Any, ...]], semaphore: asyncio.Semaphore) -> None:
+    async def _deliver(
+        self, state: _State, batch: list[tuple[Any, ...]], semaphore: asyncio.Semaphore
+    ) -> None:
         try:
             if not batch:
                 return
@@ -222,7 +233,9 @@ class WebhookEmitter:
             n_status = sum(1 for e in batch if e[2] == "status")
             for attempt in range(cfg.webhook_max_attempts):
                 try:
-                    response = await self._client.post(url, content=body, headers=headers, timeout=cfg.webhook_timeout_s)
+                    response = await self._client.post(
+                        url, content=body, headers=headers, timeout=cfg.webhook_timeout_s
+                    )
                     if 200 <= response.status_code < 300:
                         state.webhook_posts += 1
                         state.webhook_statuses += n_status
@@ -232,11 +245,15 @@ class WebhookEmitter:
                 except Exception as exc:  # any transport problem is a failed delivery
                     reason = type(exc).__name__
                 state.webhook_failures += 1
-                log.debug("webhook delivery to %s failed (%s), attempt %d", _redact_url(url), reason, attempt + 1)
+                log.debug(
+                    "webhook delivery to %s failed (%s), attempt %d", _redact_url(url), reason, attempt + 1
+                )
                 if attempt + 1 < cfg.webhook_max_attempts:
                     await asyncio.sleep(cfg.webhook_retry_s * 2**attempt)
             state.webhook_dropped += len(batch)
-            log.warning("webhook batch of %d events to %s dropped after retries", len(batch), _redact_url(url))
+            log.warning(
+                "webhook batch of %d events to %s dropped after retries", len(batch), _redact_url(url)
+            )
         finally:
             state.pending_batches -= 1
             semaphore.release()

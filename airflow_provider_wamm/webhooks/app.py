@@ -241,4 +241,10 @@ def create_app(settings: SettingsSource, *, title: str = "WhatsApp webhooks") ->
     return app
 
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "MAX_CHALLENGE_LENGTH", "SettingsSource", "WebhookSettings", "create_app"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "MAX_CHALLENGE_LENGTH",
+    "SettingsSource",
+    "WebhookSettings",
+    "create_app",
+]

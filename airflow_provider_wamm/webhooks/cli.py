@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--app-secret-file", type=pathlib.Path, help="file holding the Meta app secret (else WAMM_APP_SECRET)"
     )
     parser.add_argument(
-        "--verify-token-file", type=pathlib.Path, help="file holding the verify token (else WAMM_VERIFY_TOKEN)"
+        "--verify-token-file",
+        type=pathlib.Path,
+        help="file holding the verify token (else WAMM_VERIFY_TOKEN)",
     )
     parser.add_argument(
         "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest accepted body"
@@ -113,7 +115,9 @@ def build_app(args: argparse.Namespace) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the receiver until interrupted; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         app = build_app(args)
     except SystemExit as exc:

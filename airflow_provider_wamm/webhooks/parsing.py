@@ -176,7 +176,9 @@ def parse_status(obj: Any) -> StatusUpdate | None:
             code = _int_code(first.get("code"))
             title = _clipped(first.get("title"), 255)
             error_data = _mapping(first.get("error_data"))
-            details = _clipped(error_data.get("details"), _MAX_TEXT) or _clipped(first.get("message"), _MAX_TEXT)
+            details = _clipped(error_data.get("details"), _MAX_TEXT) or _clipped(
+                first.get("message"), _MAX_TEXT
+            )
     if title is None and code is not None:
         title = error_title(code)
     return StatusUpdate(

@@ -67,13 +67,18 @@ def postgres_server() -> Iterator[str]:
     data, port = root / "data", _free_port()
     try:
         subprocess.run(
-            _as_user("postgres", [initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]),
+            _as_user(
+                "postgres",
+                [initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
+            ),
             check=True,
             capture_output=True,
         )
         options = f"-k {root} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(
-            _as_user("postgres", [pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(root / "log"), "start"]),
+            _as_user(
+                "postgres", [pg_ctl, "-D", str(data), "-o", options, "-w", "-l", str(root / "log"), "start"]
+            ),
             check=True,
             capture_output=True,
         )
@@ -86,7 +91,9 @@ def postgres_server() -> Iterator[str]:
         yield url
     finally:
         subprocess.run(
-            _as_user("postgres", [pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
+            _as_user("postgres", [pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(root, ignore_errors=True)
 
@@ -103,8 +110,14 @@ def mariadb_server() -> Iterator[str]:
     user_args = ["--user=mysql"] if os.geteuid() == 0 else []
     try:
         subprocess.run(
-            [install, "--no-defaults", f"--datadir={data}", *user_args, "--skip-test-db",
-             "--auth-root-authentication-method=normal"],
+            [
+                install,
+                "--no-defaults",
+                f"--datadir={data}",
+                *user_args,
+                "--skip-test-db",
+                "--auth-root-authentication-method=normal",
+            ],
             check=True,
             capture_output=True,
         )
@@ -113,9 +126,18 @@ def mariadb_server() -> Iterator[str]:
         pytest.skip(f"could not initialise MariaDB: {exc}")
     log = (root / "log").open("wb")
     proc = subprocess.Popen(
-        [server, "--no-defaults", f"--datadir={data}", f"--socket={root / 'sock'}", f"--port={port}",
-         "--bind-address=127.0.0.1", "--skip-grant-tables", "--innodb-flush-log-at-trx-commit=0",
-         "--skip-log-bin", *user_args],
+        [
+            server,
+            "--no-defaults",
+            f"--datadir={data}",
+            f"--socket={root / 'sock'}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            "--skip-grant-tables",
+            "--innodb-flush-log-at-trx-commit=0",
+            "--skip-log-bin",
+            *user_args,
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -27,7 +27,9 @@ def phones(n: int, start: int = 0) -> list[str]:
     return [f"49151{i:08d}" for i in range(start, start + n)]
 
 
-def accept_all(ledger: Ledger, campaign: str, recipients: list[str], attempt: str, now: datetime = T0) -> None:
+def accept_all(
+    ledger: Ledger, campaign: str, recipients: list[str], attempt: str, now: datetime = T0
+) -> None:
     assert ledger.claim(campaign, recipients, attempt_id=attempt, now=now) == set(recipients)
     ledger.record_results(
         campaign,
@@ -164,15 +166,23 @@ def test_concurrent_claims_in_memory_database(memory_ledger: Ledger) -> None:
 def test_record_results_touches_only_own_claims(ledger: Ledger) -> None:
     ledger.claim("c", phones(2), attempt_id="a1", now=T0)
     updated = ledger.record_results(
-        "c", [SendOutcome(phones(1)[0], L.ACCEPTED, wamid="w1", message_status="accepted")], attempt_id="intruder"
+        "c",
+        [SendOutcome(phones(1)[0], L.ACCEPTED, wamid="w1", message_status="accepted")],
+        attempt_id="intruder",
     )
     assert updated == 0
     updated = ledger.record_results(
         "c",
         [
             SendOutcome(phones(2)[0], L.ACCEPTED, wamid="w1", message_status="accepted", attempts=2),
-            SendOutcome(phones(2)[1], L.FAILED, error_code=131026, error_title="Message undeliverable",
-                        error_details="x" * 5000, attempts=1),
+            SendOutcome(
+                phones(2)[1],
+                L.FAILED,
+                error_code=131026,
+                error_title="Message undeliverable",
+                error_details="x" * 5000,
+                attempts=1,
+            ),
         ],
         attempt_id="a1",
         now=T0,
@@ -223,7 +233,9 @@ def test_release_claims_deletes_only_unsent_rows_of_the_attempt(ledger: Ledger) 
         ("claimed", None, True, False),
     ],
 )
-def test_reclaimable_states(state: str, not_before: datetime | None, resend_unknown: bool, expected: bool) -> None:
+def test_reclaimable_states(
+    state: str, not_before: datetime | None, resend_unknown: bool, expected: bool
+) -> None:
     assert ExistingSend(state, "a", not_before).reclaimable(T0, resend_unknown=resend_unknown) is expected
 
 
@@ -284,7 +296,7 @@ def test_iter_sends_streams_in_pages(ledger: Ledger) -> None:
     accept_all(ledger, "c", phones(25), "a1")
     ledger.record_unsent("c", [SendOutcome("!1", L.INVALID, error_details="bad")], attempt_id="a1")
     rows = list(ledger.iter_sends("c", batch_size=7))
-    assert [r["recipient"] for r in rows] == sorted(phones(25) + ["!1"])
+    assert [r["recipient"] for r in rows] == sorted([*phones(25), "!1"])
     assert list(ledger.iter_final_recipients("c", states=["invalid"])) == ["!1"]
 
 
@@ -312,7 +324,9 @@ def test_suppressions_forever_wins_and_longer_wins(ledger: Ledger) -> None:
     )
     active = ledger.active_suppressions([a, b, c, "4915199999999"], now=T0 + timedelta(hours=25))
     assert set(active) == {a, b}
-    assert active[a].until is None and active[a].reason == "stopped_marketing" and active[a].campaign_id == "c1"
+    assert (
+        active[a].until is None and active[a].reason == "stopped_marketing" and active[a].campaign_id == "c1"
+    )
     assert active[b].until == T0 + timedelta(hours=30) and active[b].campaign_id == "c2"
     assert set(ledger.active_suppressions([a, b, c], now=T0 + timedelta(hours=31))) == {a}
     # Opting out for ever after a temporary suppression sticks.
@@ -378,7 +392,16 @@ def test_statuses_are_monotonic_deduplicated_and_order_independent(ledger: Ledge
 def test_failed_is_terminal_and_keeps_its_error(ledger: Ledger) -> None:
     ledger.record_statuses([st("w1", "sent", 1)])
     ledger.record_statuses(
-        [st("w1", "failed", 2, error_code=131049, error_title="Meta chose not to deliver", error_details="limit")]
+        [
+            st(
+                "w1",
+                "failed",
+                2,
+                error_code=131049,
+                error_title="Meta chose not to deliver",
+                error_details="limit",
+            )
+        ]
     )
     ledger.record_statuses([st("w1", "delivered", 3), st("w1", "read", 4)])
     row = ledger.status_of("w1")
@@ -408,9 +431,18 @@ def test_status_updates_from_webhook_objects() -> None:
         }
     )
     assert update.timestamp == datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-    assert (update.error_code, update.error_title, update.error_details) == (131050, "User stopped", "opted out")
+    assert (update.error_code, update.error_title, update.error_details) == (
+        131050,
+        "User stopped",
+        "opted out",
+    )
     sent = StatusUpdate.from_webhook(
-        {"id": "w", "status": "sent", "timestamp": 1, "pricing": {"category": "marketing_lite", "pricing_model": "PMP"}}
+        {
+            "id": "w",
+            "status": "sent",
+            "timestamp": 1,
+            "pricing": {"category": "marketing_lite", "pricing_model": "PMP"},
+        }
     )
     assert sent.pricing_category == "marketing_lite" and sent.error_code is None
     with pytest.raises(ValueError, match="timestamp"):
@@ -437,8 +469,11 @@ def test_clicks_are_deduplicated_and_counted_on_the_message(ledger: Ledger) -> N
     row = ledger.status_of(wamid)
     assert row is not None and row["status"] == "read" and row["click_count"] == 2
     event = ClickEvent.from_webhook(
-        {"action_type": "marketing_messages_link_click", "timestamp": "1748779200",
-         "marketing_messages_link_click_data": {"click_component": "cta", "tracking_token": "tok"}}
+        {
+            "action_type": "marketing_messages_link_click",
+            "timestamp": "1748779200",
+            "marketing_messages_link_click_data": {"click_component": "cta", "tracking_token": "tok"},
+        }
     )
     assert event.click_id.startswith("h:") and event.click_component == "cta"
 
@@ -453,7 +488,9 @@ def test_report_queries(ledger: Ledger) -> None:
         SendOutcome(p, L.ACCEPTED, wamid=f"w{i}", message_status="accepted", accepted_at=T0)
         for i, p in enumerate(r[:6])
     ]
-    outcomes.append(SendOutcome(r[6], L.HELD, wamid="w6", message_status="held_for_quality_assessment", accepted_at=T0))
+    outcomes.append(
+        SendOutcome(r[6], L.HELD, wamid="w6", message_status="held_for_quality_assessment", accepted_at=T0)
+    )
     outcomes.append(SendOutcome(r[7], L.FAILED, error_code=131026, error_title="Message undeliverable"))
     outcomes.append(SendOutcome(r[8], L.FAILED, error_code=131026, error_title="Message undeliverable"))
     outcomes.append(SendOutcome(r[9], L.UNKNOWN, error_details="read timeout"))
@@ -464,10 +501,20 @@ def test_report_queries(ledger: Ledger) -> None:
     updates = [st(f"w{i}", "sent", 0, pricing_category="marketing_lite") for i in range(6)]
     for i, seconds in enumerate([1, 2, 3, 4]):
         updates.append(
-            StatusUpdate(f"w{i}", "delivered", T0 + timedelta(seconds=seconds), pricing_category="marketing_lite")
+            StatusUpdate(
+                f"w{i}", "delivered", T0 + timedelta(seconds=seconds), pricing_category="marketing_lite"
+            )
         )
     updates.append(StatusUpdate("w4", "read", T0 + timedelta(seconds=12), pricing_category="marketing"))
-    updates.append(StatusUpdate("w5", "failed", T0 + timedelta(seconds=5), error_code=131049, error_title="Meta chose not to deliver"))
+    updates.append(
+        StatusUpdate(
+            "w5",
+            "failed",
+            T0 + timedelta(seconds=5),
+            error_code=131049,
+            error_title="Meta chose not to deliver",
+        )
+    )
     ledger.record_statuses(updates)
     assert ledger.delivery_counts("c") == {"delivered": 4, "read": 1, "failed": 1, "pending": 1}
     assert ledger.routing_counts("c") == {"marketing_lite": 5, "marketing": 1, "unknown": 1}
@@ -478,7 +525,13 @@ def test_report_queries(ledger: Ledger) -> None:
     assert latency["max"] == pytest.approx(12.0, abs=0.01)
     assert latency["mean"] == pytest.approx((1 + 2 + 3 + 4 + 12) / 5, abs=0.01)
     errors = ledger.error_counts("c")
-    assert errors[0] == {"code": 131026, "title": "Message undeliverable", "count": 2, "stage": "send", "details": None}
+    assert errors[0] == {
+        "code": 131026,
+        "title": "Message undeliverable",
+        "count": 2,
+        "stage": "send",
+        "details": None,
+    }
     assert {"code": 131049, "stage": "delivery", "count": 1}.items() <= errors[1].items()
     assert ledger.unsettled_count("c") == 1  # w6 is held without a final status
     ledger.record_statuses([StatusUpdate("w6", "delivered", T0 + timedelta(minutes=30))])

@@ -42,6 +42,7 @@ def qs(request: Any) -> dict[str, list[str]]:
     """The query string of a recorded request (requests-mock's own ``.qs`` lower-cases values)."""
     return parse_qs(urlsplit(request.url).query)
 
+
 PAYLOAD = build_marketing_message(
     to="4915123456789",
     template_name="spring_sale",
@@ -191,7 +192,9 @@ def test_retries_are_bounded_and_backoff_is_exponential(
     assert sleeps == [0.5, 1.0, 2.0, 4.0]
 
 
-def test_backoff_is_capped_and_jittered(make_client: MakeClient, requests_mock: Any, sleeps: list[float]) -> None:
+def test_backoff_is_capped_and_jittered(
+    make_client: MakeClient, requests_mock: Any, sleeps: list[float]
+) -> None:
     requests_mock.post(SEND_URL, status_code=429, json=graph_error(130429))
     draws = iter([0.5, 0.25, 0.0, 0.999, 0.5, 0.5])
     client = make_client(max_retries=6, backoff_base=1.0, backoff_max=3.0, random=lambda: next(draws))
@@ -317,7 +320,9 @@ def test_ssl_errors_are_not_retried(make_client: MakeClient, requests_mock: Any)
     assert requests_mock.call_count == 1
 
 
-def test_get_read_timeouts_are_retried(make_client: MakeClient, requests_mock: Any, sleeps: list[float]) -> None:
+def test_get_read_timeouts_are_retried(
+    make_client: MakeClient, requests_mock: Any, sleeps: list[float]
+) -> None:
     url = f"{GRAPH}/{PHONE_NUMBER_ID}"
     requests_mock.get(
         url, [{"exc": requests.exceptions.ReadTimeout("slow")}, {"json": {"id": PHONE_NUMBER_ID}}]
@@ -348,6 +353,20 @@ def test_success_without_json_is_unknown(make_client: MakeClient, requests_mock:
     assert requests_mock.call_count == 1
 
 
+def test_success_with_a_json_array_is_unknown_for_sends_and_an_error_for_reads(
+    make_client: MakeClient, requests_mock: Any, sleeps: list[float]
+) -> None:
+    requests_mock.post(SEND_URL, json=[1, 2])
+    with pytest.raises(UnknownOutcomeError):
+        make_client().send_marketing_message(PAYLOAD)
+    requests_mock.get(f"{GRAPH}/{PHONE_NUMBER_ID}", json=["not", "an", "object"])
+    with pytest.raises(GraphTransportError, match="JSON object"):
+        make_client(max_retries=1).get_phone_number()
+    assert len(sleeps) == 1  # a read is idempotent, so it was tried twice
+    requests_mock.get(f"{GRAPH}/{WABA_ID}/message_templates", json={"data": 5})
+    assert list(make_client().list_templates()) == []
+
+
 def test_success_without_message_id_is_unknown(make_client: MakeClient, requests_mock: Any) -> None:
     requests_mock.post(SEND_URL, json={"messaging_product": "whatsapp", "messages": []})
     with pytest.raises(UnknownOutcomeError, match="message id"):
@@ -368,7 +387,12 @@ def test_redirect_is_a_configuration_error(make_client: MakeClient, requests_moc
 
 @pytest.mark.parametrize(
     "base_url",
-    ["http://graph.facebook.com", "http://10.0.0.5:8080", "http://localhost.evil.example", "http://127.0.0.1.nip.io"],
+    [
+        "http://graph.facebook.com",
+        "http://10.0.0.5:8080",
+        "http://localhost.evil.example",
+        "http://127.0.0.1.nip.io",
+    ],
 )
 def test_plain_http_is_refused_off_loopback(base_url: str) -> None:
     with pytest.raises(InsecureTransportError) as info:
@@ -441,7 +465,9 @@ def test_close_and_context_manager() -> None:
 
 def test_get_phone_number_and_waba_fields(make_client: MakeClient, requests_mock: Any) -> None:
     requests_mock.get(f"{GRAPH}/{PHONE_NUMBER_ID}", json={"id": PHONE_NUMBER_ID, "quality_rating": "GREEN"})
-    requests_mock.get(f"{GRAPH}/{WABA_ID}", json={"id": WABA_ID, "marketing_messages_onboarding_status": "ONBOARDED"})
+    requests_mock.get(
+        f"{GRAPH}/{WABA_ID}", json={"id": WABA_ID, "marketing_messages_onboarding_status": "ONBOARDED"}
+    )
     client = make_client()
 
     assert client.get_phone_number()["quality_rating"] == "GREEN"
@@ -462,10 +488,15 @@ def test_list_templates_follows_cursor_paging(make_client: MakeClient, requests_
         "data": [{"name": "c", "language": "de"}],
         "paging": {"cursors": {"before": "CURSOR1", "after": "CURSOR2"}, "next": f"{url}?after=CURSOR2"},
     }
-    page3 = {"data": [{"name": "d", "language": "en"}], "paging": {"cursors": {"before": "CURSOR2", "after": "X"}}}
+    page3 = {
+        "data": [{"name": "d", "language": "en"}],
+        "paging": {"cursors": {"before": "CURSOR2", "after": "X"}},
+    }
     requests_mock.get(url, [{"json": page1}, {"json": page2}, {"json": page3}])
 
-    names = [t["name"] for t in make_client().list_templates(status="APPROVED", category=["MARKETING"], limit=2)]
+    names = [
+        t["name"] for t in make_client().list_templates(status="APPROVED", category=["MARKETING"], limit=2)
+    ]
 
     assert names == ["a", "b", "c", "d"]
     history = requests_mock.request_history
@@ -544,9 +575,15 @@ def test_token_absent_from_repr_logs_and_errors(
     client = make_client()
     echo = graph_error(190, f"Invalid OAuth access token {TOKEN}")
     echo["error"]["error_data"]["details"] = f"token {TOKEN} expired"
-    requests_mock.post(SEND_URL, [{"status_code": 500, "json": graph_error(2)}, {"status_code": 401, "json": echo}])
-    requests_mock.get(f"{GRAPH}/debug_token", status_code=400, json=graph_error(100, f"bad token {TOKEN} APPSECRETxyz"))
-    requests_mock.get(f"{GRAPH}/{PHONE_NUMBER_ID}", exc=requests.exceptions.ReadTimeout(f"url?input_token={TOKEN}"))
+    requests_mock.post(
+        SEND_URL, [{"status_code": 500, "json": graph_error(2)}, {"status_code": 401, "json": echo}]
+    )
+    requests_mock.get(
+        f"{GRAPH}/debug_token", status_code=400, json=graph_error(100, f"bad token {TOKEN} APPSECRETxyz")
+    )
+    requests_mock.get(
+        f"{GRAPH}/{PHONE_NUMBER_ID}", exc=requests.exceptions.ReadTimeout(f"url?input_token={TOKEN}")
+    )
 
     texts = [repr(client), str(vars(client))]
     with pytest.raises(AuthenticationError) as auth:

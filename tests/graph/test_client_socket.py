@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_wamm.graph import GraphClient, GraphTransportError, UnknownOutcomeError, build_marketing_message
+from airflow_provider_wamm.graph import (
+    GraphClient,
+    GraphTransportError,
+    UnknownOutcomeError,
+    build_marketing_message,
+)
 from tests.graph.conftest import PHONE_NUMBER_ID, TOKEN
 
 PAYLOAD = build_marketing_message(to="4915123456789", template_name="spring_sale", language="en")
@@ -115,7 +120,11 @@ def test_refused_connection_is_retried_and_marked_not_sent(sleeps: list[float]) 
     port = sock.getsockname()[1]
     sock.close()  # nothing listens on this port any more
     client = GraphClient(
-        TOKEN, phone_number_id=PHONE_NUMBER_ID, base_url=f"http://127.0.0.1:{port}", sleep=sleeps.append, max_retries=2
+        TOKEN,
+        phone_number_id=PHONE_NUMBER_ID,
+        base_url=f"http://127.0.0.1:{port}",
+        sleep=sleeps.append,
+        max_retries=2,
     )
     with client, pytest.raises(GraphTransportError) as info:
         client.send_marketing_message(PAYLOAD)

@@ -115,7 +115,10 @@ def test_parameter_builders() -> None:
 
 
 def test_component_builders() -> None:
-    assert header_component("Summer") == {"type": "header", "parameters": [{"type": "text", "text": "Summer"}]}
+    assert header_component("Summer") == {
+        "type": "header",
+        "parameters": [{"type": "text", "text": "Summer"}],
+    }
     assert body_component(["Anna", 20]) == body("Anna", "20")
     assert body_component({"first_name": "Anna"}) == {
         "type": "body",
@@ -137,17 +140,27 @@ def test_component_builders() -> None:
     ]
     assert limited_time_offer_component(1767225600000) == {
         "type": "limited_time_offer",
-        "parameters": [{"type": "limited_time_offer", "limited_time_offer": {"expiration_time_ms": 1767225600000}}],
+        "parameters": [
+            {"type": "limited_time_offer", "limited_time_offer": {"expiration_time_ms": 1767225600000}}
+        ],
     }
-    card = carousel_card(0, [header_component(image_param(link="https://example.com/1.jpg")), body_component(["x"])])
+    card = carousel_card(
+        0, [header_component(image_param(link="https://example.com/1.jpg")), body_component(["x"])]
+    )
     assert carousel_component([card]) == {"type": "carousel", "cards": [card]}
 
 
 def test_components_from_flat_spec() -> None:
     components = components_from_spec(
         header={"type": "image", "link": "https://example.com/a.jpg"},
-        body=["Anna", {"type": "currency", "fallback_value": "12.50 €", "code": "EUR", "amount_1000": "12500"}],
-        buttons=[{"type": "url", "index": 0, "text": "abc"}, {"type": "copy_code", "index": 1, "coupon_code": 42}],
+        body=[
+            "Anna",
+            {"type": "currency", "fallback_value": "12.50 €", "code": "EUR", "amount_1000": "12500"},
+        ],
+        buttons=[
+            {"type": "url", "index": 0, "text": "abc"},
+            {"type": "copy_code", "index": 1, "coupon_code": 42},
+        ],
         limited_time_offer_ms="1767225600000",
     )
     assert components == [
@@ -156,12 +169,17 @@ def test_components_from_flat_spec() -> None:
             "type": "body",
             "parameters": [
                 {"type": "text", "text": "Anna"},
-                {"type": "currency", "currency": {"fallback_value": "12.50 €", "code": "EUR", "amount_1000": 12500}},
+                {
+                    "type": "currency",
+                    "currency": {"fallback_value": "12.50 €", "code": "EUR", "amount_1000": 12500},
+                },
             ],
         },
         {
             "type": "limited_time_offer",
-            "parameters": [{"type": "limited_time_offer", "limited_time_offer": {"expiration_time_ms": 1767225600000}}],
+            "parameters": [
+                {"type": "limited_time_offer", "limited_time_offer": {"expiration_time_ms": 1767225600000}}
+            ],
         },
         url_button(0, "abc"),
         copy_code_button(1, "42"),
@@ -170,7 +188,9 @@ def test_components_from_flat_spec() -> None:
 
 
 def test_flat_spec_named_and_typed_parameters() -> None:
-    assert parameter_from_spec({"type": "date_time", "fallback_value": "1 May", "parameter_name": "when"}) == {
+    assert parameter_from_spec(
+        {"type": "date_time", "fallback_value": "1 May", "parameter_name": "when"}
+    ) == {
         "type": "date_time",
         "date_time": {"fallback_value": "1 May"},
         "parameter_name": "when",
@@ -186,7 +206,10 @@ def test_flat_spec_named_and_typed_parameters() -> None:
 
 
 def test_builders_do_not_alias_inputs() -> None:
-    components = [body("Anna"), {"type": "button", "sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "a"}]}]
+    components = [
+        body("Anna"),
+        {"type": "button", "sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "a"}]},
+    ]
     before = copy.deepcopy(components)
     payload = build(components=components)
     payload["template"]["components"][0]["parameters"][0]["text"] = "changed"
@@ -198,7 +221,12 @@ def test_uppercase_catalog_and_component_types_are_accepted() -> None:
     payload = build(
         components=[
             {"type": "BODY", "parameters": []},
-            {"type": "button", "sub_type": "CATALOG", "index": 0, "parameters": [{"type": "action", "action": {}}]},
+            {
+                "type": "button",
+                "sub_type": "CATALOG",
+                "index": 0,
+                "parameters": [{"type": "action", "action": {}}],
+            },
         ]
     )
     assert payload["template"]["components"][1]["sub_type"] == "catalog"
@@ -284,73 +312,168 @@ BAD_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "currency code",
-        {"components": [{"type": "body", "parameters": [{"type": "currency", "currency": {"fallback_value": "1", "code": "eur", "amount_1000": 1}}]}]},
+        {
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {
+                            "type": "currency",
+                            "currency": {"fallback_value": "1", "code": "eur", "amount_1000": 1},
+                        }
+                    ],
+                }
+            ]
+        },
         "template.components[0].parameters[0].currency.code",
         "ISO 4217",
     ),
     (
         "currency amount float",
-        {"components": [{"type": "body", "parameters": [{"type": "currency", "currency": {"fallback_value": "1", "code": "EUR", "amount_1000": 1.5}}]}]},
+        {
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {
+                            "type": "currency",
+                            "currency": {"fallback_value": "1", "code": "EUR", "amount_1000": 1.5},
+                        }
+                    ],
+                }
+            ]
+        },
         "template.components[0].parameters[0].currency.amount_1000",
         "integer",
     ),
     (
         "currency amount over int32",
-        {"components": [{"type": "body", "parameters": [{"type": "currency", "currency": {"fallback_value": "1", "code": "EUR", "amount_1000": 2**31}}]}]},
+        {
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {
+                            "type": "currency",
+                            "currency": {"fallback_value": "1", "code": "EUR", "amount_1000": 2**31},
+                        }
+                    ],
+                }
+            ]
+        },
         "template.components[0].parameters[0].currency.amount_1000",
         "between",
     ),
     (
         "currency missing fallback",
-        {"components": [{"type": "body", "parameters": [{"type": "currency", "currency": {"code": "EUR", "amount_1000": 1}}]}]},
+        {
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [{"type": "currency", "currency": {"code": "EUR", "amount_1000": 1}}],
+                }
+            ]
+        },
         "template.components[0].parameters[0].currency.fallback_value",
         "required",
     ),
     (
         "media with id and link",
-        {"components": [{"type": "header", "parameters": [{"type": "image", "image": {"id": "1", "link": "https://x.y/a"}}]}]},
+        {
+            "components": [
+                {
+                    "type": "header",
+                    "parameters": [{"type": "image", "image": {"id": "1", "link": "https://x.y/a"}}],
+                }
+            ]
+        },
         "template.components[0].parameters[0].image",
         "exactly one",
     ),
     (
         "media link not http",
-        {"components": [{"type": "header", "parameters": [{"type": "video", "video": {"link": "ftp://x.y/a.mp4"}}]}]},
+        {
+            "components": [
+                {"type": "header", "parameters": [{"type": "video", "video": {"link": "ftp://x.y/a.mp4"}}]}
+            ]
+        },
         "template.components[0].parameters[0].video.link",
         "http(s) URL",
     ),
     (
         "filename on image",
-        {"components": [{"type": "header", "parameters": [{"type": "image", "image": {"link": "https://x.y/a", "filename": "a"}}]}]},
+        {
+            "components": [
+                {
+                    "type": "header",
+                    "parameters": [{"type": "image", "image": {"link": "https://x.y/a", "filename": "a"}}],
+                }
+            ]
+        },
         "template.components[0].parameters[0].image.filename",
         "only documents",
     ),
     (
         "latitude out of range",
-        {"components": [{"type": "header", "parameters": [{"type": "location", "location": {"latitude": 91, "longitude": 0}}]}]},
+        {
+            "components": [
+                {
+                    "type": "header",
+                    "parameters": [{"type": "location", "location": {"latitude": 91, "longitude": 0}}],
+                }
+            ]
+        },
         "template.components[0].parameters[0].location.latitude",
         "between -90 and 90",
     ),
     (
         "mixed named and positional",
-        {"components": [{"type": "body", "parameters": [text_param("a", parameter_name="x"), text_param("b")]}]},
+        {
+            "components": [
+                {"type": "body", "parameters": [text_param("a", parameter_name="x"), text_param("b")]}
+            ]
+        },
         "template.components[0].parameters[1].parameter_name",
         "cannot be mixed",
     ),
     (
         "duplicate named parameter",
-        {"components": [{"type": "body", "parameters": [text_param("a", parameter_name="x"), text_param("b", parameter_name="x")]}]},
+        {
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [text_param("a", parameter_name="x"), text_param("b", parameter_name="x")],
+                }
+            ]
+        },
         "template.components[0].parameters[1].parameter_name",
         "duplicates",
     ),
     (
         "bad parameter name",
-        {"components": [{"type": "body", "parameters": [{"type": "text", "text": "a", "parameter_name": "First Name"}]}]},
+        {
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [{"type": "text", "text": "a", "parameter_name": "First Name"}],
+                }
+            ]
+        },
         "template.components[0].parameters[0].parameter_name",
         "lower-case",
     ),
     (
         "coupon too long",
-        {"components": [{"type": "button", "sub_type": "copy_code", "index": 0, "parameters": [{"type": "coupon_code", "coupon_code": "C" * 21}]}]},
+        {
+            "components": [
+                {
+                    "type": "button",
+                    "sub_type": "copy_code",
+                    "index": 0,
+                    "parameters": [{"type": "coupon_code", "coupon_code": "C" * 21}],
+                }
+            ]
+        },
         "template.components[0].parameters[0].coupon_code",
         "at most 20",
     ),
@@ -362,25 +485,56 @@ BAD_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "url suffix with space",
-        {"components": [{"type": "button", "sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "a b"}]}]},
+        {
+            "components": [
+                {
+                    "type": "button",
+                    "sub_type": "url",
+                    "index": 0,
+                    "parameters": [{"type": "text", "text": "a b"}],
+                }
+            ]
+        },
         "template.components[0].parameters[0].text",
         "percent-encode",
     ),
     (
         "url suffix too long",
-        {"components": [{"type": "button", "sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "a" * 2001}]}]},
+        {
+            "components": [
+                {
+                    "type": "button",
+                    "sub_type": "url",
+                    "index": 0,
+                    "parameters": [{"type": "text", "text": "a" * 2001}],
+                }
+            ]
+        },
         "template.components[0].parameters[0].text",
         "at most 2000",
     ),
     (
         "button index 10",
-        {"components": [{"type": "button", "sub_type": "url", "index": 10, "parameters": [{"type": "text", "text": "a"}]}]},
+        {
+            "components": [
+                {
+                    "type": "button",
+                    "sub_type": "url",
+                    "index": 10,
+                    "parameters": [{"type": "text", "text": "a"}],
+                }
+            ]
+        },
         "template.components[0].index",
         "0-9",
     ),
     (
         "button index missing",
-        {"components": [{"type": "button", "sub_type": "url", "parameters": [{"type": "text", "text": "a"}]}]},
+        {
+            "components": [
+                {"type": "button", "sub_type": "url", "parameters": [{"type": "text", "text": "a"}]}
+            ]
+        },
         "template.components[0].index",
         "required",
     ),
@@ -398,13 +552,31 @@ BAD_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "button wrong parameter type",
-        {"components": [{"type": "button", "sub_type": "quick_reply", "index": 0, "parameters": [{"type": "text", "text": "a"}]}]},
+        {
+            "components": [
+                {
+                    "type": "button",
+                    "sub_type": "quick_reply",
+                    "index": 0,
+                    "parameters": [{"type": "text", "text": "a"}],
+                }
+            ]
+        },
         "template.components[0].parameters[0].type",
         "'payload'",
     ),
     (
         "button two parameters",
-        {"components": [{"type": "button", "sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "a"}] * 2}]},
+        {
+            "components": [
+                {
+                    "type": "button",
+                    "sub_type": "url",
+                    "index": 0,
+                    "parameters": [{"type": "text", "text": "a"}] * 2,
+                }
+            ]
+        },
         "template.components[0].parameters",
         "exactly one",
     ),
@@ -416,13 +588,24 @@ BAD_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "lto without expiry",
-        {"components": [{"type": "limited_time_offer", "parameters": [{"type": "limited_time_offer", "limited_time_offer": {}}]}]},
+        {
+            "components": [
+                {
+                    "type": "limited_time_offer",
+                    "parameters": [{"type": "limited_time_offer", "limited_time_offer": {}}],
+                }
+            ]
+        },
         "template.components[0].parameters[0].limited_time_offer.expiration_time_ms",
         "required",
     ),
     (
         "carousel card header text",
-        {"components": [{"type": "carousel", "cards": [{"card_index": 0, "components": [header_component("t")]}]}]},
+        {
+            "components": [
+                {"type": "carousel", "cards": [{"card_index": 0, "components": [header_component("t")]}]}
+            ]
+        },
         "template.components[0].cards[0].components[0].parameters[0].type",
         "must be one of",
     ),
@@ -434,7 +617,14 @@ BAD_CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "carousel in a card",
-        {"components": [{"type": "carousel", "cards": [{"card_index": 0, "components": [{"type": "carousel", "cards": []}]}]}]},
+        {
+            "components": [
+                {
+                    "type": "carousel",
+                    "cards": [{"card_index": 0, "components": [{"type": "carousel", "cards": []}]}],
+                }
+            ]
+        },
         "template.components[0].cards[0].components[0].type",
         "must be one of",
     ),
@@ -445,7 +635,9 @@ BAD_CASES: list[tuple[str, dict[str, Any], str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("kwargs", "field", "reason"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES])
+@pytest.mark.parametrize(
+    ("kwargs", "field", "reason"), [c[1:] for c in BAD_CASES], ids=[c[0] for c in BAD_CASES]
+)
 def test_invalid_payloads_name_the_field(kwargs: dict[str, Any], field: str, reason: str) -> None:
     with pytest.raises(PayloadError) as info:
         build(**kwargs)

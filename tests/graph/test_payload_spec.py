@@ -45,7 +45,9 @@ SPEC_GAPS: dict[str, re.Pattern[str]] = {
     # The button `index` pattern `^[2-6, 11-14]$` is a character class that even rejects "0".
     "button_index_pattern": re.compile(r"index: '\d' does not match '\^\[2-6, 11-14\]\$'$"),
     # The button sub_type enum lists only quick_reply/url/catalog (no copy_code, flow).
-    "button_sub_type_enum": re.compile(r"sub_type: '(copy_code|flow)' is not one of \['quick_reply', 'url', 'catalog'\]$"),
+    "button_sub_type_enum": re.compile(
+        r"sub_type: '(copy_code|flow)' is not one of \['quick_reply', 'url', 'catalog'\]$"
+    ),
     # Button parameter types lack coupon_code (copy_code) and action (flow, catalog).
     "button_parameter_enum": re.compile(r"type: '(coupon_code|action)' is not one of \['payload', 'text'\]$"),
     # Header/body parameter types lack location.
@@ -53,10 +55,13 @@ SPEC_GAPS: dict[str, re.Pattern[str]] = {
         r"type: 'location' is not one of \['currency', 'date_time', 'document', 'image', 'text', 'video'\]$"
     ),
     # Component types lack limited_time_offer and carousel (documented on the LTO/carousel pages).
-    "component_type_enum": re.compile(r"type: '(limited_time_offer|carousel)' is not one of \['header', 'body', 'button'\]$"),
-    # `recipient` (business-scoped user id) is not in the spec, which also forbids extra keys and requires `to`.
+    "component_type_enum": re.compile(
+        r"type: '(limited_time_offer|carousel)' is not one of \['header', 'body', 'button'\]$"
+    ),
+    # `recipient` (business-scoped user id) is not in the spec, which forbids extra keys and requires `to`.
     "recipient_missing_from_spec": re.compile(
-        r"^: (Additional properties are not allowed \('recipient' was unexpected\)|'to' is a required property)$"
+        r"^: (Additional properties are not allowed \('recipient' was unexpected\)"
+        r"|'to' is a required property)$"
     ),
 }
 
@@ -112,17 +117,27 @@ def message(components: list[dict[str, Any]] | None = None, **kwargs: Any) -> di
 
 
 CASES: list[tuple[str, Callable[[], dict[str, Any]], set[str]]] = [
-    ("no components", lambda: message(), set()),
+    ("no components", message, set()),
     ("language without policy", lambda: message(language_policy=None), {"language_policy_required"}),
     ("product policy strict", lambda: message(product_policy="STRICT", message_activity_sharing=True), set()),
     ("product policy fallback", lambda: message(product_policy="CLOUD_API_FALLBACK"), set()),
     ("header text", lambda: message([header_component("Summer")]), set()),
-    ("header image link", lambda: message([header_component(image_param(link="https://example.com/a.jpg"))]), set()),
+    (
+        "header image link",
+        lambda: message([header_component(image_param(link="https://example.com/a.jpg"))]),
+        set(),
+    ),
     ("header image id", lambda: message([header_component(image_param(id="123456"))]), set()),
-    ("header video", lambda: message([header_component(video_param(link="https://example.com/a.mp4"))]), set()),
+    (
+        "header video",
+        lambda: message([header_component(video_param(link="https://example.com/a.mp4"))]),
+        set(),
+    ),
     (
         "header document",
-        lambda: message([header_component(document_param(link="https://example.com/a.pdf", filename="a.pdf"))]),
+        lambda: message(
+            [header_component(document_param(link="https://example.com/a.pdf", filename="a.pdf"))]
+        ),
         set(),
     ),
     (
@@ -134,7 +149,9 @@ CASES: list[tuple[str, Callable[[], dict[str, Any]], set[str]]] = [
     ("body named text", lambda: message([body_component({"first_name": "Anna", "discount": "20%"})]), set()),
     (
         "body currency and date_time",
-        lambda: message([body_component([currency_param("€12.50", "EUR", 12500), date_time_param("1 May 2026")])]),
+        lambda: message(
+            [body_component([currency_param("€12.50", "EUR", 12500), date_time_param("1 May 2026")])]
+        ),
         set(),
     ),
     (
@@ -194,13 +211,19 @@ CASES: list[tuple[str, Callable[[], dict[str, Any]], set[str]]] = [
         ),
         {"component_type_enum"},
     ),
-    ("bsuid recipient", lambda: message(to=None, recipient="US.13491208655302741918"), {"recipient_missing_from_spec"}),
+    (
+        "bsuid recipient",
+        lambda: message(to=None, recipient="US.13491208655302741918"),
+        {"recipient_missing_from_spec"},
+    ),
     (
         "everything",
         lambda: message(
             [
                 header_component(text_param("Anna")),
-                body_component([text_param("Anna"), currency_param("€1", "EUR", 1000), date_time_param("today")]),
+                body_component(
+                    [text_param("Anna"), currency_param("€1", "EUR", 1000), date_time_param("today")]
+                ),
                 url_button(0, "x"),
                 quick_reply_button(2, "stop"),
             ],

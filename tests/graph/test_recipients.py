@@ -17,11 +17,19 @@ from airflow_provider_wamm.graph import ConfigurationError, InvalidRecipientErro
         (4915123456789, None, "4915123456789"),
         ("0151 23456789", "DE", "4915123456789"),
         ("0151 23456789", "de", "4915123456789"),
-        ("4915123456789", "DE", "4915123456789"),  # already international, region ignored
+        ("4915123456789", "DE", "4915123456789"),  # already international (DE's country code first)
+        ("0049 151 23456789", "US", "4915123456789"),  # "00" is an international prefix
+        ("011 49 151 23456789", "US", "4915123456789"),  # the US one
+        ("4915123456789", "IN", "4915123456789"),  # a foreign number in international digits
+        ("4155552671", "US", "14155552671"),  # national, although "+41 55552671" could be Swiss
         ("+1 (415) 555-2671", None, "14155552671"),
         ("415.555.2671", "US", "14155552671"),
         ("+91 98765 43210", None, "919876543210"),
-        ("\u0664\u0669\u0661\u0665\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669", None, "4915123456789"),
+        (
+            "\u0664\u0669\u0661\u0665\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669",
+            None,
+            "4915123456789",
+        ),
         ("  +44 7911 123456  ", None, "447911123456"),
     ],
 )
@@ -45,6 +53,7 @@ def test_normalize_phone(value: object, region: str | None, expected: str) -> No
         ("+999 1234567", "not a valid phone number"),  # no such country code
         ("1" * 80, "characters long"),
         (4.9e12, "float"),
+        (-4915123456789, "negative"),
         (True, "bool"),
         (b"4915123456789", "bytes"),
     ],

@@ -34,7 +34,10 @@ COMPONENTS: dict[str, list[dict[str, Any]]] = {
         },
     ],
     "image_promo": [
-        {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://cdn.example.com/a.jpg"}}]},
+        {
+            "type": "header",
+            "parameters": [{"type": "image", "image": {"link": "https://cdn.example.com/a.jpg"}}],
+        },
         {"type": "body", "parameters": [{"type": "text", "text": "Ana"}]},
     ],
     "utility_notice": [{"type": "body", "parameters": [{"type": "text", "text": "A-1"}]}],
@@ -42,8 +45,13 @@ COMPONENTS: dict[str, list[dict[str, Any]]] = {
 }
 
 
-def message(to: str | None = "+4915123456789", template: str = "spring_sale", language: str = "en_US",
-            components: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+def message(
+    to: str | None = "+4915123456789",
+    template: str = "spring_sale",
+    language: str = "en_US",
+    components: list[dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """A valid marketing message body for one of the default templates."""
     payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
@@ -77,16 +85,32 @@ class Graph:
     def headers(self, token: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"} if token else {}
 
-    def send(self, payload: Any = None, *, token: str | None = TOKEN, phone: str = PHONE,
-             timeout: float = 5.0, session: requests.Session | None = None, **kwargs: Any) -> requests.Response:
+    def send(
+        self,
+        payload: Any = None,
+        *,
+        token: str | None = TOKEN,
+        phone: str = PHONE,
+        timeout: float = 5.0,
+        session: requests.Session | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         body = message(**kwargs) if payload is None else payload
         return (session or self.session).post(
             f"{self.base}/{phone}/marketing_messages", json=body, headers=self.headers(token), timeout=timeout
         )
 
-    def get(self, path: str, params: dict[str, Any] | None = None, *, token: str | None = TOKEN,
-            timeout: float = 5.0) -> requests.Response:
-        return self.session.get(f"{self.base}/{path}", params=params, headers=self.headers(token), timeout=timeout)
+    def get(
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        *,
+        token: str | None = TOKEN,
+        timeout: float = 5.0,
+    ) -> requests.Response:
+        return self.session.get(
+            f"{self.base}/{path}", params=params, headers=self.headers(token), timeout=timeout
+        )
 
     def error(self, response: requests.Response) -> dict[str, Any]:
         return response.json()["error"]

@@ -39,7 +39,9 @@ def test_config_endpoint_changes_the_running_sandbox(sandbox: Sandbox, graph: Gr
     assert shown["mps_cap"] == 80.0
     assert {t["name"] for t in shown["templates"]} >= {"spring_sale", "paced_promo"}
 
-    response = requests.post(f"{sandbox.url}/_sandbox/config", json={"token_expired": True, "mps_cap": 5}, timeout=5)
+    response = requests.post(
+        f"{sandbox.url}/_sandbox/config", json={"token_expired": True, "mps_cap": 5}, timeout=5
+    )
     assert response.status_code == 200
     assert response.json()["mps_cap"] == 5
     assert graph.send().json()["error"]["code"] == 190
@@ -51,8 +53,13 @@ def test_config_endpoint_changes_the_running_sandbox(sandbox: Sandbox, graph: Gr
 
 
 def test_config_endpoint_takes_templates_in_metas_format(sandbox: Sandbox, graph: Graph) -> None:
-    template = {"name": "flash_deal", "language": "en_US", "status": "APPROVED", "category": "MARKETING",
-                "components": [{"type": "BODY", "text": "Hi {{1}}, {{2}} {{3}}"}]}
+    template = {
+        "name": "flash_deal",
+        "language": "en_US",
+        "status": "APPROVED",
+        "category": "MARKETING",
+        "components": [{"type": "BODY", "text": "Hi {{1}}, {{2}} {{3}}"}],
+    }
     response = requests.post(f"{sandbox.url}/_sandbox/config", json={"templates": [template]}, timeout=5)
     assert response.status_code == 200
     body = [{"type": "body", "parameters": [{"type": "text", "text": v} for v in "abc"]}]
@@ -68,12 +75,16 @@ def test_reset_endpoint(sandbox: Sandbox, graph: Graph) -> None:
     assert sandbox.messages == []
     assert sandbox.config.mps_cap == 7  # a plain reset keeps the configuration
 
-    requests.post(f"{sandbox.url}/_sandbox/reset", json={"defaults": True, "config": {"latency_s": 0.01}}, timeout=5)
+    requests.post(
+        f"{sandbox.url}/_sandbox/reset", json={"defaults": True, "config": {"latency_s": 0.01}}, timeout=5
+    )
     assert (sandbox.config.mps_cap, sandbox.config.latency_s) == (80.0, 0.01)
 
 
 def test_expected_outcome_and_health(sandbox: Sandbox) -> None:
     sandbox.configure(forced_outcomes={number(1): "failed:131049"})
-    body = requests.get(f"{sandbox.url}/_sandbox/expected_outcome", params={"to": number(1)}, timeout=5).json()
+    body = requests.get(
+        f"{sandbox.url}/_sandbox/expected_outcome", params={"to": number(1)}, timeout=5
+    ).json()
     assert body["outcome"] == "failed:131049"
     assert requests.get(f"{sandbox.url}/_sandbox/health", timeout=5).json()["ok"] is True

@@ -9,8 +9,14 @@ from airflow_provider_wamm.sandbox import ForcedOutcome, Sandbox, SandboxConfig,
 
 def test_default_templates() -> None:
     templates = SandboxConfig().templates
-    assert set(templates) == {"spring_sale", "welcome_named", "coupon_offer", "image_promo", "utility_notice",
-                              "paced_promo"}
+    assert set(templates) == {
+        "spring_sale",
+        "welcome_named",
+        "coupon_offer",
+        "image_promo",
+        "utility_notice",
+        "paced_promo",
+    }
     assert templates["spring_sale"].body_param_count == 2
     assert templates["welcome_named"].body_param_names == ("first_name",)
     assert templates["image_promo"].header_format == "IMAGE"
@@ -24,7 +30,10 @@ def test_default_templates() -> None:
     [
         ("read", ForcedOutcome(outcome="read")),
         ("failed:131050", ForcedOutcome(outcome="failed:131050")),
-        ("error:131000#2, delivered", ForcedOutcome(outcome="delivered", action="error", code=131000, times=2)),
+        (
+            "error:131000#2, delivered",
+            ForcedOutcome(outcome="delivered", action="error", code=131000, times=2),
+        ),
         ("held", ForcedOutcome(message_status="held_for_quality_assessment")),
         ("paused,lost", ForcedOutcome(action="lost", message_status="paused")),
         ("drop#1", ForcedOutcome(action="drop", times=1)),
@@ -34,7 +43,9 @@ def test_parse_forced(value: str, expected: ForcedOutcome) -> None:
     assert parse_forced(value) == expected
 
 
-@pytest.mark.parametrize("value", ["sometimes", "error", "error:abc", "drop:1", "lost,drop", "failed:x", "slow#0"])
+@pytest.mark.parametrize(
+    "value", ["sometimes", "error", "error:abc", "drop:1", "lost,drop", "failed:x", "slow#0"]
+)
 def test_parse_forced_refuses_nonsense(value: str) -> None:
     with pytest.raises(ValueError):
         parse_forced(value)
@@ -95,3 +106,19 @@ def test_context_manager_serves_on_a_free_port() -> None:
         assert first.url != second.url
         assert first.port > 0
     assert "running=False" in repr(first)
+
+
+def test_config_is_immutable() -> None:
+    config = SandboxConfig()
+    with pytest.raises(AttributeError):
+        config.mps_cap = 5  # type: ignore[misc]
+
+
+def test_shown_config_can_be_sent_back() -> None:
+    config = SandboxConfig(
+        access_token="tok", mps_cap=12, forced_outcomes={"491": "read"}, webhook_url="http://h/x"
+    )
+    again = SandboxConfig.from_dict(config.to_dict(), base=config)
+    assert again == config
+    assert again.access_token == "tok"
+    assert SandboxConfig.from_dict(config.to_dict(include_secrets=True)) == config

@@ -11,7 +11,9 @@ from airflow_provider_wamm.sandbox import Sandbox, SandboxTemplate
 from tests.sandbox.conftest import Graph, message
 
 
-def _assert_envelope(response: Any, status: int, code: int, spec_validator: Any | None = None) -> dict[str, Any]:
+def _assert_envelope(
+    response: Any, status: int, code: int, spec_validator: Any | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
     if spec_validator is not None:
@@ -25,8 +27,9 @@ def _assert_envelope(response: Any, status: int, code: int, spec_validator: Any 
 
 
 @pytest.mark.parametrize("token", [None, "wrong-token"])
-def test_missing_or_wrong_token_is_401_code_190(sandbox: Sandbox, graph: Graph, spec_validator: Any,
-                                                 token: str | None) -> None:
+def test_missing_or_wrong_token_is_401_code_190(
+    sandbox: Sandbox, graph: Graph, spec_validator: Any, token: str | None
+) -> None:
     error = _assert_envelope(graph.send(token=token), 401, 190, spec_validator)
     assert error["type"] == "OAuthException"
     assert sandbox.messages == []
@@ -94,22 +97,32 @@ def _set(path: str, value: Any) -> dict[str, Any]:
         (_set("template.language", "en_US"), "template.language"),
         (_set("template.components", {"type": "body"}), "template.components"),
         (_set("template.components.0.type", "bodyy"), "template.components[0].type"),
-        (_set("template.components.0.parameters.1", {"type": "text"}), "template.components[0].parameters[1].text"),
-        (_set("template.components.0.parameters.1", {"type": "emoji", "emoji": "x"}),
-         "template.components[0].parameters[1].type"),
-        (_set("template.components.0.parameters.0", {"type": "currency", "currency": {"code": "EUR"}}),
-         "template.components[0].parameters[0].currency.fallback_value"),
+        (
+            _set("template.components.0.parameters.1", {"type": "text"}),
+            "template.components[0].parameters[1].text",
+        ),
+        (
+            _set("template.components.0.parameters.1", {"type": "emoji", "emoji": "x"}),
+            "template.components[0].parameters[1].type",
+        ),
+        (
+            _set("template.components.0.parameters.0", {"type": "currency", "currency": {"code": "EUR"}}),
+            "template.components[0].parameters[0].currency.fallback_value",
+        ),
         (_set("template.components.1.index", "first"), "template.components[1].index"),
         (_drop("template.components.1.sub_type"), "template.components[1].sub_type"),
-        (_set("template.components.1.parameters.0", {"type": "payload", "payload": "x"}),
-         "template.components[1].parameters[0].type"),
+        (
+            _set("template.components.1.parameters.0", {"type": "payload", "payload": "x"}),
+            "template.components[1].parameters[0].type",
+        ),
         (_set("product_policy", "SOMETIMES"), "product_policy"),
         (_set("message_activity_sharing", "yes"), "message_activity_sharing"),
         (_set("unexpected_key", 1), "unexpected_key"),
     ],
 )
-def test_invalid_payload_is_400_code_100_naming_the_field(sandbox: Sandbox, graph: Graph, payload: dict[str, Any],
-                                                          field: str) -> None:
+def test_invalid_payload_is_400_code_100_naming_the_field(
+    sandbox: Sandbox, graph: Graph, payload: dict[str, Any], field: str
+) -> None:
     error = _assert_envelope(graph.send(payload), 400, 100)
     assert error["message"] == "(#100) Invalid parameter"
     assert field in error["error_data"]["details"]
@@ -165,23 +178,60 @@ BODY1 = [{"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}]
         ("spring_sale", [BODY1[0], message()["template"]["components"][1]], 132000, "(1) does not match"),
         ("spring_sale", [message()["template"]["components"][0]], 132000, "button at index 0"),
         ("spring_sale", [], 132000, "body"),
-        ("welcome_named", [{"type": "body", "parameters": [{"type": "text", "parameter_name": "name", "text": "A"}]}],
-         132000, "first_name"),
+        (
+            "welcome_named",
+            [{"type": "body", "parameters": [{"type": "text", "parameter_name": "name", "text": "A"}]}],
+            132000,
+            "first_name",
+        ),
         ("welcome_named", BODY1, 132000, "first_name"),
         ("image_promo", BODY1, 132000, "header"),
-        ("image_promo", [{"type": "header", "parameters": [{"type": "text", "text": "Hi"}]}, BODY1[0]], 132012, "IMAGE"),
-        ("coupon_offer", [message(template="coupon_offer")["template"]["components"][0]], 132000, "COPY_CODE"),
-        ("coupon_offer", [*message(template="coupon_offer")["template"]["components"],
-                          {"type": "button", "sub_type": "quick_reply", "index": 3,
-                           "parameters": [{"type": "payload", "payload": "x"}]}], 132000, "index 3"),
-        ("spring_sale", [message()["template"]["components"][0],
-                         {"type": "button", "sub_type": "quick_reply", "index": 0,
-                          "parameters": [{"type": "payload", "payload": "x"}]}], 132012, "URL"),
+        (
+            "image_promo",
+            [{"type": "header", "parameters": [{"type": "text", "text": "Hi"}]}, BODY1[0]],
+            132012,
+            "IMAGE",
+        ),
+        (
+            "coupon_offer",
+            [message(template="coupon_offer")["template"]["components"][0]],
+            132000,
+            "COPY_CODE",
+        ),
+        (
+            "coupon_offer",
+            [
+                *message(template="coupon_offer")["template"]["components"],
+                {
+                    "type": "button",
+                    "sub_type": "quick_reply",
+                    "index": 3,
+                    "parameters": [{"type": "payload", "payload": "x"}],
+                },
+            ],
+            132000,
+            "index 3",
+        ),
+        (
+            "spring_sale",
+            [
+                message()["template"]["components"][0],
+                {
+                    "type": "button",
+                    "sub_type": "quick_reply",
+                    "index": 0,
+                    "parameters": [{"type": "payload", "payload": "x"}],
+                },
+            ],
+            132012,
+            "URL",
+        ),
         ("utility_notice", BODY1, 134100, "UTILITY"),
     ],
 )
-def test_parameters_must_match_the_template(graph: Graph, template: str, components: list[dict[str, Any]],
-                                            code: int, hint: str) -> None:
+def test_parameters_must_match_the_template(
+    graph: Graph, template: str, components: list[dict[str, Any]], code: int, hint: str
+) -> None:
     error = _assert_envelope(graph.send(template=template, components=components), 400, code)
     assert hint in error["error_data"]["details"]
 

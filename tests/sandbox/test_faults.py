@@ -92,7 +92,9 @@ def test_slow_answer_is_recorded_and_arrives_late(sandbox: Sandbox, graph: Graph
 def test_faults_are_reproducible_with_a_seed(sandbox: Sandbox, graph: Graph) -> None:
     def run() -> list[int]:
         sandbox.reset()
-        sandbox.configure(seed=7, mps_cap=None, fault_5xx_rate=0.3, fault_transient_rate=0.2, fault_throttle_rate=0.1)
+        sandbox.configure(
+            seed=7, mps_cap=None, fault_5xx_rate=0.3, fault_transient_rate=0.2, fault_throttle_rate=0.1
+        )
         return [graph.send(to=number(i)).status_code for i in range(40)]
 
     first = run()
@@ -126,8 +128,9 @@ def test_forced_transient_error_for_the_first_attempts_only(sandbox: Sandbox, gr
     ("directive", "exception", "recorded"),
     [("drop", requests.ConnectionError, False), ("lost", requests.RequestException, True)],
 )
-def test_forced_connection_faults(sandbox: Sandbox, graph: Graph, directive: str,
-                                  exception: type[Exception], recorded: bool) -> None:
+def test_forced_connection_faults(
+    sandbox: Sandbox, graph: Graph, directive: str, exception: type[Exception], recorded: bool
+) -> None:
     sandbox.configure(forced_outcomes={number(1): directive}, hang_s=0.5)
 
     with pytest.raises(exception):

@@ -22,7 +22,9 @@ def test_phone_number_default_fields(graph: Graph) -> None:
 
 def test_phone_number_requested_fields(sandbox: Sandbox, graph: Graph) -> None:
     sandbox.configure(quality_rating="YELLOW")
-    body = graph.get(PHONE, {"fields": "quality_rating,health_status{can_send_message},messaging_limit_tier"}).json()
+    body = graph.get(
+        PHONE, {"fields": "quality_rating,health_status{can_send_message},messaging_limit_tier"}
+    ).json()
     assert set(body) == {"id", "quality_rating", "health_status", "messaging_limit_tier"}
     assert body["quality_rating"] == "YELLOW"
     assert body["health_status"]["can_send_message"] == "AVAILABLE"
@@ -37,12 +39,18 @@ def test_unknown_field_is_code_100(graph: Graph) -> None:
 
 def test_waba(sandbox: Sandbox, graph: Graph) -> None:
     assert graph.get(WABA).json() == {
-        "id": WABA, "name": "WAMM Sandbox", "timezone_id": "1", "message_template_namespace": "sandbox_namespace"
+        "id": WABA,
+        "name": "WAMM Sandbox",
+        "timezone_id": "1",
+        "message_template_namespace": "sandbox_namespace",
     }
     sandbox.configure(onboarding_status="PENDING_VALID_PAYMENT_METHOD")
     body = graph.get(WABA, {"fields": "marketing_messages_onboarding_status,name"}).json()
-    assert body == {"id": WABA, "name": "WAMM Sandbox",
-                    "marketing_messages_onboarding_status": "PENDING_VALID_PAYMENT_METHOD"}
+    assert body == {
+        "id": WABA,
+        "name": "WAMM Sandbox",
+        "marketing_messages_onboarding_status": "PENDING_VALID_PAYMENT_METHOD",
+    }
 
 
 def test_unknown_node_and_wrong_token(graph: Graph) -> None:
@@ -101,7 +109,9 @@ def test_template_components_in_metas_format(graph: Graph) -> None:
     templates = {t["name"]: t for t in graph.get(f"{WABA}/message_templates", {"limit": 100}).json()["data"]}
 
     spring = templates["spring_sale"]
-    assert spring["status"] == "APPROVED" and spring["category"] == "MARKETING" and spring["language"] == "en_US"
+    assert (
+        spring["status"] == "APPROVED" and spring["category"] == "MARKETING" and spring["language"] == "en_US"
+    )
     assert spring["parameter_format"] == "POSITIONAL"
     body = next(c for c in spring["components"] if c["type"] == "BODY")
     assert "{{1}}" in body["text"] and "{{2}}" in body["text"]
@@ -128,7 +138,12 @@ def test_template_fields_are_honoured(graph: Graph) -> None:
 def test_template_analytics_from_recorded_outcomes(sandbox: Sandbox, graph: Graph) -> None:
     sandbox.configure(
         click_rate=1.0,
-        forced_outcomes={number(0): "read", number(1): "delivered", number(2): "failed:131026", number(3): "sent"},
+        forced_outcomes={
+            number(0): "read",
+            number(1): "delivered",
+            number(2): "failed:131026",
+            number(3): "sent",
+        },
     )
     for i in range(4):
         assert graph.send(to=number(i)).status_code == 200
@@ -166,7 +181,9 @@ def test_template_analytics_requires_template_ids(graph: Graph) -> None:
 
 def test_debug_token(sandbox: Sandbox, graph: Graph) -> None:
     app_token = "300000000000001|sandbox-app-secret"
-    data = graph.get("debug_token", {"input_token": "sandbox-token", "access_token": app_token}, token=None).json()["data"]
+    data = graph.get(
+        "debug_token", {"input_token": "sandbox-token", "access_token": app_token}, token=None
+    ).json()["data"]
     assert data["is_valid"] is True
     assert data["expires_at"] == 0
     assert data["app_id"] == "300000000000001"
@@ -176,7 +193,9 @@ def test_debug_token(sandbox: Sandbox, graph: Graph) -> None:
     assert invalid["is_valid"] is False
 
     sandbox.configure(token_expired=True)
-    expired = graph.get("debug_token", {"input_token": "sandbox-token", "access_token": app_token}, token=None)
+    expired = graph.get(
+        "debug_token", {"input_token": "sandbox-token", "access_token": app_token}, token=None
+    )
     assert expired.json()["data"]["is_valid"] is False
     assert 0 < expired.json()["data"]["expires_at"] < time.time()
 
@@ -197,3 +216,20 @@ def test_templates_from_metas_format_round_trip() -> None:
     copy = SandboxTemplate.from_meta(original.to_meta())
     assert copy.to_meta() == original.to_meta()
     assert (copy.body_param_count, copy.parameter_format) == (2, "POSITIONAL")
+
+
+def test_unserved_path_answers_a_graph_error(graph: Graph) -> None:
+    response = graph.session.post(
+        f"{graph.base}/{PHONE}/messages", json={}, headers=graph.headers("sandbox-token")
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == 100
+    assert "/messages" in response.json()["error"]["message"]
+
+
+def test_debug_token_with_app_token_and_expired_bearer(sandbox: Sandbox, graph: Graph) -> None:
+    sandbox.configure(token_expired=True)
+    params = {"input_token": "sandbox-token", "access_token": "300000000000001|sandbox-app-secret"}
+    response = graph.get("debug_token", params)  # the expired token also rides in the header
+    assert response.status_code == 200
+    assert response.json()["data"]["is_valid"] is False

@@ -83,7 +83,9 @@ def test_template_configured_as_paused_answers_paused(sandbox: Sandbox, graph: G
     paused = SandboxTemplate(name="slow_lane", body_text="Hi {{1}}", message_status="paused")
     sandbox.configure(templates={**sandbox.config.templates, "slow_lane": paused})
 
-    response = graph.send(template="slow_lane", components=[{"type": "body", "parameters": [{"type": "text", "text": "A"}]}])
+    response = graph.send(
+        template="slow_lane", components=[{"type": "body", "parameters": [{"type": "text", "text": "A"}]}]
+    )
 
     assert response.json()["messages"][0]["message_status"] == "paused"
 
@@ -98,7 +100,9 @@ def test_forced_status_for_one_recipient(sandbox: Sandbox, graph: Graph) -> None
 def test_template_in_second_language(sandbox: Sandbox, graph: Graph) -> None:
     german = SandboxTemplate(name="spring_sale", language="de", body_text="Hallo {{1}}, {{2}} Rabatt!")
     sandbox.configure(templates={**sandbox.config.templates, "spring_sale:de": german})
-    body = [{"type": "body", "parameters": [{"type": "text", "text": "Ana"}, {"type": "text", "text": "20%"}]}]
+    body = [
+        {"type": "body", "parameters": [{"type": "text", "text": "Ana"}, {"type": "text", "text": "20%"}]}
+    ]
 
     assert graph.send(template="spring_sale", language="de", components=body).status_code == 200
     assert sandbox.messages[0].template_id == german.id != sandbox.config.templates["spring_sale"].id

@@ -10,11 +10,17 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_wamm.sandbox import Sandbox, SandboxConfig, build_payload, sign_payload, verify_signature
+from airflow_provider_wamm.sandbox import (
+    Sandbox,
+    SandboxConfig,
+    build_payload,
+    sign_payload,
+    verify_signature,
+)
 from tests.plugins.sandbox_fixtures import WebhookReceiver
 from tests.sandbox.conftest import Graph, number
 
-FAST = {"webhook_delay_s": 0.01, "webhook_step_s": 0.01, "webhook_flush_s": 0.01}
+FAST = {"webhook_delay_s": 0.01, "webhook_step_s": 0.01, "webhook_flush_s": 0.01, "webhook_concurrency": 1}
 STAGES = {"sent": ["sent"], "delivered": ["sent", "delivered"], "read": ["sent", "delivered", "read"]}
 
 
@@ -32,8 +38,9 @@ def _send_all(sandbox: Sandbox, graph: Graph, count: int) -> list[str]:
     return wamids
 
 
-def test_webhooks_are_signed_and_in_metas_format(sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver,
-                                                 spec_validator: Any) -> None:
+def test_webhooks_are_signed_and_in_metas_format(
+    sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver, spec_validator: Any
+) -> None:
     sandbox.configure(webhook_url=webhook_receiver.url, app_secret="s3cret", click_rate=0.0, **FAST)
     _send_all(sandbox, graph, 20)
 
@@ -53,12 +60,15 @@ def test_webhooks_are_signed_and_in_metas_format(sandbox: Sandbox, graph: Graph,
                 assert change["field"] == "messages"
                 value = change["value"]
                 assert value["messaging_product"] == "whatsapp"
-                assert value["metadata"] == {"display_phone_number": "15550100001",
-                                             "phone_number_id": "100000000000001"}
+                assert value["metadata"] == {
+                    "display_phone_number": "15550100001",
+                    "phone_number_id": "100000000000001",
+                }
 
 
-def test_statuses_follow_each_recipients_outcome(sandbox: Sandbox, graph: Graph,
-                                                 webhook_receiver: WebhookReceiver) -> None:
+def test_statuses_follow_each_recipients_outcome(
+    sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver
+) -> None:
     sandbox.configure(webhook_url=webhook_receiver.url, **FAST)
     _send_all(sandbox, graph, 40)
 
@@ -77,8 +87,12 @@ def test_statuses_follow_each_recipients_outcome(sandbox: Sandbox, graph: Graph,
             assert status["recipient_id"] == msg.to
             assert status["timestamp"].isdigit() and abs(int(status["timestamp"]) - msg.timestamp) < 5
             if status["status"] in ("sent", "delivered"):
-                assert status["pricing"] == {"billable": True, "pricing_model": "PMP", "type": "regular",
-                                             "category": "marketing_lite"}
+                assert status["pricing"] == {
+                    "billable": True,
+                    "pricing_model": "PMP",
+                    "type": "regular",
+                    "category": "marketing_lite",
+                }
             if status["status"] == "failed":
                 [error] = status["errors"]
                 assert error["code"] == int(msg.outcome.split(":")[1])
@@ -88,7 +102,9 @@ def test_statuses_follow_each_recipients_outcome(sandbox: Sandbox, graph: Graph,
 
 
 def test_outcome_ratios_are_honoured_and_deterministic() -> None:
-    config = SandboxConfig(outcomes={"read": 0.5, "delivered": 0.3, "failed:131026": 0.1, "failed:131049": 0.1})
+    config = SandboxConfig(
+        outcomes={"read": 0.5, "delivered": 0.3, "failed:131026": 0.1, "failed:131049": 0.1}
+    )
     sandbox = Sandbox(config)
     outcomes = collections.Counter(sandbox.expected_outcome(number(i)) for i in range(4000))
     assert abs(outcomes["read"] / 4000 - 0.5) < 0.04
@@ -112,16 +128,36 @@ def test_forced_outcome(sandbox: Sandbox, graph: Graph, webhook_receiver: Webhoo
     assert sandbox.expected_outcome(number(0)) == "failed:131050"
 
 
-def test_batches_respect_the_batch_size(sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver) -> None:
-    sandbox.configure(webhook_url=webhook_receiver.url, webhook_batch_size=7, webhook_statuses_per_change=3,
-                      webhook_delay_s=0.3, webhook_step_s=0.0, webhook_flush_s=0.01, mps_cap=None)
+def test_batches_respect_the_batch_size(
+    sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver
+) -> None:
+    sandbox.configure(
+        webhook_url=webhook_receiver.url,
+        webhook_batch_size=7,
+        webhook_statuses_per_change=3,
+        webhook_delay_s=0.3,
+        webhook_step_s=0.0,
+        webhook_flush_s=0.2,
+        mps_cap=None,
+    )
     _send_all(sandbox, graph, 30)
 
-    sizes = [sum(len(ch["value"].get("statuses", [])) + len(ch["value"].get("user_actions", []))
-                 for e in h.json()["entry"] for ch in e["changes"]) for h in webhook_receiver.received]
+    sizes = [
+        sum(
+            len(ch["value"].get("statuses", [])) + len(ch["value"].get("user_actions", []))
+            for e in h.json()["entry"]
+            for ch in e["changes"]
+        )
+        for h in webhook_receiver.received
+    ]
     assert max(sizes) == 7  # statuses that fell due together were batched, up to the limit
-    per_change = [len(ch["value"]["statuses"]) for h in webhook_receiver.received
-                  for e in h.json()["entry"] for ch in e["changes"] if "statuses" in ch["value"]]
+    per_change = [
+        len(ch["value"]["statuses"])
+        for h in webhook_receiver.received
+        for e in h.json()["entry"]
+        for ch in e["changes"]
+        if "statuses" in ch["value"]
+    ]
     assert max(per_change) == 3
     assert sum(sizes) == sandbox.webhook_stats()["statuses"] + sandbox.webhook_stats()["user_actions"]
 
@@ -142,10 +178,15 @@ def test_some_duplicates(sandbox: Sandbox, graph: Graph, webhook_receiver: Webho
     assert set(counts.values()) == {1, 2}
 
 
-def test_reordering_delivers_read_before_delivered(sandbox: Sandbox, graph: Graph,
-                                                   webhook_receiver: WebhookReceiver) -> None:
-    sandbox.configure(webhook_url=webhook_receiver.url, webhook_reorder_rate=1.0,
-                      forced_outcomes={number(i): "read" for i in range(5)}, **FAST)
+def test_reordering_delivers_read_before_delivered(
+    sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver
+) -> None:
+    sandbox.configure(
+        webhook_url=webhook_receiver.url,
+        webhook_reorder_rate=1.0,
+        forced_outcomes={number(i): "read" for i in range(5)},
+        **FAST,
+    )
     _send_all(sandbox, graph, 5)
 
     order: dict[str, list[str]] = collections.defaultdict(list)
@@ -159,7 +200,9 @@ def test_reordering_delivers_read_before_delivered(sandbox: Sandbox, graph: Grap
         assert stamps[wamid]["read"] >= stamps[wamid]["delivered"]  # event times stay in order
 
 
-def test_click_events_for_read_messages(sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver) -> None:
+def test_click_events_for_read_messages(
+    sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver
+) -> None:
     sandbox.configure(webhook_url=webhook_receiver.url, click_rate=1.0, **FAST)
     _send_all(sandbox, graph, 20)
 
@@ -178,19 +221,33 @@ def test_click_events_for_read_messages(sandbox: Sandbox, graph: Graph, webhook_
         assert action["marketing_messages_link_click_data"]["click_id"]
 
 
-def test_cloud_api_fallback_category(sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver) -> None:
-    sandbox.configure(webhook_url=webhook_receiver.url, cloud_api_fallback_rate=1.0,
-                      forced_outcomes={number(0): "delivered"}, **FAST)
+def test_cloud_api_fallback_category(
+    sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver
+) -> None:
+    sandbox.configure(
+        webhook_url=webhook_receiver.url,
+        cloud_api_fallback_rate=1.0,
+        forced_outcomes={number(0): "delivered"},
+        **FAST,
+    )
     _send_all(sandbox, graph, 1)
 
     categories = {s["pricing"]["category"] for s in webhook_receiver.statuses()}
     assert categories == {"marketing"}
 
 
-def test_failed_deliveries_are_retried(sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver) -> None:
+def test_failed_deliveries_are_retried(
+    sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver
+) -> None:
     webhook_receiver.fail_first = 2
-    sandbox.configure(webhook_url=webhook_receiver.url, webhook_retry_s=0.02, webhook_batch_size=1000,
-                      webhook_delay_s=0.2, webhook_step_s=0.0, forced_outcomes={number(0): "sent"})
+    sandbox.configure(
+        webhook_url=webhook_receiver.url,
+        webhook_retry_s=0.02,
+        webhook_batch_size=1000,
+        webhook_delay_s=0.2,
+        webhook_step_s=0.0,
+        forced_outcomes={number(0): "sent"},
+    )
     _send_all(sandbox, graph, 1)
 
     assert [s["status"] for s in webhook_receiver.statuses()] == ["sent"]
@@ -199,8 +256,13 @@ def test_failed_deliveries_are_retried(sandbox: Sandbox, graph: Graph, webhook_r
 
 
 def test_unreachable_receiver_drops_after_retries(sandbox: Sandbox, graph: Graph) -> None:
-    sandbox.configure(webhook_url="http://127.0.0.1:9/hooks", webhook_retry_s=0.01, webhook_max_attempts=2,
-                      forced_outcomes={number(0): "sent"}, **FAST)
+    sandbox.configure(
+        webhook_url="http://127.0.0.1:9/hooks",
+        webhook_retry_s=0.01,
+        webhook_max_attempts=2,
+        forced_outcomes={number(0): "sent"},
+        **FAST,
+    )
     _send_all(sandbox, graph, 1)
 
     stats = sandbox.webhook_stats()
@@ -214,8 +276,9 @@ def test_no_webhooks_without_a_url(sandbox: Sandbox, graph: Graph) -> None:
     assert sandbox.webhook_stats()["pending"] == 0
 
 
-def test_wait_webhooks_idle_times_out_while_statuses_are_pending(sandbox: Sandbox, graph: Graph,
-                                                                 webhook_receiver: WebhookReceiver) -> None:
+def test_wait_webhooks_idle_times_out_while_statuses_are_pending(
+    sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver
+) -> None:
     sandbox.configure(webhook_url=webhook_receiver.url, webhook_delay_s=1.0)
     graph.send()
     assert sandbox.wait_webhooks_idle(0.1) is False
@@ -234,9 +297,16 @@ def test_sign_and_verify_helpers() -> None:
 
 @pytest.mark.parametrize("per_change", [1, 4])
 def test_build_payload_groups_statuses(per_change: int) -> None:
-    events = [(0.0, i, "status", (f"wamid.{i}", "sent", 1.7e9, "491", "marketing_lite", None)) for i in range(8)]
-    payload = build_payload(events, waba_id="W", phone_number_id="P", display_phone_number="+1 555",
-                            statuses_per_change=per_change)
+    events = [
+        (0.0, i, "status", (f"wamid.{i}", "sent", 1.7e9, "491", "marketing_lite", None)) for i in range(8)
+    ]
+    payload = build_payload(
+        events,
+        waba_id="W",
+        phone_number_id="P",
+        display_phone_number="+1 555",
+        statuses_per_change=per_change,
+    )
     assert len(payload["entry"]) == 8 // per_change
     assert [s["id"] for e in payload["entry"] for s in e["changes"][0]["value"]["statuses"]] == [
         f"wamid.{i}" for i in range(8)

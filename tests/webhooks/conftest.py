@@ -57,7 +57,9 @@ def click(click_id: str | None = "click-1", ts: int = 1_760_000_100) -> dict[str
     }
 
 
-def body(statuses: list[dict[str, Any]] | None = None, actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def body(
+    statuses: list[dict[str, Any]] | None = None, actions: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """A whole ``whatsapp_business_account`` webhook body."""
     value: dict[str, Any] = {
         "messaging_product": "whatsapp",
@@ -93,7 +95,9 @@ def ledger(tmp_path: pathlib.Path) -> Iterator[Ledger]:
 
 @pytest.fixture
 def settings(ledger: Ledger) -> WebhookSettings:
-    return WebhookSettings(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, ledger=ledger, max_body_bytes=256 * 1024)
+    return WebhookSettings(
+        app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, ledger=ledger, max_body_bytes=256 * 1024
+    )
 
 
 class ASGIClient:

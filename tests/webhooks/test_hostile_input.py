@@ -19,25 +19,33 @@ scalars = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=30),
-    st.sampled_from(["sent", "delivered", "read", "failed", "played", "1760000000", "wamid.X", "marketing_lite"]),
+    st.sampled_from(
+        ["sent", "delivered", "read", "failed", "played", "1760000000", "wamid.X", "marketing_lite"]
+    ),
 )
 any_json = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=25,
 )
 
 
 def either(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """Mostly plausible values, sometimes anything at all."""
-    return st.one_of(valid, valid, valid, valid, valid, any_json)
+    return st.integers(0, 7).flatmap(lambda i: any_json if i == 0 else valid)
 
 
-timestamps = st.sampled_from(["1760000000", 1760000000, 1760000000.5, " 1760000001 ", "-1", "1e400", "NaN", 0])
+timestamps = st.sampled_from(
+    ["1760000000", 1760000000, 1760000000.5, " 1760000001 ", "-1", "1e400", "NaN", 0]
+)
 status_like = st.fixed_dictionaries(
     {
         "id": either(st.sampled_from(["wamid.1", "wamid.2", "wamid." + "x" * 200, 12345])),
-        "status": either(st.sampled_from(["sent", "delivered", "read", "failed", "played", "READ", "deleted"])),
+        "status": either(
+            st.sampled_from(["sent", "delivered", "read", "failed", "played", "READ", "deleted"])
+        ),
         "timestamp": either(timestamps),
     },
     optional={
@@ -108,7 +116,7 @@ entry_like = st.fixed_dictionaries(
 meta_like = st.fixed_dictionaries(
     {"entry": st.lists(either(entry_like), max_size=3)}, optional={"object": any_json}
 )
-bodies = st.one_of(meta_like, meta_like, meta_like, any_json)
+bodies = st.integers(0, 4).flatmap(lambda i: any_json if i == 0 else meta_like)
 
 
 @settings(max_examples=300, deadline=None)
@@ -128,7 +136,9 @@ def test_parser_never_raises_anything_but_format_error(payload: Any) -> None:
 @pytest.fixture(scope="module")
 def hostile_client(tmp_path_factory: pytest.TempPathFactory) -> ASGIClient:
     ledger = Ledger.from_url(f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'ledger.db'}")
-    return ASGIClient(create_app(WebhookSettings(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, ledger=ledger)))
+    return ASGIClient(
+        create_app(WebhookSettings(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, ledger=ledger))
+    )
 
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

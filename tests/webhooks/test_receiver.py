@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from airflow_provider_wamm.campaign.ledger import ACCEPTED, Ledger, SendOutcome
 from airflow_provider_wamm.webhooks import WebhookSettings, create_app, sign
-from tests.webhooks.conftest import APP_SECRET, ASGIClient, VERIFY_TOKEN, body, click, encode, signed, status
+from tests.webhooks.conftest import APP_SECRET, VERIFY_TOKEN, ASGIClient, body, click, encode, signed, status
 
 
 def seed_sends(ledger: Ledger, campaign_id: str, wamids: list[str]) -> None:
@@ -23,7 +23,10 @@ def seed_sends(ledger: Ledger, campaign_id: str, wamids: list[str]) -> None:
     ledger.claim(campaign_id, recipients, attempt_id="a1")
     ledger.record_results(
         campaign_id,
-        [SendOutcome(r, ACCEPTED, wamid=w, message_status="accepted") for r, w in zip(recipients, wamids, strict=True)],
+        [
+            SendOutcome(r, ACCEPTED, wamid=w, message_status="accepted")
+            for r, w in zip(recipients, wamids, strict=True)
+        ],
         attempt_id="a1",
     )
 
@@ -58,7 +61,7 @@ def test_handshake_echoes_the_challenge(client: ASGIClient) -> None:
 def test_handshake_refused(client: ASGIClient, params: dict[str, str]) -> None:
     response = client.get("/", params=params)
     assert response.status_code == 403
-    assert "1" != response.text
+    assert response.text != "1"
 
 
 def test_handshake_refused_without_configured_token(ledger: Ledger) -> None:
@@ -73,7 +76,9 @@ def test_handshake_refused_without_configured_token(ledger: Ledger) -> None:
 
 def test_signed_statuses_are_stored(client: ASGIClient, ledger: Ledger) -> None:
     seed_sends(ledger, "c1", ["wamid.A"])
-    raw = encode(body([status("wamid.A", "sent", 1_760_000_000), status("wamid.A", "delivered", 1_760_000_005)]))
+    raw = encode(
+        body([status("wamid.A", "sent", 1_760_000_000), status("wamid.A", "delivered", 1_760_000_005)])
+    )
     response = client.post("/", content=raw, headers=signed(raw))
     assert response.status_code == 200
     assert response.json() == {"statuses": 2, "clicks": 0, "skipped": 0, "ignored": 0}
@@ -222,7 +227,11 @@ def test_failed_status_keeps_code_title_and_details(client: ASGIClient, ledger: 
     assert client.post("/", content=raw, headers=signed(raw)).status_code == 200
     row = ledger.status_of("wamid.F")
     assert row is not None
-    assert (row["status"], row["error_code"], row["error_title"]) == ("failed", 131049, "Meta chose not to deliver")
+    assert (row["status"], row["error_code"], row["error_title"]) == (
+        "failed",
+        131049,
+        "Meta chose not to deliver",
+    )
     assert "healthy engagement" in row["error_details"]
     errors = ledger.error_counts("c1")
     assert [(e["code"], e["stage"], e["count"]) for e in errors] == [(131049, "delivery", 1)]
@@ -242,7 +251,11 @@ def test_oversized_body_is_413_and_not_stored(client: ASGIClient, ledger: Ledger
 
 def test_size_limit_is_enforced_while_streaming(ledger: Ledger) -> None:
     """Without Content-Length, reading stops at the first chunk past the limit."""
-    app = create_app(WebhookSettings(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, ledger=ledger, max_body_bytes=10_000))
+    app = create_app(
+        WebhookSettings(
+            app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, ledger=ledger, max_body_bytes=10_000
+        )
+    )
     chunk = b"x" * 4096
     total_chunks = 100
     received: list[int] = []
@@ -435,7 +448,9 @@ def test_settings_callable_is_read_per_request_and_ledger_factory_opened_once(le
 
 def test_ledger_failure_is_500_so_meta_retries(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*args: Any, **kwargs: Any) -> int:
-        raise sa.exc.OperationalError("UPDATE x", {"recipient": "4915123456789"}, Exception("database is locked"))
+        raise sa.exc.OperationalError(
+            "UPDATE x", {"recipient": "4915123456789"}, Exception("database is locked")
+        )
 
     monkeypatch.setattr(ledger, "record_statuses", boom)
     app = create_app(WebhookSettings(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, ledger=ledger))
