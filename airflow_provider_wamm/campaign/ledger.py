@@ -45,7 +45,7 @@ from airflow_provider_wamm.graph.errors import ConfigurationError, error_title
 CLAIMED = "claimed"
 """Claimed by a running attempt; the request is about to leave or is in flight."""
 ACCEPTED = "accepted"
-"""Meta answered ``message_status: accepted``."""
+"""Meta answered with ``message_status`` ``accepted``."""
 HELD = "held"
 """Meta answered ``held_for_quality_assessment`` (template or portfolio pacing)."""
 PAUSED = "paused"
@@ -53,9 +53,9 @@ PAUSED = "paused"
 FAILED = "failed"
 """Meta refused the message (the error code and details are kept)."""
 SKIPPED = "skipped"
-"""Not sent: suppressed or inside the frequency cap (re-checked on a later run of the campaign)."""
+"""Not sent, because suppressed or inside the frequency cap (re-checked on a later run)."""
 INVALID = "invalid"
-"""Not sent: the row had no usable phone number or could not be personalised (re-checked later)."""
+"""Not sent, because the row had no usable phone number or could not be personalised (re-checked later)."""
 UNKNOWN = "unknown"
 """The request went out but no answer came back, or a crashed attempt left it claimed."""
 
@@ -143,7 +143,7 @@ class ExistingSend:
     attempt_id: str
     """The attempt that wrote the row last."""
     not_before: datetime | None = None
-    """For a failed send that may be retried later: not before this time."""
+    """Earliest time a failed send may be retried by a later run."""
 
     def reclaimable(self, now: datetime, *, resend_unknown: bool = False) -> bool:
         """Whether a new attempt may claim this recipient again.
@@ -164,7 +164,7 @@ class SendOutcome:
     """The outcome of one recipient, written by :meth:`Ledger.record_results` and friends."""
 
     recipient: str
-    """Recipient key: E.164 digits, or ``!<shard>:<row>`` for rows without a usable number."""
+    """Recipient key (E.164 digits, or ``!<row>`` for a row without a usable number)."""
     state: str
     """The new send state."""
     wamid: str | None = None
@@ -176,11 +176,11 @@ class SendOutcome:
     error_title: str | None = None
     """Meta's short title for the error."""
     error_details: str | None = None
-    """What went wrong, in words: Meta's ``error_data.details`` or the reason a row was skipped."""
+    """What went wrong, in words (Meta's ``error_data.details`` or the reason a row was skipped)."""
     attempts: int = 0
     """Requests made for this recipient by this attempt."""
     not_before: datetime | None = None
-    """For failures worth retrying on a later run: not before this time."""
+    """Earliest time a later run may retry this recipient (failures worth retrying only)."""
     accepted_at: datetime | None = None
     """When Meta accepted the message (defaults to the recording time for accepted states)."""
 
@@ -192,7 +192,7 @@ class Suppression:
     recipient: str
     """E.164 digits."""
     reason: str
-    """Why: ``stopped_marketing`` (131050), ``per_user_limit`` (131049), ``manual``..."""
+    """Why (``stopped_marketing`` for 131050, ``per_user_limit`` for 131049, ``manual``...)."""
     error_code: int | None = None
     """The Graph error code that caused it, if any."""
     until: datetime | None = None
@@ -218,11 +218,11 @@ class StatusUpdate:
     pricing_model: str | None = None
     """``PMP`` (per-message pricing) or ``CBP``."""
     error_code: int | None = None
-    """For ``failed``: the error code."""
+    """The error code of a ``failed`` status."""
     error_title: str | None = None
-    """For ``failed``: Meta's title."""
+    """Meta's title of the error of a ``failed`` status."""
     error_details: str | None = None
-    """For ``failed``: ``error_data.details`` (or the message)."""
+    """The ``error_data.details`` (or message) of a ``failed`` status."""
 
     @classmethod
     def from_webhook(cls, status: Mapping[str, Any]) -> StatusUpdate:

@@ -119,11 +119,15 @@ def _seconds_mysql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
 
 
 def _bucket(seconds: Any) -> Any:
-    """A latency bucket in tenths of a second: 0.1 s wide below a minute, 1 s below an hour, then 1 min."""
+    """A latency bucket in tenths of a second: 0.1 s wide below a minute, 1 s below an hour, then 1 min.
+
+    ``CAST(x + 0.5 AS INTEGER)`` rounds on every backend (SQLite truncates a cast, PostgreSQL and MySQL
+    round it, so there the bucket may be one step higher: well within the stated resolution).
+    """
     return sa.case(
-        (seconds < 60, sa.cast(seconds * 10, sa.Integer)),
-        (seconds < 3600, sa.cast(seconds, sa.Integer) * 10),
-        else_=sa.cast(seconds / 60, sa.Integer) * 600,
+        (seconds < 60, sa.cast(seconds * 10 + 0.5, sa.Integer)),
+        (seconds < 3600, sa.cast(seconds + 0.5, sa.Integer) * 10),
+        else_=sa.cast(seconds / 60 + 0.5, sa.Integer) * 600,
     )
 
 

@@ -45,21 +45,21 @@ class CampaignResult:
     unknown: int = 0
     """Requests without an answer (may or may not have been sent; never re-sent automatically)."""
     skipped: int = 0
-    """Not sent: already done in this campaign (``already_done``) or inside the frequency cap."""
+    """Not sent, because already done in this campaign (``already_done``) or inside the frequency cap."""
     already_done: int = 0
-    """Part of ``skipped``: an earlier run (or another worker) already handled the recipient."""
+    """Part of ``skipped``, where an earlier run (or another worker) already handled the recipient."""
     frequency_capped: int = 0
-    """Part of ``skipped``: the recipient got a message from another campaign within the cap."""
+    """Part of ``skipped``, where the recipient got a message from another campaign within the cap."""
     suppressed: int = 0
-    """Not sent: the recipient stopped marketing messages or hit Meta's per-user limit recently."""
+    """Not sent, because the recipient stopped marketing messages or hit Meta's per-user limit recently."""
     invalid: int = 0
     """Rows without a usable phone number or that could not be personalised."""
     duplicates: int = 0
     """Rows repeating a recipient seen earlier in the input."""
     would_send: int = 0
-    """Dry run: messages that would have been sent."""
+    """Messages a dry run would have sent."""
     released: int = 0
-    """Halted run: claimed recipients given back unsent (a later run sends them)."""
+    """Claimed recipients a halted run gave back unsent (a later run sends them)."""
     stale_unknown: int = 0
     """Recipients left ``claimed`` by an earlier attempt that crashed, marked ``unknown`` at start."""
     retries: int = 0
@@ -71,7 +71,7 @@ class CampaignResult:
     errors_by_code: Counter[str] = field(default_factory=Counter)
     """Final failures (and unknown outcomes, as ``"unknown"``) by Graph error code."""
     invalid_reasons: Counter[str] = field(default_factory=Counter)
-    """Invalid rows by reason (``"to: is empty"``, ``"body_parameters[0]: missing field 'x'"``)."""
+    """Invalid rows by reason, such as ``"phone: is empty"`` or ``"header.text: missing field 'city'"``."""
     elapsed_s: float = 0.0
     """Wall time of the run."""
     final_rate: float | None = None

@@ -199,8 +199,13 @@ class _Job:
     recipient: str
     payload: dict[str, Any]
     attempts: int = 0
+    transient: int = 0
     throttles: int = 0
     pair_hits: int = 0
+
+
+class _Stopped(Exception):
+    """Raised inside a worker's rate-limit wait when the run stops."""
 
 
 class _RecentSet:
@@ -255,9 +260,11 @@ class _Run:
         self.rows: Iterator[SourceRow] = iter_rows(recipients, recipient_field=settings.recipient_field)
         self.input_done = False
         self.recent = _RecentSet(settings.dedupe_window)
-        self.bucket = TokenBucket(settings.max_messages_per_second)
-        self.target_rate = float(settings.max_messages_per_second)
         self.stop = threading.Event()
+        # Workers wait for their slot in an interruptible sleep, so a halt does not wait for slots
+        # reserved far ahead at a low (throttled) rate.
+        self.bucket = TokenBucket(settings.max_messages_per_second, sleep=self._sleep_unless_stopped)
+        self.target_rate = float(settings.max_messages_per_second)
         self.work: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.done: queue.SimpleQueue[tuple[_Job, str, Any]] = queue.SimpleQueue()
         self.workers: list[threading.Thread] = []
@@ -391,7 +398,7 @@ class _Run:
         s, r = self.s, self.result
         batch: list[tuple[str, SourceRow]] = []
         in_batch: set[str] = set()
-        while len(batch) < s.batch_size:
+        while len(batch) < s.batch_size and len(self.invalid_rows) < s.batch_size:
             row = next(self.rows, None)
             if row is None:
                 self.input_done = True
@@ -535,6 +542,10 @@ class _Run:
 
     # -- workers --------------------------------------------------------------------------------
 
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise _Stopped
+
     def _worker(self) -> None:
         client = self.client
         assert client is not None
@@ -545,7 +556,11 @@ class _Run:
             if self.stop.is_set():
                 self.done.put((job, "unsent", None))
                 continue
-            self.bucket.acquire()
+            try:
+                self.bucket.acquire()
+            except _Stopped:
+                self.done.put((job, "unsent", None))
+                continue
             if self.stop.is_set():
                 self.done.put((job, "unsent", None))
                 continue
@@ -670,11 +685,12 @@ class _Run:
         )
         action = error.action
         if action is Action.RETRY:
-            if job.attempts >= s.max_attempts:
+            job.transient += 1
+            if job.transient >= s.max_attempts:
                 self._fail(job, error, not_before_in=timedelta(0))
             else:
                 r.retries += 1
-                self._later(job, self._backoff(job.attempts))
+                self._later(job, self._backoff(job.transient))
         elif action is Action.THROTTLE:
             r.throttled += 1
             job.throttles += 1
@@ -816,7 +832,7 @@ class _Run:
         if self.s.dry_run:
             return
         try:
-            self._drain_in_flight(limit_s=120.0)
+            self._drain_in_flight(limit_s=60.0)
             self._flush(force=True, now=time.monotonic())
             self._release()
             self.result.elapsed_s = time.monotonic() - self.started

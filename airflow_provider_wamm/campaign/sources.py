@@ -22,7 +22,7 @@ class SourceRow:
     phone: Any
     """The raw recipient value (normalised later; may be ``None`` or garbage)."""
     fields: Mapping[str, Any]
-    """The row's fields, used for personalisation (for a bare string: just the recipient field)."""
+    """The row's fields, used for personalisation (just the recipient field for a bare string)."""
     error: str | None = None
     """A problem found while reading the row (e.g. the recipient field is missing)."""
 
@@ -32,15 +32,19 @@ def iter_rows(items: Iterable[Any], *, recipient_field: str = "phone") -> Iterat
 
     :param items: phone strings (or numbers), mappings with a ``recipient_field`` key, or ``None``
         (an empty row). Anything else is treated as a raw phone value.
-    :param recipient_field: the key of the phone number in mapping rows.
+    :param recipient_field: the key of the phone number in mapping rows (its lower-case form is
+        accepted too, as cursor rows have lower-cased column names).
     :raises ConfigurationError: if the *first* mapping row has no ``recipient_field`` key, which
         nearly always means the field name is wrong for the whole input (the message lists the keys
         the row has). Later rows without it are reported per row.
     """
     first_mapping = True
+    key = recipient_field
     for number, item in enumerate(items, start=1):
         if isinstance(item, Mapping):
-            if recipient_field not in item:
+            if first_mapping and key not in item and key.lower() in item:
+                key = key.lower()  # rows from iter_cursor_rows have lower-cased column names
+            if key not in item:
                 if first_mapping:
                     raise ConfigurationError(
                         f"recipient field {recipient_field!r} not found in the recipient rows; the first "
@@ -49,7 +53,7 @@ def iter_rows(items: Iterable[Any], *, recipient_field: str = "phone") -> Iterat
                 yield SourceRow(number, None, item, f"missing field {recipient_field!r}")
                 continue
             first_mapping = False
-            yield SourceRow(number, item[recipient_field], item)
+            yield SourceRow(number, item[key], item)
         else:
             yield SourceRow(number, item, {recipient_field: item})
 

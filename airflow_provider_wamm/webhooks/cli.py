@@ -20,6 +20,7 @@ import argparse
 import logging
 import os
 import pathlib
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +31,22 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8090
 
 log = logging.getLogger("airflow_provider_wamm.webhooks")
+
+
+_VERIFY_TOKEN_RE = re.compile(r"(hub\.verify_token=)[^&\s\"]*")
+
+
+class RedactVerifyToken(logging.Filter):
+    """Blank out ``hub.verify_token=...`` in log records (uvicorn's access log prints query strings)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _VERIFY_TOKEN_RE.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _VERIFY_TOKEN_RE.sub(r"\1***", record.msg)
+        return True
 
 
 def default_ledger_url() -> str:
@@ -124,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 2)
     import uvicorn
 
+    logging.getLogger("uvicorn.access").addFilter(RedactVerifyToken())
     log.info("Receiving WhatsApp webhooks on %s:%d.", args.host, args.port)
     uvicorn.run(
         app,

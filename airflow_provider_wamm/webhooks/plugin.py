@@ -1,8 +1,10 @@
 """Mount the webhook receiver on the Airflow 3 API server, through an Airflow plugin.
 
 Airflow mounts every plugin's ``fastapi_apps`` entry on its API server, so Meta's callback URL becomes
-``https://<airflow api server>/whatsapp-webhooks/`` (mind the trailing slash). The settings are read
-when a request arrives, not when the plugin loads, and cached for a minute:
+``https://<airflow api server>/whatsapp-webhooks/``. A small root middleware also routes the URL without
+the trailing slash there (otherwise the Airflow UI's catch-all route would answer it, and Meta's
+verification would fail). The settings are read when a request arrives, not when the plugin loads, and
+cached for a minute:
 
 * ``[wamm] webhook_conn_id`` (env ``AIRFLOW__WAMM__WEBHOOK_CONN_ID``, default ``whatsapp_default``): the
   ``whatsapp`` connection whose extra holds ``app_secret`` and ``webhook_verify_token``;
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowPlugin, conf
@@ -93,6 +96,36 @@ class AirflowWebhookSettings:
             return settings
 
 
+_Scope = MutableMapping[str, Any]
+_ASGIApp = Callable[[_Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+class TrailingSlashMiddleware:
+    """ASGI middleware sending a request for exactly ``path`` to ``path + "/"`` (where the app is mounted).
+
+    :param app: the wrapped ASGI app.
+    :param path: the mount path without its trailing slash.
+    """
+
+    def __init__(self, app: _ASGIApp, path: str = URL_PREFIX) -> None:
+        self.app = app
+        self.path = path.rstrip("/")
+
+    async def __call__(
+        self, scope: _Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]
+    ) -> None:
+        if scope.get("type") == "http":
+            path = scope.get("path", "")
+            root = str(scope.get("root_path", "")).rstrip("/")
+            if path in (self.path, root + self.path):
+                scope = dict(scope)
+                scope["path"] = path + "/"
+                raw = scope.get("raw_path")
+                if isinstance(raw, bytes) and not raw.endswith(b"/"):
+                    scope["raw_path"] = raw + b"/"
+        await self.app(scope, receive, send)
+
+
 #: The receiver app mounted by the plugin (settings are read per request, lazily).
 webhook_app = create_app(AirflowWebhookSettings())
 
@@ -104,6 +137,20 @@ class WhatsAppWebhooksPlugin(AirflowPlugin):
     fastapi_apps: list[Any] = [
         {"app": webhook_app, "url_prefix": URL_PREFIX, "name": "WhatsApp webhooks"},
     ]
+    fastapi_root_middlewares: list[Any] = [
+        {
+            "middleware": TrailingSlashMiddleware,
+            "args": [],
+            "kwargs": {"path": URL_PREFIX},
+            "name": "WhatsApp webhooks: path without trailing slash",
+        },
+    ]
 
 
-__all__ = ["URL_PREFIX", "AirflowWebhookSettings", "WhatsAppWebhooksPlugin", "webhook_app"]
+__all__ = [
+    "URL_PREFIX",
+    "AirflowWebhookSettings",
+    "TrailingSlashMiddleware",
+    "WhatsAppWebhooksPlugin",
+    "webhook_app",
+]

@@ -119,7 +119,7 @@ meta_like = st.fixed_dictionaries(
 bodies = st.integers(0, 4).flatmap(lambda i: any_json if i == 0 else meta_like)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(payload=bodies)
 def test_parser_never_raises_anything_but_format_error(payload: Any) -> None:
     try:
@@ -141,7 +141,7 @@ def hostile_client(tmp_path_factory: pytest.TempPathFactory) -> ASGIClient:
     )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=bodies)
 def test_signed_random_bodies_never_give_5xx(hostile_client: ASGIClient, payload: Any) -> None:
     raw = json.dumps(payload).encode()

@@ -1,0 +1,223 @@
+"""The campaign report as one self-contained HTML page: an inline SVG funnel and tables.
+
+No scripts, fonts, stylesheets or images are loaded from anywhere: the file can be mailed, attached
+to a ticket or opened offline. Every value is HTML-escaped. No recipient data is in a report, so none
+is in the page.
+"""
+
+from __future__ import annotations
+
+import html
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow_provider_wamm.campaign.report import CampaignReport
+
+_BAR_COLOURS = ("#128C7E", "#25D366", "#34B7F1", "#F5A623")
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+margin:2rem;color:#1f2933;max-width:60rem}
+h1{font-size:1.4rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:2rem}
+.meta{color:#52606d;font-size:.9rem}
+table{border-collapse:collapse;margin-top:.5rem;font-size:.9rem}
+th,td{border:1px solid #d9e2ec;padding:.3rem .6rem;text-align:left;vertical-align:top}
+th{background:#f0f4f8}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.badge{display:inline-block;padding:.1rem .5rem;border-radius:.6rem;font-size:.8rem;color:#fff}
+.ok{background:#2f9e44}.wait{background:#f08c00}.late{background:#c92a2a}
+"""
+
+
+def _e(value: Any) -> str:
+    """Escape any value for HTML text and attributes."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _pct(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.1%}"
+    return "-"
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return _e(value)
+
+
+def funnel_svg(stages: Sequence[tuple[str, int]], *, width: int = 640, bar_height: int = 34) -> str:
+    """An inline SVG funnel: one horizontal bar per stage, scaled to the first, with count and share.
+
+    :param stages: ``(label, count)`` pairs, widest first (e.g. sent, delivered, read, clicked).
+    :param width: drawing width in pixels.
+    :param bar_height: height of one bar in pixels.
+    """
+    label_w = 150
+    value_w = 150
+    bar_area = max(50, width - label_w - value_w)
+    gap = 10
+    height = len(stages) * (bar_height + gap) + gap
+    base = max((count for _, count in stages[:1]), default=0)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="Delivery funnel">',
+        "<title>Delivery funnel</title>",
+    ]
+    for i, (label, count) in enumerate(stages):
+        y = gap + i * (bar_height + gap)
+        share = (count / base) if base > 0 else 0.0
+        bar = max(0.0, min(1.0, share)) * bar_area
+        x = label_w + (bar_area - bar) / 2  # centred bars make the funnel shape
+        colour = _BAR_COLOURS[i % len(_BAR_COLOURS)]
+        text_y = y + bar_height / 2 + 5
+        parts.append(
+            f'<text x="{label_w - 10}" y="{text_y:.1f}" text-anchor="end" font-size="14" '
+            f'fill="#1f2933">{_e(label)}</text>'
+        )
+        parts.append(
+            f'<rect x="{x:.1f}" y="{y}" width="{bar:.1f}" height="{bar_height}" rx="4" fill="{colour}">'
+            f"<title>{_e(label)}: {count:,}</title></rect>"
+        )
+        share_text = f" ({share:.1%})" if base > 0 and i > 0 else ""
+        parts.append(
+            f'<text x="{label_w + bar_area + 10}" y="{text_y:.1f}" font-size="14" '
+            f'fill="#1f2933">{count:,}{_e(share_text)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for i, value in enumerate(row):
+            if i in numeric:
+                cells.append(f'<td class="n">{_num(value)}</td>')
+            else:
+                cells.append(f"<td>{_e(value)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    if not rows:
+        body.append(f'<tr><td colspan="{len(headers)}">none</td></tr>')
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def render_html(report: CampaignReport | Mapping[str, Any], *, title: str | None = None) -> str:
+    """The whole report page as a string.
+
+    :param report: a :class:`CampaignReport` or its :meth:`~CampaignReport.to_dict` form.
+    :param title: page title (default: "WhatsApp campaign <id>").
+    """
+    r = report if isinstance(report, CampaignReport) else CampaignReport.from_dict(report)
+    page_title = title or f"WhatsApp campaign {r.campaign_id}"
+    if r.settled:
+        badge = '<span class="badge ok">settled</span>'
+    elif r.timed_out:
+        badge = f'<span class="badge late">settle timeout: {r.unsettled:,} without a final status</span>'
+    else:
+        badge = f'<span class="badge wait">{r.unsettled:,} without a final status yet</span>'
+    template = f"{r.template_name} ({r.language})" if r.template_name else "-"
+    funnel = funnel_svg(
+        [
+            ("Sent (accepted)", r.accepted),
+            ("Delivered", r.delivered),
+            ("Read", r.read),
+            ("Clicked", r.clicked),
+        ]
+    )
+    rates = r.rates
+    latency = r.time_to_deliver_s
+    summary_rows = [
+        ("Recipients", r.total),
+        ("Accepted by Meta", r.accepted),
+        ("Refused by the API", r.sends.get("failed", 0)),
+        ("Delivered", r.delivered),
+        ("Read", r.read),
+        ("Failed after acceptance", r.delivery_failed),
+        ("Clicked (messages)", r.clicked),
+        ("Clicks", r.clicks),
+    ]
+    rate_rows = [
+        ("Delivery rate (delivered / accepted)", _pct(rates.get("delivery_rate"))),
+        ("Read rate (read / delivered)", _pct(rates.get("read_rate"))),
+        ("Click rate (clicked / delivered)", _pct(rates.get("click_rate"))),
+        ("Send failure rate", _pct(rates.get("send_failure_rate"))),
+        ("Cloud API fallback (marketing / priced)", _pct(rates.get("fallback_rate"))),
+        ("Time to deliver, median (s)", _num(latency.get("median"))),
+        ("Time to deliver, p90 (s)", _num(latency.get("p90"))),
+    ]
+    sections = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(page_title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(page_title)}</h1>",
+        f'<p class="meta">Template {_e(template)} · sends {_e(r.first_send_at or "-")} to '
+        f"{_e(r.last_send_at or '-')} · report {_e(r.generated_at)} · {badge}</p>",
+        "<h2>Funnel</h2>",
+        funnel,
+        "<h2>Summary</h2>",
+        _table(("", "count"), summary_rows, numeric=(1,)),
+        "<h2>Rates</h2>",
+        _table(("", "value"), rate_rows),
+        "<h2>Send states</h2>",
+        _table(("state", "recipients"), sorted(r.sends.items()), numeric=(1,)),
+        "<h2>Delivery statuses</h2>",
+        _table(("status", "messages"), list(r.delivery.items()), numeric=(1,)),
+        "<h2>Routing</h2>",
+        _table(
+            ("pricing category", "messages"),
+            [
+                ("marketing_lite (Marketing Messages API)", r.routing.get("marketing_lite", 0)),
+                ("marketing (Cloud API fallback)", r.routing.get("marketing", 0)),
+                ("unknown (no priced status yet)", r.routing.get("unknown", 0)),
+            ],
+            numeric=(1,),
+        ),
+        "<h2>Errors</h2>",
+        _table(
+            ("code", "title", "stage", "count", "example details"),
+            [
+                (e.get("code"), e.get("title"), e.get("stage"), e.get("count"), e.get("details"))
+                for e in r.errors
+            ],
+            numeric=(3,),
+        ),
+    ]
+    if r.analytics:
+        analytics_rows = [
+            (key, value)
+            for key, value in r.analytics.items()
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        ]
+        sections += [
+            "<h2>Meta template analytics</h2>",
+            '<p class="meta">Per template and day, so other sends of the same template on these days '
+            "are included.</p>",
+            _table(("metric", "value"), analytics_rows, numeric=(1,)),
+        ]
+    sections.append("</body></html>")
+    return "\n".join(sections)
+
+
+def write_html(
+    path: str | pathlib.Path, report: CampaignReport | Mapping[str, Any], *, title: str | None = None
+) -> pathlib.Path:
+    """Write :func:`render_html` to ``path`` (parent folders are created); returns the path.
+
+    The file is written next to its final name first and then renamed, so a reader never sees half a page.
+    """
+    target = pathlib.Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(render_html(report, title=title), encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+__all__ = ["funnel_svg", "render_html", "write_html"]

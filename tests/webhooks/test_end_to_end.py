@@ -1,0 +1,100 @@
+"""End to end without Airflow: a campaign sent to the sandbox, whose signed status webhooks reach the
+receiver over real HTTP, and the report built from what the receiver stored."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import pathlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import uvicorn
+
+from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.personalise import Personaliser
+from airflow_provider_wamm.campaign.report import build_report, settle_state
+from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
+from airflow_provider_wamm.graph.client import GraphClient
+from airflow_provider_wamm.sandbox import Sandbox
+from airflow_provider_wamm.webhooks import WebhookSettings, create_app
+from tests.webhooks.conftest import VERIFY_TOKEN
+
+SANDBOX_SECRET = "sandbox-app-secret"
+
+
+@pytest.fixture
+def live_receiver(tmp_path: pathlib.Path) -> Iterator[tuple[str, Ledger]]:
+    """The receiver served by uvicorn on a free port, over a fresh SQLite ledger: ``(url, ledger)``."""
+    ledger = Ledger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
+    app = create_app(WebhookSettings(app_secret=SANDBOX_SECRET, verify_token=VERIFY_TOKEN, ledger=ledger))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=1)
+    )
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "receiver did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}/", ledger
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        ledger.dispose()
+
+
+def test_sandbox_webhooks_settle_a_campaign(sandbox: Sandbox, live_receiver: tuple[str, Ledger]) -> None:
+    url, ledger = live_receiver
+    sandbox.configure(
+        webhook_url=url,
+        app_secret=SANDBOX_SECRET,
+        webhook_duplicate_rate=0.3,
+        webhook_reorder_rate=0.5,
+        webhook_statuses_per_change=7,
+        webhook_batch_size=50,
+    )
+    recipients = [{"phone": f"+49 151 {10000000 + i}", "name": f"N{i}"} for i in range(120)]
+    settings = CampaignSettings(
+        campaign_id="e2e",
+        template_name="welcome_named",
+        language="en_US",
+        personaliser=Personaliser(body_parameters={"first_name": "{name}"}),
+        max_messages_per_second=1000,
+    )
+    with GraphClient(
+        sandbox.config.access_token,
+        phone_number_id=sandbox.config.phone_number_id,
+        waba_id=sandbox.config.waba_id,
+        base_url=sandbox.url,
+    ) as client:
+        result = run_campaign(recipients, client=client, ledger=ledger, settings=settings)
+    assert result.accepted == 120
+    assert sandbox.wait_webhooks_idle(30)
+
+    state = settle_state(ledger, "e2e", settle_timeout=timedelta(hours=1))
+    assert state.settled, state
+    report = build_report(ledger, "e2e")
+    outcomes = collections.Counter(m.outcome for m in sandbox.messages)
+    routes = collections.Counter(
+        m.pricing_category for m in sandbox.messages if not m.outcome.startswith("failed")
+    )
+    failed = {int(k.split(":")[1]): v for k, v in outcomes.items() if k.startswith("failed:")}
+    assert report.accepted == 120
+    assert report.read == outcomes["read"]
+    assert report.delivered == outcomes["read"] + outcomes["delivered"]
+    assert report.delivery_failed == sum(failed.values())
+    assert {e["code"]: e["count"] for e in report.errors if e["stage"] == "delivery"} == failed
+    assert report.routing["marketing_lite"] == routes["marketing_lite"]
+    assert report.routing["marketing"] == routes["marketing"]
+    assert report.time_to_deliver_s["count"] == report.delivered
