@@ -112,8 +112,11 @@ class CampaignSettings:
     :param progress_interval_s: seconds between progress log lines.
     :param retry_backoff_s: first retry delay after a transient error (doubles each time, jittered).
     :param retry_backoff_max_s: longest retry delay.
-    :param throttle_recovery_s: after a throttling error the rate is halved; after this many quiet
-        seconds it is raised again by a quarter, up to ``max_messages_per_second``.
+    :param throttle_recovery_s: after the rate was lowered for throttling, this many quiet seconds
+        raise it again by a quarter, up to ``max_messages_per_second``.
+    :param throttle_share: the rate is halved only when throttling answers make up at least this share
+        of the answers of the last second (and at least three of them): an isolated throttle is retried
+        on its own, a real overload slows the whole sender down.
     :param min_messages_per_second: the rate never drops below this.
     :param max_pair_limit_exponent: a recipient hitting the pair rate limit for the n-th time waits
         ``4 ** min(n - 1, this)`` seconds.
@@ -146,6 +149,7 @@ class CampaignSettings:
     retry_backoff_max_s: float = 60.0
     throttle_recovery_s: float = 10.0
     min_messages_per_second: float = 1.0
+    throttle_share: float = 0.2
     max_pair_limit_exponent: int = 5
     per_user_limit_wait: timedelta = field(default_factory=lambda: timedelta(hours=24))
     total_hint: int | None = None
@@ -283,6 +287,10 @@ class _Run:
         self.last_progress = self.started
         self.last_throttle = -math.inf
         self.last_rate_change = -math.inf
+        # Answers and throttling answers of the current one-second window (for throttle_share).
+        self.window_start = self.started
+        self.window_answers = 0
+        self.window_throttles = 0
         self.processed = 0  # rows of this shard fully handled (for the ETA)
 
     # -- top level ------------------------------------------------------------------------------
@@ -646,6 +654,7 @@ class _Run:
     def _handle(self, job: _Job, kind: str, value: Any) -> None:
         s, r = self.s, self.result
         self.in_flight -= 1
+        self._count_answer()
         if kind == "ok":
             status = str(getattr(value, "message_status", "") or "accepted")
             state = _MESSAGE_STATES.get(status, L.ACCEPTED)
@@ -725,8 +734,19 @@ class _Run:
         else:
             self._fail(job, error)
 
+    def _count_answer(self) -> None:
+        now = time.monotonic()
+        if now - self.window_start >= 1.0:
+            self.window_start = now
+            self.window_answers = 0
+            self.window_throttles = 0
+        self.window_answers += 1
+
     def _throttle(self, error: GraphError) -> None:
         now = time.monotonic()
+        self.window_throttles += 1
+        if self.window_throttles < 3 or self.window_throttles < self.s.throttle_share * self.window_answers:
+            return  # an isolated throttle: the request is retried, the pace stays
         self.last_throttle = now
         if now - self.last_rate_change < 1.0:
             return  # one cut per burst of throttling answers

@@ -243,7 +243,7 @@ class MarketingResponsesSensor(BaseSensorOperator):
             else [build_report(ledger, cid, timed_out=timed_out, analytics=report.analytics) for cid in ids]
         )
         if self.report_table:
-            self._write_table(per_campaign)
+            self._write_table(ledger, per_campaign)
         if self.html_report_path:
             path = write_html(self.html_report_path, report)
             self.log.info("HTML report written to %s.", path)
@@ -267,16 +267,19 @@ class MarketingResponsesSensor(BaseSensorOperator):
                 + (f" Most frequent errors: {top}." if top else "")
             )
 
-    def _write_table(self, reports: list[CampaignReport]) -> None:
+    def _write_table(self, ledger: Ledger, reports: list[CampaignReport]) -> None:
         import sqlalchemy as sa
 
         table = str(self.report_table)
-        conn_id = self.report_conn_id or self.ledger_conn_id
-        engine = sa.create_engine(ledger_url(conn_id))
-        try:
-            rows = write_report_table(engine, table, reports)
-        finally:
-            engine.dispose()
+        if self.report_conn_id is None or self.report_conn_id == self.ledger_conn_id:
+            # Same database as the ledger: reuse its engine (on SQLite it waits for webhook writers).
+            rows = write_report_table(ledger.engine, table, reports)
+        else:
+            engine = sa.create_engine(ledger_url(self.report_conn_id))
+            try:
+                rows = write_report_table(engine, table, reports)
+            finally:
+                engine.dispose()
         self.log.info("Report table %s: %d rows written for %d campaign(s).", table, rows, len(reports))
 
     def _analytics(self, report: CampaignReport) -> dict[str, Any]:

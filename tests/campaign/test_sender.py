@@ -101,12 +101,14 @@ def test_every_recipient_gets_exactly_one_message_despite_faults(
         rows(2000),
         client=client,
         ledger=sqlite_ledger,
-        settings=settings("faults", min_messages_per_second=500.0),
+        settings=settings("faults"),
     )
     sends = sandbox.sends_per_recipient()
     assert len(sends) == 2000 and set(sends.values()) == {1}
     assert result.accepted == 2000 and result.total == 2000 and result.failed == 0
     assert result.retries > 0 and result.throttled > 0  # the faults happened and were handled
+    # Isolated throttles (5 % of answers) are retried without slowing the whole campaign down.
+    assert result.final_rate == settings("faults").max_messages_per_second
     assert_accounted(result)
     assert sqlite_ledger.send_counts("faults") == {"accepted": 2000}
     wamids = {r["wamid"] for r in sqlite_ledger.iter_sends("faults")}

@@ -97,7 +97,8 @@ def test_halt_mid_campaign_then_a_retry_finishes_without_duplicates(
 def test_killed_process_then_rerun_sends_nobody_twice_and_reports_unknowns(
     sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
 ) -> None:
-    count, kill_after, campaign = 600, 150, "killed-campaign"
+    # Outcomes are written in batches of 50: killing at 175 leaves sent-but-unrecorded requests behind.
+    count, kill_after, campaign = 600, 175, "killed-campaign"
     spec = {
         "count": count,
         "run_id": "manual__killed",
@@ -144,10 +145,10 @@ def test_killed_process_then_rerun_sends_nobody_twice_and_reports_unknowns(
     assert max(sends.values()) == 1  # nobody got two messages
     assert set(sends) == sent | {digits(i) for i in range(count)} - claimed
     assert ledger.send_counts(campaign) == {"accepted": count - len(claimed), "unknown": len(claimed)}
-    # Of the unknowns, some reached the sandbox before the kill and some never left the process.
+    # Of the unknowns, some reached the sandbox before the kill (and are not sent twice), the others
+    # never left the process (the price of never guessing: they are not sent unless resend_unknown).
     reached = len((sent - accepted) & claimed)
-    print("KILLSTATS", len(sent), len(accepted), len(claimed), reached, result["accepted"])
-    assert 0 <= reached <= len(claimed)
+    assert 0 < reached <= len(claimed)
 
 
 def test_same_campaign_twice_then_new_campaigns_honour_suppressions_and_frequency_cap(
