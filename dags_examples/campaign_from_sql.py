@@ -30,7 +30,7 @@ with DAG(
         language="en_US",
         # Rows are streamed; the query's columns feed the template parameters below.
         sql="SELECT phone, first_name, discount, promo_slug FROM customers WHERE country = :country",
-        parameters={"country": "DE"},
+        parameters={"country": "DE"},  # always bound, never formatted in (placeholder style of your driver)
         sql_conn_id="crm",
         default_region="DE",  # numbers stored without +49 are read as German numbers
         body_parameters=["{first_name}", "{discount}%"],  # {{1}} and {{2}} of the template body
@@ -46,9 +46,11 @@ with DAG(
         task_id="report",
         campaign_id=CAMPAIGN_ID,
         ledger_conn_id="wamm_ledger",
-        settle_timeout=timedelta(hours=2),  # report what is known after two hours
-        poke_interval=60,
-        mode="reschedule",  # free the worker slot between checks
+        settle_timeout=timedelta(hours=2),  # report what is known two hours after the last send
+        deferrable=True,  # wait in the triggerer, holding no worker slot
+        poke_interval=15,  # seconds between two looks at the ledger (a cheap read)
+        report_table="wamm_campaign_report",  # one row per campaign and error code, for BI tools
+        report_conn_id="wamm_ledger",
         html_report_path="{{ var.value.get('wamm_report_dir', '/tmp') }}/spring_sale_{{ ds_nodash }}.html",
     )
 

@@ -1,0 +1,36 @@
+"""A reporting DAG scheduled on the campaign's Asset.
+
+``campaign_from_sql.py`` lists ``Asset("whatsapp://campaigns/spring_sale")`` in the send task's
+outlets; every successful send emits an asset event whose ``extra`` carries the campaign id and
+counts. This DAG runs on each such event and waits, in the triggerer, for the campaign to settle.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Asset
+
+from airflow_provider_wamm.sensors.responses import MarketingResponsesSensor
+
+CAMPAIGNS = Asset("whatsapp://campaigns/spring_sale")
+
+with DAG(
+    dag_id="wamm_report_on_asset",
+    schedule=[CAMPAIGNS],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["whatsapp", "example"],
+):
+    MarketingResponsesSensor(
+        task_id="report",
+        # The campaign id of the asset event that triggered this run.
+        campaign_id="{{ (triggering_asset_events.values() | first | last).extra['campaign_id'] }}",
+        ledger_conn_id="wamm_ledger",
+        settle_timeout=timedelta(hours=6),
+        min_delivery_ratio=0.5,  # fail loudly when the campaign clearly did not reach people
+        deferrable=True,
+        poke_interval=60,
+        report_table="wamm_campaign_report",
+        report_conn_id="wamm_ledger",
+    )

@@ -1,0 +1,158 @@
+"""Whole DAGs from ``tests/dags`` run with ``dag.test()`` on the SQLite metadata database.
+
+The DAG files are parsed from the dags folder, so everything that changes per test (the sandbox's URL,
+database files) reaches them through connections set as environment variables before ``dag.test()``.
+Results are checked against the sandbox's own record of accepted messages and the tasks' XComs.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.hooks.ledger import ledger_url
+from airflow_provider_wamm.sandbox import Sandbox
+from tests.operators.conftest import digits, number
+
+pytestmark = pytest.mark.airflow_db
+
+
+def run_dag(dag: Any, **kwargs: Any) -> tuple[str, dict[str, str], dict[tuple[str, int], Any]]:
+    """``dag.test()``; returns the run's state, its task instances' states and its return-value XComs."""
+    from airflow import settings
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    dagrun = dag.test(**kwargs)
+    with settings.Session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dagrun.run_id)
+        ).all()
+        states = {
+            f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state) for ti in tis
+        }
+        xcoms = {
+            (x.task_id, x.map_index): XComModel.deserialize_value(x)
+            for x in session.scalars(
+                XComModel.get_many(run_id=dagrun.run_id, dag_ids=dag.dag_id, key="return_value")
+            )
+        }
+    return str(dagrun.state), states, xcoms
+
+
+def seed_customers(path: pathlib.Path, count: int, *, bad: bool = True) -> set[str]:
+    """A CRM with ``count`` opted-in customers (segment vip/new alternating), a few bad and opted-out rows.
+
+    Returns the digits of the opted-in vip customers with a valid number.
+    """
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE customers (id INTEGER PRIMARY KEY, phone TEXT, first_name TEXT, discount TEXT, "
+            "slug TEXT, segment TEXT, opted_in INTEGER)"
+        )
+        data = [
+            (i, number(i), f"Ana{i}", "20%", f"s{i}", "vip" if i % 2 == 0 else "new", 1) for i in range(count)
+        ]
+        if bad:
+            data += [
+                (count, "not-a-number", "Bad", "5%", "b", "vip", 1),
+                (count + 1, number(0), "Again", "5%", "a", "vip", 1),  # duplicate of customer 0
+                (count + 2, number(count + 2), "Out", "5%", "o", "vip", 0),  # opted out
+            ]
+        db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?, ?)", data)
+    db.close()
+    return {digits(i) for i in range(0, count, 2)}
+
+
+def test_recipients_from_an_upstream_task_with_injected_faults(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    """2,000 recipients through XCom, 5 % transient and 5 % throttling errors: each gets one message."""
+    from tests.dags.wamm_test_xcom import dag
+
+    sandbox.configure(fault_transient_rate=0.05, fault_throttle_rate=0.05, seed=11)
+    state, tis, xcoms = run_dag(dag, run_conf={"recipients": 2000})
+    assert state == "success", tis
+    assert tis == {"pick_recipients": "success", "send": "success"}
+
+    sends = sandbox.sends_per_recipient()
+    assert len(sends) == 2000 and set(sends.values()) == {1}
+    errors = sandbox.errors()
+    transient = errors[1] + errors[2] + errors[131000]
+    throttled = errors[4] + errors[130429]
+    assert transient > 50 and throttled > 50  # the faults really happened (about 5 % of requests each)
+
+    result = xcoms[("send", -1)]
+    assert result["total"] == 2000 and result["accepted"] == 2000 and result["failed"] == 0
+    assert result["retries"] == transient and result["throttled"] == throttled
+    assert result["campaign_id"].startswith("wamm_test_xcom.send.manual__")
+    assert ledger.send_counts(result["campaign_id"]) == {"accepted": 2000}
+    assert len(xcoms[("pick_recipients", -1)]) == 2000
+
+
+def test_recipients_streamed_with_sql_from_a_templated_file(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger, crm: pathlib.Path
+) -> None:
+    from tests.dags.wamm_test_sql import dag
+
+    expected = seed_customers(crm, 120)
+    logical_date = datetime(2026, 5, 4, tzinfo=UTC)
+    state, tis, xcoms = run_dag(dag, logical_date=logical_date)
+    assert state == "success", tis
+
+    sends = sandbox.sends_per_recipient()
+    assert set(sends) == expected and set(sends.values()) == {1}
+    result = xcoms[("send", -1)]
+    assert result["campaign_id"] == "spring_vip_20260504"  # rendered from params and ds_nodash
+    assert result["accepted"] == 60 and result["invalid"] == 1 and result["duplicates"] == 1
+    assert result["total"] == 62
+    assert ledger.send_counts("spring_vip_20260504") == {"accepted": 60, "invalid": 1}
+    # Personalisation came from the columns (first_name AS name).
+    ana2 = next(m.payload for m in sandbox.messages if m.to == digits(2))
+    assert ana2["template"]["components"][0]["parameters"][0]["text"] == "Ana2"
+
+    # The same run again (a cleared task) sends nothing new; another segment via params is a new campaign.
+    state, _, xcoms = run_dag(dag, logical_date=logical_date)
+    assert state == "success" and xcoms[("send", -1)]["already_done"] == 60
+    assert len(sandbox.messages) == 60
+    state, _, xcoms = run_dag(dag, logical_date=logical_date, run_conf={"segment": "new", "limit": 5})
+    assert state == "success" and xcoms[("send", -1)]["accepted"] == 5
+    assert xcoms[("send", -1)]["campaign_id"] == "spring_new_20260504"
+
+
+def test_one_campaign_sharded_over_mapped_tasks(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], crm: pathlib.Path
+) -> None:
+    from tests.dags.wamm_test_sharded import dag
+
+    wa_sandbox(max_messages_per_second=600)
+    seed_customers(crm, 300)
+    expected = {digits(i) for i in range(300)}
+    state, tis, xcoms = run_dag(dag)
+    assert state == "success", tis
+    assert tis == {"send[0]": "success", "send[1]": "success", "send[2]": "success"}
+
+    sends = sandbox.sends_per_recipient()
+    assert set(sends) == expected and set(sends.values()) == {1}
+    shards = [xcoms[("send", i)] for i in range(3)]
+    assert len({s["campaign_id"] for s in shards}) == 1  # one campaign, three shards
+    assert [s["shard_index"] for s in shards] == [0, 1, 2]
+    assert sum(s["accepted"] for s in shards) == 300
+    assert all(60 <= s["accepted"] <= 140 for s in shards)  # a stable hash split, roughly even
+    assert all(s["final_rate"] == pytest.approx(200.0) for s in shards)  # 600 msg/s split three ways
+    # The bad row is counted once (by one shard), the duplicate by the shard owning that number.
+    assert sum(s["invalid"] for s in shards) == 1 and sum(s["duplicates"] for s in shards) == 1
+    # No ledger connection: the default SQLite file under AIRFLOW_HOME holds the campaign.
+    default = Ledger.from_url(ledger_url(None))
+    try:
+        counts = default.send_counts(shards[0]["campaign_id"])
+    finally:
+        default.dispose()
+    assert counts == {"accepted": 300, "invalid": 1}
