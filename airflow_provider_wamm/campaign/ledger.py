@@ -34,9 +34,7 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql import expression
 
 from airflow_provider_wamm.graph.errors import ConfigurationError, error_title
 
@@ -295,39 +293,6 @@ class ClickEvent:
 # --- SQL helpers -------------------------------------------------------------------------------
 
 
-class _SecondsBetween(expression.FunctionElement[float]):
-    """``later - earlier`` in seconds, compiled per dialect."""
-
-    type = sa.Float()
-    name = "seconds_between"
-    inherit_cache = True
-
-
-@compiles(_SecondsBetween)
-def _seconds_default(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
-    return f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}))"
-
-
-@compiles(_SecondsBetween, "sqlite")
-def _seconds_sqlite(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
-    return (
-        f"((julianday({compiler.process(later, **kw)}) - julianday({compiler.process(earlier, **kw)}))"
-        " * 86400.0)"
-    )
-
-
-@compiles(_SecondsBetween, "mysql")
-@compiles(_SecondsBetween, "mariadb")
-def _seconds_mysql(element: _SecondsBetween, compiler: Any, **kw: Any) -> str:
-    later, earlier = list(element.clauses)
-    return (
-        f"(TIMESTAMPDIFF(MICROSECOND, {compiler.process(earlier, **kw)}, {compiler.process(later, **kw)})"
-        " / 1000000.0)"
-    )
-
-
 def _dt() -> sa.types.TypeEngine[datetime]:
     """A naive-UTC datetime column type with microseconds on MySQL too."""
     return sa.DateTime().with_variant(mysql_dialect.DATETIME(fsp=6), "mysql", "mariadb")
@@ -570,7 +535,8 @@ class Ledger:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Connection]:
+        """A read-only connection (SQLite: no write lock is taken, so webhooks keep flowing)."""
         self.ensure_schema()
         with self._lock, self.engine.connect() as raw:
             yield raw.execution_options(wamm_read_only=True)
@@ -625,7 +591,7 @@ class Ledger:
 
     def list_runs(self, campaign_id: str) -> list[dict[str, Any]]:
         """Every recorded attempt of a campaign, oldest first, with its summary decoded."""
-        with self._read() as conn:
+        with self.read() as conn:
             rows = conn.execute(
                 sa.select(self.runs)
                 .where(self.runs.c.campaign_id == campaign_id)
@@ -681,7 +647,7 @@ class Ledger:
         out: dict[str, ExistingSend] = {}
         if not recipients:
             return out
-        with self._read() as conn:
+        with self.read() as conn:
             for chunk in _chunks(list(recipients)):
                 rows = conn.execute(
                     sa.select(s.recipient, s.state, s.attempt_id, s.not_before).where(
@@ -960,7 +926,7 @@ class Ledger:
             query = sa.select(self.sends).where(s.campaign_id == campaign_id, s.recipient > last)
             if state_list is not None:
                 query = query.where(s.state.in_(state_list))
-            with self._read() as conn:
+            with self.read() as conn:
                 rows = [
                     dict(r) for r in conn.execute(query.order_by(s.recipient).limit(batch_size)).mappings()
                 ]
@@ -1042,7 +1008,7 @@ class Ledger:
         db_now = _to_db(now or utcnow())
         t = self.suppressions.c
         out: dict[str, Suppression] = {}
-        with self._read() as conn:
+        with self.read() as conn:
             for chunk in _chunks(list(recipients)):
                 rows = conn.execute(
                     sa.select(t.recipient, t.reason, t.error_code, t.until, t.campaign_id).where(
@@ -1065,7 +1031,7 @@ class Ledger:
             return set()
         s = self.sends.c
         found: set[str] = set()
-        with self._read() as conn:
+        with self.read() as conn:
             for chunk in _chunks(list(recipients)):
                 query = (
                     sa.select(s.recipient)
@@ -1243,7 +1209,7 @@ class Ledger:
 
     def status_of(self, wamid: str) -> dict[str, Any] | None:
         """The stored delivery status row of one message (``None`` if no webhook came yet)."""
-        with self._read() as conn:
+        with self.read() as conn:
             row = (
                 conn.execute(sa.select(self.statuses).where(self.statuses.c.wamid == wamid))
                 .mappings()
@@ -1272,7 +1238,7 @@ class Ledger:
     def send_counts(self, campaign_id: str) -> dict[str, int]:
         """Number of recipients by send state."""
         s = self.sends.c
-        with self._read() as conn:
+        with self.read() as conn:
             rows = conn.execute(
                 sa.select(s.state, sa.func.count()).where(s.campaign_id == campaign_id).group_by(s.state)
             )
@@ -1282,7 +1248,7 @@ class Ledger:
         """Messages Meta took (accepted/held/paused) by latest delivery status (``pending`` = none yet)."""
         s, t = self.sends.c, self.statuses.c
         status = sa.func.coalesce(t.status, "pending")
-        with self._read() as conn:
+        with self.read() as conn:
             rows = conn.execute(
                 sa.select(status, sa.func.count())
                 .select_from(self._joined())
@@ -1299,7 +1265,7 @@ class Ledger:
         """
         s, t = self.sends.c, self.statuses.c
         out: list[dict[str, Any]] = []
-        with self._read() as conn:
+        with self.read() as conn:
             send_rows = conn.execute(
                 sa.select(
                     s.error_code, sa.func.max(s.error_title), sa.func.count(), sa.func.max(s.error_details)
@@ -1337,113 +1303,6 @@ class Ledger:
                 )
         out.sort(key=lambda item: (-item["count"], item["stage"], item["code"] or 0))
         return out
-
-    def routing_counts(self, campaign_id: str) -> dict[str, int]:
-        """Messages by pricing category: ``marketing_lite`` (Marketing Messages API) vs ``marketing``
-        (fell back to Cloud API); ``unknown`` when no priced webhook came yet."""
-        s, t = self.sends.c, self.statuses.c
-        category = sa.func.coalesce(t.pricing_category, "unknown")
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(category, sa.func.count())
-                .select_from(self._joined())
-                .where(s.campaign_id == campaign_id, s.state.in_(DELIVERED_TO_META))
-                .group_by(category)
-            )
-            return {str(name): int(n) for name, n in rows}
-
-    def click_counts(self, campaign_id: str) -> dict[str, int]:
-        """``clicked_messages`` (messages with at least one click) and ``clicks`` (total)."""
-        s, t = self.sends.c, self.statuses.c
-        with self._read() as conn:
-            clicked, total = conn.execute(
-                sa.select(sa.func.count(t.clicked_at), sa.func.coalesce(sa.func.sum(t.click_count), 0))
-                .select_from(self._joined())
-                .where(s.campaign_id == campaign_id, s.state.in_(DELIVERED_TO_META))
-            ).one()
-        return {"clicked_messages": int(clicked or 0), "clicks": int(total or 0)}
-
-    def delivery_latency(
-        self, campaign_id: str, *, percentiles: Sequence[float] = (50, 90, 95, 99)
-    ) -> dict[str, Any]:
-        """Seconds from Meta's acceptance to delivery (or read, when ``delivered`` never came).
-
-        Returns ``count``, ``mean``, ``max`` and ``p50``... (nearest-rank percentiles), all computed in
-        the database (one sorted lookup per percentile), so big campaigns are not loaded into memory.
-        """
-        s, t = self.sends.c, self.statuses.c
-        delivered = sa.func.coalesce(t.delivered_at, t.read_at)
-        seconds = _SecondsBetween(delivered, s.accepted_at)
-        cond = sa.and_(
-            s.campaign_id == campaign_id,
-            s.state.in_(DELIVERED_TO_META),
-            s.accepted_at.is_not(None),
-            delivered.is_not(None),
-        )
-        out: dict[str, Any] = {}
-        with self._read() as conn:
-            count, mean, longest = conn.execute(
-                sa.select(sa.func.count(), sa.func.avg(seconds), sa.func.max(seconds))
-                .select_from(self._joined())
-                .where(cond)
-            ).one()
-            out["count"] = int(count or 0)
-            out["mean"] = max(0.0, float(mean)) if mean is not None else None
-            out["max"] = max(0.0, float(longest)) if longest is not None else None
-            for p in percentiles:
-                key = f"p{p:g}"
-                if not count:
-                    out[key] = None
-                    continue
-                offset = min(int(count) - 1, max(0, int((float(p) / 100.0) * int(count) + 0.999999) - 1))
-                value = conn.execute(
-                    sa.select(seconds)
-                    .select_from(self._joined())
-                    .where(cond)
-                    .order_by(seconds)
-                    .limit(1)
-                    .offset(offset)
-                ).scalar()
-                out[key] = max(0.0, float(value)) if value is not None else None
-        return out
-
-    def unsettled_count(self, campaign_id: str) -> int:
-        """Recipients still in flight or without a final delivery status (0 means settled)."""
-        s, t = self.sends.c, self.statuses.c
-        with self._read() as conn:
-            in_flight = conn.execute(
-                sa.select(sa.func.count()).where(s.campaign_id == campaign_id, s.state == CLAIMED)
-            ).scalar()
-            waiting = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(self._joined())
-                .where(
-                    s.campaign_id == campaign_id,
-                    s.state.in_(DELIVERED_TO_META),
-                    sa.or_(t.status.is_(None), t.status.not_in(SETTLED_STATUSES)),
-                )
-            ).scalar()
-        return int(in_flight or 0) + int(waiting or 0)
-
-    def is_settled(self, campaign_id: str) -> bool:
-        """Whether every message Meta took has a final delivery status and nothing is in flight."""
-        return self.unsettled_count(campaign_id) == 0
-
-    def campaign_report(self, campaign_id: str) -> dict[str, Any]:
-        """Everything the report needs about one campaign, as a JSON-safe dict of aggregates."""
-        latency = self.delivery_latency(campaign_id)
-        unsettled = self.unsettled_count(campaign_id)
-        return {
-            "campaign_id": campaign_id,
-            "sends": self.send_counts(campaign_id),
-            "delivery": self.delivery_counts(campaign_id),
-            "errors": self.error_counts(campaign_id),
-            "routing": self.routing_counts(campaign_id),
-            "clicks": self.click_counts(campaign_id),
-            "latency_s": latency,
-            "unsettled": unsettled,
-            "settled": unsettled == 0,
-        }
 
 
 def _configure_sqlite(engine: Engine, *, memory: bool) -> None:

@@ -84,7 +84,7 @@ def _ids(campaign_ids: str | Sequence[str]) -> list[str]:
 @contextlib.contextmanager
 def _reading(ledger: Ledger) -> Iterator[Connection]:
     """A read-only connection of the ledger (SQLite: no write lock taken, so webhooks keep flowing)."""
-    with ledger._read() as conn:
+    with ledger.read() as conn:
         yield conn
 
 

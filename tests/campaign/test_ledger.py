@@ -18,6 +18,7 @@ from airflow_provider_wamm.campaign.ledger import (
     StatusUpdate,
     Suppression,
 )
+from airflow_provider_wamm.campaign.report import build_report
 from airflow_provider_wamm.graph.errors import ConfigurationError
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -417,7 +418,8 @@ def test_status_before_its_send_row_joins_later(ledger: Ledger) -> None:
     ledger.claim("c", [r], attempt_id="a1", now=T0)
     ledger.record_results("c", [SendOutcome(r, L.ACCEPTED, wamid="wamid.c.late")], attempt_id="a1", now=T0)
     assert ledger.delivery_counts("c") == {"delivered": 1}
-    assert ledger.routing_counts("c") == {"marketing": 1}
+    routing = build_report(ledger, "c").routing
+    assert {k: n for k, n in routing.items() if n} == {"marketing": 1}
 
 
 def test_status_updates_from_webhook_objects() -> None:
@@ -463,7 +465,8 @@ def test_clicks_are_deduplicated_and_counted_on_the_message(ledger: Ledger) -> N
     assert ledger.record_clicks(clicks[:1]) == 1  # replay: nothing new
     row = ledger.status_of(wamid)
     assert row is not None and row["click_count"] == 2 and row["clicked_at"] == T0 + timedelta(minutes=3)
-    assert ledger.click_counts("c") == {"clicked_messages": 1, "clicks": 2}
+    report = build_report(ledger, "c")
+    assert (report.clicked, report.clicks) == (1, 2)
     # A click then a status for the same message: the status applies, clicks stay.
     ledger.record_statuses([st(wamid, "read", 2)])
     row = ledger.status_of(wamid)
@@ -496,7 +499,7 @@ def test_report_queries(ledger: Ledger) -> None:
     outcomes.append(SendOutcome(r[9], L.UNKNOWN, error_details="read timeout"))
     ledger.record_results("c", outcomes, attempt_id="a1", now=T0)
     assert ledger.send_counts("c") == {"accepted": 6, "held": 1, "failed": 2, "unknown": 1}
-    assert not ledger.is_settled("c")
+    assert not build_report(ledger, "c").settled
     # Delivery after 1..4 seconds, one read without delivered (12 s), one failed, w6 pending.
     updates = [st(f"w{i}", "sent", 0, pricing_category="marketing_lite") for i in range(6)]
     for i, seconds in enumerate([1, 2, 3, 4]):
@@ -517,11 +520,11 @@ def test_report_queries(ledger: Ledger) -> None:
     )
     ledger.record_statuses(updates)
     assert ledger.delivery_counts("c") == {"delivered": 4, "read": 1, "failed": 1, "pending": 1}
-    assert ledger.routing_counts("c") == {"marketing_lite": 5, "marketing": 1, "unknown": 1}
-    latency = ledger.delivery_latency("c", percentiles=(50, 100))
+    report = build_report(ledger, "c")
+    assert report.routing == {"marketing_lite": 5, "marketing": 1, "unknown": 1}
+    latency = report.time_to_deliver_s
     assert latency["count"] == 5
-    assert latency["p50"] == pytest.approx(3.0, abs=0.01)
-    assert latency["p100"] == pytest.approx(12.0, abs=0.01)
+    assert latency["median"] == pytest.approx(3.0, abs=0.01)
     assert latency["max"] == pytest.approx(12.0, abs=0.01)
     assert latency["mean"] == pytest.approx((1 + 2 + 3 + 4 + 12) / 5, abs=0.01)
     errors = ledger.error_counts("c")
@@ -533,18 +536,17 @@ def test_report_queries(ledger: Ledger) -> None:
         "details": None,
     }
     assert {"code": 131049, "stage": "delivery", "count": 1}.items() <= errors[1].items()
-    assert ledger.unsettled_count("c") == 1  # w6 is held without a final status
+    assert report.unsettled == 1  # w6 is held without a final status
     ledger.record_statuses([StatusUpdate("w6", "delivered", T0 + timedelta(minutes=30))])
-    assert ledger.is_settled("c")
-    report = ledger.campaign_report("c")
-    assert report["settled"] is True and report["sends"]["accepted"] == 6
-    assert report["latency_s"]["count"] == 6
+    report = build_report(ledger, "c")
+    assert report.settled is True and report.sends["accepted"] == 6
+    assert report.time_to_deliver_s["count"] == 6
 
 
 def test_report_of_an_unknown_campaign_is_empty(memory_ledger: Ledger) -> None:
-    report = memory_ledger.campaign_report("nope")
-    assert report["sends"] == {} and report["errors"] == [] and report["settled"] is True
-    assert report["latency_s"]["count"] == 0 and report["latency_s"]["p50"] is None
+    report = build_report(memory_ledger, "nope")
+    assert not any(report.sends.values()) and report.errors == [] and report.settled is True
+    assert report.time_to_deliver_s["count"] == 0 and report.time_to_deliver_s["median"] is None
 
 
 def test_runs_are_recorded(memory_ledger: Ledger) -> None:

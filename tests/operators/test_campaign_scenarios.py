@@ -97,7 +97,9 @@ def test_halt_mid_campaign_then_a_retry_finishes_without_duplicates(
 def test_killed_process_then_rerun_sends_nobody_twice_and_reports_unknowns(
     sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
 ) -> None:
-    # Outcomes are written in batches of 50: killing at 175 leaves sent-but-unrecorded requests behind.
+    # The sandbox records a message before its (delayed) answer, so at any moment some accepted requests
+    # are still in flight, and outcomes are written in batches of 50: the kill leaves both behind.
+    sandbox.configure(latency_s=0.1)
     count, kill_after, campaign = 600, 175, "killed-campaign"
     spec = {
         "count": count,
