@@ -102,7 +102,7 @@ class SandboxProcess:
     def __enter__(self) -> SandboxProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "airflow_provider_wamm.sandbox.cli", *self.args],
+            [PYTHON, str(HERE / "sandbox_server.py"), *self.args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

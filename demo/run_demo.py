@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -83,6 +84,7 @@ def seed_crm(path: pathlib.Path, ledger_url: str, customers: int, seed: int) -> 
     from airflow_provider_wamm.graph.recipients import normalize_phone
 
     rng = random.Random(seed)
+    today = datetime.now(UTC).date()
     seeded = Seeded()
     rows: list[tuple[Any, ...]] = []
     seen: set[str] = set()
@@ -92,14 +94,15 @@ def seed_crm(path: pathlib.Path, ledger_url: str, customers: int, seed: int) -> 
         name = rng.choice(FIRST_NAMES)
         discount = rng.choice([10, 15, 20, 25])
         slug = f"spring-{customer:05d}"
+        signed_up = (today - timedelta(days=customer % 60)).isoformat()  # for safe_backfill.py's query
         roll = rng.random()
         if roll < 0.03:
-            rows.append((rng.choice(BAD_NUMBERS), name, discount, slug, "DE"))
+            rows.append((rng.choice(BAD_NUMBERS), name, discount, slug, "DE", signed_up))
             seeded.invalid += 1
             continue
         if roll < 0.04 and seen:
             again = rng.choice(sorted(seen)[:50])
-            rows.append((_written(rng, again), name, discount, slug, "DE"))
+            rows.append((_written(rng, again), name, discount, slug, "DE", signed_up))
             seeded.duplicates += 1
             continue
         digits = _mobile(rng)
@@ -107,7 +110,7 @@ def seed_crm(path: pathlib.Path, ledger_url: str, customers: int, seed: int) -> 
             continue
         assert normalize_phone(_written(rng, digits), default_region="DE") == digits
         seen.add(digits)
-        rows.append((_written(rng, digits), name, discount, slug, "DE"))
+        rows.append((_written(rng, digits), name, discount, slug, "DE", signed_up))
         seeded.valid += 1
         if roll > 0.96:
             opted_out.append(digits)
@@ -116,13 +119,17 @@ def seed_crm(path: pathlib.Path, ledger_url: str, customers: int, seed: int) -> 
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("DROP TABLE IF EXISTS customers")
         db.execute(
-            "CREATE TABLE customers (phone TEXT, first_name TEXT, discount INTEGER, promo_slug TEXT, country TEXT)"
+            "CREATE TABLE customers (phone TEXT, first_name TEXT, discount INTEGER, promo_slug TEXT, "
+            "country TEXT, signup_date TEXT)"
         )
-        db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?)", rows)
+        db.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?, ?)", rows)
     ledger = Ledger.from_url(ledger_url)
     try:
         ledger.add_suppressions(
-            [Suppression(number, reason="replied STOP to an earlier campaign", error_code=131050) for number in opted_out]
+            [
+                Suppression(number, reason="replied STOP to an earlier campaign", error_code=131050)
+                for number in opted_out
+            ]
         )
     finally:
         ledger.dispose()
@@ -209,7 +216,11 @@ def print_report(report: dict[str, Any]) -> None:
     rates = report.get("rates") or {}
     if rates:
         print()
-        print(_table("Rates", [(k, f"{v:.1%}" if isinstance(v, float) else v) for k, v in sorted(rates.items())]))
+        print(
+            _table(
+                "Rates", [(k, f"{v:.1%}" if isinstance(v, float) else v) for k, v in sorted(rates.items())]
+            )
+        )
     errors = report.get("errors") or []
     if errors:
         print()
@@ -235,7 +246,9 @@ def check(report: dict[str, Any], seeded: Seeded, sandbox: dict[str, Any]) -> li
             sum(n for outcome, n in by_outcome.items() if outcome.startswith("failed")),
         ),
     }
-    return [f"{a}.{b}: report {got}, expected {want}" for (a, b), (got, want) in expected.items() if got != want]
+    return [
+        f"{a}.{b}: report {got}, expected {want}" for (a, b), (got, want) in expected.items() if got != want
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -292,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{seeded.duplicates} listed twice, {seeded.opted_out} opted out earlier."
     )
     subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [str(BIN / "airflow"), "db", "migrate"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     sandbox_cmd = [
         str(BIN / "wamm-sandbox"),
@@ -303,9 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         "--latency", "0.05",
         "--seed", str(args.seed),
         "--webhook-url", f"http://127.0.0.1:{receiver_port}/",
-        "--webhook-delay", "0.5",
-        "--duplicate-rate", "0.05",
-        "--reorder-rate", "0.05",
+        # A message's statuses (sent, delivered, read) arrive together, one POST for many messages, right
+        # after the send: the sensor finds the campaign settled at its first look instead of waiting for
+        # its next one (15 s), and never reports a message as delivered whose "read" is a moment away.
+        "--webhook-delay", "0.02",
+        "--webhook-step", "0",
+        "--webhook-batch-size", "1000",
+        "--duplicate-rate", "0.05",  # Meta delivers some webhooks twice: the ledger must not count them twice
     ]  # fmt: skip
     receiver_cmd = [str(BIN / "wamm-webhooks"), "--port", str(receiver_port), "--log-level", "warning"]
     with (
@@ -333,11 +354,12 @@ def main(argv: list[str] | None = None) -> int:
             print()
         if dag_run.returncode != 0:
             print((out / "airflow.log").read_text(errors="replace")[-4000:])
-            print(f"`airflow dags test` failed (exit {dag_run.returncode}); the full log is {out / 'airflow.log'}")
+            print(f"`airflow dags test` failed (exit {dag_run.returncode}); see {out / 'airflow.log'}")
             return 1
         counts = _get_json(f"{sandbox_url}/_sandbox/counts")
     report = _read_report(airflow_home)
-    print(f"\nCampaign {report.get('campaign_ids') or report.get('campaign_id')} done in {time.monotonic() - started:.1f} s\n")
+    campaign = ", ".join(report.get("campaign_ids") or [str(report.get("campaign_id"))])
+    print(f"\nCampaign {campaign} done in {time.monotonic() - started:.1f} s\n")
     print_report(report)
     problems = check(report, seeded, counts)
     print()

@@ -14,6 +14,7 @@ bounded by the batch size and the number of requests in flight, never by the num
 
 from __future__ import annotations
 
+import functools
 import heapq
 import logging
 import math
@@ -23,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
@@ -54,6 +55,11 @@ _MESSAGE_STATES = {
     "paused": L.PAUSED,
 }
 _MAX_REASONS = 100
+#: Sends lost to a pause of the process are caught up, up to this many seconds' worth at once (the
+#: token bucket's burst); the one-second send window still bounds every second.
+_CATCH_UP_S = 0.05
+#: Rate-limit waits up to this long are plain sleeps (checked for a stop afterwards).
+_SHORT_SLEEP_S = 0.05
 
 
 def _code_key(error: GraphError) -> str:
@@ -125,6 +131,11 @@ class CampaignSettings:
     :param total_hint: expected number of input rows (for the ETA) when the input has no length.
     :param dedupe_window: recent recipients remembered in memory to catch duplicates cheaply; the
         ledger catches the rest (in a dry run only this window is checked).
+    :param rate_headroom: share of the rate left unused: sends are paced at
+        ``max_messages_per_second * (1 - rate_headroom)``, so that the jitter between a send and its
+        arrival at Meta (networks, pauses of this process) does not push any one-second window at Meta's
+        end over the cap. Independently of it, no one-second window of sends ever exceeds
+        ``max_messages_per_second * (1 - rate_headroom / 2)``, even after a pause.
     """
 
     campaign_id: str
@@ -154,6 +165,7 @@ class CampaignSettings:
     per_user_limit_wait: timedelta = field(default_factory=lambda: timedelta(hours=24))
     total_hint: int | None = None
     dedupe_window: int = 100_000
+    rate_headroom: float = 0.02
 
     def validate(self) -> None:
         """Raise :class:`ConfigurationError` naming the first invalid setting."""
@@ -184,6 +196,9 @@ class CampaignSettings:
             )
         if self.progress_interval_s <= 0:
             raise ConfigurationError("progress_interval_s must be positive")
+        headroom = self.rate_headroom
+        if isinstance(headroom, bool) or not isinstance(headroom, (int, float)) or not 0 <= headroom < 0.5:
+            raise ConfigurationError(f"rate_headroom must be a number in [0, 0.5), got {headroom!r}")
         if self.default_region is not None:
             normalize_phone("+4915123456789", default_region=self.default_region)  # raises if unknown
         try:  # template name, language and options are the same for every message: check them once
@@ -196,6 +211,38 @@ class CampaignSettings:
             )
         except PayloadError as exc:
             raise ConfigurationError(f"invalid campaign settings: {exc}") from None
+
+
+class _SendWindow:
+    """At most ``limit`` sends in any ``window_s`` seconds, counted at the moment each send leaves.
+
+    The token bucket spaces sends evenly; this sliding log is the hard bound behind it: after a pause
+    (garbage collection, a busy machine) the overdue sends catch up, but never so many that a window
+    of one second holds more than ``limit``. Windows are half-open like Meta's and the sandbox's:
+    sends exactly ``window_s`` apart do not share one.
+    """
+
+    def __init__(self, limit: int, window_s: float = 1.0) -> None:
+        self.limit = max(1, limit)
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def wait_turn(self, sleep: Callable[[float], None]) -> None:
+        """Block (with ``sleep``) until one more send fits the window, and count it."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                times = self._times
+                horizon = now - self.window_s
+                while times and times[0] <= horizon:
+                    times.popleft()
+                excess = len(times) - self.limit
+                if excess < 0:
+                    times.append(now)
+                    return
+                wait = times[excess] - horizon
+            sleep(wait)
 
 
 @dataclass(slots=True)
@@ -265,10 +312,13 @@ class _Run:
         self.input_done = False
         self.recent = _RecentSet(settings.dedupe_window)
         self.stop = threading.Event()
-        # Workers wait for their slot in an interruptible sleep, so a halt does not wait for slots
-        # reserved far ahead at a low (throttled) rate.
-        self.bucket = TokenBucket(settings.max_messages_per_second, sleep=self._sleep_unless_stopped)
+        # The cap in force: max_messages_per_second, lowered while Meta throttles. Sends are paced a
+        # little under it (rate_headroom) by the bucket and bounded by the window.
         self.target_rate = float(settings.max_messages_per_second)
+        self.rate = self.target_rate
+        self.window = _SendWindow(1)
+        self.bucket = TokenBucket(1.0)
+        self._set_rate(self.rate)
         self.work: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.done: queue.SimpleQueue[tuple[_Job, str, Any]] = queue.SimpleQueue()
         self.workers: list[threading.Thread] = []
@@ -374,7 +424,8 @@ class _Run:
             timeout = 0.2
             if self.delayed:
                 timeout = max(0.0, min(timeout, self.delayed[0][0] - now))
-            self._collect(timeout=timeout)
+            time.sleep(min(timeout, 0.005))
+            self._collect(timeout=0.0)
 
     # -- input ----------------------------------------------------------------------------------
 
@@ -550,13 +601,36 @@ class _Run:
 
     # -- workers --------------------------------------------------------------------------------
 
+    def _set_rate(self, rate: float) -> None:
+        """Put a new cap in force: pace at ``rate * (1 - headroom)`` and bound every window below it."""
+        headroom = self.s.rate_headroom
+        self.rate = rate
+        paced = rate * (1.0 - headroom)
+        # Workers wait for their slot in an interruptible sleep, so a halt does not wait for slots
+        # reserved far ahead at a low (throttled) rate.
+        self.bucket = TokenBucket(
+            paced, capacity=max(1.0, paced * _CATCH_UP_S), sleep=self._sleep_unless_stopped
+        )
+        self.window.limit = max(1, math.floor(rate * (1.0 - headroom / 2)))
+
     def _sleep_unless_stopped(self, seconds: float) -> None:
-        if self.stop.wait(seconds):
+        # A plain sleep costs far less CPU than waiting on the shared Event (whose waiter list every
+        # worker contends for); a short one delays a halt by at most _SHORT_SLEEP_S.
+        if seconds <= _SHORT_SLEEP_S:
+            time.sleep(seconds)
+            if self.stop.is_set():
+                raise _Stopped
+        elif self.stop.wait(seconds):
             raise _Stopped
 
     def _worker(self) -> None:
         client = self.client
         assert client is not None
+        # GraphClient's single-attempt send on its direct connection pool, when the client has it.
+        fast = getattr(client, "send_marketing_message_fast", None)
+        send: Callable[[Mapping[str, Any]], SendResultLike] = (
+            fast if callable(fast) else functools.partial(client.send_marketing_message, retry=False)
+        )
         while True:
             job = self.work.get()
             if job is None:
@@ -566,6 +640,7 @@ class _Run:
                 continue
             try:
                 self.bucket.acquire()
+                self.window.wait_turn(self._sleep_unless_stopped)
             except _Stopped:
                 self.done.put((job, "unsent", None))
                 continue
@@ -574,7 +649,7 @@ class _Run:
                 continue
             job.attempts += 1
             try:
-                sent = client.send_marketing_message(job.payload, retry=False)
+                sent = send(job.payload)
             except UnknownOutcomeError as exc:
                 self.done.put((job, "unknown", exc))
             except GraphTransportError as exc:
@@ -750,9 +825,9 @@ class _Run:
         self.last_throttle = now
         if now - self.last_rate_change < 1.0:
             return  # one cut per burst of throttling answers
-        new = max(self.s.min_messages_per_second, self.bucket.rate / 2)
-        if new < self.bucket.rate:
-            self.bucket.rate = new
+        new = max(self.s.min_messages_per_second, self.rate / 2)
+        if new < self.rate:
+            self._set_rate(new)
             self.last_rate_change = now
             self.log.warning(
                 "campaign %s: throttled by Meta (code %s); send rate lowered to %g msg/s",
@@ -762,14 +837,14 @@ class _Run:
             )
 
     def _recover_rate(self, now: float) -> None:
-        rate = self.bucket.rate
+        rate = self.rate
         if rate >= self.target_rate:
             return
         quiet = self.s.throttle_recovery_s
         if now - self.last_throttle >= quiet and now - self.last_rate_change >= quiet:
-            self.bucket.rate = min(self.target_rate, rate * 1.25)
+            self._set_rate(min(self.target_rate, rate * 1.25))
             self.last_rate_change = now
-            self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, self.bucket.rate)
+            self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, self.rate)
 
     def _flush(self, *, force: bool, now: float) -> None:
         if not self.outcomes and not self.suppressions:
@@ -805,7 +880,7 @@ class _Run:
             of,
             r.sent,
             rate,
-            self.bucket.rate,
+            self.rate,
             r.failed,
             r.unknown,
             r.skipped,
@@ -831,7 +906,7 @@ class _Run:
     def _finish(self) -> None:
         r, s = self.result, self.s
         r.elapsed_s = time.monotonic() - self.started
-        r.final_rate = self.bucket.rate
+        r.final_rate = self.rate
         if s.dry_run:
             self._log_summary()
             return

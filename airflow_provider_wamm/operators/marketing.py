@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -312,10 +312,32 @@ class MarketingMessageOperator(BaseOperator):
         self.preflight = preflight
         self.on_empty = on_empty
         self.campaign_options = dict(campaign_options or {})
+        #: The rendered recipient rows, kept out of ``recipients`` (see ``_do_render_template_fields``).
+        self._recipient_rows: Any = None
         # Templated values are checked after rendering, in execute(); the rest fail at parse time.
         problem = self._check_product_policy()
         if problem:
             raise ValueError(problem)
+
+    # -- rendering -------------------------------------------------------------------------------
+
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Iterable[str], *args: Any, **kwargs: Any
+    ) -> None:
+        """Render as usual, then keep the recipient rows aside and leave a count in ``recipients``.
+
+        Airflow stores every rendered template field in its database and shows it in the UI
+        ("Rendered Template"); recipient rows (phone numbers, names) must not end up there.
+        """
+        super()._do_render_template_fields(parent, template_fields, *args, **kwargs)
+        if parent is not self or "recipients" not in template_fields:
+            return
+        rows = self.recipients
+        if rows is None or isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
+            return  # nothing to hide; execute() explains what is wrong with it
+        self._recipient_rows = rows
+        count = f"{len(rows)} recipients" if isinstance(rows, Sized) else "recipients"
+        self.recipients = f"<{count}: not shown>"
 
     # -- execution -------------------------------------------------------------------------------
 
@@ -336,7 +358,6 @@ class MarketingMessageOperator(BaseOperator):
         try:
             preflight = self.preflight if self.preflight is not None else bool(hook.waba_id) and not dry_run
             if preflight:
-                assert settings.personaliser is not None
                 self._preflight(hook, settings.personaliser, explicit=self.preflight is not None)
             if not dry_run:
                 client = hook.get_conn()
@@ -385,7 +406,9 @@ class MarketingMessageOperator(BaseOperator):
         """The engine's settings from the rendered arguments and the connection."""
         shard_count = _as_int(self.shard_count, "shard_count")
         shard_index = _as_int(self.shard_index if self.shard_index is not None else 0, "shard_index")
-        if not 0 <= shard_index < max(shard_count, 1):
+        if shard_count < 1:
+            raise ConfigurationError(f"'shard_count' must be at least 1, got {shard_count}.")
+        if not 0 <= shard_index < shard_count:
             raise ConfigurationError(
                 f"'shard_index' {shard_index} is outside 0..{shard_count - 1} (shard_count={shard_count})."
             )
@@ -439,7 +462,7 @@ class MarketingMessageOperator(BaseOperator):
             self.log.warning("%s", message)
             raise AirflowSkipException(message)
 
-    def _preflight(self, hook: WhatsAppHook, personaliser: Personaliser, *, explicit: bool) -> None:
+    def _preflight(self, hook: WhatsAppHook, personaliser: Personaliser | None, *, explicit: bool) -> None:
         """Fail before the first send when the template cannot be sent as configured."""
         name = f"{self.template_name!r} ({self.language})"
         client = hook.get_conn()
@@ -479,7 +502,8 @@ class MarketingMessageOperator(BaseOperator):
             )
         spec = TemplateSpec.from_api(template)
         problems = spec.marketing_problems()
-        mismatch = check_components(personaliser.sample_components(), spec)
+        sample = personaliser.sample_components() if personaliser is not None else []
+        mismatch = check_components(sample, spec)
         if mismatch:
             problems += mismatch
             problems.append(f"the template needs: {spec.describe()}")
@@ -499,11 +523,12 @@ class MarketingMessageOperator(BaseOperator):
                 batch_size=settings.batch_size,
                 recipient_field=settings.recipient_field,
             )
-        return _ListSource(self.recipients)
+        return _ListSource(self._recipient_rows if self._recipient_rows is not None else self.recipients)
 
     def _set_outlet_extra(self, context: Context, summary: Mapping[str, Any]) -> None:
         outlet_events = context.get("outlet_events")
-        if not outlet_events or not self.outlets:
+        # Not ``not outlet_events``: Airflow's accessor mapping is lazy, so it is empty (falsy) until used.
+        if outlet_events is None or not self.outlets:
             return
         extra = {k: summary[k] for k in ("campaign_id", "total", "accepted", "failed") if k in summary}
         for outlet in self.outlets:

@@ -1,31 +1,30 @@
-"""Fixtures of the campaign engine tests: ledgers on SQLite (file, memory), PostgreSQL and MariaDB."""
+"""Fixtures of the campaign engine tests: ledgers on SQLite (file, memory), PostgreSQL and MariaDB.
+
+The PostgreSQL and MariaDB servers are the ones of ``tests/realdb/servers.py`` (URLs from
+``WAMM_TEST_POSTGRES_URL`` / ``WAMM_TEST_MYSQL_URL``; skipped when absent, a failure under CI).
+"""
 
 from __future__ import annotations
 
-import itertools
 import pathlib
 from collections.abc import Iterator
 
 import pytest
 
 from airflow_provider_wamm.campaign.ledger import Ledger
-from tests.campaign.realdb import mariadb_server, postgres_server
-
-_prefixes = itertools.count()
+from tests.realdb.servers import drop_prefixed_tables, server_url, unique_prefix
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """URL of a throw-away PostgreSQL server for the session (skips when not installed)."""
-    with postgres_server() as url:
-        yield url
+def postgres_url() -> str:
+    """URL of the test PostgreSQL server (skips when none answers)."""
+    return server_url("postgres")
 
 
 @pytest.fixture(scope="session")
-def mariadb_url() -> Iterator[str]:
-    """URL of a throw-away MariaDB server for the session (skips when not installed)."""
-    with mariadb_server() as url:
-        yield url
+def mariadb_url() -> str:
+    """URL of the test MariaDB/MySQL server (skips when none answers)."""
+    return server_url("mysql")
 
 
 @pytest.fixture
@@ -49,9 +48,11 @@ def ledger_url(request: pytest.FixtureRequest, ledger_path: pathlib.Path) -> str
 
 
 @pytest.fixture
-def table_prefix() -> str:
-    """A table prefix unique to the test, so tests sharing a server do not see each other's rows."""
-    return f"t{next(_prefixes)}_"
+def table_prefix(ledger_url: str) -> Iterator[str]:
+    """A table prefix unique to the test (servers are shared); its tables are dropped afterwards."""
+    prefix = unique_prefix()
+    yield prefix
+    drop_prefixed_tables(ledger_url, prefix)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Asset
 
 from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
 
@@ -34,4 +34,5 @@ with DAG(
         whatsapp_conn_id="wamm_test_whatsapp",
         ledger_conn_id="wamm_test_ledger",
         batch_size=50,
+        outlets=[Asset("wamm://tests/spring_sale")],  # each finished campaign emits an asset event
     )

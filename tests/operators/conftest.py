@@ -77,7 +77,7 @@ class TaskInstanceStub:
 
 def make_context(
     *, run_id: str = "manual__2026-05-01T10:00:00+00:00", logical_date: datetime | None = None, **extra: Any
-) -> dict[str, Any]:
+) -> Any:
     """A task context with a task-instance stub (``context["ti"].xcoms`` holds what was pushed)."""
     context: dict[str, Any] = {
         "ti": TaskInstanceStub(),
@@ -88,7 +88,9 @@ def make_context(
     return context
 
 
-def sandbox_connection_json(sandbox: Sandbox, *, max_messages_per_second: float = 1000.0, **extra: Any) -> str:
+def sandbox_connection_json(
+    sandbox: Sandbox, *, max_messages_per_second: float = 1000.0, **extra: Any
+) -> str:
     """JSON of a ``whatsapp`` connection to the sandbox (loopback HTTP is allowed)."""
     cfg = sandbox.config
     fields = {
@@ -122,7 +124,9 @@ def wa_sandbox(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Callable[..
     sandbox.configure(mps_cap=None)
 
     def configure(**extra: Any) -> str:
-        monkeypatch.setenv(f"AIRFLOW_CONN_{WHATSAPP_CONN_ID.upper()}", sandbox_connection_json(sandbox, **extra))
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{WHATSAPP_CONN_ID.upper()}", sandbox_connection_json(sandbox, **extra)
+        )
         return WHATSAPP_CONN_ID
 
     configure()

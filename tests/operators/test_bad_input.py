@@ -109,7 +109,9 @@ def test_sql_without_the_phone_column_names_the_columns_found(
     assert sandbox.messages == []
     # Naming the column fixes it.
     fixed = operator(
-        sql="SELECT mobile, Name, discount, slug FROM customers", sql_conn_id=CRM_CONN_ID, recipient_field="mobile"
+        sql="SELECT mobile, Name, discount, slug FROM customers",
+        sql_conn_id=CRM_CONN_ID,
+        recipient_field="mobile",
     )
     assert fixed.execute(make_context())["accepted"] == 1
 
@@ -118,7 +120,9 @@ def test_list_rows_without_the_recipient_field_fail_fast(
     sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
 ) -> None:
     op = operator(recipients=[{"msisdn": number(1), "name": "Ana"}])
-    with pytest.raises(AirflowFailException, match=r"recipient field 'phone' not found.*\['msisdn', 'name'\]"):
+    with pytest.raises(
+        AirflowFailException, match=r"recipient field 'phone' not found.*\['msisdn', 'name'\]"
+    ):
         op.execute(make_context())
     assert sandbox.messages == []
 

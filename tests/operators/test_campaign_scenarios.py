@@ -48,7 +48,7 @@ def operator(**kwargs: Any) -> MarketingMessageOperator:
     return MarketingMessageOperator(**args)
 
 
-def when_sandbox_has(sandbox: Sandbox, count: int, action: Callable[[], None]) -> threading.Thread:
+def when_sandbox_has(sandbox: Sandbox, count: int, action: Callable[[], object]) -> threading.Thread:
     """Run ``action`` from another thread as soon as the sandbox accepted ``count`` messages."""
 
     def watch() -> None:
@@ -99,7 +99,7 @@ def test_killed_process_then_rerun_sends_nobody_twice_and_reports_unknowns(
 ) -> None:
     # The sandbox records a message before its (delayed) answer, so at any moment some accepted requests
     # are still in flight, and outcomes are written in batches of 50: the kill leaves both behind.
-    sandbox.configure(latency_s=0.1)
+    sandbox.configure(latency_s=0.05)
     count, kill_after, campaign = 600, 175, "killed-campaign"
     spec = {
         "count": count,
@@ -109,8 +109,8 @@ def test_killed_process_then_rerun_sends_nobody_twice_and_reports_unknowns(
             "whatsapp_conn_id": WHATSAPP_CONN_ID,
             "ledger_conn_id": LEDGER_CONN_ID,
             "campaign_id": campaign,
-            "max_messages_per_second": 100,
-            "concurrency": 8,
+            "max_messages_per_second": 200,
+            "concurrency": 16,
             "batch_size": 50,
         },
     }
@@ -139,6 +139,7 @@ def test_killed_process_then_rerun_sends_nobody_twice_and_reports_unknowns(
     assert claimed, "the kill should leave requests in flight"
 
     # The re-run (a task retry) resumes: in-flight recipients become unknown and are not sent again.
+    sandbox.configure(latency_s=0.0)
     result = operator(recipients=rows(count), campaign_id=campaign).execute(make_context())
     assert result["stale_unknown"] == len(claimed)
     assert result["already_done"] == len(accepted) + len(claimed)

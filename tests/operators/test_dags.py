@@ -7,6 +7,7 @@ Results are checked against the sandbox's own record of accepted messages and th
 
 from __future__ import annotations
 
+import json
 import pathlib
 import sqlite3
 from collections.abc import Callable
@@ -24,20 +25,27 @@ pytestmark = pytest.mark.airflow_db
 
 
 def run_dag(dag: Any, **kwargs: Any) -> tuple[str, dict[str, str], dict[tuple[str, int], Any]]:
-    """``dag.test()``; returns the run's state, its task instances' states and its return-value XComs."""
+    """``dag.test()``; returns the run's state, its task instances' states and its return-value XComs.
+
+    Task instances are keyed ``task_id`` or, for mapped ones, ``task_id[map index label]``.
+    """
     from airflow import settings
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
     dagrun = dag.test(**kwargs)
+    assert settings.Session is not None, "dag.test() configures the ORM"
     with settings.Session() as session:
         tis = session.scalars(
-            select(TaskInstance).where(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dagrun.run_id)
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dagrun.run_id
+            )
         ).all()
-        states = {
-            f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state) for ti in tis
-        }
+        states = {}
+        for ti in tis:
+            key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index or ti.map_index}]"
+            states[key] = str(ti.state)
         xcoms = {
             (x.task_id, x.map_index): XComModel.deserialize_value(x)
             for x in session.scalars(
@@ -45,6 +53,36 @@ def run_dag(dag: Any, **kwargs: Any) -> tuple[str, dict[str, str], dict[tuple[st
             )
         }
     return str(dagrun.state), states, xcoms
+
+
+def asset_event_extras(uri: str) -> list[Any]:
+    """The ``extra`` of every asset event recorded for ``uri``, oldest first."""
+    from airflow import settings
+    from airflow.models.asset import AssetEvent, AssetModel
+    from sqlalchemy import select
+
+    assert settings.Session is not None
+    with settings.Session() as session:
+        query = (
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.uri == uri)
+            .order_by(AssetEvent.id)
+        )
+        return list(session.scalars(query))
+
+
+def rendered_fields(dag_id: str, task_id: str) -> dict[str, Any]:
+    """The rendered template fields Airflow stored for the latest run of a task (what the UI shows)."""
+    from airflow import settings
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+    from sqlalchemy import select
+
+    assert settings.Session is not None
+    with settings.Session() as session:
+        query = select(RTIF.rendered_fields).where(RTIF.dag_id == dag_id, RTIF.task_id == task_id)
+        fields: dict[str, Any] = list(session.scalars(query))[-1]
+    return fields
 
 
 def seed_customers(path: pathlib.Path, count: int, *, bad: bool = True) -> set[str]:
@@ -95,6 +133,10 @@ def test_recipients_from_an_upstream_task_with_injected_faults(
     assert result["campaign_id"].startswith("wamm_test_xcom.send.manual__")
     assert ledger.send_counts(result["campaign_id"]) == {"accepted": 2000}
     assert len(xcoms[("pick_recipients", -1)]) == 2000
+    # The recipient rows are not stored as a rendered template field (shown in the UI): only a count.
+    fields = rendered_fields("wamm_test_xcom", "send")
+    assert fields["recipients"] == "<2000 recipients: not shown>"
+    assert "49151" not in json.dumps(fields) and fields["template_name"] == "spring_sale"
 
 
 def test_recipients_streamed_with_sql_from_a_templated_file(
@@ -104,6 +146,7 @@ def test_recipients_streamed_with_sql_from_a_templated_file(
 
     expected = seed_customers(crm, 120)
     logical_date = datetime(2026, 5, 4, tzinfo=UTC)
+    events_before = len(asset_event_extras("wamm://tests/spring_sale"))
     state, tis, xcoms = run_dag(dag, logical_date=logical_date)
     assert state == "success", tis
 
@@ -114,6 +157,9 @@ def test_recipients_streamed_with_sql_from_a_templated_file(
     assert result["accepted"] == 60 and result["invalid"] == 1 and result["duplicates"] == 1
     assert result["total"] == 62
     assert ledger.send_counts("spring_vip_20260504") == {"accepted": 60, "invalid": 1}
+    assert asset_event_extras("wamm://tests/spring_sale")[events_before:] == [
+        {"campaign_id": "spring_vip_20260504", "total": 62, "accepted": 60, "failed": 0}
+    ]
     # Personalisation came from the columns (first_name AS name).
     ana2 = next(m.payload for m in sandbox.messages if m.to == digits(2))
     assert ana2["template"]["components"][0]["parameters"][0]["text"] == "Ana2"
@@ -137,7 +183,7 @@ def test_one_campaign_sharded_over_mapped_tasks(
     expected = {digits(i) for i in range(300)}
     state, tis, xcoms = run_dag(dag)
     assert state == "success", tis
-    assert tis == {"send[0]": "success", "send[1]": "success", "send[2]": "success"}
+    assert tis == {"send[shard 0]": "success", "send[shard 1]": "success", "send[shard 2]": "success"}
 
     sends = sandbox.sends_per_recipient()
     assert set(sends) == expected and set(sends.values()) == {1}

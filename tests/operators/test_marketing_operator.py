@@ -159,7 +159,7 @@ def test_list_of_strings_to_a_template_without_parameters(
     )
     context = make_context()
     result = op.execute(context)
-    assert RESULT_KEYS <= set(result)
+    assert set(result) >= RESULT_KEYS
     assert result["campaign_id"] == "wamm_ops.send.manual__2026-05-01T10:00:00+00:00"
     assert result["total"] == 3 and result["accepted"] == 3
     assert sorted(sandbox.sends_per_recipient()) == [digits(1), digits(2), digits(3)]
@@ -176,7 +176,10 @@ def test_dicts_with_named_parameters_a_custom_field_and_a_default_region(
         buttons=None,
         recipient_field="mobile",
         default_region="DE",
-        recipients=[{"mobile": "0151 00000007", "first_name": "Jo"}, {"mobile": number(8), "first_name": "Al"}],
+        recipients=[
+            {"mobile": "0151 00000007", "first_name": "Jo"},
+            {"mobile": number(8), "first_name": "Al"},
+        ],
     )
     result = op.execute(make_context())
     assert result["accepted"] == 2
@@ -208,7 +211,9 @@ def test_sql_rows_are_streamed_with_bound_parameters(
     assert body["parameters"][0]["text"] == "Ana4" and button["parameters"][0]["text"] == "s4"
 
 
-def test_recipients_rendered_to_a_string_is_a_clear_error(wa_sandbox: Callable[..., str], ledger: Ledger) -> None:
+def test_recipients_rendered_to_a_string_is_a_clear_error(
+    wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
     op = operator(recipients="['+4915100000001']")
     with pytest.raises(AirflowFailException, match="rendered to a string, not a list"):
         op.execute(make_context())
@@ -250,6 +255,10 @@ def test_a_cap_below_one_message_per_second_is_accepted(
 def test_shard_index_outside_the_shards_fails(wa_sandbox: Callable[..., str], ledger: Ledger) -> None:
     with pytest.raises(AirflowFailException, match=r"'shard_index' 3 is outside 0\.\.2"):
         operator(recipients=rows(3), shard_count=3, shard_index=3).execute(make_context())
+    with pytest.raises(AirflowFailException, match="'shard_count' must be at least 1, got 0"):
+        operator(recipients=rows(3), shard_count=0).execute(make_context())
+    with pytest.raises(AirflowFailException, match="'shard_index' must be an integer, got 'two'"):
+        operator(recipients=rows(3), shard_count=3, shard_index="two").execute(make_context())
 
 
 def test_dry_run_makes_no_request_and_records_nothing(
@@ -438,7 +447,10 @@ def test_preflight_is_off_without_a_waba_id_and_can_be_turned_off(
         op.execute(make_context())
     assert sandbox.errors()[132000] >= 1 and sandbox.messages == []
     wa_sandbox()
-    assert operator(recipients=rows(2), preflight=False, campaign_id="np").execute(make_context())["accepted"] == 2
+    assert (
+        operator(recipients=rows(2), preflight=False, campaign_id="np").execute(make_context())["accepted"]
+        == 2
+    )
 
 
 # -- halts -------------------------------------------------------------------------------------------------
@@ -470,3 +482,37 @@ def test_account_errors_halt_with_what_to_fix(
     retryable = not isinstance(info.value, AirflowFailException)
     assert retryable is (code == 131042)  # a payment problem may be fixed before the next try
     assert context["ti"].xcoms[HALTED_RESULT_KEY]["halt_error"]["code"] == code
+
+
+def test_unknown_outcomes_are_resent_only_with_resend_unknown(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    lost = [digits(2), digits(5)]
+    sandbox.configure(lost_response_mode="drop", forced_outcomes={d: "lost#1" for d in lost})
+    first = operator(recipients=rows(8)).execute(make_context())
+    assert first["unknown"] == 2 and first["accepted"] == 6 and first["errors_by_code"] == {"unknown": 2}
+    again = operator(recipients=rows(8)).execute(make_context())
+    assert again["accepted"] == 0 and len(sandbox.messages) == 8  # Meta took them; nobody is asked twice
+    forced = operator(recipients=rows(8), resend_unknown=True).execute(make_context())
+    assert forced["accepted"] == 2
+    assert [sandbox.sends_per_recipient()[d] for d in lost] == [2, 2]  # the documented risk
+
+
+def test_an_expired_token_fails_the_preflight_without_retries(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    sandbox.configure(token_expired=True)
+    with pytest.raises(
+        AirflowFailException, match=r"Preflight: reading template 'spring_sale'.*System users"
+    ):
+        operator(recipients=rows(3)).execute(make_context())
+    assert sandbox.messages == []
+
+
+def test_a_connection_without_a_phone_number_id_is_a_clear_error(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    wa_sandbox(phone_number_id=None)
+    with pytest.raises(AirflowFailException, match="misconfigured: Connection 'wamm_test_whatsapp' has no"):
+        operator(recipients=rows(3)).execute(make_context())
+    assert sandbox.messages == []

@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
+import pathlib
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
+from unittest import mock
 
-import requests
-from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool
 
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.ledger import Ledger
@@ -108,35 +112,62 @@ def fast_settings(campaign_id: str, **changes: Any) -> CampaignSettings:
 # --- the wire --------------------------------------------------------------------------------------
 
 
-class Wire(requests.Session):
-    """A ``requests`` session that records, per recipient, what each send got back.
+class Wire:
+    """Records, per recipient, what each send got back at the HTTP level (below the client's judgement).
 
-    An event is ``"http:<status>"`` or ``"exc:<exception class>"``; attempts of one recipient are
-    sequential, so the last event is the answer the sender acted on.
+    Used as a context manager, it wraps ``urllib3``'s ``HTTPConnectionPool.urlopen``, which every send
+    goes through (whether the client posts through ``requests`` or straight on its pool). An event is
+    ``"http:<status>"`` or ``"exc:<exception class>"``; attempts of one recipient are sequential, so the
+    last event is the answer the sender acted on.
     """
 
-    def __init__(self, pool: int = 64) -> None:
-        super().__init__()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool, max_retries=0)
-        self.mount("http://", adapter)
-        self.mount("https://", adapter)
+    def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
         self._lock = threading.Lock()
+        self._patch: Any = None
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        payload = kwargs.get("json")
-        to = payload.get("to") if isinstance(payload, Mapping) else None
+    @staticmethod
+    def _recipient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        method = kwargs.get("method", args[0] if args else None)
+        url = str(kwargs.get("url", args[1] if len(args) > 1 else ""))
+        body = kwargs.get("body", args[2] if len(args) > 2 else None)
+        if method != "POST" or not url.endswith("/marketing_messages") or body is None:
+            return None
         try:
-            response = super().request(method, url, *args, **kwargs)
-        except requests.RequestException as exc:
+            payload = json.loads(body)
+        except (TypeError, ValueError):
+            return None
+        to = payload.get("to") if isinstance(payload, dict) else None
+        return str(to) if to else None
+
+    def __enter__(self) -> Wire:
+        original = HTTPConnectionPool.urlopen
+        wire = self
+
+        def urlopen(pool: HTTPConnectionPool, *args: Any, **kwargs: Any) -> Any:
+            to = wire._recipient(args, kwargs)
+            try:
+                response = original(pool, *args, **kwargs)
+            except Exception as exc:
+                if to:
+                    wire._add(to, f"exc:{type(exc).__name__}")
+                raise
             if to:
-                with self._lock:
-                    self.events.append((str(to), f"exc:{type(exc).__name__}"))
-            raise
-        if to:
-            with self._lock:
-                self.events.append((str(to), f"http:{response.status_code}"))
-        return response
+                wire._add(to, f"http:{response.status}")
+            return response
+
+        self._patch = mock.patch.object(HTTPConnectionPool, "urlopen", urlopen)
+        self._patch.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._patch is not None:
+            self._patch.stop()
+            self._patch = None
+
+    def _add(self, to: str, event: str) -> None:
+        with self._lock:
+            self.events.append((to, event))
 
     def last(self) -> dict[str, str]:
         """The last event of each recipient."""
@@ -159,8 +190,8 @@ class Wire(requests.Session):
             return collections.Counter(event for _, event in self.events)
 
 
-def sandbox_client(sandbox: Sandbox, *, timeout: float, wire: Wire | None = None) -> GraphClient:
-    """A real client of the sandbox (bulk senders do their own retries: ``max_retries=0``)."""
+def sandbox_client(sandbox: Sandbox, *, timeout: float) -> GraphClient:
+    """A real client of the sandbox, as the hook builds it (bulk senders do their own retries)."""
     return GraphClient(
         sandbox.config.access_token,
         phone_number_id=sandbox.config.phone_number_id,
@@ -169,7 +200,6 @@ def sandbox_client(sandbox: Sandbox, *, timeout: float, wire: Wire | None = None
         timeout=timeout,
         connect_timeout=2.0,
         max_retries=0,
-        session=wire,
     )
 
 
@@ -207,6 +237,33 @@ class Toggler:
             self._thread.join(5)
 
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def child_spec(sandbox: Sandbox, ledger_url: str, campaign_id: str, **extra: Any) -> dict[str, Any]:
+    """Arguments of ``tests.reliability.campaign_child`` for a campaign against ``sandbox``."""
+    cfg = sandbox.config
+    return {
+        "base_url": sandbox.url,
+        "access_token": cfg.access_token,
+        "phone_number_id": cfg.phone_number_id,
+        "ledger_url": ledger_url,
+        "campaign_id": campaign_id,
+        **extra,
+    }
+
+
+def spawn(spec: Mapping[str, Any]) -> subprocess.Popen[str]:
+    """Start ``tests.reliability.campaign_child`` with ``spec`` in a new process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.campaign_child", json.dumps(spec)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def when_recorded(sandbox: Sandbox, count: int, action: Callable[[], None], *, limit_s: float = 60.0) -> threading.Thread:
     """Run ``action`` in another thread as soon as the sandbox recorded ``count`` messages."""
 
@@ -236,6 +293,13 @@ class FaultRow:
     seconds: float
     problems: list[str] = dataclasses.field(default_factory=list)
     notes: str = ""
+    known_bug: bool = False
+    """The scenario demonstrates a known bug (its test is an expected failure)."""
+
+    @property
+    def ok(self) -> bool:
+        """No duplicate, nobody lost, no inconsistency."""
+        return not self.problems and not self.duplicates and not self.lost
 
 
 #: Rows of the session, printed by ``tests/reliability/conftest.py`` at the end.
@@ -267,6 +331,7 @@ def verify(
     extra_sends: int = 0,
     check_run_totals: bool = True,
     notes: str = "",
+    known_bug: bool = False,
 ) -> FaultRow:
     """Compare sandbox, ledger, wire and run results after a campaign; returns (and records) a row.
 
@@ -276,6 +341,8 @@ def verify(
         the sandbox's lost answers must be unknown: a killed process leaves no wire record).
     :param extra_sends: sandbox messages the test caused on purpose beyond one per recipient.
     :param check_run_totals: compare the summed run counts with the ledger (off when a run was killed).
+    :param notes: free text for the table.
+    :param known_bug: the scenario shows a known bug (shown as ``xfail`` instead of ``NO``).
     """
     elapsed = time.monotonic() - started
     problems: list[str] = []
@@ -386,6 +453,7 @@ def verify(
         seconds=elapsed,
         problems=problems,
         notes=notes,
+        known_bug=known_bug,
     )
     FAULT_TABLE.append(row)
     return row
@@ -400,7 +468,7 @@ def assert_clean(row: FaultRow) -> None:
 
 def format_table(rows: Sequence[FaultRow]) -> Iterator[str]:
     """The fault table as text lines."""
-    header = ("fault", "recipients", "duplicates", "lost", "unknown", "time s", "ok")
+    header = ("fault", "recipients", "duplicates", "lost", "unknown", "time s", "ok", "notes")
     body = [
         (
             r.fault,
@@ -409,12 +477,15 @@ def format_table(rows: Sequence[FaultRow]) -> Iterator[str]:
             str(r.lost),
             str(r.unknown),
             f"{r.seconds:.2f}",
-            "yes" if not r.problems and not r.duplicates and not r.lost else "NO",
+            "yes" if r.ok else ("xfail" if r.known_bug else "NO"),
+            r.notes,
         )
         for r in rows
     ]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    yield "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))
-    yield "  ".join("-" * w for w in widths)
-    for b in body:
-        yield "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(b, widths)))
+    left = (0, len(header) - 1)
+    for cells in (header, tuple("-" * w for w in widths), *body):
+        line = "  ".join(
+            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+        yield line.rstrip()

@@ -1,0 +1,53 @@
+"""Run one campaign (or one shard of it) with the engine in this process, so a test can kill it.
+
+Usage: ``python -m tests.reliability.campaign_child '<json>'``. The JSON holds ``base_url``,
+``access_token``, ``phone_number_id``, ``ledger_url``, ``table_prefix``, ``campaign_id``, ``start`` and
+``count`` (recipients ``+49 151 <start>`` .. ``<start + count - 1>``), and optional ``settings`` (keyword
+arguments of the fault suite's campaign settings, e.g. ``shard_index``). The result's counts are
+printed as one JSON line on success.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def main(argv: list[str]) -> int:
+    """Run the campaign described by ``argv[0]``; 0 on success, 3 if it halted."""
+    from airflow_provider_wamm.campaign.ledger import Ledger
+    from airflow_provider_wamm.campaign.result import CampaignHalted
+    from airflow_provider_wamm.campaign.sender import run_campaign
+    from airflow_provider_wamm.graph.client import GraphClient
+    from tests.reliability.harness import audience, fast_settings
+
+    spec: dict[str, Any] = json.loads(argv[0])
+    crowd = audience(int(spec["count"]), start=int(spec.get("start", 0)), extras=False)
+    ledger = Ledger.from_url(spec["ledger_url"], table_prefix=spec.get("table_prefix", "wamm_"))
+    client = GraphClient(
+        spec["access_token"],
+        phone_number_id=spec["phone_number_id"],
+        base_url=spec["base_url"],
+        timeout=float(spec.get("timeout", 5.0)),
+        max_retries=0,
+    )
+    try:
+        result = run_campaign(
+            crowd.rows,
+            client=client,
+            ledger=ledger,
+            settings=fast_settings(spec["campaign_id"], **spec.get("settings", {})),
+        )
+    except CampaignHalted as halted:
+        print(json.dumps(halted.result.to_dict()), flush=True)
+        return 3
+    finally:
+        client.close()
+        ledger.dispose()
+    print(json.dumps(result.to_dict()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,123 @@
+"""The sending process killed with SIGKILL mid-campaign, then the campaign run again.
+
+A child process runs the campaign engine against the in-test sandbox over HTTP; it is killed (no
+chance to clean up) as soon as the sandbox has recorded ``k`` messages. What must hold:
+
+* every message the sandbox recorded has a ledger row: recipients are claimed *before* their request
+  leaves (the write-ahead rule that makes at-most-once possible);
+* the re-run turns the dead process's claims into ``unknown`` (exactly those), sends everybody else
+  once, and sends the unknown ones again only with ``resend_unknown=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import pytest
+
+from airflow_provider_wamm.campaign import ledger as L
+from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.sender import run_campaign
+from airflow_provider_wamm.sandbox import Sandbox
+from tests.reliability.harness import (
+    assert_clean,
+    child_spec,
+    spawn,
+    audience,
+    fast_settings,
+    ledger_rows,
+    sandbox_client,
+    verify,
+)
+
+N = 500
+
+
+def kill_when_recorded(proc: subprocess.Popen[str], sandbox: Sandbox, k: int, limit_s: float = 60.0) -> int:
+    """SIGKILL ``proc`` once the sandbox recorded ``k`` messages; returns how many it had at the kill."""
+    deadline = time.monotonic() + limit_s
+    while len(sandbox.messages) < k:
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"the child ended (exit {proc.returncode}) before {k} messages: {err[-2000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the sandbox did not record {k} messages in {limit_s} s")
+        time.sleep(0.0005)
+    os.kill(proc.pid, signal.SIGKILL)
+    at_kill = len(sandbox.messages)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    return at_kill
+
+
+@pytest.mark.parametrize("k", [1, 97, 333])
+def test_sigkill_mid_campaign_then_rerun(sandbox: Sandbox, ledger_file: pathlib.Path, k: int) -> None:
+    sandbox.configure(mps_cap=None, latency_s=0.002)
+    url = f"sqlite:///{ledger_file}"
+    campaign_id = f"kill-{k}"
+    crowd = audience(N, extras=False)
+    started = time.monotonic()
+    proc = spawn(
+        child_spec(
+            sandbox,
+            url,
+            campaign_id,
+            count=N,
+            settings={"max_messages_per_second": 600.0, "concurrency": 8, "batch_size": 50},
+        )
+    )
+    at_kill = kill_when_recorded(proc, sandbox, k)
+
+    ledger = Ledger.from_url(url)
+    try:
+        rows = ledger_rows(ledger, campaign_id)
+        recorded = {m.to: m.wamid for m in sandbox.messages}
+        # Claimed before sent: nothing reached the sandbox without a ledger row first.
+        assert set(recorded) <= set(rows), "a message left without being claimed in the ledger"
+        for recipient, row in rows.items():
+            if row["state"] == L.ACCEPTED:
+                assert recorded.get(recipient) == row["wamid"]
+            else:
+                assert row["state"] == L.CLAIMED, row["state"]
+        claimed = {r for r, row in rows.items() if row["state"] == L.CLAIMED}
+        accepted_before = len(rows) - len(claimed)
+        assert claimed, "the kill came after the campaign finished"
+
+        with sandbox_client(sandbox, timeout=5.0) as client:
+            rerun = run_campaign(crowd.rows, client=client, ledger=ledger, settings=fast_settings(campaign_id))
+        assert rerun.stale_unknown == len(claimed)
+        assert rerun.already_done == accepted_before + len(claimed)
+        assert rerun.sent == len(crowd.valid) - accepted_before - len(claimed)
+        sent_by_dead = sum(1 for r in claimed if r in recorded)
+        row = verify(
+            f"SIGKILL after {k} recorded, re-run",
+            sandbox=sandbox,
+            ledger=ledger,
+            campaign_id=campaign_id,
+            crowd=crowd,
+            results=[rerun],
+            started=started,
+            expect_unknown=claimed,
+            unknown_sources="subset",
+            check_run_totals=False,
+            notes=f"{at_kill} recorded at the kill, {len(claimed)} claimed, {sent_by_dead} of them sent",
+        )
+        assert_clean(row)
+
+        # Only resend_unknown=True sends the unknown ones again: those the dead process had sent get two.
+        with sandbox_client(sandbox, timeout=5.0) as client:
+            resent = run_campaign(
+                crowd.rows, client=client, ledger=ledger, settings=fast_settings(campaign_id, resend_unknown=True)
+            )
+        assert resent.sent == len(claimed)
+        per = sandbox.sends_per_recipient()
+        assert {r for r, n in per.items() if n > 1} == {r for r in claimed if r in recorded}
+        assert max(per.values()) <= 2
+        assert ledger.send_counts(campaign_id) == {L.ACCEPTED: len(crowd.valid)}
+    finally:
+        ledger.dispose()
