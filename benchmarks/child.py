@@ -68,6 +68,14 @@ def campaign(spec: dict[str, Any]) -> int:
         pool_maxsize=int(spec.get("concurrency", 32)),
         timeout=30,
     )
+    stamps: list[float] = []
+    gc_pauses: list[float] = []
+    if spec.get("trace"):
+        _trace_sends(client, stamps)
+        _trace_gc(gc_pauses)
+    if spec.get("transport") == "requests":
+        # The "before" figure: the same client, sending through requests.Session as it used to.
+        client = _RequestsOnly(client)  # type: ignore[assignment]
     profile = spec.get("profile")
     profiler: Any = None
     if profile:
@@ -89,7 +97,77 @@ def campaign(spec: dict[str, Any]) -> int:
             fh.write(profiler.output_text(unicode=False, color=False, show_all=False))
     client.close()
     ledger.dispose()
-    return _emit({"result": result.to_dict(), "wall_s": wall, "cpu_s": cpu})
+    out: dict[str, Any] = {"result": result.to_dict(), "wall_s": wall, "cpu_s": cpu}
+    if spec.get("trace"):
+        out["trace"] = window_stats(stamps)
+        out["trace"]["gc_max_ms"] = round(1000 * max(gc_pauses, default=0.0), 1)
+        out["trace"]["gc_total_ms"] = round(1000 * sum(gc_pauses), 1)
+    return _emit(out)
+
+
+class _RequestsOnly:
+    """Hides ``send_marketing_message_fast``, so the sender uses ``send_marketing_message``."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def send_marketing_message(self, payload: Any, *, retry: bool = True) -> Any:
+        return self._client.send_marketing_message(payload, retry=retry)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _trace_sends(client: Any, stamps: list[float]) -> None:
+    """Record when each send leaves (list.append is atomic)."""
+    fast = client.send_marketing_message_fast
+    slow = client.send_marketing_message
+
+    def traced_fast(payload: Any) -> Any:
+        stamps.append(time.monotonic())
+        return fast(payload)
+
+    def traced_slow(payload: Any, *, retry: bool = True) -> Any:
+        stamps.append(time.monotonic())
+        return slow(payload, retry=retry)
+
+    client.send_marketing_message_fast = traced_fast
+    client.send_marketing_message = traced_slow
+
+
+def _trace_gc(pauses: list[float]) -> None:
+    import gc
+
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append(time.perf_counter() - started[0])
+
+    gc.callbacks.append(callback)
+
+
+def window_stats(stamps: list[float], window_s: float = 1.0) -> dict[str, Any]:
+    """Most sends in any window, the largest gaps and the per-second counts of a list of send times."""
+    stamps = sorted(stamps)
+    best = start = 0
+    for end, stamp in enumerate(stamps):
+        while stamps[start] <= stamp - window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False))
+    per_second: dict[int, int] = {}
+    for stamp in stamps:
+        key = int(stamp - stamps[0]) if stamps else 0
+        per_second[key] = per_second.get(key, 0) + 1
+    return {
+        "max_window": best,
+        "gap_p99_ms": round(1000 * gaps[int(0.99 * (len(gaps) - 1))], 2) if gaps else 0.0,
+        "gap_max_ms": round(1000 * gaps[-1], 2) if gaps else 0.0,
+        "per_second": [per_second.get(i, 0) for i in range(max(per_second, default=-1) + 1)],
+    }
 
 
 # --------------------------------------------------------------------------------------------

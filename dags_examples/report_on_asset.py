@@ -3,6 +3,7 @@
 ``campaign_from_sql.py`` lists ``Asset("whatsapp://campaigns/spring_sale")`` in the send task's
 outlets; every successful send emits an asset event whose ``extra`` carries the campaign id and
 counts. This DAG runs on each such event and waits, in the triggerer, for the campaign to settle.
+To report an older campaign again, trigger the DAG by hand with ``{"campaign_id": "..."}`` as config.
 """
 
 from __future__ import annotations
@@ -20,12 +21,17 @@ with DAG(
     schedule=[CAMPAIGNS],
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    params={"campaign_id": ""},  # empty: take it from the asset event
     tags=["whatsapp", "example"],
 ):
     MarketingResponsesSensor(
         task_id="report",
-        # The campaign id of the asset event that triggered this run.
-        campaign_id="{{ (triggering_asset_events.values() | first | last).extra['campaign_id'] }}",
+        # The campaign of each asset event that triggered this run (usually one; several are reported
+        # together): triggering_asset_events maps each asset to its events.
+        campaign_id=(
+            "{{ params.campaign_id or (triggering_asset_events.values() | first"
+            " | map(attribute='extra') | map(attribute='campaign_id') | list) }}"
+        ),
         ledger_conn_id="wamm_ledger",
         settle_timeout=timedelta(hours=6),
         min_delivery_ratio=0.5,  # fail loudly when the campaign clearly did not reach people

@@ -169,11 +169,10 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: pathlib.Path, timeo
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s; see {log}")
 
 
-def _progress(done: int, total: int, started: float, tty: bool) -> None:
+def _progress(done: int, total: int, rate: float, tty: bool) -> None:
     width = 30
     share = min(1.0, done / total) if total else 1.0
     bar = "#" * int(share * width) + "." * (width - int(share * width))
-    rate = done / max(time.monotonic() - started, 1e-6)
     line = f"  sending [{bar}] {done:>6}/{total} messages  {rate:6.1f} msg/s"
     if tty:
         print("\r" + line, end="", flush=True)
@@ -192,7 +191,7 @@ def _read_report(airflow_home: pathlib.Path) -> dict[str, Any]:
     if row is None:
         raise SystemExit("The report task pushed no XCom; see the airflow log in the demo folder.")
     value = row[0]
-    return json.loads(value) if isinstance(value, (str, bytes)) else value  # type: ignore[no-any-return]
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def _table(title: str, rows: list[tuple[str, Any]]) -> str:
@@ -344,10 +343,15 @@ def main(argv: list[str] | None = None) -> int:
                 [str(BIN / "airflow"), "dags", "test", DAG_ID], stdout=log, stderr=subprocess.STDOUT, env=env
             )
             last = -1
+            first: tuple[float, int] | None = None  # the first sample with messages: Airflow is up
             while dag_run.poll() is None:
                 done = int(_get_json(f"{sandbox_url}/_sandbox/counts").get("accepted", 0))
+                now = time.monotonic()
+                if done and first is None:
+                    first = (now, done)
+                rate = (done - first[1]) / (now - first[0]) if first and now > first[0] else 0.0
                 if done != last and (tty or done == seeded.to_send or done // 500 != last // 500):
-                    _progress(done, seeded.to_send, started, tty)
+                    _progress(done, seeded.to_send, rate, tty)
                     last = done
                 time.sleep(0.5)
         if tty:

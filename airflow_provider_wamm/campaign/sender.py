@@ -58,6 +58,8 @@ _MAX_REASONS = 100
 #: Sends lost to a pause of the process are caught up, up to this many seconds' worth at once (the
 #: token bucket's burst); the one-second send window still bounds every second.
 _CATCH_UP_S = 0.05
+#: Longest nap of the coordinating thread between looks at finished requests.
+_POLL_S = 0.005
 #: Rate-limit waits up to this long are plain sleeps (checked for a stop afterwards).
 _SHORT_SLEEP_S = 0.05
 
@@ -424,7 +426,9 @@ class _Run:
             timeout = 0.2
             if self.delayed:
                 timeout = max(0.0, min(timeout, self.delayed[0][0] - now))
-            time.sleep(min(timeout, 0.005))
+            # Short naps instead of waking up for every answer: answers are handled a few at a time,
+            # which costs the sending threads fewer hand-overs of the interpreter lock.
+            time.sleep(min(timeout, _POLL_S))
             self._collect(timeout=0.0)
 
     # -- input ----------------------------------------------------------------------------------

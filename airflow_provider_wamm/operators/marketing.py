@@ -147,7 +147,8 @@ class MarketingMessageOperator(BaseOperator):
     :param language: Template language code, e.g. ``en_US``.
     :param whatsapp_conn_id: The ``whatsapp`` connection (token, phone number id, WABA id, rate cap).
     :param recipients: A list of phone numbers or of dicts (one key holds the phone, the others feed
-        personalisation); an XComArg of such a list works too.
+        personalisation); an XComArg of such a list works too. The rows are not kept in Airflow's
+        rendered template fields (the UI shows only their count).
     :param sql: Query returning one row per recipient (or the path of a ``.sql`` file next to the DAG,
         rendered with Jinja); mutually exclusive with ``recipients``.
     :param sql_conn_id: Any common.sql connection to run ``sql`` on.
@@ -176,7 +177,8 @@ class MarketingMessageOperator(BaseOperator):
     :param message_activity_sharing: Per-message override of the WABA's activity sharing setting.
     :param dry_run: Validate and render everything, send nothing and write nothing; the counts say
         what would be sent (``would_send``). No request reaches the Graph API unless ``preflight=True``
-        is also given (then only the read-only template check).
+        is also given (then only the read-only template check). May be a template such as
+        ``"{{ params.dry_run }}"`` (stored as ``is_dry_run``: ``dry_run`` is a method of BaseOperator).
     :param resend_unknown: Send again to recipients whose earlier outcome is ``unknown`` (the request may
         have reached Meta: this risks a second message).
     :param frequency_cap: Skip recipients who got any marketing message recorded in the ledger within this

@@ -10,9 +10,9 @@ classifier does not know, is a build warning, which ``sphinx-build -W`` turns in
 Markup it adds:
 
 ``wamm-error-table`` (directive)
-    The troubleshooting table: code, Meta's title, class, what the operator does, what to do.
-    Option ``:action:`` limits it to one class (``retry``, ``throttle``, ``pair_limit``,
-    ``recipient``, ``halt``).
+    Two tables: the kinds of handling (what the operator does for each), then every code with
+    Meta's title, its handling and what to do. Option ``:action:`` limits them to one class
+    (``retry``, ``throttle``, ``pair_limit``, ``recipient``, ``halt``).
 ``wamm-codes`` (role)
     The codes of one class, inline: ``{wamm-codes}`halt```.
 """
@@ -190,40 +190,57 @@ def title_of(code: int) -> str:
     return EXTRA_TITLES.get(code, E.error_title(code))
 
 
-def operator_does(code: int) -> str:
-    """What :class:`MarketingMessageOperator` does when a send fails with ``code``."""
+#: What the operator does, by kind of handling (the "Operator" column of the table points here).
+HANDLING: dict[str, str] = {
+    "retry": (
+        "Retries that recipient with exponential backoff and jitter, up to `max_attempts` requests; then "
+        "records it `failed`, and the next run of the campaign tries again."
+    ),
+    "throttle": (
+        "Retries later; when throttling answers are a real share of the traffic, halves the whole "
+        "campaign's send rate, then raises it again after quiet seconds."
+    ),
+    "pair limit": (
+        "Delays only that recipient (1, 4, 16, 64, 256 s); if it persists, records it `failed` and the "
+        "next run of the campaign tries again."
+    ),
+    "recipient": "Records the recipient `failed` (never re-sent) and goes on with the campaign.",
+    "suppress": (
+        "Records the recipient `failed` and suppresses them, for good, in every campaign using this ledger."
+    ),
+    "suppress 24 h": (
+        "Records the recipient `failed` and suppresses them for 24 hours in every campaign; a run of the "
+        "same campaign after that may try again."
+    ),
+    "halt": (
+        "Stops the campaign at once, records the requests in flight, releases unsent recipients; the task "
+        "fails without Airflow retries. Clearing it after the fix resumes the campaign."
+    ),
+    "halt, retried": (
+        "Stops the campaign at once, records the requests in flight, releases unsent recipients; the task "
+        "fails, and its Airflow retries (if any) resume the campaign. Clearing it resumes it too."
+    ),
+}
+
+
+def handling_of(code: int) -> str:
+    """The kind of handling (a key of :data:`HANDLING`) of a send that fails with ``code``."""
     action = action_of(code)
-    if action is E.Action.RETRY:
-        return (
-            "Retries that recipient with exponential backoff and jitter, up to `max_attempts` times; "
-            "then records it `failed`, and the next run of the campaign tries again."
-        )
-    if action is E.Action.THROTTLE:
-        return (
-            "Retries later; when throttling answers are a real share of the traffic, halves the send "
-            "rate, then raises it again after quiet seconds."
-        )
-    if action is E.Action.PAIR_LIMIT:
-        return "Delays only that recipient (1, 4, 16, 64, 256 s), then records it `failed` if it persists."
     if action is E.Action.RECIPIENT:
         if code == E.CODE_STOPPED_MARKETING:
-            return "Records the recipient `failed` and suppresses them in every later campaign."
+            return "suppress"
         if code == E.CODE_PER_USER_LIMIT:
-            return (
-                "Records the recipient `failed` and suppresses them for 24 h (in every campaign); a run "
-                "after that may try again."
-            )
-        return "Records the recipient `failed` (never re-sent) and goes on with the campaign."
-    cls = E.error_class_for(code)
-    if issubclass(cls, NO_RETRY_HALT_CLASSES):
-        return (
-            "Stops the campaign at once and releases unsent recipients; the task fails without Airflow "
-            "retries. Clearing it resumes the campaign."
-        )
-    return (
-        "Stops the campaign at once and releases unsent recipients; the task fails, and Airflow "
-        "retries (if any) resume the campaign."
-    )
+            return "suppress 24 h"
+        return "recipient"
+    if action is E.Action.HALT:
+        no_retry = issubclass(E.error_class_for(code), NO_RETRY_HALT_CLASSES)
+        return "halt" if no_retry else "halt, retried"
+    return _ACTION_LABELS[action]
+
+
+def operator_does(code: int) -> str:
+    """What :class:`MarketingMessageOperator` does when a send fails with ``code``."""
+    return HANDLING[handling_of(code)]
 
 
 def _range_of(code: int) -> tuple[int, int] | None:
@@ -233,9 +250,9 @@ def _range_of(code: int) -> tuple[int, int] | None:
     return None
 
 
-def table_rows(action: E.Action | None = None) -> list[tuple[str, str, str, str, str]]:
-    """The rows of the table: code (or range), title, class, what the operator does, what to do."""
-    rows: list[tuple[str, str, str, str, str]] = []
+def table_rows(action: E.Action | None = None) -> list[tuple[str, str, str, str]]:
+    """The rows of the code table: code (or range), Meta's title, handling, what to do."""
+    rows: list[tuple[str, str, str, str]] = []
     seen_ranges: set[tuple[int, int]] = set()
     for code in sorted(classified_codes()):
         span = _range_of(code)
@@ -248,16 +265,22 @@ def table_rows(action: E.Action | None = None) -> list[tuple[str, str, str, str,
             key, label = code, str(code)
         if action is not None and action_of(key) is not action:
             continue
-        rows.append(
-            (
-                label,
-                title_of(key),
-                _ACTION_LABELS[action_of(key)],
-                operator_does(key),
-                ADVICE.get(key, ""),
-            )
-        )
+        rows.append((label, title_of(key), handling_of(key), ADVICE.get(key, "")))
     return rows
+
+
+def legend_rows(action: E.Action | None = None) -> list[tuple[str, str, str]]:
+    """The rows of the handling table: handling, its class, what the operator does (only kinds in use)."""
+    used = {row[2] for row in table_rows(action)}
+    out: list[tuple[str, str, str]] = []
+    for name, text in HANDLING.items():
+        if name not in used:
+            continue
+        klass = next(
+            _ACTION_LABELS[action_of(c)] for c in sorted(classified_codes()) if handling_of(c) == name
+        )
+        out.append((name, klass, text))
+    return out
 
 
 def coverage_problems() -> list[str]:
@@ -298,7 +321,13 @@ def _inline(text: str) -> list[nodes.Node]:
     return out
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], widths: tuple[int, ...]) -> nodes.table:
+def _table(
+    header: tuple[str, ...],
+    rows: list[tuple[str, ...]],
+    widths: tuple[int, ...],
+    *,
+    literal_first: bool = True,
+) -> nodes.table:
     table = nodes.table(classes=["wamm-error-table"])
     group = nodes.tgroup(cols=len(header))
     table += group
@@ -323,7 +352,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], widths: tuple[i
     group += thead
     tbody = nodes.tbody()
     for cells in rows:
-        tbody += row_of(cells, literal_first=True)
+        tbody += row_of(cells, literal_first=literal_first)
     group += tbody
     return table
 
@@ -344,12 +373,22 @@ class ErrorTableDirective(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         for problem in coverage_problems():
             logger.warning(problem, location=self.get_location())
-        rows = table_rows(self.options.get("action"))
-        header = ("Code", "Meta's title", "Class", "What the operator does", "What you should do")
-        return [_table(header, rows, (8, 20, 9, 30, 33))]
+        action = self.options.get("action")
+        legend = _table(
+            ("Operator", "Class", "What the operator does"),
+            [tuple(row) for row in legend_rows(action)],
+            (14, 10, 76),
+            literal_first=False,
+        )
+        codes = _table(
+            ("Code", "Meta's title", "Operator", "What you should do"),
+            [tuple(row) for row in table_rows(action)],
+            (9, 30, 13, 48),
+        )
+        return [legend, codes]
 
 
-def codes_role(
+def codes_role(  # noqa: PLR0917 - the signature docutils calls roles with
     name: str,
     rawtext: str,
     text: str,

@@ -230,13 +230,13 @@ def load_example_dags(airflow_db: pathlib.Path, example_dags: dict[str, Any]) ->
 
 def run_dag(dag: Any, **kwargs: Any) -> tuple[Any, dict[str, str], dict[tuple[str, int], Any]]:
     """``dag.test(**kwargs)``; returns the run, its task instances' states and its return-value XComs."""
-    from airflow import settings
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
     from sqlalchemy import select
 
     dagrun = dag.test(**kwargs)
-    with settings.Session() as session:
+    with create_session() as session:
         tis = session.scalars(
             select(TaskInstance).where(
                 TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dagrun.run_id
@@ -245,10 +245,8 @@ def run_dag(dag: Any, **kwargs: Any) -> tuple[Any, dict[str, str], dict[tuple[st
         states = {
             f"{ti.task_id}[{ti.map_index}]" if ti.map_index >= 0 else ti.task_id: str(ti.state) for ti in tis
         }
-        xcoms = {
-            (x.task_id, x.map_index): XComModel.deserialize_value(x)
-            for x in session.scalars(
-                XComModel.get_many(run_id=dagrun.run_id, dag_ids=dag.dag_id, key="return_value")
-            )
-        }
+        rows: list[Any] = list(
+            session.scalars(XComModel.get_many(run_id=dagrun.run_id, dag_ids=dag.dag_id, key="return_value"))
+        )
+        xcoms = {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in rows}
     return dagrun, states, xcoms

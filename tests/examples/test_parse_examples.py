@@ -7,13 +7,14 @@ against the context Airflow builds for an asset-triggered run.
 
 from __future__ import annotations
 
+import pathlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
-from airflow_provider_wamm.sensors.responses import MarketingResponsesSensor
+from airflow_provider_wamm.sensors.responses import MarketingResponsesSensor, parse_campaign_ids
 from tests.examples.conftest import EXAMPLES
 
 CAMPAIGN_ASSET = "whatsapp://campaigns/spring_sale"
@@ -34,15 +35,8 @@ def test_every_example_file_parses_without_import_errors() -> None:
     bag = DagBag(dag_folder=EXAMPLES)
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == set(EXPECTED)
-    files = {pathlib_name(dag.fileloc) for dag in bag.dags.values()}
-    assert files == {p.name for p in EXAMPLES.glob("*.py")}  # one DAG per file, no file without one
-
-
-def pathlib_name(path: str) -> str:
-    """The file name of a DAG's ``fileloc``."""
-    from pathlib import Path
-
-    return Path(path).name
+    files = sorted(pathlib.Path(dag.fileloc).name for dag in bag.dags.values())
+    assert files == sorted(p.name for p in EXAMPLES.glob("*.py"))  # one DAG per file, none without
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))
@@ -60,7 +54,7 @@ def test_campaign_from_sql_is_resumable_and_publishes_its_asset(example_dags: di
     # One campaign per logical date, watched by the sensor: same template string on both tasks.
     assert send.campaign_id == report.campaign_id == "spring_sale_{{ ds_nodash }}"
     assert send.sql_conn_id == "crm" and send.ledger_conn_id == report.ledger_conn_id == "wamm_ledger"
-    assert send.parameters == {"country": "DE"} and ":country" in send.sql
+    assert send.parameters == {"country": "DE"} and ":country" in str(send.sql)
     assert [a.uri for a in send.outlets] == [CAMPAIGN_ASSET]
     assert report.deferrable is True
     assert send.max_lateness == timedelta(hours=12) and dag.max_active_runs == 1
@@ -113,19 +107,30 @@ def _asset_event(campaign_id: str, *, minutes_ago: int, uri: str = CAMPAIGN_ASSE
     )
 
 
-def test_report_on_asset_renders_the_campaign_id_of_the_triggering_event(
+def test_report_on_asset_renders_the_campaign_ids_of_the_triggering_events(
     example_dags: dict[str, Any],
 ) -> None:
     """Airflow 3's ``triggering_asset_events``: a mapping of asset -> its events, oldest first."""
     from airflow.sdk.execution_time.context import TriggeringAssetEventsAccessor
 
     sensor = example_dags["wamm_report_on_asset"].get_task("report")
-    events = TriggeringAssetEventsAccessor.build(
+    one = TriggeringAssetEventsAccessor.build([_asset_event("spring_sale_20260112", minutes_ago=1)])
+    context: dict[str, Any] = {"triggering_asset_events": one, "params": {"campaign_id": ""}}
+    assert parse_campaign_ids(sensor.render_template(sensor.campaign_id, context)) == ["spring_sale_20260112"]
+
+    # Two campaigns sent before the reporting run started: both are reported.
+    context["triggering_asset_events"] = TriggeringAssetEventsAccessor.build(
         [
             _asset_event("spring_sale_20260105", minutes_ago=10),
             _asset_event("spring_sale_20260112", minutes_ago=1),
         ]
     )
-    rendered = sensor.render_template(sensor.campaign_id, {"triggering_asset_events": events})
-    # Two events queued before the run started: the latest campaign is reported.
-    assert rendered == "spring_sale_20260112"
+    rendered = sensor.render_template(sensor.campaign_id, context)
+    assert parse_campaign_ids(rendered) == ["spring_sale_20260105", "spring_sale_20260112"]
+
+    # A manual run with {"campaign_id": ...} reports that campaign (no asset event needed).
+    manual = {
+        "triggering_asset_events": TriggeringAssetEventsAccessor.build([]),
+        "params": {"campaign_id": "x1"},
+    }
+    assert sensor.render_template(sensor.campaign_id, manual) == "x1"

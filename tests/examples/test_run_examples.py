@@ -45,21 +45,19 @@ def quick_sensor(monkeypatch: pytest.MonkeyPatch, dag: Any, task_id: str = "repo
     monkeypatch.setattr(dag.get_task(task_id), "poke_interval", 0.2)
 
 
-def crm_with_extras(count: int, **fields: Any) -> tuple[list[Customer], set[str]]:
+def crm_with_extras(count: int) -> tuple[list[Customer], set[str]]:
     """``count`` valid German customers, plus one in Spain, a bad number and one listed twice.
 
     Returns the rows and the digits of the valid German numbers.
     """
     customers = [
-        Customer(de_number(i), f"Ana{i}", discount=10 + 5 * (i % 3), promo_slug=f"s-{i}", **fields)
+        Customer(de_number(i), f"Ana{i}", discount=10 + 5 * (i % 3), promo_slug=f"s-{i}")
         for i in range(count)
     ]
     customers += [
-        Customer(
-            "+34 612 345 678", "Carla", country="ES", **{k: v for k, v in fields.items() if k != "country"}
-        ),
-        Customer("12345", "Bad", **fields),
-        Customer("+49 151 " + de_digits(1)[5:], "Again", **fields),  # customer 1 again, another spelling
+        Customer("+34 612 345 678", "Carla", country="ES"),
+        Customer("12345", "Bad"),
+        Customer("+49 151 " + de_digits(1)[5:], "Again"),  # customer 1 again, written another way
     ]
     return customers, {de_digits(i) for i in range(count)}
 
@@ -100,11 +98,11 @@ def assert_one_message_each(sandbox: Sandbox, expected: set[str]) -> None:
 
 def asset_events(uri: str) -> list[Any]:
     """The asset events recorded for ``uri``, oldest first."""
-    from airflow import settings
     from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    with settings.Session() as session:
+    with create_session() as session:
         query = (
             select(AssetEvent)
             .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
@@ -114,6 +112,25 @@ def asset_events(uri: str) -> list[Any]:
         events = list(session.scalars(query))
         session.expunge_all()
     return events
+
+
+def rendered_map_indexes(dagrun: Any, task_id: str) -> list[str | None]:
+    """The labels the UI shows for a mapped task's instances (``map_index_template``), by map index."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = (
+            select(TaskInstance.rendered_map_index)
+            .where(
+                TaskInstance.dag_id == dagrun.dag_id,
+                TaskInstance.run_id == dagrun.run_id,
+                TaskInstance.task_id == task_id,
+            )
+            .order_by(TaskInstance.map_index)
+        )
+        return list(session.scalars(query))
 
 
 # -- campaign_from_sql.py --------------------------------------------------------------------------
@@ -241,6 +258,7 @@ def test_sharded_campaign_defers_and_reports_every_shard(
     dagrun, tis, xcoms = run_dag(dag)
     assert str(dagrun.state) == "success", tis
     assert tis == {**{f"send[{i}]": "success" for i in range(4)}, "report": "success"}
+    assert rendered_map_indexes(dagrun, "send") == ["shard 0", "shard 1", "shard 2", "shard 3"]
 
     sandbox = example_env.sandbox
     assert_one_message_each(sandbox, expected | {"34612345678"})  # no country filter in this example
@@ -273,13 +291,22 @@ def test_report_on_asset_reports_the_campaign_of_the_triggering_event(
     customers, expected = crm_with_extras(12)
     seed_customers(example_env.crm, customers)
     producer = load_example_dags("wamm_campaign_from_sql")
-    state, _, xcoms = run_dag(producer, mark_success_pattern="report")
-    assert str(state.state) == "success"
+    producer_run, _, xcoms = run_dag(producer, mark_success_pattern="report")  # only its send task
+    assert str(producer_run.state) == "success"
     campaign_id = xcoms[("send", -1)]["campaign_id"]
     event = asset_events(CAMPAIGN_ASSET)[-1]
     assert event.extra["campaign_id"] == campaign_id
     assert_one_message_each(example_env.sandbox, expected)
 
+    consumer = load_example_dags("wamm_report_on_asset")
+    quick_sensor(monkeypatch, consumer)
+
+    # Triggered by hand with the campaign id as config.
+    dagrun, tis, xcoms = run_dag(consumer, run_conf={"campaign_id": campaign_id})
+    assert str(dagrun.state) == "success", tis
+    assert xcoms[("report", -1)]["campaign_ids"] == [campaign_id]
+
+    # Triggered by the asset event.
     create = dagrun_module.get_or_create_dagrun
 
     def create_consuming_run(**kwargs: Any) -> Any:
@@ -292,8 +319,6 @@ def test_report_on_asset_reports_the_campaign_of_the_triggering_event(
         return run
 
     monkeypatch.setattr(dagrun_module, "get_or_create_dagrun", create_consuming_run)
-    consumer = load_example_dags("wamm_report_on_asset")
-    quick_sensor(monkeypatch, consumer)
     dagrun, tis, xcoms = run_dag(consumer)
     assert str(dagrun.state) == "success", tis
     report = xcoms[("report", -1)]

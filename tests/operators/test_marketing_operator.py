@@ -516,3 +516,14 @@ def test_a_connection_without_a_phone_number_id_is_a_clear_error(
     with pytest.raises(AirflowFailException, match="misconfigured: Connection 'wamm_test_whatsapp' has no"):
         operator(recipients=rows(3)).execute(make_context())
     assert sandbox.messages == []
+
+
+def test_rendered_recipients_are_kept_out_of_the_rendered_fields(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    with DAG("wamm_render_recipients", schedule=None):
+        op = operator(recipients=rows(4))
+    op.render_template_fields(make_context())
+    assert op.recipients == "<4 recipients: not shown>"  # what Airflow stores and the UI shows
+    assert op.execute(make_context())["accepted"] == 4  # the rows themselves are still sent
+    assert len(sandbox.messages) == 4

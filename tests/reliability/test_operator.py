@@ -102,6 +102,7 @@ def test_operator_campaign_with_every_fault(
     started = time.monotonic()
     with Wire() as wire:
         summary = op.execute(context)  # type: ignore[arg-type]
+    print("WIRE", wire.count())
     campaign_id = summary["campaign_id"]
     assert campaign_id == "wamm_reliability.send.manual__reliability"
 

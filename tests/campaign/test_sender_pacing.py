@@ -1,0 +1,170 @@
+"""The sender's pacing against the real sandbox: under the cap in every one-second window, even after a
+pause, on the client's direct-connection send path."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from airflow_provider_wamm.campaign import sender as sender_module
+from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.sender import CampaignSettings, _SendWindow, run_campaign
+from airflow_provider_wamm.graph.client import GraphClient, SendResult
+from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.sandbox import Sandbox
+from tests.campaign.test_sender import SPRING, rows
+
+
+def settings(campaign_id: str, **kw: Any) -> CampaignSettings:
+    base: dict[str, Any] = {
+        "template_name": "spring_sale",
+        "language": "en_US",
+        "personaliser": SPRING,
+        "concurrency": 32,
+        "batch_size": 100,
+        "progress_interval_s": 60.0,
+    }
+    base.update(kw)
+    return CampaignSettings(campaign_id=campaign_id, **base)
+
+
+class CountingClient(GraphClient):
+    """A GraphClient counting which send method the sender called."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast = 0
+        self.slow = 0
+        self.lock = threading.Lock()
+
+    def send_marketing_message_fast(self, payload: Mapping[str, Any]) -> SendResult:
+        with self.lock:
+            self.fast += 1
+        return super().send_marketing_message_fast(payload)
+
+    def send_marketing_message(self, payload: Mapping[str, Any], *, retry: bool = True) -> SendResult:
+        with self.lock:
+            self.slow += 1
+        return super().send_marketing_message(payload, retry=retry)
+
+
+@pytest.fixture
+def client(sandbox: Sandbox) -> Iterator[CountingClient]:
+    sandbox.configure(mps_cap=None, pair_limit=False)
+    c = CountingClient(
+        sandbox.config.access_token,
+        phone_number_id=sandbox.config.phone_number_id,
+        base_url=sandbox.url,
+        max_retries=0,
+        timeout=5.0,
+    )
+    yield c
+    c.close()
+
+
+def _max_window(stamps: list[float], window_s: float) -> int:
+    stamps = sorted(stamps)
+    best = start = 0
+    for end, stamp in enumerate(stamps):
+        while stamps[start] <= stamp - window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_the_window_never_admits_more_than_its_limit() -> None:
+    window = _SendWindow(20, window_s=0.25)
+    stamps: list[float] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + 0.8
+
+    def hammer() -> None:
+        while time.monotonic() < deadline:
+            window.wait_turn(time.sleep)
+            with lock:
+                stamps.append(time.monotonic())
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Each stamp is taken just after admission, so allow a hair of scheduling slack in the window.
+    assert _max_window(stamps, 0.25 - 0.002) <= 20
+    assert len(stamps) >= 3 * 20  # and it does admit: about 20 per quarter second
+
+
+def test_sends_go_through_the_direct_connections_and_stay_under_the_cap(
+    sandbox: Sandbox, client: CountingClient, sqlite_ledger: Ledger
+) -> None:
+    cfg = settings("paced", max_messages_per_second=100.0)
+    result = run_campaign(rows(250), client=client, ledger=sqlite_ledger, settings=cfg)
+    assert result.accepted == 250 and client.fast == 250 and client.slow == 0
+    assert result.final_rate == 100.0
+    # Paced at 98/s with 2% headroom; the window bound is 99.
+    assert sandbox.max_window_count() <= 99
+    assert result.messages_per_second > 80
+
+
+def test_a_client_without_the_fast_method_is_used_as_before(
+    sandbox: Sandbox, client: CountingClient, sqlite_ledger: Ledger
+) -> None:
+    class Plain:
+        def send_marketing_message(self, payload: Mapping[str, Any], *, retry: bool = True) -> SendResult:
+            assert retry is False
+            return client.send_marketing_message(payload, retry=retry)
+
+    result = run_campaign(
+        rows(50), client=Plain(), ledger=sqlite_ledger, settings=settings("plain", max_messages_per_second=500)
+    )
+    assert result.accepted == 50 and client.slow == 50 and client.fast == 0
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_pause_is_caught_up_without_bursting_over_the_cap(
+    sandbox: Sandbox,
+    client: CountingClient,
+    sqlite_ledger: Ledger,
+    monkeypatch: pytest.MonkeyPatch,
+    guarded: bool,
+) -> None:
+    """Workers held up in their rate-limit wait (as by a stop-the-world pause) all wake up overdue."""
+    go = threading.Event()
+    go.set()
+    original: Callable[..., None] = sender_module._Run._sleep_unless_stopped
+
+    def paused_sleep(self: Any, seconds: float) -> None:
+        original(self, seconds)
+        go.wait()
+
+    monkeypatch.setattr(sender_module._Run, "_sleep_unless_stopped", paused_sleep)
+    if not guarded:  # shows what the window is for
+        monkeypatch.setattr(sender_module._SendWindow, "wait_turn", lambda self, sleep: None)
+
+    def pause() -> None:
+        time.sleep(0.8)
+        go.clear()
+        time.sleep(0.6)
+        go.set()
+
+    pauser = threading.Thread(target=pause)
+    pauser.start()
+    cfg = settings("pause", max_messages_per_second=100.0, concurrency=64)
+    result = run_campaign(rows(260), client=client, ledger=sqlite_ledger, settings=cfg)
+    pauser.join()
+    assert result.accepted == 260
+    if guarded:
+        assert sandbox.max_window_count() <= 100
+    else:
+        assert sandbox.max_window_count() > 110
+
+
+def test_rate_headroom_is_validated(sqlite_ledger: Ledger) -> None:
+    with pytest.raises(ConfigurationError, match="rate_headroom"):
+        run_campaign(
+            [], client=None, ledger=sqlite_ledger, settings=settings("x", dry_run=True, rate_headroom=0.5)
+        )
