@@ -49,6 +49,7 @@ with DAG(
         settle_timeout=timedelta(hours=2),  # report what is known two hours after the last send
         deferrable=True,  # wait in the triggerer, holding no worker slot
         poke_interval=15,  # seconds between two looks at the ledger (a cheap read)
+        include_analytics=True,  # clicks and cost from Meta's template analytics (needs the WABA id)
         report_table="wamm_campaign_report",  # one row per campaign and error code, for BI tools
         report_conn_id="wamm_ledger",
         html_report_path="{{ var.value.get('wamm_report_dir', '/tmp') }}/spring_sale_{{ ds_nodash }}.html",

@@ -122,14 +122,14 @@ def render_html(report: CampaignReport | Mapping[str, Any], *, title: str | None
     else:
         badge = f'<span class="badge wait">{r.unsettled:,} without a final status yet</span>'
     template = f"{r.template_name} ({r.language})" if r.template_name else "-"
-    funnel = funnel_svg(
-        [
-            ("Sent (accepted)", r.accepted),
-            ("Delivered", r.delivered),
-            ("Read", r.read),
-            ("Clicked", r.clicked),
-        ]
-    )
+    # Meta's click webhooks rarely name their message; its template analytics count clicks per day.
+    analytics_clicks = int((r.analytics or {}).get("clicked") or 0)
+    clicked = ("Clicked", r.clicked) if r.clicked or not analytics_clicks else ("Clicked*", analytics_clicks)
+    stages = [("Sent (accepted)", r.accepted), ("Delivered", r.delivered), ("Read", r.read), clicked]
+    funnel = funnel_svg(stages)
+    if clicked[0].endswith("*"):
+        funnel += '<p class="meta">* clicks counted by Meta&#39;s template analytics for these days</p>'
+
     rates = r.rates
     latency = r.time_to_deliver_s
     summary_rows = [

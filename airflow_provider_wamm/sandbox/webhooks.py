@@ -93,7 +93,7 @@ def schedule_message(sandbox: Sandbox, state: _State, msg: SandboxMessage, now: 
         ):
             heapq.heappush(heap, (dues[i] + step * 1.5, next(state.seq), "status", item))
     if msg.clicked:
-        click = (msg.wamid, walls[-1] + step, f"click.{msg.wamid[6:22]}", msg.tracking_token)
+        click = (msg.wamid, walls[-1] + step, f"click.{msg.tracking_token}", msg.tracking_token)
         heapq.heappush(heap, (max(dues) + step, next(state.seq), "click", click))
 
 

@@ -140,11 +140,6 @@ class ExampleEnv:
     crm: pathlib.Path
     ledger_path: pathlib.Path
     report_dir: pathlib.Path
-    set_env: Callable[[str, str], None]
-
-    def ledger(self) -> Ledger:
-        """The ledger, opened for inspection (dispose it)."""
-        return Ledger.from_url(f"sqlite:///{self.ledger_path}")
 
 
 @pytest.fixture
@@ -193,7 +188,7 @@ def example_env(
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(data))
     monkeypatch.setenv("AIRFLOW_VAR_WAMM_REPORT_DIR", str(report_dir))
     try:
-        yield ExampleEnv(sandbox, crm, ledger_path, report_dir, monkeypatch.setenv)
+        yield ExampleEnv(sandbox, crm, ledger_path, report_dir)
     finally:
         sandbox.configure(webhook_url=None)
         receiver_server.ledger = None

@@ -121,16 +121,12 @@ def rendered_map_indexes(dagrun: Any, task_id: str) -> list[str | None]:
     from sqlalchemy import select
 
     with create_session() as session:
-        query = (
-            select(TaskInstance.rendered_map_index)
-            .where(
-                TaskInstance.dag_id == dagrun.dag_id,
-                TaskInstance.run_id == dagrun.run_id,
-                TaskInstance.task_id == task_id,
-            )
-            .order_by(TaskInstance.map_index)
+        query = select(TaskInstance).where(
+            TaskInstance.dag_id == dagrun.dag_id,
+            TaskInstance.run_id == dagrun.run_id,
+            TaskInstance.task_id == task_id,
         )
-        return list(session.scalars(query))
+        return [ti.rendered_map_index for ti in sorted(session.scalars(query), key=lambda ti: ti.map_index)]
 
 
 # -- campaign_from_sql.py --------------------------------------------------------------------------

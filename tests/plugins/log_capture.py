@@ -79,7 +79,9 @@ class LogFile:
             level = event_dict.get("level") or event_dict.get("log_level") or method_name
             name = event_dict.get("logger") or event_dict.get("logger_name") or "structlog"
             rest = " ".join(
-                f"{k}={v!r}" for k, v in event_dict.items() if k not in ("event", "level", "log_level", "logger")
+                f"{k}={v!r}"
+                for k, v in event_dict.items()
+                if k not in ("event", "level", "log_level", "logger")
             )
             line = f"structlog {str(level).upper()} {name}: {event} {rest}".rstrip()
             with self._lock:

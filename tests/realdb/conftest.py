@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-import sqlalchemy as sa
 import uvicorn
 
 from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.webhooks import WebhookSettings, create_app
 from tests.realdb.servers import BACKENDS, connection_json, drop_prefixed_tables, server_url, unique_prefix
+
 
 @pytest.fixture(
     params=[pytest.param(b, marks=[pytest.mark.realdb] if b != "sqlite" else []) for b in BACKENDS]

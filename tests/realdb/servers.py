@@ -47,14 +47,12 @@ def configured_url(backend: str) -> str:
     raise ValueError(f"unknown backend {backend!r}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(url: str) -> str | None:
     """``None`` when a server answers at ``url``, else why not (checked once per session)."""
     parsed = sa.engine.make_url(url)
     connect_args: dict[str, object] = {}
-    if parsed.get_backend_name() == "postgresql":
-        connect_args["connect_timeout"] = 3
-    elif parsed.get_backend_name() in ("mysql", "mariadb"):
+    if parsed.get_backend_name() == "postgresql" or parsed.get_backend_name() in ("mysql", "mariadb"):
         connect_args["connect_timeout"] = 3
     engine = sa.create_engine(parsed, connect_args=connect_args, poolclass=sa.pool.NullPool)
     try:

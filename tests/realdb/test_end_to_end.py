@@ -102,7 +102,7 @@ def test_campaign_webhooks_and_report(
     )
     poked = sensor.poke({})
     assert poked.is_done
-    report = poked.xcom_value
+    report: dict[str, Any] = dict(poked.xcom_value or {})
     outcomes = collections.Counter(m.outcome for m in sandbox.messages)
     assert report["accepted"] == result.accepted
     assert report["sends"][L.FAILED] == len(stopped)

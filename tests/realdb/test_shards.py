@@ -65,7 +65,7 @@ def test_four_shards_from_four_processes(backend: str, sandbox: Sandbox, db_url:
         rows = list(ledger.iter_sends(campaign_id))
         assert len(rows) == N
         wamids = {m.to: m.wamid for m in sandbox.messages}
-        shards = collections.Counter()
+        shards: collections.Counter[int] = collections.Counter()
         for row in rows:
             assert row["state"] == L.ACCEPTED
             assert row["wamid"] == wamids[row["recipient"]]

@@ -22,9 +22,9 @@ from tests.realdb.servers import connection_json, drop_prefixed_tables, server_u
 
 HOSTILE = [
     "'); DROP TABLE x; --",
-    "\"; DELETE FROM sends WHERE 1=1; --",
+    '"; DELETE FROM sends WHERE 1=1; --',
     "1' OR '1'='1",
-    "back\\slash\\' and \\\"quotes\\\"",
+    'back\\slash\\\' and \\"quotes\\"',
     "%s %(name)s ? :param $1",
     "/* comment */ SELECT pg_sleep(5); #",
     "Ünïcödé ✓ 漢字",
@@ -57,7 +57,9 @@ def test_hostile_values_are_stored_verbatim_and_tables_stay(ledger: Ledger) -> N
             ],
             attempt_id=f"a{i}",
         )
-        ledger.record_unsent(campaign, [SendOutcome(f"!{value}"[:64], L.INVALID, error_details=value)], attempt_id="u")
+        ledger.record_unsent(
+            campaign, [SendOutcome(f"!{value}"[:64], L.INVALID, error_details=value)], attempt_id="u"
+        )
         ledger.record_statuses(
             [
                 StatusUpdate(wamid, "sent", now, recipient_id=recipient, pricing_category=value),
@@ -118,7 +120,10 @@ def test_campaign_ids_differing_by_case_or_space_are_different_campaigns(
     assert ledger.claim(second, ["4915100000001"], attempt_id="a2") == {"4915100000001"}
 
 
-@pytest.mark.parametrize("backend_name", [pytest.param("postgres", marks=pytest.mark.realdb), pytest.param("mysql", marks=pytest.mark.realdb)])
+@pytest.mark.parametrize(
+    "backend_name",
+    [pytest.param("postgres", marks=pytest.mark.realdb), pytest.param("mysql", marks=pytest.mark.realdb)],
+)
 @pytest.mark.parametrize("form", ["json", "uri"])
 def test_airflow_connection_types_become_ledger_urls(
     backend_name: str, form: str, monkeypatch: pytest.MonkeyPatch

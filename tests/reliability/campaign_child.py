@@ -10,12 +10,25 @@ printed as one JSON line on success.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from typing import Any
 
 
+def _log_to_file() -> None:
+    """Append this process's log records to ``WAMM_TEST_LOG_FILE`` too, like the test session does."""
+    path = os.environ.get("WAMM_TEST_LOG_FILE")
+    if path:
+        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.DEBUG)
+
+
 def main(argv: list[str]) -> int:
     """Run the campaign described by ``argv[0]``; 0 on success, 3 if it halted."""
+    _log_to_file()
     from airflow_provider_wamm.campaign.ledger import Ledger
     from airflow_provider_wamm.campaign.result import CampaignHalted
     from airflow_provider_wamm.campaign.sender import run_campaign

@@ -17,10 +17,13 @@ Each check becomes a row of the fault table printed at the end of the test sessi
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import dataclasses
 import json
 import pathlib
+import socket
 import subprocess
 import sys
 import threading
@@ -29,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from unittest import mock
 
-from urllib3.connectionpool import HTTPConnectionPool
+import uvicorn
 
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.ledger import Ledger
@@ -37,12 +40,11 @@ from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignResult
 from airflow_provider_wamm.campaign.sender import CampaignSettings
 from airflow_provider_wamm.graph.client import GraphClient
+from airflow_provider_wamm.graph.errors import GraphError, GraphTransportError, UnknownOutcomeError
 from airflow_provider_wamm.graph.recipients import mask_phone
 from airflow_provider_wamm.sandbox import Sandbox
 
 SENT_STATES = frozenset(L.DELIVERED_TO_META)
-#: Gateway answers the client treats as "the request may have reached Meta".
-UNKNOWN_GATEWAY_STATUSES = frozenset({502, 504})
 #: The sandbox template the fault campaigns send: one named body parameter.
 TEMPLATE = "welcome_named"
 LANGUAGE = "en_US"
@@ -75,7 +77,7 @@ class Audience:
 
 def audience(n: int, *, start: int = 0, extras: bool = True) -> Audience:
     """``n`` sendable recipients; with ``extras``, also repeats, bad numbers and an unrenderable row."""
-    rows = [{"phone": phone(i), "name": f"N{i}"} for i in range(start, start + n)]
+    rows: list[dict[str, Any]] = [{"phone": phone(i), "name": f"N{i}"} for i in range(start, start + n)]
     valid = {digits(i) for i in range(start, start + n)}
     unsendable: set[str] = set()
     if extras:
@@ -113,57 +115,68 @@ def fast_settings(campaign_id: str, **changes: Any) -> CampaignSettings:
 
 
 class Wire:
-    """Records, per recipient, what each send got back at the HTTP level (below the client's judgement).
+    """Records, per recipient, what each send came back with, as the client returned it.
 
-    Used as a context manager, it wraps ``urllib3``'s ``HTTPConnectionPool.urlopen``, which every send
-    goes through (whether the client posts through ``requests`` or straight on its pool). An event is
-    ``"http:<status>"`` or ``"exc:<exception class>"``; attempts of one recipient are sequential, so the
-    last event is the answer the sender acted on.
+    Used as a context manager, it wraps ``GraphClient``'s send methods (class-wide, so clients built
+    inside a hook are covered too). An event is ``"ok"`` (an answer with a message id), ``"error:<code>"``
+    (a Graph error; ``http_<status>`` when the body had no code), ``"unanswered"`` (the request may
+    have reached Meta but no usable answer came back) or ``"not_sent"``. Attempts of one recipient are
+    sequential, so the last event is the one the sender acted on. What really happened is the
+    sandbox's record; :func:`verify` holds both against the ledger.
     """
+
+    METHODS = ("send_marketing_message", "send_marketing_message_fast")
 
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
         self._lock = threading.Lock()
-        self._patch: Any = None
+        self._local = threading.local()
+        self._patches: list[Any] = []
 
     @staticmethod
-    def _recipient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-        method = kwargs.get("method", args[0] if args else None)
-        url = str(kwargs.get("url", args[1] if len(args) > 1 else ""))
-        body = kwargs.get("body", args[2] if len(args) > 2 else None)
-        if method != "POST" or not url.endswith("/marketing_messages") or body is None:
-            return None
-        try:
-            payload = json.loads(body)
-        except (TypeError, ValueError):
-            return None
-        to = payload.get("to") if isinstance(payload, dict) else None
-        return str(to) if to else None
+    def classify(exc: BaseException) -> str:
+        """The event of a failed send."""
+        if isinstance(exc, GraphError):
+            return f"error:{exc.code if exc.code is not None else f'http_{exc.http_status}'}"
+        if isinstance(exc, UnknownOutcomeError):
+            return "unanswered"
+        if isinstance(exc, GraphTransportError):
+            return "unanswered" if exc.request_sent else "not_sent"
+        return f"other:{type(exc).__name__}"
 
-    def __enter__(self) -> Wire:
-        original = HTTPConnectionPool.urlopen
+    def _wrap(self, original: Callable[..., Any]) -> Callable[..., Any]:
         wire = self
 
-        def urlopen(pool: HTTPConnectionPool, *args: Any, **kwargs: Any) -> Any:
-            to = wire._recipient(args, kwargs)
+        def send(client: GraphClient, payload: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+            outer = not getattr(wire._local, "busy", False)
+            wire._local.busy = True
             try:
-                response = original(pool, *args, **kwargs)
-            except Exception as exc:
-                if to:
-                    wire._add(to, f"exc:{type(exc).__name__}")
+                result = original(client, payload, *args, **kwargs)
+            except BaseException as exc:
+                if outer:
+                    wire._add(str(payload.get("to")), wire.classify(exc))
                 raise
-            if to:
-                wire._add(to, f"http:{response.status}")
-            return response
+            finally:
+                if outer:
+                    wire._local.busy = False
+            if outer:
+                wire._add(str(payload.get("to")), "ok")
+            return result
 
-        self._patch = mock.patch.object(HTTPConnectionPool, "urlopen", urlopen)
-        self._patch.start()
+        return send
+
+    def __enter__(self) -> Wire:
+        for name in self.METHODS:
+            original = getattr(GraphClient, name, None)
+            if original is not None:
+                patch = mock.patch.object(GraphClient, name, self._wrap(original))
+                patch.start()
+                self._patches.append(patch)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._patch is not None:
-            self._patch.stop()
-            self._patch = None
+        while self._patches:
+            self._patches.pop().stop()
 
     def _add(self, to: str, event: str) -> None:
         with self._lock:
@@ -176,13 +189,7 @@ class Wire:
 
     def unanswered(self) -> set[str]:
         """Recipients whose last send got no usable answer (the ledger must call them ``unknown``)."""
-        out = set()
-        for to, event in self.last().items():
-            if event.startswith("exc:"):
-                out.add(to)
-            elif event.startswith("http:") and int(event[5:]) in UNKNOWN_GATEWAY_STATUSES:
-                out.add(to)
-        return out
+        return {to for to, event in self.last().items() if event == "unanswered"}
 
     def count(self) -> collections.Counter[str]:
         """How many times each kind of event happened."""
@@ -264,7 +271,9 @@ def spawn(spec: Mapping[str, Any]) -> subprocess.Popen[str]:
     )
 
 
-def when_recorded(sandbox: Sandbox, count: int, action: Callable[[], None], *, limit_s: float = 60.0) -> threading.Thread:
+def when_recorded(
+    sandbox: Sandbox, count: int, action: Callable[[], object], *, limit_s: float = 60.0
+) -> threading.Thread:
     """Run ``action`` in another thread as soon as the sandbox recorded ``count`` messages."""
 
     def watch() -> None:
@@ -356,7 +365,9 @@ def verify(
 
     strangers = set(per) - crowd.valid
     if strangers:
-        problems.append(f"{len(strangers)} messages to recipients that must not get one: {_sample(strangers)}")
+        problems.append(
+            f"{len(strangers)} messages to recipients that must not get one: {_sample(strangers)}"
+        )
     duplicates = sum(n - 1 for n in per.values() if n > 1)
 
     lost: set[str] = set()
@@ -428,23 +439,23 @@ def verify(
             problems.append(f"runs report {run_sent} sent, the ledger {ledger_sent}")
         if run_unknown != len(unknown):
             problems.append(f"runs report {run_unknown} unknown, the ledger {len(unknown)}")
-    for r in results:
+    for run in results:
         accounted = (
-            r.accepted
-            + r.held
-            + r.paused
-            + r.failed
-            + r.unknown
-            + r.skipped
-            + r.suppressed
-            + r.invalid
-            + r.duplicates
-            + r.released
+            run.accepted
+            + run.held
+            + run.paused
+            + run.failed
+            + run.unknown
+            + run.skipped
+            + run.suppressed
+            + run.invalid
+            + run.duplicates
+            + run.released
         )
-        if accounted != r.total:
-            problems.append(f"run {r.attempt_id[:8]}: {accounted} rows accounted for, {r.total} read")
+        if accounted != run.total:
+            problems.append(f"run {run.attempt_id[:8]}: {accounted} rows accounted for, {run.total} read")
 
-    row = FaultRow(
+    line = FaultRow(
         fault=fault,
         recipients=len(crowd.valid),
         duplicates=duplicates,
@@ -455,8 +466,8 @@ def verify(
         notes=notes,
         known_bug=known_bug,
     )
-    FAULT_TABLE.append(row)
-    return row
+    FAULT_TABLE.append(line)
+    return line
 
 
 def assert_clean(row: FaultRow) -> None:
@@ -486,6 +497,33 @@ def format_table(rows: Sequence[FaultRow]) -> Iterator[str]:
     left = (0, len(header) - 1)
     for cells in (header, tuple("-" * w for w in widths), *body):
         line = "  ".join(
-            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            c.ljust(w) if i in left else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
         yield line.rstrip()
+
+
+@contextlib.contextmanager
+def serve_app(app: Any, *, access_log: bool = False) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1; yields its base URL (ending in ``/``)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, lifespan="off", access_log=access_log, log_config=None, timeout_graceful_shutdown=1
+        )
+    )
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -158,7 +158,8 @@ def _check_fault_happened(
     events = wire.count()
     answers = {m.answer for m in sandbox.messages}
     if scenario.id == "5xx":
-        assert sum(events[f"http:{s}"] for s in (500, 502, 503)) >= 10, events
+        # 500 with code 2, bare 503 (retried) and bare 502 (a gateway: the outcome is unknown)
+        assert events["error:2"] + events["error:http_503"] >= 5 and events["unanswered"] > 0, events
     elif scenario.id == "transient":
         assert all(errors[code] > 0 for code in (1, 2, 131000)), errors
         assert result.retries > 0
@@ -171,10 +172,10 @@ def _check_fault_happened(
     elif scenario.id == "pair_limit":
         assert errors[131056] == len(forced) == result.pair_limited
     elif scenario.id == "lost":
-        assert "lost" in answers
-        assert result.unknown == len({m.to for m in sandbox.messages if m.answer == "lost"})
+        lost = {m.to for m in sandbox.messages if m.answer == "lost"}
+        assert lost and result.unknown >= len(lost)  # and verify() showed every one of them is unknown
     elif scenario.id == "drop":
-        assert any(e.startswith("exc:") for e in events), events
+        assert events["unanswered"] > 0, events
         assert result.unknown > 0
         # Dropped before recording: the sandbox has nothing for them, yet the sender cannot know.
         assert not any(sandbox.sends_per_recipient()[r] for r in wire.unanswered())
@@ -186,7 +187,9 @@ def _check_fault_happened(
 
 def _check_recipient_errors(ledger: Ledger, campaign_id: str, forced: dict[str, str]) -> set[str]:
     """Permanent errors: exactly the forced recipients failed, with their code; opt-outs suppressed."""
-    permanent = {r: int(d.split(":")[1]) for r, d in forced.items() if d.startswith("error:") and "#" not in d}
+    permanent = {
+        r: int(d.split(":")[1]) for r, d in forced.items() if d.startswith("error:") and "#" not in d
+    }
     rows = {row["recipient"]: row for row in ledger.iter_sends(campaign_id)}
     failed = {r: row["error_code"] for r, row in rows.items() if row["state"] == L.FAILED}
     assert failed == permanent
@@ -200,7 +203,9 @@ def _check_recipient_errors(ledger: Ledger, campaign_id: str, forced: dict[str, 
     return set(permanent)
 
 
-def _rerun_sends_nothing(sandbox: Sandbox, ledger: Ledger, campaign_id: str, crowd: Audience) -> CampaignResult:
+def _rerun_sends_nothing(
+    sandbox: Sandbox, ledger: Ledger, campaign_id: str, crowd: Audience
+) -> CampaignResult:
     """The same campaign again, with the fault gone: nothing is sent, unknown included."""
     before = len(sandbox.messages)
     sandbox.configure(
@@ -238,7 +243,10 @@ def test_fault(scenario: Scenario, sandbox: Sandbox, file_ledger: Ledger) -> Non
     )
     with Wire() as wire, sandbox_client(sandbox, timeout=scenario.timeout) as client, bursts:
         result = run_campaign(
-            crowd.rows, client=client, ledger=file_ledger, settings=fast_settings(campaign_id, **scenario.settings)
+            crowd.rows,
+            client=client,
+            ledger=file_ledger,
+            settings=fast_settings(campaign_id, **scenario.settings),
         )
     permanent: set[str] = set()
     if scenario.permanent_failures:
@@ -264,7 +272,9 @@ def test_fault(scenario: Scenario, sandbox: Sandbox, file_ledger: Ledger) -> Non
 def test_resend_unknown_sends_again_knowingly(sandbox: Sandbox, file_ledger: Ledger) -> None:
     """``resend_unknown=True`` is the one way an unknown recipient is sent again (and may get two)."""
     crowd = audience(300, extras=False)
-    sandbox.configure(mps_cap=None, seed=7, fault_lost_response_rate=0.05, fault_drop_rate=0.05, hang_s=SLOW_S)
+    sandbox.configure(
+        mps_cap=None, seed=7, fault_lost_response_rate=0.05, fault_drop_rate=0.05, hang_s=SLOW_S
+    )
     started = time.monotonic()
     with Wire() as wire, sandbox_client(sandbox, timeout=SHORT_TIMEOUT) as client:
         first = run_campaign(crowd.rows, client=client, ledger=file_ledger, settings=fast_settings("resend"))
@@ -286,7 +296,10 @@ def test_resend_unknown_sends_again_knowingly(sandbox: Sandbox, file_ledger: Led
     sandbox.configure(fault_lost_response_rate=0.0, fault_drop_rate=0.0)
     with sandbox_client(sandbox, timeout=TIMEOUT) as client:
         again = run_campaign(
-            crowd.rows, client=client, ledger=file_ledger, settings=fast_settings("resend", resend_unknown=True)
+            crowd.rows,
+            client=client,
+            ledger=file_ledger,
+            settings=fast_settings("resend", resend_unknown=True),
         )
     assert again.sent == len(unknown)
     per = sandbox.sends_per_recipient()
@@ -302,14 +315,13 @@ def test_token_expires_mid_campaign_then_resumes(sandbox: Sandbox, file_ledger: 
     wire = Wire()
     started = time.monotonic()
     watcher = when_recorded(sandbox, 200, lambda: sandbox.configure(token_expired=True))
-    with wire, sandbox_client(sandbox, timeout=TIMEOUT) as client:
-        with pytest.raises(CampaignHalted) as info:
-            run_campaign(
-                crowd.rows,
-                client=client,
-                ledger=file_ledger,
-                settings=fast_settings("token", max_messages_per_second=800.0, concurrency=8),
-            )
+    with wire, sandbox_client(sandbox, timeout=TIMEOUT) as client, pytest.raises(CampaignHalted) as info:
+        run_campaign(
+            crowd.rows,
+            client=client,
+            ledger=file_ledger,
+            settings=fast_settings("token", max_messages_per_second=800.0, concurrency=8),
+        )
     watcher.join()
     halted = info.value.result
     assert info.value.error.code == 190 and halted.halted
@@ -448,7 +460,9 @@ def test_second_attempt_mid_way_then_halt_leaves_nobody_wrongly_unknown(
         try:
             with sandbox_client(sandbox, timeout=TIMEOUT) as client:
                 results.append(
-                    run_campaign(crowd.rows, client=client, ledger=ledger, settings=fast_settings("halted-twice"))
+                    run_campaign(
+                        crowd.rows, client=client, ledger=ledger, settings=fast_settings("halted-twice")
+                    )
                 )
             row = verify(
                 "retry mid-way, both halted (190), re-run",

@@ -25,12 +25,12 @@ from airflow_provider_wamm.campaign.sender import run_campaign
 from airflow_provider_wamm.sandbox import Sandbox
 from tests.reliability.harness import (
     assert_clean,
-    child_spec,
-    spawn,
     audience,
+    child_spec,
     fast_settings,
     ledger_rows,
     sandbox_client,
+    spawn,
     verify,
 )
 
@@ -89,12 +89,14 @@ def test_sigkill_mid_campaign_then_rerun(sandbox: Sandbox, ledger_file: pathlib.
         assert claimed, "the kill came after the campaign finished"
 
         with sandbox_client(sandbox, timeout=5.0) as client:
-            rerun = run_campaign(crowd.rows, client=client, ledger=ledger, settings=fast_settings(campaign_id))
+            rerun = run_campaign(
+                crowd.rows, client=client, ledger=ledger, settings=fast_settings(campaign_id)
+            )
         assert rerun.stale_unknown == len(claimed)
         assert rerun.already_done == accepted_before + len(claimed)
         assert rerun.sent == len(crowd.valid) - accepted_before - len(claimed)
         sent_by_dead = sum(1 for r in claimed if r in recorded)
-        row = verify(
+        line = verify(
             f"SIGKILL after {k} recorded, re-run",
             sandbox=sandbox,
             ledger=ledger,
@@ -107,12 +109,15 @@ def test_sigkill_mid_campaign_then_rerun(sandbox: Sandbox, ledger_file: pathlib.
             check_run_totals=False,
             notes=f"{at_kill} recorded at the kill, {len(claimed)} claimed, {sent_by_dead} of them sent",
         )
-        assert_clean(row)
+        assert_clean(line)
 
         # Only resend_unknown=True sends the unknown ones again: those the dead process had sent get two.
         with sandbox_client(sandbox, timeout=5.0) as client:
             resent = run_campaign(
-                crowd.rows, client=client, ledger=ledger, settings=fast_settings(campaign_id, resend_unknown=True)
+                crowd.rows,
+                client=client,
+                ledger=ledger,
+                settings=fast_settings(campaign_id, resend_unknown=True),
             )
         assert resent.sent == len(claimed)
         per = sandbox.sends_per_recipient()

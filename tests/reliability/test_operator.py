@@ -64,7 +64,9 @@ def test_operator_campaign_with_every_fault(
         ),
     )
     ledger_file = tmp_path / "ledger.db"
-    monkeypatch.setenv(f"AIRFLOW_CONN_{LEDGER.upper()}", json.dumps({"conn_type": "sqlite", "host": str(ledger_file)}))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{LEDGER.upper()}", json.dumps({"conn_type": "sqlite", "host": str(ledger_file)})
+    )
 
     sandbox.configure(
         mps_cap=None,
@@ -102,7 +104,6 @@ def test_operator_campaign_with_every_fault(
     started = time.monotonic()
     with Wire() as wire:
         summary = op.execute(context)  # type: ignore[arg-type]
-    print("WIRE", wire.count())
     campaign_id = summary["campaign_id"]
     assert campaign_id == "wamm_reliability.send.manual__reliability"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -105,7 +106,7 @@ def test_operator_refuses_a_bad_prefix_before_sending(
         campaign_id="ident",
     )
     with pytest.raises(AirflowFailException, match="table prefix"):
-        op.execute({"ti": None, "run_id": "r", "logical_date": None})  # type: ignore[arg-type]
+        op.execute(cast(Any, {"ti": None, "run_id": "r", "logical_date": None}))
     assert sandbox.messages == []
     assert _tables(sa.create_engine(f"sqlite:///{tmp_path / 'l.db'}")) == []
 
@@ -129,4 +130,6 @@ def test_webhook_receiver_with_a_bad_configured_prefix_stores_nothing(
     response = client.post("/", content=raw, headers={"X-Hub-Signature-256": sign(raw, secret)})
     assert response.status_code == 503
     assert "DROP" not in response.text
-    assert not (tmp_path / "l.db").exists() or _tables(sa.create_engine(f"sqlite:///{tmp_path / 'l.db'}")) == []
+    assert (
+        not (tmp_path / "l.db").exists() or _tables(sa.create_engine(f"sqlite:///{tmp_path / 'l.db'}")) == []
+    )

@@ -20,7 +20,7 @@ import traceback
 import uuid
 from collections.abc import Iterator, MutableMapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -33,8 +33,7 @@ from airflow_provider_wamm.sandbox import Sandbox
 from airflow_provider_wamm.sensors.responses import MarketingResponsesSensor
 from airflow_provider_wamm.webhooks import WebhookSettings, create_app, sign
 from airflow_provider_wamm.webhooks.plugin import AirflowWebhookSettings
-from tests.reliability.harness import when_recorded
-from tests.security.conftest import serve_app
+from tests.reliability.harness import serve_app, when_recorded
 from tests.webhooks.conftest import ASGIClient
 
 #: The secrets of this suite carry the marker ``LEAKCHECK``: with ``WAMM_TEST_LOG_FILE`` set (see
@@ -168,7 +167,9 @@ def test_no_secret_or_phone_number_escapes(
         "/", params={"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "c42"}
     )
     assert challenge.status_code == 200 and challenge.text == "c42"
-    wrong = receiver.get("/", params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"})
+    wrong = receiver.get(
+        "/", params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "1"}
+    )
     assert wrong.status_code == 403
     forged = receiver.post("/", content=b"{}", headers={"X-Hub-Signature-256": sign(b"{}", "wrong-secret")})
     assert forged.status_code == 403
@@ -200,7 +201,7 @@ def test_no_secret_or_phone_number_escapes(
     when_recorded(sandbox, len(sandbox.messages) + 30, lambda: sandbox.configure(token_expired=True))
     halted_ti = _TaskInstance()
     with pytest.raises(AirflowFailException) as failure:
-        op.execute({"ti": halted_ti, "run_id": "manual__secrets_2", "logical_date": None})  # type: ignore[arg-type]
+        op.execute(cast(Any, {"ti": halted_ti, "run_id": "manual__secrets_2", "logical_date": None}))
     assert "190" in str(failure.value)
     exposed["halt exception chain"] = "".join(traceback.format_exception(failure.value))
     exposed["halt xcom"] = json.dumps(halted_ti.xcoms[HALTED_RESULT_KEY])

@@ -10,7 +10,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import urllib3.util.connection
@@ -99,7 +99,9 @@ def _connection(monkeypatch: pytest.MonkeyPatch, host: str, **extra: Any) -> str
     return "wamm_transport"
 
 
-def test_hook_and_operator_refuse_a_plain_http_host_before_any_request(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hook_and_operator_refuse_a_plain_http_host_before_any_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     conn_id = _connection(monkeypatch, "http://graph.example.com")
     with pytest.raises(InsecureTransportError) as info:
         WhatsAppHook(whatsapp_conn_id=conn_id).get_conn()
@@ -114,7 +116,7 @@ def test_hook_and_operator_refuse_a_plain_http_host_before_any_request(monkeypat
         campaign_id="transport",
     )
     with pytest.raises(AirflowFailException) as failure:
-        op.execute({"ti": None, "run_id": "r", "logical_date": None})  # type: ignore[arg-type]
+        op.execute(cast(Any, {"ti": None, "run_id": "r", "logical_date": None}))
     assert "https" in str(failure.value) and TOKEN not in str(failure.value)
 
 

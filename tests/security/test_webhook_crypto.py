@@ -14,9 +14,10 @@ import pytest
 import requests
 
 from airflow_provider_wamm.campaign.ledger import Ledger
-from airflow_provider_wamm.webhooks import WebhookSettings, app as app_module, create_app, sign
+from airflow_provider_wamm.webhooks import WebhookSettings, create_app, sign
+from airflow_provider_wamm.webhooks import app as app_module
 from airflow_provider_wamm.webhooks import signature as signature_module
-from tests.security.conftest import serve_app
+from tests.reliability.harness import serve_app
 from tests.webhooks.conftest import ASGIClient, body, encode, status
 
 SECRET = "crypto-app-secret-0f9e"
@@ -44,7 +45,9 @@ def comparisons(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, bytes]]:
     return calls
 
 
-def test_signatures_are_compared_in_constant_time(ledger: Ledger, comparisons: list[tuple[bytes, bytes]]) -> None:
+def test_signatures_are_compared_in_constant_time(
+    ledger: Ledger, comparisons: list[tuple[bytes, bytes]]
+) -> None:
     client = ASGIClient(create_app(WebhookSettings(app_secret=SECRET, verify_token=VERIFY, ledger=ledger)))
     raw = encode(body([status("wamid.c1", "sent")]))
     good = client.post("/", content=raw, headers={"X-Hub-Signature-256": sign(raw, SECRET)})
@@ -59,11 +62,15 @@ def test_signatures_are_compared_in_constant_time(ledger: Ledger, comparisons: l
     assert ledger.status_of("wamid.c1") is not None  # stored once, by the good request only
 
 
-def test_verify_token_is_compared_in_constant_time(ledger: Ledger, comparisons: list[tuple[bytes, bytes]]) -> None:
+def test_verify_token_is_compared_in_constant_time(
+    ledger: Ledger, comparisons: list[tuple[bytes, bytes]]
+) -> None:
     client = ASGIClient(create_app(WebhookSettings(app_secret=SECRET, verify_token=VERIFY, ledger=ledger)))
     for token, code in ((VERIFY, 200), ("crypto-verify-token-78", 403)):
         comparisons.clear()
-        answer = client.get("/", params={"hub.mode": "subscribe", "hub.verify_token": token, "hub.challenge": "x"})
+        answer = client.get(
+            "/", params={"hub.mode": "subscribe", "hub.verify_token": token, "hub.challenge": "x"}
+        )
         assert answer.status_code == code
         assert comparisons == [(token.encode(), VERIFY.encode())]
 
@@ -81,14 +88,21 @@ def test_signature_is_checked_before_the_body_is_parsed(ledger: Ledger) -> None:
     client = ASGIClient(create_app(WebhookSettings(app_secret=SECRET, verify_token=VERIFY, ledger=ledger)))
     junk = b"{not json"
     assert client.post("/", content=junk).status_code == 403
-    assert client.post("/", content=junk, headers={"X-Hub-Signature-256": sign(junk, "other")}).status_code == 403
-    assert client.post("/", content=junk, headers={"X-Hub-Signature-256": sign(junk, SECRET)}).status_code == 400
+    assert (
+        client.post("/", content=junk, headers={"X-Hub-Signature-256": sign(junk, "other")}).status_code
+        == 403
+    )
+    assert (
+        client.post("/", content=junk, headers={"X-Hub-Signature-256": sign(junk, SECRET)}).status_code == 400
+    )
 
 
 def test_body_cap_on_a_real_socket(ledger: Ledger) -> None:
     """413 for a declared or a streamed (chunked) body over the cap; nothing is stored."""
     limit = 64 * 1024
-    app = create_app(WebhookSettings(app_secret=SECRET, verify_token=VERIFY, ledger=ledger, max_body_bytes=limit))
+    app = create_app(
+        WebhookSettings(app_secret=SECRET, verify_token=VERIFY, ledger=ledger, max_body_bytes=limit)
+    )
     big = encode(body([status(f"wamid.big{i}", "sent") for i in range(600)]))
     assert len(big) > limit
 
@@ -101,7 +115,9 @@ def test_body_cap_on_a_real_socket(ledger: Ledger) -> None:
         declared = requests.post(url, data=big, headers=headers, timeout=10)
         streamed = requests.post(url, data=chunks(), headers=headers, timeout=10)
         small = encode(body([status("wamid.small", "sent")]))
-        fine = requests.post(url, data=small, headers={"X-Hub-Signature-256": sign(small, SECRET)}, timeout=10)
+        fine = requests.post(
+            url, data=small, headers={"X-Hub-Signature-256": sign(small, SECRET)}, timeout=10
+        )
     assert declared.status_code == 413
     assert streamed.status_code == 413
     assert fine.status_code == 200
