@@ -35,7 +35,7 @@ test-slow: venv
 	$(BIN)/pytest -m slow
 
 demo: venv
-	$(BIN)/python -m airflow_provider_wamm.demo
+	$(BIN)/python demo/run_demo.py
 
 bench: venv
 	$(BIN)/python benchmarks/run.py

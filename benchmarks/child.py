@@ -77,6 +77,8 @@ def campaign(spec: dict[str, Any]) -> int:
     if spec.get("transport") == "requests":
         # The "before" figure: the same client, sending through requests.Session as it used to.
         client = _RequestsOnly(client)  # type: ignore[assignment]
+    if spec.get("switchinterval"):
+        sys.setswitchinterval(float(spec["switchinterval"]))
     profile = spec.get("profile")
     profiler: Any = None
     if profile:

@@ -14,10 +14,11 @@ import pathlib
 import platform
 import re
 import resource
-import selectors
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -210,41 +211,43 @@ def run_child(
 
 
 class Background:
-    """A long-running child process (e.g. a web server) that prints a ready line first."""
+    """A long-running child process (a web server), ready once ``health_url`` answers 200."""
 
-    def __init__(self, argv: list[str], ready: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, argv: list[str], health_url: str, env: dict[str, str] | None = None) -> None:
         self.argv = argv
-        self.ready = ready
+        self.health_url = health_url
         self.env = env
-        self.proc: subprocess.Popen[str] | None = None
-        self.first_lines: list[str] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.TemporaryFile()
 
     def __enter__(self) -> Background:
         self.proc = subprocess.Popen(
             self.argv,
-            stdout=subprocess.PIPE,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
-            text=True,
             cwd=ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})},
         )
-        assert self.proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=1.0):
-                if self.proc.poll() is not None:
-                    break
-                continue
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            self.first_lines.append(line.rstrip())
-            if self.ready in line:
-                return self
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                with urllib.request.urlopen(self.health_url, timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
         self.__exit__()
-        raise RuntimeError(f"{self.argv[:3]} did not start: {self.first_lines[-10:]}")
+        raise RuntimeError(f"{self.argv[:3]} did not start:\n{self.output()[-2000:]}")
+
+    def output(self) -> str:
+        """What the process printed so far."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the process used so far."""
+        assert self.proc is not None
+        return proc_cpu_seconds(self.proc.pid)
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -254,6 +257,13 @@ class Background:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------------------------

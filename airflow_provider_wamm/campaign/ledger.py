@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -36,7 +36,12 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from airflow_provider_wamm.graph.errors import ConfigurationError, error_title
+from airflow_provider_wamm.graph.errors import (
+    CODE_PER_USER_LIMIT,
+    CODE_STOPPED_MARKETING,
+    ConfigurationError,
+    error_title,
+)
 
 # --- send states -------------------------------------------------------------------------------
 
@@ -69,6 +74,8 @@ STATUS_RANKS: dict[str, int] = {"sent": 1, "delivered": 2, "read": 3, "played": 
 SETTLED_STATUSES = ("delivered", "read", "played", "failed")
 
 SUPPRESS_STOPPED_MARKETING = "stopped_marketing"
+#: How long Meta's per-user marketing limit (131049) keeps a recipient out of later campaigns.
+PER_USER_LIMIT_WAIT = timedelta(hours=24)
 SUPPRESS_PER_USER_LIMIT = "per_user_limit"
 SUPPRESS_MANUAL = "manual"
 
@@ -197,6 +204,15 @@ class Suppression:
     """End of the suppression; ``None`` means for ever."""
     campaign_id: str | None = None
     """The campaign whose send revealed it."""
+
+
+def _suppression_for(recipient: str, code: int | None, at: datetime) -> Suppression | None:
+    """The suppression an error code calls for: 131050 for ever, 131049 for a day; else none."""
+    if code == CODE_STOPPED_MARKETING:
+        return Suppression(recipient, SUPPRESS_STOPPED_MARKETING, code)
+    if code == CODE_PER_USER_LIMIT:
+        return Suppression(recipient, SUPPRESS_PER_USER_LIMIT, code, at + PER_USER_LIMIT_WAIT)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,11 +526,16 @@ class Ledger:
         with self._init_lock:
             if self._ready:
                 return
-            try:
-                self.metadata.create_all(self.engine, checkfirst=True)
-            except sa.exc.DBAPIError:
-                # Another process may have created them between the check and the CREATE.
-                self.metadata.create_all(self.engine, checkfirst=True)
+            for attempt in range(_TX_RETRIES):
+                try:
+                    self.metadata.create_all(self.engine, checkfirst=True)
+                    break
+                except sa.exc.DBAPIError:
+                    # Another process created one of the tables between the check and the CREATE
+                    # (shards starting together race through all of them): check again.
+                    if attempt == _TX_RETRIES - 1:
+                        raise
+                    time.sleep(random.uniform(0.01, 0.1) * (attempt + 1))
             self._ready = True
 
     def _write(self, work: Callable[[Connection], _T]) -> _T:
@@ -1057,11 +1078,16 @@ class Ledger:
         """
         merged: dict[str, dict[str, Any]] = {}
         events: set[tuple[str, str]] = set()
+        suppressions: list[Suppression] = []
         for u in updates:
             rank = STATUS_RANKS.get(u.status)
             if rank is None or not u.wamid:
                 continue
             events.add((u.wamid, u.status))
+            if u.status == "failed" and u.recipient_id:
+                suppression = _suppression_for(u.recipient_id, u.error_code, u.timestamp)
+                if suppression is not None:
+                    suppressions.append(suppression)
             ts = _to_db(u.timestamp)
             m = merged.get(u.wamid)
             if m is None:
@@ -1158,6 +1184,7 @@ class Ledger:
             conn.execute(stmt, params)
 
         self._write(_work)
+        self.add_suppressions(suppressions, now=now)
         return len(events)
 
     def record_clicks(self, clicks: Sequence[ClickEvent], *, now: datetime | None = None) -> int:

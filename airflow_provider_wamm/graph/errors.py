@@ -92,9 +92,12 @@ ERROR_TITLES: dict[int, str] = {
     10: "Permission denied",
     17: "API User Too Many Calls",
     100: "Invalid parameter",
+    102: "API Session",
+    104: "Access token required",
     190: "Access token has expired",
     341: "Application limit reached",
     368: "Temporarily blocked for policies violations",
+    613: "Calls within one hour have exceeded the rate",
     80007: "Rate limit issues",
     80008: "Business use case rate limit",
     130429: "Rate limit hit",
@@ -188,6 +191,8 @@ def error_title(code: int | None) -> str:
     """Meta's short title for ``code`` (``"Unknown error"`` when it is not in the table)."""
     if code is None:
         return "No error code"
+    if code not in ERROR_TITLES and 200 <= code <= 299:
+        return "API Permission"
     return ERROR_TITLES.get(code, "Unknown error")
 
 
@@ -340,7 +345,8 @@ class TemplateError(HaltError):
     """The template cannot be sent to anyone (missing, paused, disabled, not marketing, wrong parameters)."""
 
 
-_TEMPLATE_HALT_CODES = frozenset({132000, 132001, 132015, 132016, 134100, 134101})
+# 134101 (template not synced yet) is a plain halt, not a TemplateError: a retry ten minutes later works.
+_TEMPLATE_HALT_CODES = frozenset({132000, 132001, 132015, 132016, 134100})
 _ACTION_CLASSES: dict[Action, type[GraphError]] = {
     Action.RETRY: TransientError,
     Action.THROTTLE: ThrottlingError,

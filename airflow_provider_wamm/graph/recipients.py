@@ -20,6 +20,8 @@ __all__ = ["InvalidRecipientError", "mask_phone", "normalize_phone"]
 
 _MAX_INPUT = 64
 _SEPARATORS = frozenset(" -().\u00a0\u2010\u2011\u2012\u2013\u2014/\t")
+#: E.164: at most 15 digits, country code included.
+_MAX_E164_DIGITS = 15
 _E164 = phonenumbers.PhoneNumberFormat.E164
 
 
@@ -102,7 +104,12 @@ def normalize_phone(value: object, *, default_region: str | None = None, field: 
         else:
             number = national
     if number is not None:
-        return phonenumbers.format_number(number, _E164)[1:]
+        e164 = phonenumbers.format_number(number, _E164)[1:]
+        if len(e164) > _MAX_E164_DIGITS:  # phonenumbers accepts some longer ones (e.g. +49 30 …)
+            raise InvalidRecipientError(
+                field, f"has {len(e164)} digits; an international number has at most {_MAX_E164_DIGITS}"
+            )
+        return e164
     hint = "" if plus or region else " (include the country code, or set default_region)"
     raise InvalidRecipientError(field, f"is not a valid phone number{hint}")
 

@@ -50,7 +50,8 @@ def ledger_url(ledger_conn_id: str | None) -> URL:
         database = conn.host or conn.schema
         if not database:
             raise ConfigurationError(
-                f"Ledger connection {ledger_conn_id!r}: a sqlite connection needs the database file in 'host'."
+                f"Ledger connection {ledger_conn_id!r}: a sqlite connection needs the database file "
+                "in 'host'."
             )
         return URL.create("sqlite", database=database)
     drivername = _DIALECTS.get(conn_type)

@@ -16,7 +16,7 @@ from airflow.sdk import DAG
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import common  # noqa: E402
+import common
 
 COUNT = int(os.environ.get("WAMM_BENCH_HTTP_COUNT", "10"))
 

@@ -556,3 +556,21 @@ def test_runs_are_recorded(memory_ledger: Ledger) -> None:
     assert len(runs) == 1
     assert runs[0]["state"] == "finished" and runs[0]["summary"] == {"accepted": 3}
     assert runs[0]["finished_at"] - runs[0]["started_at"] == timedelta(seconds=5)
+
+
+def test_failed_webhooks_suppress_opted_out_and_rate_limited_recipients(ledger: Ledger) -> None:
+    """131050 and 131049 usually arrive by webhook: they must feed the suppression list too."""
+    stopped, limited, other = "4915100000001", "4915100000002", "4915100000003"
+    ledger.record_statuses(
+        [
+            st("w1", "failed", 0, recipient_id=stopped, error_code=131050),
+            st("w2", "failed", 0, recipient_id=limited, error_code=131049),
+            st("w3", "failed", 0, recipient_id=other, error_code=131026),
+        ]
+    )
+    active = ledger.active_suppressions([stopped, limited, other], now=T0 + timedelta(hours=1))
+    assert set(active) == {stopped, limited}
+    assert active[stopped].until is None and active[stopped].error_code == 131050
+    assert active[limited].error_code == 131049
+    later = ledger.active_suppressions([stopped, limited], now=T0 + timedelta(hours=25))
+    assert set(later) == {stopped}  # the per-user limit lapses after a day, an opt-out never does

@@ -412,9 +412,15 @@ def test_two_runs_of_one_campaign_at_once(sandbox: Sandbox, ledger_file: Any, st
             results=results,
             started=started,
             wire=wire,
+            # The runs' own counters are checked below: the known bug only skews stale_unknown.
+            check_run_totals=False,
         )
         assert_clean(row)
         assert all(r.sent > 0 for r in results), [r.sent for r in results]  # both really worked
+        counts = ledger.send_counts("twice")
+        assert sum(r.sent for r in results) == counts.get(L.ACCEPTED, 0) == len(crowd.valid)
+        if stagger:  # the second attempt must not take the first one's live claims for dead ones
+            assert sum(r.stale_unknown for r in results) == 0, [r.stale_unknown for r in results]
     finally:
         ledger.dispose()
 
