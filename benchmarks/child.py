@@ -105,6 +105,9 @@ def campaign(spec: dict[str, Any]) -> int:
         out["trace"] = window_stats(stamps)
         out["trace"]["gc_max_ms"] = round(1000 * max(gc_pauses, default=0.0), 1)
         out["trace"]["gc_total_ms"] = round(1000 * sum(gc_pauses), 1)
+        if _PAIRS is not None:
+            with open(os.environ["WAMM_BENCH_PAIRS"], "w") as fh:
+                json.dump(_PAIRS, fh)
     return _emit(out)
 
 
@@ -128,6 +131,8 @@ def _trace_sends(client: Any, stamps: list[float]) -> None:
 
     def traced_fast(payload: Any) -> Any:
         stamps.append(time.monotonic())
+        if _PAIRS is not None:
+            _PAIRS.append((stamps[-1], payload["to"]))
         return fast(payload)
 
     def traced_slow(payload: Any, *, retry: bool = True) -> Any:
@@ -136,6 +141,9 @@ def _trace_sends(client: Any, stamps: list[float]) -> None:
 
     client.send_marketing_message_fast = traced_fast
     client.send_marketing_message = traced_slow
+
+
+_PAIRS: list[tuple[float, str]] | None = [] if os.environ.get("WAMM_BENCH_PAIRS") else None
 
 
 def _trace_gc(pauses: list[float]) -> None:

@@ -9,7 +9,9 @@ that the sender never sent. Moving what exists to the permanent generation twice
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import sys
 import threading
 
@@ -25,6 +27,9 @@ def main() -> int:
     from airflow_provider_wamm.sandbox.cli import main as sandbox_main
 
     threading.Thread(target=_freeze_forever, args=(0.5,), daemon=True, name="gc-freeze").start()
+    if os.environ.get("WAMM_BENCH_SANDBOX_NICE"):
+        with contextlib.suppress(OSError):
+            os.nice(int(os.environ["WAMM_BENCH_SANDBOX_NICE"]))
     return sandbox_main(sys.argv[1:])
 
 

@@ -46,6 +46,8 @@ def spec_validator(openapi_spec: dict[str, Any]) -> Any:
         validator = Draft202012Validator(
             {"$ref": f"{uri}#/components/schemas/{schema_name}"}, registry=registry
         )
-        return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(instance)]
+        return [
+            f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(instance)
+        ]
 
     return validate

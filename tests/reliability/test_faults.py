@@ -419,8 +419,10 @@ def test_two_runs_of_one_campaign_at_once(sandbox: Sandbox, ledger_file: Any, st
         assert all(r.sent > 0 for r in results), [r.sent for r in results]  # both really worked
         counts = ledger.send_counts("twice")
         assert sum(r.sent for r in results) == counts.get(L.ACCEPTED, 0) == len(crowd.valid)
-        if stagger:  # the second attempt must not take the first one's live claims for dead ones
-            assert sum(r.stale_unknown for r in results) == 0, [r.stale_unknown for r in results]
+        stale = sum(r.stale_unknown for r in results)
+        if stagger and stale:  # the second attempt took the first one's live claims for dead ones
+            row.problems.append(f"the second attempt counted {stale} live claims of the first as stale")
+        assert not stagger or stale == 0, [r.stale_unknown for r in results]
     finally:
         ledger.dispose()
 
