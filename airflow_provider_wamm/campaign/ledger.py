@@ -482,6 +482,7 @@ class Ledger:
             sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
             sa.Column("state", sa.String(16), nullable=False),
             sa.Column("started_at", _dt(), nullable=False),
+            sa.Column("heartbeat_at", _dt()),
             sa.Column("finished_at", _dt()),
             sa.Column("summary", sa.Text),
             sa.Index(f"ix_{p}runs_campaign", "campaign_id"),
@@ -587,7 +588,20 @@ class Ledger:
                     "dry_run": dry_run,
                     "state": "running",
                     "started_at": _to_db(now or utcnow()),
+                    "heartbeat_at": _to_db(now or utcnow()),
                 },
+            )
+
+        self._write(_work)
+
+    def heartbeat(self, attempt_id: str, *, now: datetime | None = None) -> None:
+        """Record that a running attempt is alive (its claims are not abandoned)."""
+
+        def _work(conn: Connection) -> Any:
+            conn.execute(
+                self.runs.update()
+                .where(self.runs.c.attempt_id == attempt_id)
+                .values(heartbeat_at=_to_db(now or utcnow()))
             )
 
         self._write(_work)
@@ -635,17 +649,28 @@ class Ledger:
         *,
         attempt_id: str,
         shard_index: int | None = None,
+        live_within: timedelta | None = None,
         now: datetime | None = None,
     ) -> int:
-        """Turn ``claimed`` rows of other (crashed) attempts into ``unknown``; returns how many.
+        """Turn ``claimed`` rows of other, abandoned attempts into ``unknown``; returns how many.
 
-        Called when an attempt starts. Restrict it to the attempt's own ``shard_index`` when shards of
-        the same campaign run concurrently, so a live shard's claims are left alone.
+        Called when an attempt starts. An attempt still ``running`` whose last heartbeat is within
+        ``live_within`` is alive (two runs of one campaign at once): its claims are left to it.
+        Restrict it to the attempt's own ``shard_index`` when shards of the same campaign run
+        concurrently.
         """
-        s = self.sends.c
+        s, r = self.sends.c, self.runs.c
         cond = sa.and_(s.campaign_id == campaign_id, s.state == CLAIMED, s.attempt_id != attempt_id)
         if shard_index is not None:
             cond = sa.and_(cond, s.shard_index == shard_index)
+        if live_within is not None:
+            cutoff = _to_db((now or utcnow()) - live_within)
+            live = sa.select(r.attempt_id).where(
+                r.campaign_id == campaign_id,
+                r.state == "running",
+                sa.func.coalesce(r.heartbeat_at, r.started_at) >= cutoff,
+            )
+            cond = sa.and_(cond, s.attempt_id.not_in(live))
 
         def _work(conn: Connection) -> Any:
             result = conn.execute(

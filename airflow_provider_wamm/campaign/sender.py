@@ -15,6 +15,7 @@ bounded by the batch size and the number of requests in flight, never by the num
 from __future__ import annotations
 
 import functools
+import gc
 import heapq
 import logging
 import math
@@ -55,9 +56,6 @@ _MESSAGE_STATES = {
     "paused": L.PAUSED,
 }
 _MAX_REASONS = 100
-#: Sends lost to a pause of the process are caught up, up to this many seconds' worth at once (the
-#: token bucket's burst); the one-second send window still bounds every second.
-_CATCH_UP_S = 0.05
 #: Longest nap of the coordinating thread between looks at finished requests.
 _POLL_S = 0.005
 #: Rate-limit waits up to this long are plain sleeps (checked for a stop afterwards).
@@ -122,6 +120,11 @@ class CampaignSettings:
     :param retry_backoff_max_s: longest retry delay.
     :param throttle_recovery_s: after the rate was lowered for throttling, this many quiet seconds
         raise it again by a quarter, up to ``max_messages_per_second``.
+    :param heartbeat_interval_s: how often a running attempt records in the ledger that it is alive.
+    :param claims_abandoned_after_s: claims of another attempt of the same campaign that has not
+        recorded a heartbeat for this long are abandoned (the process died): they become ``unknown``.
+        Claims of a live attempt (two runs of one campaign at once) are left to it. Keep it well above
+        ``heartbeat_interval_s``.
     :param throttle_share: the rate is halved only when throttling answers make up at least this share
         of the answers of the last second (and at least three of them): an isolated throttle is retried
         on its own, a real overload slows the whole sender down.
@@ -163,6 +166,8 @@ class CampaignSettings:
     throttle_recovery_s: float = 10.0
     min_messages_per_second: float = 1.0
     throttle_share: float = 0.2
+    heartbeat_interval_s: float = 5.0
+    claims_abandoned_after_s: float = 60.0
     max_pair_limit_exponent: int = 5
     per_user_limit_wait: timedelta = field(default_factory=lambda: timedelta(hours=24))
     total_hint: int | None = None
@@ -198,6 +203,11 @@ class CampaignSettings:
             )
         if self.progress_interval_s <= 0:
             raise ConfigurationError("progress_interval_s must be positive")
+        if not 0 < self.heartbeat_interval_s < self.claims_abandoned_after_s:
+            raise ConfigurationError(
+                "heartbeat_interval_s must be positive and below claims_abandoned_after_s, got "
+                f"{self.heartbeat_interval_s!r} and {self.claims_abandoned_after_s!r}"
+            )
         headroom = self.rate_headroom
         if isinstance(headroom, bool) or not isinstance(headroom, (int, float)) or not 0 <= headroom < 0.5:
             raise ConfigurationError(f"rate_headroom must be a number in [0, 0.5), got {headroom!r}")
@@ -218,10 +228,11 @@ class CampaignSettings:
 class _SendWindow:
     """At most ``limit`` sends in any ``window_s`` seconds, counted at the moment each send leaves.
 
-    The token bucket spaces sends evenly; this sliding log is the hard bound behind it: after a pause
-    (garbage collection, a busy machine) the overdue sends catch up, but never so many that a window
-    of one second holds more than ``limit``. Windows are half-open like Meta's and the sandbox's:
-    sends exactly ``window_s`` apart do not share one.
+    The token bucket spaces sends evenly; this sliding log is the hard bound behind it. After a pause
+    (garbage collection, a busy machine) the workers whose slots went by send at once; the window makes
+    sure that this catching up never puts more than ``limit`` sends in one second. Sends it holds back
+    are let go one every ``window_s / limit`` seconds, so a burst is not repeated a second later.
+    Windows are half-open like Meta's and the sandbox's: sends exactly ``window_s`` apart do not share one.
     """
 
     def __init__(self, limit: int, window_s: float = 1.0) -> None:
@@ -229,9 +240,11 @@ class _SendWindow:
         self.window_s = window_s
         self._times: deque[float] = deque()
         self._lock = threading.Lock()
+        self._not_before = 0.0
 
     def wait_turn(self, sleep: Callable[[float], None]) -> None:
         """Block (with ``sleep``) until one more send fits the window, and count it."""
+        held = False
         while True:
             with self._lock:
                 now = time.monotonic()
@@ -240,10 +253,16 @@ class _SendWindow:
                 while times and times[0] <= horizon:
                     times.popleft()
                 excess = len(times) - self.limit
-                if excess < 0:
+                if excess >= 0:
+                    wait = times[excess] - horizon
+                elif held and now < self._not_before:
+                    wait = self._not_before - now
+                else:
                     times.append(now)
+                    if held:
+                        self._not_before = now + self.window_s / self.limit
                     return
-                wait = times[excess] - horizon
+            held = True
             sleep(wait)
 
 
@@ -337,6 +356,7 @@ class _Run:
         self.started = time.monotonic()
         self.last_flush = self.started
         self.last_progress = self.started
+        self.last_heartbeat = self.started
         self.last_throttle = -math.inf
         self.last_rate_change = -math.inf
         # Answers and throttling answers of the current one-second window (for throttle_share).
@@ -354,6 +374,7 @@ class _Run:
                 s.campaign_id,
                 attempt_id=self.attempt_id,
                 shard_index=s.shard_index if s.shard_count > 1 else None,
+                live_within=timedelta(seconds=s.claims_abandoned_after_s),
             )
             self.result.stale_unknown = stale
             if stale:
@@ -405,6 +426,7 @@ class _Run:
             self._collect(timeout=0.0)
             now = time.monotonic()
             self._flush(force=False, now=now)
+            self._heartbeat(now)
             self._release_due(now)
             self._recover_rate(now)
             self._progress(now)
@@ -612,9 +634,7 @@ class _Run:
         paced = rate * (1.0 - headroom)
         # Workers wait for their slot in an interruptible sleep, so a halt does not wait for slots
         # reserved far ahead at a low (throttled) rate.
-        self.bucket = TokenBucket(
-            paced, capacity=max(1.0, paced * _CATCH_UP_S), sleep=self._sleep_unless_stopped
-        )
+        self.bucket = TokenBucket(paced, sleep=self._sleep_unless_stopped)
         self.window.limit = max(1, math.floor(rate * (1.0 - headroom / 2)))
 
     def _sleep_unless_stopped(self, seconds: float) -> None:
@@ -850,6 +870,13 @@ class _Run:
             self.last_rate_change = now
             self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, self.rate)
 
+    def _heartbeat(self, now: float) -> None:
+        """Tell concurrent attempts of this campaign that this one is alive (its claims are not stale)."""
+        if self.s.dry_run or now - self.last_heartbeat < self.s.heartbeat_interval_s:
+            return
+        self.last_heartbeat = now
+        self.ledger.heartbeat(self.attempt_id)
+
     def _flush(self, *, force: bool, now: float) -> None:
         if not self.outcomes and not self.suppressions:
             return
@@ -994,7 +1021,17 @@ def run_campaign(
     if client is None and not settings.dry_run:
         raise ConfigurationError("a Graph client is required unless dry_run=True")
     ledger.ensure_schema()
-    return _Run(recipients, client, ledger, settings, log or logging.getLogger(__name__)).run()
+    # Objects that exist now (imports: Airflow's are many) are kept out of the collector's full
+    # passes while the campaign runs; walking them all stalls every sending thread for tens of
+    # milliseconds, long enough to bunch sends up. Undone afterwards unless the process had frozen
+    # objects itself (a forked worker does), whose choice is left as it was.
+    already_frozen = gc.get_freeze_count() > 0
+    gc.freeze()
+    try:
+        return _Run(recipients, client, ledger, settings, log or logging.getLogger(__name__)).run()
+    finally:
+        if not already_frozen:
+            gc.unfreeze()
 
 
 __all__ = ["CampaignHalted", "CampaignResult", "CampaignSettings", "MessageSender", "run_campaign"]

@@ -40,6 +40,9 @@ FAST_RETRIES: dict[str, Any] = {
     "throttle_recovery_s": 0.2,
     "min_messages_per_second": 200.0,
     "progress_interval_s": 0.5,
+    # A killed attempt's claims count as abandoned 1.5 s after its last heartbeat (60 s by default).
+    "heartbeat_interval_s": 0.1,
+    "claims_abandoned_after_s": 1.5,
 }
 
 

@@ -138,9 +138,14 @@ def test_killed_process_then_rerun_sends_nobody_twice_and_reports_unknowns(
     assert accepted <= sent and sent - accepted <= claimed  # sent but never recorded: still claimed
     assert claimed, "the kill should leave requests in flight"
 
-    # The re-run (a task retry) resumes: in-flight recipients become unknown and are not sent again.
+    # The re-run (a task retry) resumes: in-flight recipients become unknown and are not sent again,
+    # once the dead attempt's last heartbeat is older than claims_abandoned_after_s.
+    time.sleep(1.8)
     sandbox.configure(latency_s=0.0)
-    result = operator(recipients=rows(count), campaign_id=campaign).execute(make_context())
+    options = {"heartbeat_interval_s": 0.1, "claims_abandoned_after_s": 1.5}
+    result = operator(recipients=rows(count), campaign_id=campaign, campaign_options=options).execute(
+        make_context()
+    )
     assert result["stale_unknown"] == len(claimed)
     assert result["already_done"] == len(accepted) + len(claimed)
     assert result["accepted"] == count - len(accepted) - len(claimed)

@@ -90,6 +90,15 @@ def audience(n: int, *, start: int = 0, extras: bool = True) -> Audience:
     return Audience(rows, valid, unsendable)
 
 
+#: How long after its last heartbeat a killed attempt's claims count as abandoned in these tests.
+ABANDONED_AFTER_S = 1.5
+
+
+def wait_until_abandoned() -> None:
+    """Sleep until a killed attempt's claims count as abandoned (its heartbeat is old enough)."""
+    time.sleep(ABANDONED_AFTER_S + 0.3)
+
+
 def fast_settings(campaign_id: str, **changes: Any) -> CampaignSettings:
     """Settings of the fault campaigns: quick retries so that faults cost milliseconds, not seconds."""
     values: dict[str, Any] = {
@@ -106,6 +115,9 @@ def fast_settings(campaign_id: str, **changes: Any) -> CampaignSettings:
         "retry_backoff_max_s": 0.2,
         "throttle_recovery_s": 0.2,
         "progress_interval_s": 1.0,
+        # A killed attempt's claims count as abandoned ABANDONED_AFTER_S after its last heartbeat.
+        "heartbeat_interval_s": 0.1,
+        "claims_abandoned_after_s": ABANDONED_AFTER_S,
     }
     values.update(changes)
     return CampaignSettings(**values)

@@ -32,6 +32,7 @@ from tests.reliability.harness import (
     sandbox_client,
     spawn,
     verify,
+    wait_until_abandoned,
 )
 
 N = 500
@@ -88,6 +89,7 @@ def test_sigkill_mid_campaign_then_rerun(sandbox: Sandbox, ledger_file: pathlib.
         accepted_before = len(rows) - len(claimed)
         assert claimed, "the kill came after the campaign finished"
 
+        wait_until_abandoned()
         with sandbox_client(sandbox, timeout=5.0) as client:
             rerun = run_campaign(
                 crowd.rows, client=client, ledger=ledger, settings=fast_settings(campaign_id)
