@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: venv test lint typecheck docs pytest test-slow demo bench clean
+.PHONY: venv test lint typecheck docs pytest leakcheck test-slow demo bench clean
 
 venv: $(STAMP)
 
@@ -29,7 +29,15 @@ docs: venv
 pytest: venv
 	$(BIN)/pytest
 
-test: lint typecheck docs pytest
+# The secrets suites again, every log line at DEBUG kept in one file: none may hold a test secret.
+LEAK_LOG := .pytest-leakcheck.log
+leakcheck: venv
+	rm -f $(LEAK_LOG)
+	WAMM_TEST_LOG_FILE=$(LEAK_LOG) $(BIN)/pytest -q -p no:cacheprovider tests/security tests/hooks tests/webhooks
+	@if grep -q LEAKCHECK $(LEAK_LOG); then echo "A test secret reached the logs:"; grep -m5 LEAKCHECK $(LEAK_LOG); exit 1; fi
+	@echo "leakcheck: $$(wc -l < $(LEAK_LOG)) log lines, no test secret among them"
+
+test: lint typecheck docs pytest leakcheck
 
 test-slow: venv
 	$(BIN)/pytest -m slow

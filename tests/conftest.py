@@ -20,4 +20,5 @@ pytest_plugins = [
     "tests.plugins.spec_fixtures",
     "tests.plugins.sandbox_fixtures",
     "tests.plugins.airflow_fixtures",
+    "tests.plugins.log_capture",
 ]

@@ -19,6 +19,7 @@ signature instead, and the handshake by the verify token.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -28,6 +29,12 @@ from airflow.providers.common.compat.sdk import AirflowPlugin, conf
 
 from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.webhooks.app import DEFAULT_MAX_BODY_BYTES, WebhookSettings, create_app
+from airflow_provider_wamm.webhooks.cli import RedactVerifyToken
+
+# The API server's access log prints request lines, and Meta's handshake puts the verify token in the
+# query string: blank it there, as the stand-alone ``wamm-webhooks`` command does.
+for _access_log in ("uvicorn.access", "gunicorn.access"):
+    logging.getLogger(_access_log).addFilter(RedactVerifyToken())
 
 #: Where the receiver is mounted on the API server.
 URL_PREFIX = "/whatsapp-webhooks"

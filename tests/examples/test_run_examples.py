@@ -43,6 +43,9 @@ def quick_sensor(monkeypatch: pytest.MonkeyPatch, dag: Any, task_id: str = "repo
     """Let the example's sensor look at the ledger every 0.2 s (the examples wait 15 to 60 s between two
     looks; if a test's campaign is not settled at the first look, the test should not wait that long)."""
     monkeypatch.setattr(dag.get_task(task_id), "poke_interval", 0.2)
+    # A test must never wait the example's hours: give up (and fail) after a minute.
+    monkeypatch.setattr(dag.get_task(task_id), "settle_timeout", timedelta(minutes=1))
+    monkeypatch.setattr(dag.get_task(task_id), "fail_on_timeout", True)
 
 
 def crm_with_extras(count: int) -> tuple[list[Customer], set[str]]:

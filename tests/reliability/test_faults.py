@@ -364,10 +364,13 @@ def test_two_runs_of_one_campaign_at_once(sandbox: Sandbox, ledger_file: Any, st
     results: list[CampaignResult] = []
     errors: list[BaseException] = []
 
+    barrier = threading.Barrier(2)
+
     def attempt(index: int) -> None:
         ledger = Ledger.from_url(f"sqlite:///{ledger_file}")  # its own engine, as another process would
         try:
             with sandbox_client(sandbox, timeout=TIMEOUT) as client:
+                barrier.wait()  # both ready: "together" really starts them at once
                 if index == 1:
                     deadline = time.monotonic() + 30
                     while len(sandbox.messages) < stagger and time.monotonic() < deadline:
@@ -377,7 +380,9 @@ def test_two_runs_of_one_campaign_at_once(sandbox: Sandbox, ledger_file: Any, st
                         crowd.rows,
                         client=client,
                         ledger=ledger,
-                        settings=fast_settings("twice", concurrency=8, batch_size=50),
+                        settings=fast_settings(
+                            "twice", concurrency=8, batch_size=50, max_messages_per_second=600.0
+                        ),
                     )
                 )
         except BaseException as exc:  # pragma: no cover - reported below

@@ -284,14 +284,6 @@ def test_graph_client_repr_and_errors_never_show_the_token(sandbox: Sandbox) -> 
         assert not _leaks(text), text
 
 
-ACCESS_LOG_BUG = (
-    "webhooks/plugin.py does not install a filter on the API server's access log (uvicorn.access), so "
-    "the handshake's request line prints hub.verify_token; the wamm-webhooks command does "
-    "(cli.RedactVerifyToken)"
-)
-
-
-@pytest.mark.xfail(reason=ACCESS_LOG_BUG, strict=True)
 def test_plugin_receiver_behind_an_access_log_hides_the_verify_token(
     caplog: pytest.LogCaptureFixture, tmp_path: pathlib.Path
 ) -> None:
@@ -302,7 +294,7 @@ def test_plugin_receiver_behind_an_access_log_hides_the_verify_token(
     """
     import airflow_provider_wamm.webhooks.plugin  # noqa: F401  (loaded by the API server at start)
 
-    verify_token = f"access-log-verify-{uuid.uuid4().hex}"  # not a LEAKCHECK secret: this one leaks today
+    verify_token = f"access-log-verify-{uuid.uuid4().hex}"
     ledger = Ledger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
     app = create_app(WebhookSettings(app_secret="s", verify_token=verify_token, ledger=ledger))
     caplog.set_level(logging.INFO)
