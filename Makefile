@@ -46,6 +46,7 @@ demo: venv
 	$(BIN)/python demo/run_demo.py
 
 bench: venv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:

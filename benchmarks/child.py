@@ -7,6 +7,7 @@ memory peaks apart, and keeps the sandbox (another process) off this interpreter
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -77,9 +78,7 @@ def campaign(spec: dict[str, Any]) -> int:
     if spec.get("transport") == "requests":
         # The "before" figure: the same client, sending through requests.Session as it used to.
         client = _RequestsOnly(client)  # type: ignore[assignment]
-    if spec.get("switchinterval"):
-        sys.setswitchinterval(float(spec["switchinterval"]))
-    profile = spec.get("profile")
+    profile: str | None = spec.get("profile")
     profiler: Any = None
     if profile:
         from pyinstrument import Profiler
@@ -94,7 +93,7 @@ def campaign(spec: dict[str, Any]) -> int:
         settings=settings,
     )
     wall, cpu = time.monotonic() - t0, common.cpu_now() - cpu0
-    if profiler is not None:
+    if profiler is not None and profile:
         profiler.stop()
         with open(profile, "w") as fh:
             fh.write(profiler.output_text(unicode=False, color=False, show_all=False))
@@ -105,9 +104,6 @@ def campaign(spec: dict[str, Any]) -> int:
         out["trace"] = window_stats(stamps)
         out["trace"]["gc_max_ms"] = round(1000 * max(gc_pauses, default=0.0), 1)
         out["trace"]["gc_total_ms"] = round(1000 * sum(gc_pauses), 1)
-        if _PAIRS is not None:
-            with open(os.environ["WAMM_BENCH_PAIRS"], "w") as fh:
-                json.dump(_PAIRS, fh)
     return _emit(out)
 
 
@@ -131,8 +127,6 @@ def _trace_sends(client: Any, stamps: list[float]) -> None:
 
     def traced_fast(payload: Any) -> Any:
         stamps.append(time.monotonic())
-        if _PAIRS is not None:
-            _PAIRS.append((stamps[-1], payload["to"]))
         return fast(payload)
 
     def traced_slow(payload: Any, *, retry: bool = True) -> Any:
@@ -141,9 +135,6 @@ def _trace_sends(client: Any, stamps: list[float]) -> None:
 
     client.send_marketing_message_fast = traced_fast
     client.send_marketing_message = traced_slow
-
-
-_PAIRS: list[tuple[float, str]] | None = [] if os.environ.get("WAMM_BENCH_PAIRS") else None
 
 
 def _trace_gc(pauses: list[float]) -> None:
@@ -168,7 +159,7 @@ def window_stats(stamps: list[float], window_s: float = 1.0) -> dict[str, Any]:
         while stamps[start] <= stamp - window_s:
             start += 1
         best = max(best, end - start + 1)
-    gaps = sorted(b - a for a, b in zip(stamps, stamps[1:], strict=False))
+    gaps = sorted(b - a for a, b in itertools.pairwise(stamps))
     per_second: dict[int, int] = {}
     for stamp in stamps:
         key = int(stamp - stamps[0]) if stamps else 0
@@ -461,6 +452,7 @@ def seed_ledger(spec: dict[str, Any]) -> int:
                 continue
             roll = rnd.random()
             delay = rnd.expovariate(1 / 4.0)
+            row: tuple[str, int, float | None, float | None, float | None, int | None, str | None]
             category = "marketing" if rnd.random() < 0.1 else "marketing_lite"
             if roll < 0.03:
                 row = ("failed", 10, None, None, delay, 131026, "Message undeliverable")

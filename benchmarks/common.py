@@ -196,8 +196,8 @@ def run_child(
     )
     wall = time.monotonic() - started
     data: dict[str, Any] = {}
-    for line in reversed(proc.stdout.splitlines()):
-        line = line.strip()
+    for raw in reversed(proc.stdout.splitlines()):
+        line = raw.strip()
         if line.startswith("{"):
             try:
                 data = json.loads(line)
@@ -218,7 +218,7 @@ class Background:
         self.health_url = health_url
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
 
     def __enter__(self) -> Background:
         self.proc = subprocess.Popen(
@@ -236,8 +236,9 @@ class Background:
                         return self
             except OSError:
                 time.sleep(0.1)
+        printed = self.output()
         self.__exit__()
-        raise RuntimeError(f"{self.argv[:3]} did not start:\n{self.output()[-2000:]}")
+        raise RuntimeError(f"{self.argv[:3]} did not start:\n{printed[-2000:]}")
 
     def output(self) -> str:
         """What the process printed so far."""
@@ -257,6 +258,7 @@ class Background:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()
 
 
 def free_port() -> int:

@@ -137,10 +137,10 @@ class CampaignSettings:
     :param dedupe_window: recent recipients remembered in memory to catch duplicates cheaply; the
         ledger catches the rest (in a dry run only this window is checked).
     :param rate_headroom: share of the rate left unused: sends are paced at
-        ``max_messages_per_second * (1 - rate_headroom)``, so that the jitter between a send and its
-        arrival at Meta (networks, pauses of this process) does not push any one-second window at Meta's
-        end over the cap. Independently of it, no one-second window of sends ever exceeds
-        ``max_messages_per_second * (1 - rate_headroom / 2)``, even after a pause.
+        ``max_messages_per_second * (1 - rate_headroom)`` and no one-second window of sends ever holds
+        more than that (rounded down), even while catching up after a pause, so that the jitter between
+        a send and its arrival at Meta (networks, pauses of either side) does not push any one-second
+        window at Meta's end over the cap.
     """
 
     campaign_id: str
@@ -635,7 +635,7 @@ class _Run:
         # Workers wait for their slot in an interruptible sleep, so a halt does not wait for slots
         # reserved far ahead at a low (throttled) rate.
         self.bucket = TokenBucket(paced, sleep=self._sleep_unless_stopped)
-        self.window.limit = max(1, math.floor(rate * (1.0 - headroom / 2)))
+        self.window.limit = max(1, math.floor(paced))
 
     def _sleep_unless_stopped(self, seconds: float) -> None:
         # A plain sleep costs far less CPU than waiting on the shared Event (whose waiter list every

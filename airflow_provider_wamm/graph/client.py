@@ -235,6 +235,8 @@ class _NoAnswer(Exception):
 
 def _is_dropped(sock: socket.socket) -> bool:
     """Whether an idle keep-alive socket was closed by the server (readable means EOF or junk)."""
+    if not hasattr(select, "poll"):  # Windows
+        return bool(select.select([sock], [], [], 0)[0])
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return bool(poller.poll(0))

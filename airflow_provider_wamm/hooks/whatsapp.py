@@ -430,6 +430,8 @@ class WhatsAppHook(BaseHook):
     :param max_retries: retries of transient errors per call (the client's default when ``None``).
     :param allow_insecure_http: allow plain HTTP to a host that is not on the loopback interface
         (never in production: the token would travel in clear text).
+    :param pool_maxsize: HTTP connections kept open to the Graph API; size it to the number of
+        concurrent senders (the client's default when ``None``).
     :param logger_name: name of the logger (Airflow's default for hooks when ``None``).
     """
 
@@ -446,9 +448,11 @@ class WhatsAppHook(BaseHook):
         timeout: float | None = None,
         max_retries: int | None = None,
         allow_insecure_http: bool | None = None,
+        pool_maxsize: int | None = None,
         logger_name: str | None = None,
     ) -> None:
         super().__init__(logger_name=logger_name)
+        self.pool_maxsize = pool_maxsize
         self.whatsapp_conn_id = whatsapp_conn_id
         self.api_version = api_version
         self.timeout = timeout
@@ -521,6 +525,8 @@ class WhatsAppHook(BaseHook):
                 kwargs["max_retries"] = self.max_retries
             if self.allow_insecure_http is not None:
                 kwargs["allow_insecure_http"] = self.allow_insecure_http
+            if self.pool_maxsize is not None:
+                kwargs["pool_maxsize"] = self.pool_maxsize
             self._client = GraphClient(settings.require("access_token"), **kwargs)
         return self._client
 

@@ -9,6 +9,7 @@ states and messages that say what to fix.
 from __future__ import annotations
 
 import dataclasses
+import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from datetime import UTC, datetime, timedelta
@@ -170,7 +171,8 @@ class MarketingMessageOperator(BaseOperator):
     :param ledger_table_prefix: Prefix of the ledger's tables.
     :param max_messages_per_second: Cap for this task; default the connection's cap divided by
         ``shard_count``.
-    :param concurrency: Requests in flight at once.
+    :param concurrency: Requests in flight at once. Default: enough to hold the rate at round trips of
+        up to 200 ms (rate / 5, between 8 and 256).
     :param batch_size: Recipients claimed and recorded per ledger round trip (also the SQL fetch size).
     :param product_policy: ``CLOUD_API_FALLBACK`` (Meta's default) or ``STRICT`` (never fall back to
         Cloud API).
@@ -251,7 +253,7 @@ class MarketingMessageOperator(BaseOperator):
         ledger_conn_id: str | None = None,
         ledger_table_prefix: str = DEFAULT_TABLE_PREFIX,
         max_messages_per_second: float | None = None,
-        concurrency: int = 32,
+        concurrency: int | None = None,
         batch_size: int = 500,
         product_policy: str | None = None,
         message_activity_sharing: bool | None = None,
@@ -356,6 +358,7 @@ class MarketingMessageOperator(BaseOperator):
             settings = self._campaign_settings(hook, campaign_id, dry_run)
         except ConfigurationError as exc:
             raise AirflowFailException(f"Campaign {campaign_id!r} is misconfigured: {exc}") from exc
+        hook.pool_maxsize = settings.concurrency  # one kept-alive connection per sender thread
         client: GraphClient | None = None
         try:
             preflight = self.preflight if self.preflight is not None else bool(hook.waba_id) and not dry_run
@@ -434,7 +437,7 @@ class MarketingMessageOperator(BaseOperator):
             product_policy=self.product_policy,
             message_activity_sharing=self.message_activity_sharing,
             max_messages_per_second=rate,
-            concurrency=self.concurrency,
+            concurrency=self.concurrency or default_concurrency(rate),
             batch_size=self.batch_size,
             dry_run=dry_run,
             resend_unknown=self.resend_unknown,
@@ -559,6 +562,11 @@ class MarketingMessageOperator(BaseOperator):
                 f"{summary.get('errors_by_code')}. Clearing the task resumes the campaign: transient "
                 "failures are retried, permanent ones are not."
             )
+
+
+def default_concurrency(messages_per_second: float) -> int:
+    """Sender threads enough to hold ``messages_per_second`` at round trips of up to 200 ms."""
+    return max(8, min(256, math.ceil(messages_per_second / 5)))
 
 
 def default_campaign_id(context: Mapping[str, Any]) -> str:
