@@ -297,17 +297,31 @@ def test_plugin_receiver_behind_an_access_log_hides_the_verify_token(
     verify_token = f"access-log-verify-{uuid.uuid4().hex}"
     ledger = Ledger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
     app = create_app(WebhookSettings(app_secret="s", verify_token=verify_token, ledger=ledger))
-    caplog.set_level(logging.INFO)
-    with serve_app(app, access_log=True) as url:
-        import requests
+    # uvicorn may have set propagate=False on its access logger earlier in the run: listen on it directly.
+    records: list[logging.LogRecord] = []
 
-        answer = requests.get(
-            url,
-            params={"hub.mode": "subscribe", "hub.verify_token": verify_token, "hub.challenge": "9"},
-            timeout=5,
-        )
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    access = logging.getLogger("uvicorn.access")
+    keep, level = _Keep(logging.INFO), access.level
+    access.addHandler(keep)
+    access.setLevel(logging.INFO)
+    try:
+        with serve_app(app, access_log=True) as url:
+            import requests
+
+            answer = requests.get(
+                url,
+                params={"hub.mode": "subscribe", "hub.verify_token": verify_token, "hub.challenge": "9"},
+                timeout=5,
+            )
+    finally:
+        access.removeHandler(keep)
+        access.setLevel(level)
     ledger.dispose()
     assert answer.status_code == 200
-    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.access"]
+    lines = [r.getMessage() for r in records]
     assert any("hub.challenge" in line for line in lines), lines  # the request line was logged
     assert not [line for line in lines if verify_token in line]
