@@ -309,6 +309,13 @@ class ClickEvent:
 # --- SQL helpers -------------------------------------------------------------------------------
 
 
+def _key(length: int) -> sa.types.TypeEngine[str]:
+    """A string column compared byte for byte (MySQL/MariaDB default collations ignore case)."""
+    return sa.String(length).with_variant(
+        mysql_dialect.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+
+
 def _dt() -> sa.types.TypeEngine[datetime]:
     """A naive-UTC datetime column type with microseconds on MySQL too."""
     return sa.DateTime().with_variant(mysql_dialect.DATETIME(fsp=6), "mysql", "mariadb")
@@ -406,14 +413,14 @@ class Ledger:
         self.sends = sa.Table(
             f"{p}sends",
             self.metadata,
-            sa.Column("campaign_id", sa.String(255), primary_key=True),
-            sa.Column("recipient", sa.String(64), primary_key=True),
+            sa.Column("campaign_id", _key(255), primary_key=True),
+            sa.Column("recipient", _key(64), primary_key=True),
             sa.Column("state", sa.String(16), nullable=False),
-            sa.Column("attempt_id", sa.String(64), nullable=False),
+            sa.Column("attempt_id", _key(64), nullable=False),
             sa.Column("shard_index", sa.Integer, nullable=False, default=0),
             sa.Column("template_name", sa.String(512)),
             sa.Column("language", sa.String(32)),
-            sa.Column("wamid", sa.String(191)),
+            sa.Column("wamid", _key(191)),
             sa.Column("message_status", sa.String(64)),
             sa.Column("error_code", sa.Integer),
             sa.Column("error_title", sa.String(_TITLE_MAX)),
@@ -430,7 +437,7 @@ class Ledger:
         self.statuses = sa.Table(
             f"{p}statuses",
             self.metadata,
-            sa.Column("wamid", sa.String(191), primary_key=True),
+            sa.Column("wamid", _key(191), primary_key=True),
             sa.Column("recipient_id", sa.String(64)),
             sa.Column("status", sa.String(16)),
             sa.Column("status_rank", sa.Integer, nullable=False, default=0),
@@ -451,9 +458,9 @@ class Ledger:
         self.clicks = sa.Table(
             f"{p}clicks",
             self.metadata,
-            sa.Column("click_id", sa.String(191), primary_key=True),
-            sa.Column("wamid", sa.String(191)),
-            sa.Column("recipient", sa.String(64)),
+            sa.Column("click_id", _key(191), primary_key=True),
+            sa.Column("wamid", _key(191)),
+            sa.Column("recipient", _key(64)),
             sa.Column("click_component", sa.String(32)),
             sa.Column("product_id", sa.String(191)),
             sa.Column("tracking_token", sa.String(255)),
@@ -464,10 +471,10 @@ class Ledger:
         self.suppressions = sa.Table(
             f"{p}suppressions",
             self.metadata,
-            sa.Column("recipient", sa.String(64), primary_key=True),
+            sa.Column("recipient", _key(64), primary_key=True),
             sa.Column("reason", sa.String(64), nullable=False),
             sa.Column("error_code", sa.Integer),
-            sa.Column("campaign_id", sa.String(255)),
+            sa.Column("campaign_id", _key(255)),
             sa.Column("until", _dt()),
             sa.Column("created_at", _dt(), nullable=False),
             sa.Column("updated_at", _dt(), nullable=False),
@@ -475,8 +482,8 @@ class Ledger:
         self.runs = sa.Table(
             f"{p}runs",
             self.metadata,
-            sa.Column("attempt_id", sa.String(64), primary_key=True),
-            sa.Column("campaign_id", sa.String(255), nullable=False),
+            sa.Column("attempt_id", _key(64), primary_key=True),
+            sa.Column("campaign_id", _key(255), nullable=False),
             sa.Column("shard_index", sa.Integer, nullable=False, default=0),
             sa.Column("shard_count", sa.Integer, nullable=False, default=1),
             sa.Column("dry_run", sa.Boolean, nullable=False, default=False),

@@ -182,6 +182,11 @@ class CampaignSettings:
             or len(self.campaign_id) > 255
         ):
             raise ConfigurationError("campaign_id must be a non-empty string of at most 255 characters")
+        if self.campaign_id != self.campaign_id.strip():
+            raise ConfigurationError(
+                f"campaign_id {self.campaign_id!r} starts or ends with white space; some databases "
+                "ignore trailing spaces in keys, so it could be confused with another campaign"
+            )
         rate = self.max_messages_per_second
         if (
             isinstance(rate, bool)

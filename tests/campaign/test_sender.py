@@ -497,3 +497,9 @@ def test_result_to_dict_has_the_contract_keys() -> None:
 
     json.dumps(data)  # XCom-safe
     assert L.ACCEPTED == "accepted"
+
+
+@pytest.mark.parametrize("campaign_id", ["spring ", " spring", "spring\t"])
+def test_campaign_ids_with_surrounding_white_space_are_refused(campaign_id: str) -> None:
+    with pytest.raises(ConfigurationError, match="white space"):
+        settings(campaign_id).validate()
