@@ -682,16 +682,7 @@ class GraphClient:
         """
         phone_number_id = self._need(self.phone_number_id, "phone_number_id")
         body = self._request("POST", f"{phone_number_id}/marketing_messages", json_body=payload, retry=retry)
-        try:
-            result = SendResult.from_response(body)
-        except ValueError as exc:
-            raise UnknownOutcomeError(
-                f"marketing_messages answered HTTP 200 without a usable message id ({exc})"
-            ) from None
-        if log.isEnabledFor(logging.DEBUG):
-            to = payload.get("to") or payload.get("recipient")
-            log.debug("sent to %s: %s (%s)", mask_phone(to), result.wamid, result.message_status)
-        return result
+        return _send_result(body, payload)
 
     def send_marketing_message_fast(self, payload: Mapping[str, Any]) -> SendResult:
         """``POST /{phone_number_id}/marketing_messages`` once, on direct keep-alive connections.
@@ -765,16 +756,7 @@ class GraphClient:
                 raise UnknownOutcomeError(
                     f"{what} answered HTTP {status} without a JSON object: the request may have been accepted"
                 )
-            try:
-                result = SendResult.from_response(answer)
-            except ValueError as exc:
-                raise UnknownOutcomeError(
-                    f"marketing_messages answered HTTP 200 without a usable message id ({exc})"
-                ) from None
-            if log.isEnabledFor(logging.DEBUG):
-                to = payload.get("to") or payload.get("recipient")
-                log.debug("sent to %s: %s (%s)", mask_phone(to), result.wamid, result.message_status)
-            return result
+            return _send_result(answer, payload)
         if 300 <= status < 400:
             raise ConfigurationError(
                 f"{what} was redirected (HTTP {status}); check the base URL ({self.base_url})"
@@ -922,3 +904,17 @@ class GraphClient:
         )
         data = body.get("data")
         return dict(data) if isinstance(data, Mapping) else {}
+
+
+def _send_result(body: Any, payload: Mapping[str, Any]) -> SendResult:
+    """The :class:`SendResult` of a 200 answer to a send; no usable message id means an unknown outcome."""
+    try:
+        result = SendResult.from_response(body)
+    except ValueError as exc:
+        raise UnknownOutcomeError(
+            f"marketing_messages answered HTTP 200 without a usable message id ({exc})"
+        ) from None
+    if log.isEnabledFor(logging.DEBUG):
+        to = payload.get("to") or payload.get("recipient")
+        log.debug("sent to %s: %s (%s)", mask_phone(to), result.wamid, result.message_status)
+    return result
