@@ -15,7 +15,7 @@ from starlette.responses import Response
 from airflow_provider_wamm.sandbox.config import SandboxConfig
 from airflow_provider_wamm.sandbox.graph_call import GraphCall, run_graph_call
 from airflow_provider_wamm.sandbox.params import encode_cursor, parse_day, parse_list
-from airflow_provider_wamm.sandbox.responses import graph_error, json_response, unknown_node
+from airflow_provider_wamm.sandbox.responses import graph_error, json_response
 from airflow_provider_wamm.sandbox.state import SandboxContext, SandboxMessage
 
 _MM_PRODUCT_TYPES = frozenset({"MARKETING_MESSAGES_LITE_API", "MARKETING_MESSAGES_API_FOR_WHATSAPP"})
@@ -71,9 +71,7 @@ async def get_template_analytics(request: Request, ctx: SandboxContext) -> Respo
 
 
 def _analytics(call: GraphCall) -> Response:
-    node = call.request.path_params["node"]
-    if node != call.config.waba_id:
-        raise unknown_node(node)
+    call.require_node(call.config.waba_id)
     query = AnalyticsQuery.parse(call.request.query_params)
     counts = count_messages(call.state.messages, query)
     buttons = _button_labels(call.config, set(query.template_ids))

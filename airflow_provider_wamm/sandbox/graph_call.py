@@ -27,6 +27,7 @@ from airflow_provider_wamm.sandbox.responses import (
     drop_connection,
     graph_error,
     token_expired,
+    unknown_node,
 )
 from airflow_provider_wamm.sandbox.state import Runtime, SandboxContext, SandboxState
 
@@ -49,6 +50,12 @@ class GraphCall:
     def config(self) -> SandboxConfig:
         """The configuration in force at arrival."""
         return self.runtime.config
+
+    def require_node(self, node_id: str, method: str = "get") -> None:
+        """Raise Graph's unknown-object error unless the path names ``node_id``."""
+        node = self.request.path_params["node"]
+        if node != node_id:
+            raise unknown_node(node, method)
 
     async def wait_latency(self) -> None:
         """Sleep the answer's time, drawn for the moment the request arrived."""

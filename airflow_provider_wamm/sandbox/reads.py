@@ -112,9 +112,7 @@ async def get_templates(request: Request, ctx: SandboxContext) -> Response:
 
 
 def _templates(call: GraphCall) -> Response:
-    node = call.request.path_params["node"]
-    if node != call.config.waba_id:
-        raise unknown_node(node)
+    call.require_node(call.config.waba_id)
     params = call.request.query_params
     rows = _template_rows(call.config, params)
     limit, offset = _page_window(params)

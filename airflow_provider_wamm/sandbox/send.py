@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from airflow_provider_wamm.sandbox.faults import ERROR_FAULTS, fault_error, random_fault
 from airflow_provider_wamm.sandbox.graph_call import GraphCall, run_graph_call
-from airflow_provider_wamm.sandbox.responses import drop_connection, graph_error, json_response, unknown_node
+from airflow_provider_wamm.sandbox.responses import drop_connection, graph_error, json_response
 from airflow_provider_wamm.sandbox.state import SandboxContext, SandboxMessage
 from airflow_provider_wamm.sandbox.validation import CompiledTemplate, check_payload, normalize_to
 from airflow_provider_wamm.sandbox.webhooks import schedule_message
@@ -69,9 +69,7 @@ async def _send(call: GraphCall, body: bytes) -> Response:
 
 def resolve_message(call: GraphCall, body: bytes) -> tuple[dict[str, Any], CompiledTemplate]:
     """The checked payload and its template; raises the Graph error a bad send gets."""
-    node = call.request.path_params["node"]
-    if node != call.config.phone_number_id:
-        raise unknown_node(node, "post")
+    call.require_node(call.config.phone_number_id, "post")
     payload: Any
     try:
         payload = json.loads(body) if body else None
