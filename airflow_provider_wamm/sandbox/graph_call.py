@@ -80,26 +80,36 @@ async def run_graph_call(
 ) -> Response:
     """Answer ``request`` with ``handler`` inside the common frame (see the module's docstring)."""
     call = GraphCall(request, ctx.runtime, ctx.state, time.monotonic())
-    call.state.requests += 1
-    if kind == "send" and call.state.first_send_at is None:
-        call.state.first_send_at = call.arrived
+    state = call.state
+    state.requests += 1
+    if kind == "send" and state.first_send_at is None:
+        state.first_send_at = call.arrived
+    state.in_flight += 1
+    state.max_in_flight = max(state.max_in_flight, state.in_flight)
+    try:
+        response = await _answer(call, handler, kind)
+        if not isinstance(response, Dropped):
+            await call.wait_latency()
+        return response
+    finally:
+        state.in_flight -= 1
+
+
+async def _answer(call: GraphCall, handler: GraphHandler, kind: CallKind) -> Response:
+    """The handler's answer, or the Graph error it (or the authentication, or a fault) raised."""
     try:
         if kind != "token":
-            authenticate(request, call.config)
+            authenticate(call.request, call.config)
         if kind == "read" and call.config.faults_on_reads and call.runtime.fault_total:
             dropped = await _read_fault(call)
             if dropped is not None:
                 return dropped
         result = handler(call)
-        response = await result if isinstance(result, Awaitable) else result
+        return await result if isinstance(result, Awaitable) else result
     except GraphFailure as failure:
         if failure.code is not None:
             call.state.errors[failure.code] += 1
-        response = failure.response
-    if isinstance(response, Dropped):
-        return response
-    await call.wait_latency()
-    return response
+        return failure.response
 
 
 async def _read_fault(call: GraphCall) -> Response | None:

@@ -91,6 +91,10 @@ class SandboxState:
         self.forced_attempts: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[int] = collections.Counter()
         self.requests = 0
+        self.in_flight = 0
+        """Graph requests being handled or waiting out their latency right now."""
+        self.max_in_flight = 0
+        """The most Graph requests in flight at once."""
         self.first_send_at: float | None = None
         """``time.monotonic()`` of the first send's arrival (the latency step's clock starts there)."""
         self.rng = random.Random(seed)
@@ -131,6 +135,7 @@ class SandboxState:
         per = collections.Counter(m.to for m in msgs)
         data: dict[str, Any] = {
             "requests": self.requests,
+            "max_in_flight": self.max_in_flight,
             "accepted": len(msgs),
             "recipients": len(per),
             "duplicates": {to: n for to, n in per.items() if n > 1},
