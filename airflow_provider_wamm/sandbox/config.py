@@ -207,7 +207,7 @@ class SandboxConfig:
 
     # Faults (rates are probabilities per send)
     seed: int = 0
-    """Seed of the fault RNG and of the per-recipient outcome hash."""
+    """Seed of the fault RNG, of the per-recipient outcome hash and of the answer times."""
     fault_5xx_rate: float = 0.0
     """500 with code 2, or a bare 502/503 without a Graph envelope."""
     fault_transient_rate: float = 0.0

@@ -8,6 +8,7 @@ import math
 import random
 import statistics
 import time
+from dataclasses import dataclass
 
 import pytest
 import requests
@@ -21,8 +22,20 @@ from tests.sandbox.conftest import PHONE, TOKEN, message, number
 SEND_PATH = f"/v23.0/{PHONE}/marketing_messages"
 
 
-async def _post(port: int, path: str, body: bytes) -> tuple[int, float, float]:
-    """One request on its own connection: (status, start, seconds until the whole answer arrived)."""
+@dataclass(frozen=True)
+class Answer:
+    """What the client got for one request, and how long it took."""
+
+    status: int
+    elapsed: float
+    body: bytes
+
+    def wamid(self) -> str:
+        return str(json.loads(self.body)["messages"][0]["id"])
+
+
+async def _post(port: int, path: str, body: bytes) -> Answer:
+    """One request on its own connection, timed until the whole answer arrived."""
     start = time.monotonic()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     head = (
@@ -33,18 +46,19 @@ async def _post(port: int, path: str, body: bytes) -> tuple[int, float, float]:
     await writer.drain()
     answer = await reader.read()
     writer.close()
-    return int(answer.split(b" ", 2)[1]), start, time.monotonic() - start
+    elapsed = time.monotonic() - start
+    return Answer(int(answer.split(b" ", 2)[1]), elapsed, answer.partition(b"\r\n\r\n")[2])
 
 
 def _body(i: int) -> bytes:
     return json.dumps(message(to=number(i))).encode()
 
 
-async def _sends(port: int, count: int, concurrency: int) -> list[tuple[int, float, float]]:
+async def _sends(port: int, count: int, concurrency: int) -> list[Answer]:
     """``count`` sends to distinct recipients, at most ``concurrency`` in flight."""
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(i: int) -> tuple[int, float, float]:
+    async def one(i: int) -> Answer:
         async with gate:
             return await _post(port, SEND_PATH, _body(i))
 
@@ -151,8 +165,8 @@ def test_cli_sets_the_latency_options() -> None:
 def test_answers_over_http_have_the_configured_median_and_spread(sandbox: Sandbox) -> None:
     sandbox.configure(mps_cap=None, latency_median_s=0.2, latency_sigma=0.5, seed=11)
     results = asyncio.run(_sends(sandbox.port, 300, concurrency=30))
-    assert {status for status, _, _ in results} == {200}
-    times = [elapsed for _, _, elapsed in results]
+    assert {a.status for a in results} == {200}
+    times = [a.elapsed for a in results]
     # What the client measures adds a few milliseconds of its own and of the server's work.
     assert statistics.median(times) == pytest.approx(0.2, rel=0.2)
     assert _log_spread(times) == pytest.approx(0.5, abs=0.12)
@@ -179,7 +193,7 @@ def test_the_step_happens_and_recovers_over_http(sandbox: Sandbox) -> None:
     }
     assert requests.post(f"{sandbox.url}/_sandbox/config", json=changes, timeout=5).status_code == 200
 
-    async def probe() -> list[tuple[int, float, float]]:
+    async def probe() -> list[Answer]:
         tasks = []
         for i in range(44):  # one send every 50 ms for 2.2 s
             tasks.append(asyncio.create_task(_post(sandbox.port, SEND_PATH, _body(i))))
@@ -187,17 +201,20 @@ def test_the_step_happens_and_recovers_over_http(sandbox: Sandbox) -> None:
         return list(await asyncio.gather(*tasks))
 
     results = asyncio.run(probe())
-    first = results[0][1]
-    assert {status for status, _, _ in results} == {200}
-    during = [elapsed for _, start, elapsed in results if 0.7 <= start - first <= 1.3]
-    outside = [elapsed for _, start, elapsed in results if start - first <= 0.5 or start - first >= 1.55]
+    assert {a.status for a in results} == {200}
+    # Each answer by when its send arrived, on the sandbox's clock (the one the step runs on).
+    first_send = sandbox.context.state.first_send_at
+    assert first_send is not None
+    arrived = {m.wamid: m.monotonic - first_send for m in sandbox.messages}
+    during = [a.elapsed for a in results if 0.65 <= arrived[a.wamid()] <= 1.35]
+    outside = [a.elapsed for a in results if not 0.55 <= arrived[a.wamid()] <= 1.45]
     assert len(during) >= 8 and len(outside) >= 16
-    assert min(during) >= 0.45  # the jump
+    assert min(during) >= 0.5  # the jump
     assert statistics.median(outside) < 0.15  # before, and recovered after
 
 
 def test_a_thousand_slow_requests_are_answered_concurrently(sandbox: Sandbox) -> None:
-    def burst() -> tuple[float, list[tuple[int, float, float]]]:
+    def burst() -> tuple[float, list[Answer]]:
         sandbox.reset(sandbox.config)
         start = time.monotonic()
         results = asyncio.run(_sends(sandbox.port, 1000, concurrency=1000))
@@ -207,8 +224,8 @@ def test_a_thousand_slow_requests_are_answered_concurrently(sandbox: Sandbox) ->
     baseline, _ = burst()  # the work of 1,000 sends on this machine, client and server in one process
     sandbox.configure(latency_median_s=1.0)
     wall, results = burst()
-    assert [status for status, _, _ in results] == [200] * 1000
-    assert min(elapsed for _, _, elapsed in results) >= 1.0
+    assert [a.status for a in results] == [200] * 1000
+    assert min(a.elapsed for a in results) >= 1.0
     # All of them wait out their second together: one answer at a time would hold 1 in flight and
     # add 1,000 s; a limit of 100 would hold 100 and add 10 s.
     assert sandbox.counts()["max_in_flight"] >= 900
@@ -219,9 +236,9 @@ def test_a_thousand_slow_requests_are_answered_concurrently(sandbox: Sandbox) ->
 def test_the_cap_counts_at_arrival_not_at_the_answer(sandbox: Sandbox) -> None:
     sandbox.configure(mps_cap=50, latency_median_s=0.5)
     results = asyncio.run(_sends(sandbox.port, 80, concurrency=80))
-    statuses = [status for status, _, _ in results]
+    statuses = [a.status for a in results]
     assert statuses.count(200) == 50 and statuses.count(400) == 30
     assert sandbox.errors()[130429] == 30
     stamps = [m.monotonic for m in sandbox.messages]
     assert max(stamps) - min(stamps) < 0.5  # recorded when they arrived, before their slow answers
-    assert all(elapsed >= 0.5 for _, _, elapsed in results)  # refusals take the latency too
+    assert all(a.elapsed >= 0.5 for a in results)  # refusals take the latency too
