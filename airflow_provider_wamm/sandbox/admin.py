@@ -6,7 +6,7 @@ They have no authentication: the sandbox belongs on the loopback interface.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -62,11 +62,20 @@ async def _read_json(request: Request) -> dict[str, Any]:
     return data
 
 
+class ResetBody(TypedDict, total=False):
+    """The body of ``POST /_sandbox/reset``."""
+
+    defaults: bool
+    """Start from the default configuration (else from the one in force)."""
+    config: dict[str, Any]
+    """Configuration fields to change."""
+
+
 async def reset(request: Request, ctx: SandboxContext) -> Response:
     """``POST /_sandbox/reset``: forget everything; ``{"config": {...}}`` changes settings too, and
     ``{"defaults": true}`` starts from the default configuration."""
     try:
-        data = await _read_json(request)
+        data = cast(ResetBody, await _read_json(request))
         config = None
         if data.get("defaults"):
             config = SandboxConfig.from_dict(data.get("config") or {})

@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict, cast
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +29,28 @@ from airflow_provider_wamm.sandbox.webhooks import schedule_message
 _SENDABLE_STATUSES = ("APPROVED", "PAUSED", "DISABLED")
 
 
+class TemplateLanguage(TypedDict):
+    """``template.language`` of a send."""
+
+    code: str
+
+
+class TemplateRef(TypedDict, total=False):
+    """``template`` of a send: which template, and the parameters for it."""
+
+    name: Required[str]
+    language: Required[TemplateLanguage]
+    components: list[dict[str, Any]]
+
+
+class MessageBody(TypedDict, total=False):
+    """The fields of a send's body the sandbox reads, once :func:`check_payload` passed it."""
+
+    to: str
+    recipient: str
+    template: Required[TemplateRef]
+
+
 @dataclass(frozen=True, slots=True)
 class Recipient:
     """Who a send is for."""
@@ -41,12 +63,12 @@ class Recipient:
     """Whether it was addressed by phone number (the answer then names it ``wa_id``)."""
 
     @classmethod
-    def of(cls, payload: dict[str, Any]) -> Recipient:
-        """The recipient of a checked payload."""
-        raw_to = payload.get("to")
+    def of(cls, body: MessageBody) -> Recipient:
+        """The recipient of a checked body."""
+        raw_to = body.get("to")
         if raw_to is not None:
             return cls(normalize_to(raw_to) or raw_to, raw_to, True)
-        return cls(payload["recipient"], payload["recipient"], False)
+        return cls(body["recipient"], body["recipient"], False)
 
 
 async def send_marketing_message(request: Request, ctx: SandboxContext) -> Response:
@@ -56,19 +78,19 @@ async def send_marketing_message(request: Request, ctx: SandboxContext) -> Respo
 
 
 async def _send(call: GraphCall, body: bytes) -> Response:
-    payload, compiled = resolve_message(call, body)
-    recipient = Recipient.of(payload)
+    message, compiled = resolve_message(call, body)
+    recipient = Recipient.of(message)
     action = choose_action(call, recipient.key)
     if action == "drop":
         return await call.drop()
     now = time.monotonic()
     enforce_limits(call, recipient.key, now)
-    msg = record_message(call, payload, compiled, recipient, now)
+    msg = record_message(call, message, compiled, recipient, now)
     return await answer_message(call, msg, recipient, action)
 
 
-def resolve_message(call: GraphCall, body: bytes) -> tuple[dict[str, Any], CompiledTemplate]:
-    """The checked payload and its template; raises the Graph error a bad send gets."""
+def resolve_message(call: GraphCall, body: bytes) -> tuple[MessageBody, CompiledTemplate]:
+    """The checked body and its template; raises the Graph error a bad send gets."""
     call.require_node(call.config.phone_number_id, "post")
     payload: Any
     try:
@@ -78,7 +100,8 @@ def resolve_message(call: GraphCall, body: bytes) -> tuple[dict[str, Any], Compi
     problem = check_payload(payload)
     if problem:
         raise graph_error(problem.code, problem.details)
-    template = payload["template"]
+    message = cast(MessageBody, payload)
+    template = message["template"]
     name = template["name"]
     language = template["language"]["code"]
     compiled = call.runtime.templates.get((name, language))
@@ -96,7 +119,7 @@ def resolve_message(call: GraphCall, body: bytes) -> tuple[dict[str, Any], Compi
     problem = compiled.check(template.get("components", []))
     if problem:
         raise graph_error(problem.code, problem.details)
-    return payload, compiled
+    return message, compiled
 
 
 def choose_action(call: GraphCall, key: str) -> str | None:
@@ -152,7 +175,7 @@ def enforce_limits(call: GraphCall, key: str, now: float) -> None:
 
 
 def record_message(
-    call: GraphCall, payload: dict[str, Any], compiled: CompiledTemplate, recipient: Recipient, now: float
+    call: GraphCall, message: MessageBody, compiled: CompiledTemplate, recipient: Recipient, now: float
 ) -> SandboxMessage:
     """Record an accepted message (its outcome, pricing and click decided now) and schedule its webhooks."""
     cfg = call.config
@@ -180,7 +203,7 @@ def record_message(
         template=tpl.name,
         language=tpl.language,
         template_id=tpl.id or "",
-        payload=payload,
+        payload=dict(message),
         message_status=message_status,
         outcome=outcome,
         pricing_category="marketing" if fallback else "marketing_lite",
