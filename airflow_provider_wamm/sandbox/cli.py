@@ -14,9 +14,11 @@ import pathlib
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_wamm.sandbox.config import SandboxConfig, normalize_templates
+from airflow_provider_wamm.sandbox.config import LOST_RESPONSE_MODES, SandboxConfig, normalize_templates
 
 DEFAULT_PORT = 8090
 
@@ -38,12 +40,129 @@ def _outcomes(value: str) -> dict[str, float]:
     return result
 
 
+@dataclass(frozen=True)
+class FieldOption:
+    """A command-line option that sets one :class:`SandboxConfig` field."""
+
+    flag: str
+    field: str
+    type: Callable[[str], Any]
+    help: str
+    choices: tuple[Any, ...] | None = None
+
+    @property
+    def metavar(self) -> str | None:
+        """``SECONDS`` for times, ``RATE`` for shares, else argparse's default."""
+        if self.field.endswith("_s"):
+            return "SECONDS"
+        return "RATE" if self.type is _rate else None
+
+    @property
+    def dest(self) -> str:
+        """The attribute argparse stores the value in."""
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+#: The options that map one to one to a configuration field, by help section.
+FIELD_OPTIONS: dict[str, tuple[FieldOption, ...]] = {
+    "identity": (
+        FieldOption(
+            "--token", "access_token", str, "access token clients must send (env WAMM_SANDBOX_TOKEN)"
+        ),
+        FieldOption("--app-id", "app_id", str, "app id reported by debug_token"),
+        FieldOption(
+            "--app-secret", "app_secret", str, "app secret signing webhooks (env WAMM_SANDBOX_APP_SECRET)"
+        ),
+        FieldOption("--phone-number-id", "phone_number_id", str, "phone number id that can send"),
+        FieldOption("--waba-id", "waba_id", str, "WhatsApp Business Account id"),
+    ),
+    "latency (an answer takes latency + U(0, jitter) + median * exp(sigma * N(0,1)) + spikes)": (
+        FieldOption("--latency", "latency_s", float, "flat seconds every answer takes"),
+        FieldOption("--latency-jitter", "latency_jitter_s", float, "extra random latency, 0..this seconds"),
+        FieldOption("--latency-median", "latency_median_s", float, "median seconds of the log-normal part"),
+        FieldOption("--latency-sigma", "latency_sigma", float, "spread of the log-normal part (e.g. 0.6)"),
+        FieldOption("--latency-spike-rate", "latency_spike_rate", _rate, "share of answers that spike"),
+        FieldOption("--latency-spike", "latency_spike_s", float, "extra seconds of a spiking answer"),
+        FieldOption("--latency-step", "latency_step_s", float, "log-normal median during the step, seconds"),
+        FieldOption(
+            "--latency-step-at", "latency_step_at_s", float, "the step starts this long after the first send"
+        ),
+        FieldOption(
+            "--latency-step-for",
+            "latency_step_for_s",
+            float,
+            "the step lasts this long (default: until reset)",
+        ),
+    ),
+    "limits": (
+        FieldOption(
+            "--rate-limit-status", "rate_limit_http_status", int, "HTTP status of 130429 answers", (400, 429)
+        ),
+        FieldOption(
+            "--pair-interval", "pair_interval_s", float, "seconds per message per recipient (default 6)"
+        ),
+        FieldOption("--pair-burst", "pair_burst", int, "burst allowance per recipient (default 45)"),
+    ),
+    "outcomes": (
+        FieldOption("--seed", "seed", int, "seed of faults, outcomes and latencies"),
+        FieldOption(
+            "--outcomes", "outcomes", _outcomes, "weights, e.g. read=0.5,delivered=0.3,failed:131026=0.2"
+        ),
+        FieldOption(
+            "--fallback-rate",
+            "cloud_api_fallback_rate",
+            _rate,
+            "share of sends routed to Cloud API (category marketing)",
+        ),
+        FieldOption("--click-rate", "click_rate", _rate, "share of read messages that get a click event"),
+    ),
+    "faults": (
+        FieldOption("--fault-5xx", "fault_5xx_rate", _rate, "rate of 500/502/503 answers"),
+        FieldOption(
+            "--fault-transient",
+            "fault_transient_rate",
+            _rate,
+            "rate of Graph transient errors (1, 2, 131000)",
+        ),
+        FieldOption("--fault-throttle", "fault_throttle_rate", _rate, "rate of throttle errors (4, 130429)"),
+        FieldOption(
+            "--fault-lost",
+            "fault_lost_response_rate",
+            _rate,
+            "rate of answers lost after the message was recorded",
+        ),
+        FieldOption("--fault-drop", "fault_drop_rate", _rate, "rate of connections dropped before recording"),
+        FieldOption("--fault-slow", "fault_slow_rate", _rate, "rate of slow answers (after --slow seconds)"),
+        FieldOption(
+            "--lost-mode", "lost_response_mode", str, "how lost answers are lost", LOST_RESPONSE_MODES
+        ),
+        FieldOption("--hang", "hang_s", float, "seconds a hung answer waits before closing"),
+        FieldOption("--slow", "slow_response_s", float, "seconds a slow answer takes"),
+    ),
+    "webhooks": (
+        FieldOption("--webhook-url", "webhook_url", str, "callback URL for status webhooks"),
+        FieldOption("--webhook-batch-size", "webhook_batch_size", int, "statuses per webhook POST (1..1000)"),
+        FieldOption(
+            "--webhook-delay", "webhook_delay_s", float, "seconds from acceptance to the first status"
+        ),
+        FieldOption("--webhook-step", "webhook_step_s", float, "seconds between sent, delivered and read"),
+        FieldOption("--duplicate-rate", "webhook_duplicate_rate", _rate, "share of statuses delivered twice"),
+        FieldOption(
+            "--reorder-rate",
+            "webhook_reorder_rate",
+            _rate,
+            "share of read messages with read before delivered",
+        ),
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line options (each maps to a :class:`SandboxConfig` field)."""
     p = argparse.ArgumentParser(
         prog="wamm-sandbox",
-        description="Local stand-in for WhatsApp's Marketing Messages API (Graph API) with limits, faults "
-        "and signed status webhooks.",
+        description="Local stand-in for WhatsApp's Marketing Messages API (Graph API) with limits, faults, "
+        "Meta-like latencies and signed status webhooks.",
     )
     p.add_argument(
         "--host",
@@ -57,22 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--templates", type=pathlib.Path, help="JSON file: a list of templates (Meta's format or ours)"
     )
-    p.add_argument("--token", help="access token clients must send (env WAMM_SANDBOX_TOKEN)")
-    p.add_argument("--app-id", help="app id reported by debug_token")
-    p.add_argument("--app-secret", help="app secret signing webhooks (env WAMM_SANDBOX_APP_SECRET)")
-    p.add_argument("--phone-number-id", help="phone number id that can send")
-    p.add_argument("--waba-id", help="WhatsApp Business Account id")
-    p.add_argument("--latency", type=float, help="seconds every answer takes")
-    p.add_argument("--latency-jitter", type=float, help="extra random latency, 0..this seconds")
     p.add_argument("--mps-cap", type=float, help="messages per second accepted (0: no cap; default 80)")
-    p.add_argument("--rate-limit-status", type=int, choices=(400, 429), help="HTTP status of 130429 answers")
-    p.add_argument("--pair-interval", type=float, help="seconds per message per recipient (default 6)")
-    p.add_argument("--pair-burst", type=int, help="burst allowance per recipient (default 45)")
     p.add_argument("--no-pair-limit", action="store_true", help="do not enforce the pair rate limit")
-    p.add_argument("--seed", type=int, help="seed of faults and outcomes")
-    p.add_argument(
-        "--outcomes", type=_outcomes, help="weights, e.g. read=0.5,delivered=0.3,failed:131026=0.2"
-    )
     p.add_argument(
         "--force",
         action="append",
@@ -80,59 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NUMBER=OUTCOME",
         help="forced outcome for one recipient, e.g. 4915123456789=failed:131050 (repeatable)",
     )
-    p.add_argument(
-        "--fallback-rate", type=_rate, help="share of sends routed to Cloud API (category marketing)"
-    )
-    p.add_argument("--click-rate", type=_rate, help="share of read messages that get a click event")
-    p.add_argument("--fault-5xx", type=_rate, help="rate of 500/502/503 answers")
-    p.add_argument("--fault-transient", type=_rate, help="rate of Graph transient errors (1, 2, 131000)")
-    p.add_argument("--fault-throttle", type=_rate, help="rate of throttle errors (4, 130429)")
-    p.add_argument("--fault-lost", type=_rate, help="rate of answers lost after the message was recorded")
-    p.add_argument("--fault-drop", type=_rate, help="rate of connections dropped before recording")
-    p.add_argument("--fault-slow", type=_rate, help="rate of slow answers (after --slow seconds)")
-    p.add_argument("--lost-mode", choices=("drop", "hang", "mixed"), help="how lost answers are lost")
-    p.add_argument("--hang", type=float, help="seconds a hung answer waits before closing")
-    p.add_argument("--slow", type=float, help="seconds a slow answer takes")
-    p.add_argument("--webhook-url", help="callback URL for status webhooks")
-    p.add_argument("--webhook-batch-size", type=int, help="statuses per webhook POST (1..1000)")
-    p.add_argument("--webhook-delay", type=float, help="seconds from acceptance to the first status")
-    p.add_argument("--webhook-step", type=float, help="seconds between sent, delivered and read")
-    p.add_argument("--duplicate-rate", type=_rate, help="share of statuses delivered twice")
-    p.add_argument("--reorder-rate", type=_rate, help="share of read messages with read before delivered")
+    for title, options in FIELD_OPTIONS.items():
+        group = p.add_argument_group(title)
+        for option in options:
+            group.add_argument(
+                option.flag,
+                type=option.type,
+                choices=option.choices,
+                metavar=option.metavar,
+                help=option.help,
+            )
     return p
-
-
-_FIELD_OPTIONS = {
-    "token": "access_token",
-    "app_id": "app_id",
-    "app_secret": "app_secret",
-    "phone_number_id": "phone_number_id",
-    "waba_id": "waba_id",
-    "latency": "latency_s",
-    "latency_jitter": "latency_jitter_s",
-    "rate_limit_status": "rate_limit_http_status",
-    "pair_interval": "pair_interval_s",
-    "pair_burst": "pair_burst",
-    "seed": "seed",
-    "outcomes": "outcomes",
-    "fallback_rate": "cloud_api_fallback_rate",
-    "click_rate": "click_rate",
-    "fault_5xx": "fault_5xx_rate",
-    "fault_transient": "fault_transient_rate",
-    "fault_throttle": "fault_throttle_rate",
-    "fault_lost": "fault_lost_response_rate",
-    "fault_drop": "fault_drop_rate",
-    "fault_slow": "fault_slow_rate",
-    "lost_mode": "lost_response_mode",
-    "hang": "hang_s",
-    "slow": "slow_response_s",
-    "webhook_url": "webhook_url",
-    "webhook_batch_size": "webhook_batch_size",
-    "webhook_delay": "webhook_delay_s",
-    "webhook_step": "webhook_step_s",
-    "duplicate_rate": "webhook_duplicate_rate",
-    "reorder_rate": "webhook_reorder_rate",
-}
 
 
 def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> SandboxConfig:
@@ -146,10 +209,11 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         changes["access_token"] = env["WAMM_SANDBOX_TOKEN"]
     if env.get("WAMM_SANDBOX_APP_SECRET"):
         changes["app_secret"] = env["WAMM_SANDBOX_APP_SECRET"]
-    for option, field_name in _FIELD_OPTIONS.items():
-        value = getattr(args, option)
-        if value is not None:
-            changes[field_name] = value
+    for options in FIELD_OPTIONS.values():
+        for option in options:
+            value = getattr(args, option.dest)
+            if value is not None:
+                changes[option.field] = value
     if args.mps_cap is not None:
         changes["mps_cap"] = args.mps_cap if args.mps_cap > 0 else None
     if args.no_pair_limit:

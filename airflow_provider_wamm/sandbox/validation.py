@@ -4,18 +4,20 @@ Shape problems answer code 100 ("Invalid parameter") with ``error_data.details``
 (a dotted path such as ``template.components[1].parameters[0].text``); problems against the approved
 template answer the template codes (132001, 132000, 132012, 132015, 132016, 132018, 134100).
 Each check returns ``None`` or a :class:`Problem`; nothing here raises on bad input.
+
+This is the sandbox's own reading of Meta's rules, written apart from the provider's payload builder
+(:mod:`airflow_provider_wamm.graph.payload`) and never importing it: the two check each other.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_wamm.sandbox.config import SandboxTemplate, _placeholders
+from airflow_provider_wamm.sandbox.templates import TEMPLATE_NAME, SandboxTemplate, placeholders
 
-_TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
 _PHONE_CHARS = re.compile(r"^\+?[0-9 ()\-.]+$")
 _TOP_LEVEL = frozenset(
     {
@@ -186,27 +188,45 @@ def _check_component(comp: Any, path: str) -> Problem | None:
     return None
 
 
-def check_payload(payload: Any) -> Problem | None:
-    """Shape checks of a marketing message body (code 100 naming the field)."""
-    if not isinstance(payload, Mapping):
-        return Problem(100, "The request body must be a JSON object.")
+def _check_field(
+    container: Mapping[str, Any], key: str, path: str, is_valid: Callable[[Any], bool], reason: str
+) -> Problem | None:
+    """``path`` is required (not ``None``) and must pass ``is_valid``, or it fails for ``reason``."""
+    value = container.get(key)
+    if value is None:
+        return _required(path)
+    return None if is_valid(value) else _invalid(path, reason)
+
+
+def _first_problem(*checks: Callable[[], Problem | None]) -> Problem | None:
+    """The first problem the checks find, run in order (later checks may rely on earlier ones)."""
+    for check in checks:
+        problem = check()
+        if problem:
+            return problem
+    return None
+
+
+def _check_envelope(payload: Mapping[str, Any]) -> Problem | None:
+    """Top-level keys, product, recipient type and message type."""
     for key in payload:
         if key not in _TOP_LEVEL:
             return _invalid(str(key), "unexpected parameter")
-    product = payload.get("messaging_product")
-    if product is None:
-        return _required("messaging_product")
-    if product != "whatsapp":
-        return _invalid("messaging_product", 'must be "whatsapp"')
-    recipient_type = payload.get("recipient_type")
-    if recipient_type is None:
-        return _required("recipient_type")
-    if recipient_type != "individual":
-        return _invalid("recipient_type", 'must be "individual"')
-    if payload.get("type") is None:
-        return _required("type")
-    if payload.get("type") != "template":
-        return Problem(100, "Invalid parameter type: Message must be a template message.")
+    return _first_problem(
+        lambda: _check_field(
+            payload, "messaging_product", "messaging_product", _equals("whatsapp"), 'must be "whatsapp"'
+        ),
+        lambda: _check_field(
+            payload, "recipient_type", "recipient_type", _equals("individual"), 'must be "individual"'
+        ),
+        lambda: _check_field(
+            payload, "type", "type", _equals("template"), "Message must be a template message."
+        ),
+    )
+
+
+def _check_recipient(payload: Mapping[str, Any]) -> Problem | None:
+    """A phone number in ``to``, or a business-scoped user id in ``recipient``."""
     to = payload.get("to")
     recipient = payload.get("recipient")
     if to is None and recipient is None:
@@ -215,26 +235,27 @@ def check_payload(payload: Any) -> Problem | None:
         return _invalid("to", "is not a valid WhatsApp phone number")
     if to is None and (not isinstance(recipient, str) or not recipient.strip()):
         return _invalid("recipient", "must be a business-scoped user id")
-    template = payload.get("template")
-    if template is None:
-        return _required("template")
-    if not isinstance(template, Mapping):
-        return _invalid("template", "must be an object")
-    name = template.get("name")
-    if name is None:
-        return _required("template.name")
-    if not isinstance(name, str) or not _TEMPLATE_NAME.match(name):
-        return _invalid("template.name", "must match ^[a-z0-9_]+$")
+    return None
+
+
+def _check_template_ref(payload: Mapping[str, Any]) -> Problem | None:
+    """``template``: a name, a language code (policy ``deterministic``) and well-formed components."""
+    problem = _check_field(payload, "template", "template", _is_mapping, "must be an object")
+    if problem:
+        return problem
+    template = payload["template"]
     language = template.get("language")
-    if language is None:
-        return _required("template.language")
-    if not isinstance(language, Mapping):
-        return _invalid("template.language", "must be an object with a code")
-    code = language.get("code")
-    if code is None:
-        return _required("template.language.code")
-    if not isinstance(code, str) or not code:
-        return _invalid("template.language.code", "must be a language code such as en_US")
+    problem = _first_problem(
+        lambda: _check_field(template, "name", "template.name", _is_template_name, "must match ^[a-z0-9_]+$"),
+        lambda: _check_field(
+            template, "language", "template.language", _is_mapping, "must be an object with a code"
+        ),
+        lambda: _check_field(
+            language, "code", "template.language.code", _is_code, "must be a language code such as en_US"
+        ),
+    )
+    if problem:
+        return problem
     if "policy" in language and language["policy"] != "deterministic":
         return _invalid("template.language.policy", 'must be "deterministic"')
     components = template.get("components", [])
@@ -244,6 +265,11 @@ def check_payload(payload: Any) -> Problem | None:
         problem = _check_component(comp, f"template.components[{i}]")
         if problem:
             return problem
+    return None
+
+
+def _check_options(payload: Mapping[str, Any]) -> Problem | None:
+    """Optional settings: ``product_policy`` and ``message_activity_sharing``."""
     policy = payload.get("product_policy")
     if policy is not None and policy not in ("CLOUD_API_FALLBACK", "STRICT"):
         return _invalid("product_policy", "must be CLOUD_API_FALLBACK or STRICT")
@@ -251,6 +277,34 @@ def check_payload(payload: Any) -> Problem | None:
     if sharing is not None and not isinstance(sharing, bool):
         return _invalid("message_activity_sharing", "must be a boolean")
     return None
+
+
+def _equals(expected: str) -> Callable[[Any], bool]:
+    return lambda value: value == expected
+
+
+def _is_mapping(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
+def _is_template_name(value: Any) -> bool:
+    return isinstance(value, str) and TEMPLATE_NAME.match(value) is not None
+
+
+def _is_code(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def check_payload(payload: Any) -> Problem | None:
+    """Shape checks of a marketing message body (code 100 naming the field)."""
+    if not isinstance(payload, Mapping):
+        return Problem(100, "The request body must be a JSON object.")
+    return _first_problem(
+        lambda: _check_envelope(payload),
+        lambda: _check_recipient(payload),
+        lambda: _check_template_ref(payload),
+        lambda: _check_options(payload),
+    )
 
 
 @dataclass(frozen=True)
@@ -270,14 +324,14 @@ class CompiledTemplate:
         """Derive the send-time expectations of ``template``."""
         header_kind: str | None = None
         if template.header_format == "TEXT":
-            header_kind = "text" if _placeholders(template.header_text) else None
+            header_kind = "text" if placeholders(template.header_text) else None
         elif template.header_format is not None:
             header_kind = template.header_format.lower()
         buttons: dict[int, tuple[str, bool]] = {}
         for i, button in enumerate(template.buttons):
             kind = str(button.get("type", "")).lower()
             if kind == "url":
-                buttons[i] = ("url", bool(_placeholders(str(button.get("url", "")))))
+                buttons[i] = ("url", bool(placeholders(str(button.get("url", "")))))
             elif kind == "copy_code":
                 buttons[i] = ("copy_code", True)
             else:
@@ -303,8 +357,15 @@ class CompiledTemplate:
                 header = comp
             elif kind == "button":
                 sent_buttons[int(comp["index"])] = comp
-        body_params = list(body.get("parameters", [])) if body else []
-        for i, param in enumerate(body_params):
+        return _first_problem(
+            lambda: self._check_body(list(body.get("parameters", [])) if body else []),
+            lambda: self._check_header(list(header.get("parameters", [])) if header else []),
+            lambda: self._check_buttons(sent_buttons),
+        )
+
+    def _check_body(self, params: list[Any]) -> Problem | None:
+        """Body parameters: clean text, and the template's count (positional) or names (named)."""
+        for i, param in enumerate(params):
             if param.get("type") == "text" and _BAD_TEXT.search(param["text"]):
                 return Problem(
                     132018,
@@ -312,34 +373,32 @@ class CompiledTemplate:
                     "or more than 4 consecutive spaces",
                 )
         if self.body_names:
-            names = [p.get("parameter_name") for p in body_params]
-            if len(body_params) != len(self.body_names) or set(names) != self.body_names:
+            names = [p.get("parameter_name") for p in params]
+            if len(params) != len(self.body_names) or set(names) != self.body_names:
                 return Problem(
                     132000,
                     f"body: expected named parameters {sorted(self.body_names)}, got "
                     f"{sorted(str(n) for n in names)}",
                 )
-        elif len(body_params) != self.body_count:
-            return Problem(
-                132000,
-                f"body: number of localizable_params ({len(body_params)}) does not match the expected "
-                f"number of params ({self.body_count})",
-            )
-        header_params = list(header.get("parameters", [])) if header else []
-        expected = 1 if self.header_kind else 0
-        if len(header_params) != expected:
-            return Problem(
-                132000,
-                f"header: number of localizable_params ({len(header_params)}) does not match the expected "
-                f"number of params ({expected})",
-            )
-        if self.header_kind and header_params[0].get("type") != self.header_kind:
+            return None
+        return _count_problem("body", len(params), self.body_count)
+
+    def _check_header(self, params: list[Any]) -> Problem | None:
+        """One header parameter of the header's format when the template's header takes one."""
+        problem = _count_problem("header", len(params), 1 if self.header_kind else 0)
+        if problem:
+            return problem
+        if self.header_kind and params[0].get("type") != self.header_kind:
             return Problem(
                 132012,
-                f"header: parameter type {header_params[0].get('type')} does not match the format "
+                f"header: parameter type {params[0].get('type')} does not match the format "
                 f"{self.template.header_format} of the template header",
             )
-        for index, comp in sent_buttons.items():
+        return None
+
+    def _check_buttons(self, sent: dict[int, Mapping[str, Any]]) -> Problem | None:
+        """Sent buttons exist with the template's sub_type; buttons that need a parameter have one."""
+        for index, comp in sent.items():
             if index not in self.buttons:
                 return Problem(132000, f"button at index {index} does not exist in the template")
             sub_type, _needs = self.buttons[index]
@@ -350,14 +409,23 @@ class CompiledTemplate:
                     f"{sub_type.upper()} button",
                 )
         for index, (sub_type, needs) in self.buttons.items():
-            if not needs:
-                continue
-            comp = sent_buttons.get(index)
-            count = len(comp.get("parameters", [])) if comp else 0
-            if count != 1:
+            button = sent.get(index)
+            count = len(button.get("parameters", [])) if button else 0
+            if needs and count != 1:
                 return Problem(
                     132000,
                     f"button at index {index} ({sub_type.upper()}): number of params ({count}) does not "
                     "match the expected number of params (1)",
                 )
         return None
+
+
+def _count_problem(where: str, count: int, expected: int) -> Problem | None:
+    """132000 when a component carries another number of parameters than the template expects."""
+    if count == expected:
+        return None
+    return Problem(
+        132000,
+        f"{where}: number of localizable_params ({count}) does not match the expected "
+        f"number of params ({expected})",
+    )

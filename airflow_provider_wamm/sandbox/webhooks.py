@@ -2,33 +2,29 @@
 
 Accepted messages schedule their statuses (``sent`` → ``delivered`` → ``read``, or ``failed``) and
 click events on a heap; a background task in the server's event loop POSTs what is due in batches,
-with ``X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body keyed with the app secret>``, and
-retries a failed delivery with backoff like Meta does.
+with ``X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body keyed with the app secret>`` (the
+receiver's own :func:`~airflow_provider_wamm.webhooks.signature.sign`), and retries a failed delivery
+with backoff like Meta does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import heapq
-import hmac
 import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_wamm.graph.errors import error_title
-
-if TYPE_CHECKING:
-    from airflow_provider_wamm.sandbox.server import Sandbox, SandboxMessage, _State
+from airflow_provider_wamm.sandbox.state import Runtime, SandboxContext, SandboxMessage, SandboxState
+from airflow_provider_wamm.webhooks.signature import SIGNATURE_HEADER, sign, verify_signature
 
 log = logging.getLogger(__name__)
 
-#: Header Meta signs webhook bodies with.
-SIGNATURE_HEADER = "X-Hub-Signature-256"
 _ERROR_DOCS = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
 #: Messages of the asynchronous failures the sandbox produces (Meta's wording).
 FAILURE_DETAILS: dict[int, str] = {
@@ -39,19 +35,8 @@ FAILURE_DETAILS: dict[int, str] = {
     132015: "Template is paused due to low quality so it cannot be sent in a template message.",
     135000: "Message failed to send because of an unknown error with your request parameters.",
 }
-
-
-def sign_payload(body: bytes, app_secret: str) -> str:
-    """The ``X-Hub-Signature-256`` value for ``body``: ``"sha256=" + hex HMAC-SHA256(app_secret, body)``."""
-    digest = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def verify_signature(body: bytes, header: str | None, app_secret: str) -> bool:
-    """Whether ``header`` (an ``X-Hub-Signature-256`` value) signs ``body`` with ``app_secret``."""
-    if not header:
-        return False
-    return hmac.compare_digest(header.strip().encode(), sign_payload(body, app_secret).encode())
+#: The ``X-Hub-Signature-256`` value of a body (the receiver's signer, under the sandbox's old name).
+sign_payload = sign
 
 
 def _redact_url(url: str) -> str:
@@ -64,9 +49,9 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def schedule_message(sandbox: Sandbox, state: _State, msg: SandboxMessage, now: float) -> None:
+def schedule_message(runtime: Runtime, state: SandboxState, msg: SandboxMessage, now: float) -> None:
     """Put the webhooks of an accepted message on the heap (statuses, duplicates, reordering, a click)."""
-    cfg = sandbox._runtime.config
+    cfg = runtime.config
     wall0 = msg.timestamp
     base = now + cfg.webhook_delay_s
     step = cfg.webhook_step_s
@@ -80,7 +65,7 @@ def schedule_message(sandbox: Sandbox, state: _State, msg: SandboxMessage, now: 
         stages = ["sent", "delivered", "read"][: ("sent", "delivered", "read").index(outcome) + 1]
     dues = [base + i * step for i in range(len(stages))]
     walls = [wall0 + (d - now) for d in dues]
-    if len(stages) == 3 and sandbox._unit("reorder", msg.wamid) < cfg.webhook_reorder_rate:
+    if len(stages) == 3 and runtime.unit("reorder", msg.wamid) < cfg.webhook_reorder_rate:
         dues[1], dues[2] = dues[2], dues[1]
     heap = state.heap
     for i, status in enumerate(stages):
@@ -89,7 +74,7 @@ def schedule_message(sandbox: Sandbox, state: _State, msg: SandboxMessage, now: 
         heapq.heappush(heap, (dues[i], next(state.seq), "status", item))
         if (
             cfg.webhook_duplicate_rate
-            and sandbox._unit("dup", f"{msg.wamid}|{status}") < cfg.webhook_duplicate_rate
+            and runtime.unit("dup", f"{msg.wamid}|{status}") < cfg.webhook_duplicate_rate
         ):
             heapq.heappush(heap, (dues[i] + step * 1.5, next(state.seq), "status", item))
     if msg.clicked:
@@ -160,8 +145,8 @@ def build_payload(
 class WebhookEmitter:
     """Background task delivering due webhook events of the sandbox's current state."""
 
-    def __init__(self, sandbox: Sandbox) -> None:
-        self._sandbox = sandbox
+    def __init__(self, ctx: SandboxContext) -> None:
+        self._ctx = ctx
         self._client: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._semaphore: asyncio.Semaphore | None = None
@@ -185,8 +170,8 @@ class WebhookEmitter:
                 await self._client.aclose()
 
     async def _tick(self) -> None:
-        cfg = self._sandbox._runtime.config
-        state = self._sandbox._state
+        cfg = self._ctx.config
+        state = self._ctx.state
         heap = state.heap
         now = time.monotonic()
         # A batch holds what fell due within ``webhook_flush_s`` after its first event fell due.
@@ -212,12 +197,12 @@ class WebhookEmitter:
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver(
-        self, state: _State, batch: list[tuple[Any, ...]], semaphore: asyncio.Semaphore
+        self, state: SandboxState, batch: list[tuple[Any, ...]], semaphore: asyncio.Semaphore
     ) -> None:
         try:
             if not batch:
                 return
-            cfg = self._sandbox._runtime.config
+            cfg = self._ctx.config
             url = cfg.webhook_url
             if not url:
                 return
@@ -229,7 +214,7 @@ class WebhookEmitter:
                 statuses_per_change=cfg.webhook_statuses_per_change,
             )
             body = json.dumps(payload, separators=(",", ":")).encode()
-            headers = {SIGNATURE_HEADER: sign_payload(body, cfg.app_secret)}
+            headers = {SIGNATURE_HEADER: sign(body, cfg.app_secret)}
             n_status = sum(1 for e in batch if e[2] == "status")
             for attempt in range(cfg.webhook_max_attempts):
                 try:
@@ -257,3 +242,14 @@ class WebhookEmitter:
         finally:
             state.pending_batches -= 1
             semaphore.release()
+
+
+__all__ = [
+    "FAILURE_DETAILS",
+    "SIGNATURE_HEADER",
+    "WebhookEmitter",
+    "build_payload",
+    "schedule_message",
+    "sign_payload",
+    "verify_signature",
+]
