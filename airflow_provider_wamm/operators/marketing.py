@@ -38,7 +38,7 @@ from airflow_provider_wamm.graph.errors import (
 )
 from airflow_provider_wamm.graph.templates import TemplateSpec, check_components
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger
-from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
+from airflow_provider_wamm.hooks.whatsapp import WhatsAppConnectionSettings, WhatsAppHook
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -353,12 +353,18 @@ class MarketingMessageOperator(BaseOperator):
         dry_run = _as_bool(self.is_dry_run, "dry_run")
         self._skip_if_too_late(context)
         campaign_id = self.campaign_id or default_campaign_id(context)
-        hook = WhatsAppHook(whatsapp_conn_id=self.whatsapp_conn_id)
+        connection: WhatsAppConnectionSettings | None = None
         try:
-            settings = self._campaign_settings(hook, campaign_id, dry_run)
+            if self.max_messages_per_second is None:  # the rate comes from the connection's cap
+                connection = WhatsAppHook.read_connection_settings(self.whatsapp_conn_id)
+            settings = self._campaign_settings(connection, campaign_id, dry_run)
         except ConfigurationError as exc:
             raise AirflowFailException(f"Campaign {campaign_id!r} is misconfigured: {exc}") from exc
-        hook.pool_maxsize = settings.concurrency  # one kept-alive connection per sender thread
+        hook = WhatsAppHook(
+            whatsapp_conn_id=self.whatsapp_conn_id,
+            pool_maxsize=settings.concurrency,  # one kept-alive connection per sender thread
+            connection_settings=connection,
+        )
         client: GraphClient | None = None
         try:
             preflight = self.preflight if self.preflight is not None else bool(hook.waba_id) and not dry_run
@@ -407,7 +413,9 @@ class MarketingMessageOperator(BaseOperator):
         self.product_policy = str(policy).upper()
         return None
 
-    def _campaign_settings(self, hook: WhatsAppHook, campaign_id: str, dry_run: bool) -> CampaignSettings:
+    def _campaign_settings(
+        self, connection: WhatsAppConnectionSettings | None, campaign_id: str, dry_run: bool
+    ) -> CampaignSettings:
         """The engine's settings from the rendered arguments and the connection."""
         shard_count = _as_int(self.shard_count, "shard_count")
         shard_index = _as_int(self.shard_index if self.shard_index is not None else 0, "shard_index")
@@ -417,10 +425,10 @@ class MarketingMessageOperator(BaseOperator):
             raise ConfigurationError(
                 f"'shard_index' {shard_index} is outside 0..{shard_count - 1} (shard_count={shard_count})."
             )
-        if self.max_messages_per_second is not None:
+        if connection is None:
             rate = _as_float(self.max_messages_per_second, "max_messages_per_second")
         else:
-            rate = hook.max_messages_per_second / shard_count
+            rate = connection.max_messages_per_second / shard_count
         options = dict(self.campaign_options)
         options.setdefault("min_messages_per_second", min(1.0, rate))
         personaliser = Personaliser(
