@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from airflow_provider_wamm.campaign.ledger import Ledger
-from airflow_provider_wamm.operators.marketing import MarketingMessageOperator, _streaming_cursor
+from airflow_provider_wamm.hooks.recipients import streaming_cursor
+from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
 from airflow_provider_wamm.sandbox import Sandbox
 from tests.campaign.realdb import postgres_server
 from tests.operators.conftest import SPRING_SALE, WHATSAPP_CONN_ID, digits, make_context
@@ -57,7 +58,7 @@ def test_postgres_source_streams_with_a_server_side_cursor_and_postgres_ledger(
     hook = BaseHook.get_connection(pg_conn_id).get_hook()
     db = hook.get_conn()
     try:
-        assert type(_streaming_cursor(db)).__name__ == "ServerCursor"  # rows are fetched as they are read
+        assert type(streaming_cursor(db)).__name__ == "ServerCursor"  # rows are fetched as they are read
     finally:
         db.close()
 
