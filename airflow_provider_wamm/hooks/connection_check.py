@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.graph.errors import (
@@ -54,11 +54,30 @@ _FALLBACK_NOTE = (
 )
 
 
+class PhoneNumberInfo(TypedDict, total=False):
+    """The phone-number object the connection test reads (``GET /{phone-number-id}``)."""
+
+    display_phone_number: str
+    verified_name: str
+    quality_rating: str
+    #: ``{"level": "STANDARD"}`` (older versions: the level alone).
+    throughput: Mapping[str, Any] | str
+
+
+class WabaInfo(TypedDict, total=False):
+    """The WABA object the connection test reads (``GET /{waba-id}``)."""
+
+    name: str
+    marketing_messages_onboarding_status: str
+    #: The status under its earlier name, read when the current one is missing.
+    marketing_messages_lite_api_status: str
+
+
 def _short(exc: GraphError) -> str:
     return f"Graph error {exc.code}: {exc.message}"
 
 
-def describe_phone(phone: Mapping[str, Any], phone_number_id: str | None) -> str:
+def describe_phone(phone: PhoneNumberInfo, phone_number_id: str | None) -> str:
     """``Connected to +1 555-0100 (Acme, quality GREEN, throughput STANDARD)``, from the phone object."""
     number = optional_text(phone.get("display_phone_number")) or f"phone number {phone_number_id}"
     details: list[str] = []
@@ -117,7 +136,7 @@ class ConnectionCheck:
     def check_phone(self) -> str | None:
         """Read the phone number; the failure message when it cannot be read (nothing else is checked)."""
         try:
-            phone = self.client.get_phone_number(fields=list(PHONE_FIELDS))
+            phone = cast(PhoneNumberInfo, self.client.get_phone_number(fields=list(PHONE_FIELDS)))
         except GraphError as exc:
             return self._explain_phone_error(exc)
         except GraphTransportError as exc:
@@ -131,7 +150,7 @@ class ConnectionCheck:
     def check_waba(self, waba_id: str) -> None:
         """Read the WABA's Marketing Messages onboarding status."""
         try:
-            waba = self.client.get_waba(fields=list(WABA_FIELDS))
+            waba = cast(WabaInfo, self.client.get_waba(fields=list(WABA_FIELDS)))
         except PermissionDeniedError as exc:
             self.problems.append(
                 f"The token may not read WABA {waba_id} ({_short(exc)}): give the system user access to this "
@@ -154,7 +173,7 @@ class ConnectionCheck:
             return
         self._check_onboarding(waba_id, waba)
 
-    def _check_onboarding(self, waba_id: str, waba: Mapping[str, Any]) -> None:
+    def _check_onboarding(self, waba_id: str, waba: WabaInfo) -> None:
         status = optional_text(waba.get("marketing_messages_onboarding_status"))
         if status is None:
             status = optional_text(waba.get("marketing_messages_lite_api_status"))
@@ -244,4 +263,4 @@ class ConnectionCheck:
         )
 
 
-__all__ = ["PHONE_FIELDS", "WABA_FIELDS", "ConnectionCheck", "describe_phone"]
+__all__ = ["PHONE_FIELDS", "WABA_FIELDS", "ConnectionCheck", "PhoneNumberInfo", "WabaInfo", "describe_phone"]

@@ -113,6 +113,7 @@ def base_url_from_connection(host: str | None, schema: str | None = None, port: 
 
 
 def _base_url(conn: Any, conn_id: str) -> str:
+    """The connection's Graph API base URL; its errors name the connection."""
     try:
         return base_url_from_connection(
             getattr(conn, "host", None), getattr(conn, "schema", None), getattr(conn, "port", None)
@@ -122,6 +123,7 @@ def _base_url(conn: Any, conn_id: str) -> str:
 
 
 def _api_version(override: Any, extras: ConnectionExtras, conn_id: str) -> str:
+    """The Graph API version: ``override``, else the connection's, else :data:`DEFAULT_API_VERSION`."""
     version = optional_text(override) or optional_text(extras.get("api_version")) or DEFAULT_API_VERSION
     if not _API_VERSION_RE.match(version):
         raise ConfigurationError(
