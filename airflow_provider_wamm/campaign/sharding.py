@@ -14,9 +14,11 @@ from airflow_provider_wamm.graph.errors import ConfigurationError
 def validate_shard(shard_index: int, shard_count: int) -> None:
     """Raise :class:`ConfigurationError` unless ``0 <= shard_index < shard_count``."""
     if shard_count < 1:
-        raise ConfigurationError(f"shard_count must be at least 1, got {shard_count}")
+        raise ConfigurationError(f"'shard_count' must be at least 1, got {shard_count}")
     if not 0 <= shard_index < shard_count:
-        raise ConfigurationError(f"shard_index must be in [0, {shard_count - 1}], got {shard_index}")
+        raise ConfigurationError(
+            f"'shard_index' {shard_index} is outside 0..{shard_count - 1} (shard_count={shard_count})"
+        )
 
 
 def shard_of(key: str, shard_count: int) -> int:

@@ -325,6 +325,45 @@ def test_close_drops_the_client(wa_conn: Callable[..., str]) -> None:
     assert hook.get_conn() is not first
 
 
+def test_the_pool_size_is_fixed_when_the_hook_is_built(
+    wa_conn: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[dict[str, Any]] = []
+
+    def recording_client(access_token: str, **kwargs: Any) -> GraphClient:
+        built.append(kwargs)
+        return GraphClient(access_token, **kwargs)
+
+    monkeypatch.setattr(whatsapp_module, "GraphClient", recording_client)
+    hook = hook_for(wa_conn(), pool_maxsize=12)
+    assert hook.pool_maxsize == 12
+    with pytest.raises(AttributeError):
+        hook.pool_maxsize = 3  # type: ignore[misc]
+    hook.get_conn()
+    assert [kwargs["pool_maxsize"] for kwargs in built] == [12]
+    hook_for(wa_conn("wa_default_pool")).get_conn()
+    assert "pool_maxsize" not in built[1]  # the client's own default
+
+
+def test_settings_read_beforehand_are_handed_over_and_not_read_again(
+    wa_conn: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    masked: list[Any] = []
+    monkeypatch.setattr(whatsapp_module, "mask_secret", lambda value, *a, **k: masked.append(value))
+    conn_id = wa_conn(max_messages_per_second=250)
+    settings = WhatsAppHook.read_connection_settings(conn_id, api_version="v22.0")
+    assert settings.max_messages_per_second == 250 and settings.api_version == "v22.0"
+    assert TOKEN in masked and APP_SECRET in masked
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the connection was read again")
+
+    monkeypatch.setattr(WhatsAppHook, "get_connection", classmethod(forbidden))
+    hook = hook_for(conn_id, pool_maxsize=50, connection_settings=settings)
+    assert hook.settings is settings
+    assert hook.get_conn().phone_number_id == TEST_PHONE_NUMBER_ID
+
+
 # -- test_connection ------------------------------------------------------------------------------
 
 

@@ -202,3 +202,97 @@ def test_one_campaign_sharded_over_mapped_tasks(
     finally:
         default.dispose()
     assert counts == {"accepted": 300, "invalid": 1}
+
+
+def rendered_fields_by_map_index(dag_id: str, task_id: str) -> dict[int, dict[str, Any]]:
+    """The rendered template fields Airflow stored for each mapped task instance of the latest run."""
+    from airflow import settings
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as RTIF
+    from sqlalchemy import select
+
+    assert settings.Session is not None
+    with settings.Session() as session:
+        query = select(RTIF.map_index, RTIF.rendered_fields).where(
+            RTIF.dag_id == dag_id, RTIF.task_id == task_id
+        )
+        return {map_index: fields for map_index, fields in session.execute(query)}
+
+
+def register_dag(dag: Any) -> Any:
+    """Write a DAG defined in a test to the metadata database, where ``dag.test()`` looks for it.
+
+    The same workaround as ``tests/examples/conftest.py`` uses for the example DAGs.
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(collect_dags=False)
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+    return dag
+
+
+def mapped_recipients_dag(dag_id: str, *, expand_recipients: bool) -> Any:
+    """Recipients from an upstream task, sent by two mapped tasks.
+
+    ``expand_recipients``: each mapped task gets its own batch (``.expand(recipients=...)``); otherwise
+    both get the whole list and keep their shard of it (``.partial(recipients=...)``).
+    """
+    from airflow.sdk import DAG, task
+
+    from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
+
+    with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), default_args={"retries": 0}) as dag:
+
+        @task
+        def pick_recipients() -> list[dict[str, str]]:
+            return [
+                {"phone": number(i), "name": f"Ana{i}", "discount": "20%", "slug": f"s{i}"} for i in range(40)
+            ]
+
+        @task
+        def split(recipients: list[dict[str, str]]) -> list[list[dict[str, str]]]:
+            return [recipients[:25], recipients[25:]]
+
+        common: dict[str, Any] = {
+            "task_id": "send",
+            "template_name": "spring_sale",
+            "body_parameters": ["{name}", "{discount}"],
+            "buttons": [{"type": "url", "index": 0, "text": "{slug}"}],
+            "whatsapp_conn_id": "wamm_test_whatsapp",
+            "ledger_conn_id": "wamm_test_ledger",
+            "campaign_id": f"{dag_id}-campaign",
+        }
+        recipients = pick_recipients()
+        if expand_recipients:
+            MarketingMessageOperator.partial(**common).expand(recipients=split(recipients))
+        else:
+            partial = MarketingMessageOperator.partial(**common, shard_count=2, recipients=recipients)
+            partial.expand(shard_index=[0, 1])
+    return register_dag(dag)
+
+
+@pytest.mark.parametrize("expand_recipients", [False, True], ids=["partial", "expand"])
+def test_mapped_tasks_keep_the_recipient_rows_out_of_the_rendered_fields(
+    expand_recipients: bool, sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    """Rendered template fields of mapped tasks hold only a count of the rows, never a phone number.
+
+    Airflow renders a mapped task on the operator it builds for the map index, through the same
+    getattr/setattr on its template fields as a plain task; if that ever changes, this test fails.
+    """
+    dag_id = f"wamm_test_mapped_privacy_{'expand' if expand_recipients else 'partial'}"
+    state, tis, xcoms = run_dag(mapped_recipients_dag(dag_id, expand_recipients=expand_recipients))
+    assert state == "success", tis
+
+    sends = sandbox.sends_per_recipient()
+    assert set(sends) == {digits(i) for i in range(40)} and set(sends.values()) == {1}
+    assert sum(xcoms[("send", i)]["accepted"] for i in range(2)) == 40
+    fields = rendered_fields_by_map_index(dag_id, "send")
+    assert set(fields) == {0, 1}
+    counts = ["<25 recipients: not shown>", "<15 recipients: not shown>"]
+    for map_index, rendered in fields.items():
+        expected = counts[map_index] if expand_recipients else "<40 recipients: not shown>"
+        assert rendered["recipients"] == expected
+        assert "49151" not in json.dumps(rendered) and rendered["template_name"] == "spring_sale"

@@ -252,6 +252,40 @@ def test_a_cap_below_one_message_per_second_is_accepted(
     assert op.execute(make_context())["final_rate"] == pytest.approx(0.5)
 
 
+def test_the_hook_is_built_once_with_a_connection_per_sender(
+    wa_sandbox: Callable[..., str], ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
+    from airflow_provider_wamm.operators import marketing
+
+    built: list[dict[str, Any]] = []
+    reads: list[str] = []
+
+    class RecordingHook(WhatsAppHook):
+        def __init__(self, **kwargs: Any) -> None:
+            built.append(kwargs)
+            super().__init__(**kwargs)
+
+        @classmethod
+        def get_connection(cls, conn_id: str) -> Any:
+            reads.append(conn_id)
+            return super().get_connection(conn_id)
+
+    monkeypatch.setattr(marketing, "WhatsAppHook", RecordingHook)
+    wa_sandbox(max_messages_per_second=100)
+    assert (
+        operator(recipients=rows(3), concurrency=6, campaign_id="pool").execute(make_context())["accepted"]
+        == 3
+    )
+    assert [b["pool_maxsize"] for b in built] == [6] and reads == [WHATSAPP_CONN_ID]
+    built.clear()
+    reads.clear()
+    sharded = operator(recipients=rows(3), shard_count=2, shard_index=0, campaign_id="pool-2")
+    sharded.execute(make_context())
+    # The rate (the connection's cap split between the shards) sizes the pool: 50 msg/s -> 10 senders.
+    assert [b["pool_maxsize"] for b in built] == [10] and reads == [WHATSAPP_CONN_ID]
+
+
 def test_shard_index_outside_the_shards_fails(wa_sandbox: Callable[..., str], ledger: Ledger) -> None:
     with pytest.raises(AirflowFailException, match=r"'shard_index' 3 is outside 0\.\.2"):
         operator(recipients=rows(3), shard_count=3, shard_index=3).execute(make_context())

@@ -1,0 +1,108 @@
+"""The operator's preflight: is the template sendable as configured, before the first message goes out?
+
+It reads the template from the WABA (read-only) and checks that it is an APPROVED MARKETING template in
+the requested language whose parameters match what the operator will send, and fails the task with
+what to fix when it is not. Nothing is sent and nothing is written.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+from airflow_provider_wamm.campaign.personalise import Personaliser
+from airflow_provider_wamm.graph.client import GraphClient
+from airflow_provider_wamm.graph.errors import (
+    AuthenticationError,
+    GraphError,
+    GraphTransportError,
+    PermissionDeniedError,
+)
+from airflow_provider_wamm.graph.templates import TemplateSpec, check_components
+from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
+
+
+def read_template(
+    client: GraphClient, template_name: str, language: str
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The template in ``language`` (``None`` when missing) and, when missing, the languages it exists in."""
+    template = client.get_template(template_name, language)
+    if template is not None:
+        return template, []
+    languages = sorted(
+        {
+            str(t.get("language"))
+            for t in client.list_templates(name=template_name)
+            if t.get("name") == template_name
+        }
+    )
+    return None, languages
+
+
+def template_problems(template: dict[str, Any], personaliser: Personaliser | None) -> list[str]:
+    """Why ``template`` cannot be sent with the parameters of ``personaliser`` (empty: it can)."""
+    spec = TemplateSpec.from_api(template)
+    problems = spec.marketing_problems()
+    sample = personaliser.sample_components() if personaliser is not None else []
+    mismatch = check_components(sample, spec)
+    if mismatch:
+        problems += mismatch
+        problems.append(f"the template needs: {spec.describe()}")
+    return problems
+
+
+def _not_found(name: str, waba_id: str | None, languages: list[str]) -> str:
+    if languages:
+        where = f"it exists only in {', '.join(languages)}: set 'language' to one of them"
+    else:
+        where = "no template of that name exists; check the name (WhatsApp Manager > Message templates)"
+    return f"Preflight: template {name} was not found in WABA {waba_id}: {where}. Nothing was sent."
+
+
+def check_template(
+    hook: WhatsAppHook,
+    template_name: str,
+    language: str,
+    personaliser: Personaliser | None,
+    *,
+    explicit: bool,
+    log: Logger,
+) -> None:
+    """Fail the task before the first send when the template cannot be sent as configured.
+
+    :param explicit: the preflight was asked for (``preflight=True``): a token that may not read
+        templates fails the task instead of skipping the check with a warning.
+    """
+    name = f"{template_name!r} ({language})"
+    client = hook.get_conn()
+    try:
+        template, languages = read_template(client, template_name, language)
+    except AuthenticationError as exc:
+        raise AirflowFailException(f"Preflight: reading template {name} failed: {exc}") from exc
+    except PermissionDeniedError as exc:
+        message = (
+            f"Preflight: the access token may not read the templates of WABA {hook.waba_id} ({exc}); "
+            "give it the whatsapp_business_management permission"
+        )
+        if explicit:
+            raise AirflowFailException(message + ".") from exc
+        log.warning("%s, or set preflight=False. Sending without the template check.", message)
+        return
+    except (GraphError, GraphTransportError) as exc:
+        raise AirflowException(f"Preflight: reading template {name} failed: {exc}") from exc
+    if template is None:
+        raise AirflowFailException(_not_found(name, hook.waba_id, languages))
+    problems = template_problems(template, personaliser)
+    if problems:
+        raise AirflowFailException(
+            f"Preflight: template {name} cannot be sent as configured: " + "; ".join(problems) + ". "
+            "Nothing was sent."
+        )
+    log.info("Preflight: template %s is APPROVED MARKETING and the parameters match.", name)
+
+
+__all__ = ["check_template", "read_template", "template_problems"]
