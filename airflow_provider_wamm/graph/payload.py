@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.graph.errors import InvalidRecipientError, PayloadError
 
 __all__ = [
     "BODY_ONLY_TEXT_MAX",
@@ -70,24 +70,6 @@ __all__ = [
     "validate_marketing_message",
     "video_param",
 ]
-
-
-class PayloadError(ConfigurationError):
-    """A message payload (or one of its parts) is invalid; ``field`` says where, ``reason`` why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}" if field else reason)
-        #: Dotted path of the offending field, e.g. ``template.components[1].parameters[0].text``.
-        self.field = field
-        #: What is wrong with it and, where possible, how to fix it.
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.field, self.reason))
-
-
-class InvalidRecipientError(PayloadError):
-    """The recipient (phone number or business-scoped user id) cannot receive a WhatsApp message."""
 
 
 #: Longest template name Meta accepts.
