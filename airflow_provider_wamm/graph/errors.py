@@ -209,7 +209,7 @@ class GraphError(WammError):
     Attributes mirror the envelope: ``code``, ``subcode``, ``message``, ``title`` (Meta's
     ``error_user_title`` or the table title), ``user_message``, ``details`` (``error_data.details``,
     the part that says what to fix), ``fbtrace_id`` (quote it to Meta support), ``is_transient`` and
-    the HTTP status.
+    the HTTP status; ``retry_after`` is the answer's ``Retry-After`` in seconds, when it had one.
     """
 
     action: Action = Action.RECIPIENT
@@ -227,6 +227,7 @@ class GraphError(WammError):
         fbtrace_id: str | None = None,
         is_transient: bool | None = None,
         http_status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -239,6 +240,7 @@ class GraphError(WammError):
         self.fbtrace_id = fbtrace_id
         self.is_transient = bool(is_transient)
         self.http_status = http_status
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         parts = [f"Graph API error {self.code}: {self.message}"]
