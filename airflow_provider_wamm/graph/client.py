@@ -61,8 +61,8 @@ __all__ = [
     "DEFAULT_WABA_FIELDS",
     "GraphClient",
     "SendResult",
+    "check_base_url",
     "is_loopback_host",
-    "redact",
 ]
 
 log = logging.getLogger(__name__)
@@ -125,20 +125,21 @@ def check_base_url(base_url: str, allow_insecure_http: bool) -> str:
     return url
 
 
-def _check_settings(
-    access_token: str,
-    api_version: str,
-    timeouts: Mapping[str, float],
-    max_retries: int,
-    backoff: tuple[float, float],
-) -> None:
-    """Raise :class:`ConfigurationError` for the first unusable setting of a client."""
+def _check_token(access_token: str) -> str:
+    """The access token without surrounding white space; refuse a missing or malformed one."""
     if not isinstance(access_token, str) or not access_token.strip():
         raise ConfigurationError(
             "access_token is required: put the WhatsApp token in the connection's password"
         )
     if any(ch.isspace() for ch in access_token.strip()):
         raise ConfigurationError("access_token contains white space; check the connection's password")
+    return access_token.strip()
+
+
+def _check_settings(
+    api_version: str, timeouts: Mapping[str, float], max_retries: int, backoff: tuple[float, float]
+) -> None:
+    """Raise :class:`ConfigurationError` for the first unusable setting among these."""
     if not isinstance(api_version, str) or not _API_VERSION_RE.fullmatch(api_version):
         raise ConfigurationError(f"api_version must look like 'v23.0', got {api_version!r}")
     for name, value in timeouts.items():
@@ -159,6 +160,7 @@ def _encode(payload: Mapping[str, Any], what: str) -> bytes:
 
 
 def _to_param(value: str | int | float | _dt.date | _dt.datetime) -> str:
+    """A query parameter: datetimes as Unix seconds (naive ones taken as UTC), dates as ISO days."""
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=_dt.UTC)
@@ -171,6 +173,7 @@ def _to_param(value: str | int | float | _dt.date | _dt.datetime) -> str:
 
 
 def _csv(value: str | Sequence[str] | None) -> str | None:
+    """A list as Graph's comma-separated form (a string as it is)."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -225,12 +228,12 @@ class GraphClient:
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
     ) -> None:
-        timeouts = {"timeout": timeout, "connect_timeout": connect_timeout}
-        _check_settings(access_token, api_version, timeouts, max_retries, (backoff_base, backoff_max))
-        self._token = Secret(access_token.strip())
+        self._token = Secret(_check_token(access_token))
         self.phone_number_id = str(phone_number_id) if phone_number_id else None
         self.waba_id = str(waba_id) if waba_id else None
         self.base_url = check_base_url(base_url, allow_insecure_http)
+        timeouts = {"timeout": timeout, "connect_timeout": connect_timeout}
+        _check_settings(api_version, timeouts, max_retries, (backoff_base, backoff_max))
         self.api_version = api_version
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
@@ -248,16 +251,20 @@ class GraphClient:
         self._session = session
         self._own_transport = transport is None
         #: What sends go through.
-        self.transport: Transport = transport or default_transport(
-            self.base_url,
-            session=session,
-            maxsize=max(1, int(pool_maxsize)),
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.timeout,
-            pooled=self._own_session,
+        self.transport: Transport = (
+            transport
+            if transport is not None
+            else default_transport(
+                self.base_url,
+                session=session,
+                maxsize=max(1, int(pool_maxsize)),
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.timeout,
+                pooled=self._own_session,
+            )
         )
         self._headers = {"User-Agent": f"airflow-provider-wamm/{__version__}", "Accept": "application/json"}
-        self._send_paths: dict[str, str] = {}
+        self._send_paths: dict[tuple[str, str], str] = {}
 
     # ----------------------------------------------------------------------------------------
     # Plumbing
@@ -283,9 +290,11 @@ class GraphClient:
             self._session.close()
 
     def _scrub(self, text: str, extra_secrets: Sequence[str] = ()) -> str:
+        """``text`` without the token, ``extra_secrets`` or query-string secrets."""
         return scrub(text, (self._token.get(), *extra_secrets))
 
     def _scrub_error(self, err: GraphError, extra_secrets: Sequence[str] = ()) -> GraphError:
+        """``err`` with its texts scrubbed (Meta echoes what it was sent, tokens included)."""
         err.message = self._scrub(err.message, extra_secrets)
         err.args = (err.message,)
         for attr in ("details", "user_message", "title"):
@@ -295,6 +304,7 @@ class GraphClient:
         return err
 
     def _need(self, value: str | None, name: str) -> str:
+        """``value``, which the call needs; refuse an empty one naming the setting."""
         if not value:
             raise ConfigurationError(f"{name} is required for this call: set it in the connection's extra")
         return value
@@ -398,11 +408,13 @@ class GraphClient:
         return self._send(payload, retry=False)
 
     def _send(self, payload: Mapping[str, Any], *, retry: bool) -> SendResult:
+        """One send through the transport: one attempt, or retried as :meth:`_with_retries` allows."""
         phone_number_id = self._need(self.phone_number_id, "phone_number_id")
-        path = self._send_paths.get(phone_number_id)
+        key = (self.api_version, phone_number_id)
+        path = self._send_paths.get(key)
         if path is None:
             path = requests.utils.requote_uri(f"/{self.api_version}/{phone_number_id}/marketing_messages")
-            self._send_paths[phone_number_id] = path
+            self._send_paths[key] = path
         what = f"POST /{self.api_version}/{phone_number_id}/marketing_messages"
         body = _encode(payload, what)
         headers = {

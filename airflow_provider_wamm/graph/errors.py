@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from airflow_provider_wamm.graph.codes import (
     CODE_PER_USER_LIMIT,
@@ -74,6 +74,9 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "ConnectError",
+    "ErrorBody",
+    "ErrorData",
+    "ErrorEnvelope",
     "GraphError",
     "GraphTransportError",
     "HaltError",
@@ -351,8 +354,38 @@ def _as_int(value: Any) -> int | None:
         return None
 
 
-def parse_error_envelope(body: Any, *, http_status: int | None = None) -> GraphError:
-    """Build a typed :class:`GraphError` from a Graph error body (``dict``, JSON ``str`` or ``bytes``).
+class ErrorData(TypedDict, total=False):
+    """``error.error_data`` of an error envelope."""
+
+    messaging_product: str
+    details: str
+
+
+class ErrorBody(TypedDict, total=False):
+    """``error`` of an error envelope."""
+
+    message: str
+    type: str
+    code: int
+    error_subcode: int
+    error_user_title: str
+    error_user_msg: str
+    error_data: ErrorData
+    fbtrace_id: str
+    is_transient: bool
+
+
+class ErrorEnvelope(TypedDict):
+    """The JSON body of a Graph API error answer."""
+
+    error: ErrorBody
+
+
+def parse_error_envelope(
+    body: ErrorEnvelope | Mapping[str, Any] | str | bytes | None, *, http_status: int | None = None
+) -> GraphError:
+    """Build a typed :class:`GraphError` from a Graph error body (:class:`ErrorEnvelope` as a ``dict``,
+    JSON ``str`` or ``bytes``), checked field by field since it comes from the wire.
 
     A body that is not Meta's envelope (a proxy's HTML page, an empty 502) still gives a usable error,
     classified by its HTTP status.
