@@ -8,9 +8,10 @@
 
 Both implement :class:`~airflow_provider_wamm.graph.transport.Transport`; :func:`default_transport`
 picks one for a base URL. Why a pool of its own rather than ``urllib3``'s ``HTTPConnectionPool``:
-at 1,000 messages per second the whole sending process spends 0.40 ms of CPU per message with it
-and 0.52 ms with ``urllib3`` (``requests``: 1.2 ms), in a process whose interpreter lock bounds what
-it can send (``benchmarks/``, figure B2).
+a campaign at 1,000 messages per second costs its sending process 0.39-0.41 ms of CPU per message
+with it and 0.52-0.60 ms with ``urllib3``'s pool in the same runs (``requests``: 1.2 ms; a bare
+``urllib3`` loop without validation, ledger or pacing: 0.37 ms), in a process whose interpreter
+lock bounds what it can send (``benchmarks/``, figure B2).
 """
 
 from __future__ import annotations

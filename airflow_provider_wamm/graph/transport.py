@@ -49,7 +49,7 @@ class RawResponse:
     body: bytes
     """The body, decompressed if it was sent compressed."""
     headers: Mapping[str, str]
-    """The headers (a case-insensitive mapping from a real transport; a ``dict`` will do in tests)."""
+    """The headers, as any mapping (:meth:`header` finds a name whatever its case)."""
 
     def header(self, name: str) -> str | None:
         """A header's value, whatever the case of its name, or ``None``."""
@@ -67,8 +67,8 @@ class Transport(Protocol):
     with :data:`TRANSPORT_ERRORS`, or the project's own: a transport that knows nothing of the request
     was written (the connection could not be opened) raises
     :class:`~airflow_provider_wamm.graph.errors.ConnectError` or
-    :class:`~airflow_provider_wamm.graph.errors.TLSError`; anything else is taken to mean the request
-    may have left.
+    :class:`~airflow_provider_wamm.graph.errors.TLSError`. Any failure the table does not read as one
+    of the connection is taken to mean the request may have left.
     """
 
     def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> RawResponse:
