@@ -1,4 +1,5 @@
-"""The Graph API layer: payloads, recipients, templates, errors, rate limiting and the HTTP client.
+"""The Graph API layer: payloads, recipients, templates, errors, rate limiting, the HTTP client and its
+transports.
 
 Nothing here imports Airflow, so it can be used (and tested) on its own::
 
@@ -19,9 +20,9 @@ from airflow_provider_wamm.graph.client import (
     DEFAULT_TEMPLATE_FIELDS,
     DEFAULT_WABA_FIELDS,
     GraphClient,
-    SendResult,
     is_loopback_host,
 )
+from airflow_provider_wamm.graph.connections import SessionTransport, SocketPoolTransport
 from airflow_provider_wamm.graph.errors import (
     CODE_PER_USER_LIMIT,
     CODE_STOPPED_MARKETING,
@@ -35,26 +36,31 @@ from airflow_provider_wamm.graph.errors import (
     Action,
     AuthenticationError,
     ConfigurationError,
+    ConnectError,
     GraphError,
     GraphTransportError,
     HaltError,
     InsecureTransportError,
+    InvalidRecipientError,
+    InvalidRequestError,
+    NoAnswerError,
     PairRateLimitError,
+    PayloadError,
     PermissionDeniedError,
     RecipientError,
     TemplateError,
     ThrottlingError,
+    TLSError,
     TransientError,
     UnknownOutcomeError,
     WammError,
+    advice_for,
     classify,
     error_class_for,
     error_title,
     parse_error_envelope,
 )
 from airflow_provider_wamm.graph.payload import (
-    InvalidRecipientError,
-    PayloadError,
     body_component,
     build_marketing_message,
     button_from_spec,
@@ -80,6 +86,7 @@ from airflow_provider_wamm.graph.payload import (
 )
 from airflow_provider_wamm.graph.ratelimit import TokenBucket
 from airflow_provider_wamm.graph.recipients import mask_phone, normalize_phone
+from airflow_provider_wamm.graph.results import SendResult
 from airflow_provider_wamm.graph.templates import (
     ButtonSpec,
     CardSpec,
@@ -87,6 +94,7 @@ from airflow_provider_wamm.graph.templates import (
     check_components,
     example_components,
 )
+from airflow_provider_wamm.graph.transport import RawResponse, Transport
 
 __all__ = [
     "CODE_PER_USER_LIMIT",
@@ -107,24 +115,33 @@ __all__ = [
     "ButtonSpec",
     "CardSpec",
     "ConfigurationError",
+    "ConnectError",
     "GraphClient",
     "GraphError",
     "GraphTransportError",
     "HaltError",
     "InsecureTransportError",
     "InvalidRecipientError",
+    "InvalidRequestError",
+    "NoAnswerError",
     "PairRateLimitError",
     "PayloadError",
     "PermissionDeniedError",
+    "RawResponse",
     "RecipientError",
     "SendResult",
+    "SessionTransport",
+    "SocketPoolTransport",
+    "TLSError",
     "TemplateError",
     "TemplateSpec",
     "ThrottlingError",
     "TokenBucket",
     "TransientError",
+    "Transport",
     "UnknownOutcomeError",
     "WammError",
+    "advice_for",
     "body_component",
     "build_marketing_message",
     "button_from_spec",

@@ -1,199 +1,105 @@
-"""Graph API errors: the envelope parsed into typed exceptions, and what a sender should do about each.
+"""The provider's exceptions, and the Graph error envelope parsed into them.
 
-Meta asks integrators to act on the numeric ``code`` (and ``error_data.details``), never on titles,
-subcodes or HTTP status. :func:`classify` maps a code to an :class:`Action`; :func:`error_from_response`
-turns an HTTP error response into the exception class of that action's family, in the spirit of
-``httpx``'s typed errors and ``pywa``'s per-family classes.
+Every error the provider raises on purpose derives from :class:`WammError`, so ``except WammError``
+catches all of them and nothing else. The tree (the leaves of :class:`GraphError` are chosen from
+Meta's code by :func:`error_class_for`, see :mod:`airflow_provider_wamm.graph.codes`)::
+
+    WammError                          every error the provider raises on purpose
+    +-- ConfigurationError             a setting or argument is wrong (also a ValueError)
+    |   +-- InsecureTransportError     plain HTTP to a host off the loopback interface
+    |   +-- PayloadError               a message payload is invalid (.field, .reason)
+    |       +-- InvalidRecipientError  the recipient cannot receive a WhatsApp message
+    +-- GraphTransportError            the request failed below HTTP (.request_sent)
+    |   +-- ConnectError               could not connect: nothing sent, safe to retry
+    |   +-- TLSError                   TLS or certificate failure: nothing sent, not retried
+    |   +-- InvalidRequestError        the request could not be built: nothing sent, not retried
+    |   +-- NoAnswerError              the request (maybe) left, no usable answer: a read is retried
+    |       +-- UnknownOutcomeError    ... and it was a send: never retried (no idempotency key)
+    +-- GraphError                     Meta answered with its error envelope (.code, .details, ...)
+        +-- TransientError             Action.RETRY: back off and send again
+        +-- ThrottlingError            Action.THROTTLE: slow the whole sender down
+        +-- PairRateLimitError         Action.PAIR_LIMIT: delay only this recipient
+        +-- RecipientError             Action.RECIPIENT: record it and go on
+        +-- HaltError                  Action.HALT: stop the campaign
+            +-- AuthenticationError    the token is missing, expired or revoked
+            +-- PermissionDeniedError  the token lacks a permission
+            +-- TemplateError          the template cannot be sent to anyone
+
+Other layers extend it: ``campaign.personalise.PersonalisationError`` is a :class:`PayloadError`,
+``campaign.result.CampaignHalted`` a :class:`WammError`.
+
+:func:`parse_error_envelope` turns an HTTP error answer into the exception class of its code's
+family, in the spirit of ``httpx``'s typed errors and ``pywa``'s per-family classes, and
+:func:`advice_for` says what to fix when one of them halts a campaign. The code tables themselves
+(:func:`classify`, :data:`ERROR_TITLES` and the code sets, re-exported here) live in
+:mod:`airflow_provider_wamm.graph.codes`.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
-
-class Action(enum.StrEnum):
-    """What a bulk sender does when a request fails with a given error."""
-
-    RETRY = "retry"
-    """Transient: back off (exponential, with jitter) and send again."""
-    THROTTLE = "throttle"
-    """A rate limit of the app, account or number: slow the whole sender down, then send again."""
-    PAIR_LIMIT = "pair_limit"
-    """Too many messages to this one recipient: delay only this recipient (4^X seconds)."""
-    RECIPIENT = "recipient"
-    """Permanent for this message or recipient: record it and go on with the campaign."""
-    HALT = "halt"
-    """The token, account, number or template is broken: stop the campaign at once."""
-
-
-#: Codes that are transient on Meta's side.
-RETRY_CODES = frozenset({1, 2, 131000, 131016, 131057, 133004})
-#: Rate limits: the sender as a whole must slow down.
-THROTTLE_CODES = frozenset({4, 17, 341, 613, 80007, 80008, 130429, 133016})
-#: Pair rate limit: one recipient got too many messages too fast.
-PAIR_LIMIT_CODES = frozenset({131056})
-#: The account, token, number or whole template is unusable: every further send would fail too.
-HALT_CODES = frozenset(
-    {0, 3, 10, 102, 104, 190, 368, 131005, 131031, 131037, 131042, 131045, 131048, 131055, 131063, 131064}
-    | set(range(200, 300))
-    | {133000, 133005, 133006, 133008, 133009, 133010, 133015}
-    # Template-wide problems: the same template fails for everyone, so burning the list is pointless.
-    | {132000, 132001, 132015, 132016, 134100, 134101}
-)
-#: Permanent for one message or recipient; the campaign goes on.
-RECIPIENT_CODES = frozenset(
-    {
-        100,
-        130472,
-        130497,
-        131008,
-        131009,
-        131021,
-        131026,
-        131030,
-        131047,
-        131049,
-        131050,
-        131051,
-        131052,
-        131053,
-        131061,
-        131062,
-        132005,
-        132007,
-        132008,
-        132012,
-        132018,
-        132068,
-        132069,
-        134102,
-        134103,
-        135000,
-    }
+from airflow_provider_wamm.graph.codes import (
+    CODE_PER_USER_LIMIT,
+    CODE_STOPPED_MARKETING,
+    CODE_TOKEN_EXPIRED,
+    ERROR_TITLES,
+    HALT_ADVICE,
+    HALT_CODES,
+    PAIR_LIMIT_CODES,
+    PERMISSION_ADVICE,
+    RECIPIENT_CODES,
+    RETRY_CODES,
+    TEMPLATE_ADVICE,
+    TEMPLATE_HALT_CODES,
+    THROTTLE_CODES,
+    Action,
+    classify,
+    error_title,
 )
 
-#: The recipient asked not to receive marketing messages from this business: suppress them.
-CODE_STOPPED_MARKETING = 131050
-#: Meta's per-user marketing limit: do not try this recipient again for 24 hours.
-CODE_PER_USER_LIMIT = 131049
-#: Expired or invalid access token.
-CODE_TOKEN_EXPIRED = 190
-
-#: Meta's short titles, used in reports and log lines.
-ERROR_TITLES: dict[int, str] = {
-    0: "AuthException",
-    1: "API Unknown",
-    2: "API Service",
-    3: "API Method",
-    4: "API Too Many Calls",
-    10: "Permission denied",
-    17: "API User Too Many Calls",
-    100: "Invalid parameter",
-    102: "API Session",
-    104: "Access token required",
-    190: "Access token has expired",
-    341: "Application limit reached",
-    368: "Temporarily blocked for policies violations",
-    613: "Calls within one hour have exceeded the rate",
-    80007: "Rate limit issues",
-    80008: "Business use case rate limit",
-    130429: "Rate limit hit",
-    130472: "User's number is part of an experiment",
-    130497: "Business account is restricted from messaging users in this country",
-    131000: "Something went wrong",
-    131005: "Access denied",
-    131008: "Required parameter is missing",
-    131009: "Parameter value is not valid",
-    131016: "Service unavailable",
-    131021: "Recipient cannot be sender",
-    131026: "Message undeliverable",
-    131030: "Recipient phone number not in allowed list",
-    131031: "Account has been locked",
-    131037: "WhatsApp provided number needs display name approval",
-    131042: "Business eligibility payment issue",
-    131045: "Incorrect certificate",
-    131047: "Re-engagement message",
-    131048: "Spam rate limit hit",
-    131049: "Meta chose not to deliver",
-    131050: "User has stopped marketing messages",
-    131051: "Unsupported message type",
-    131052: "Media download error",
-    131053: "Media upload error",
-    131055: "Method not allowed",
-    131056: "(Business Account, Consumer Account) pair rate limit hit",
-    131057: "Account in maintenance mode",
-    131061: "Max price template sent to the wrong endpoint",
-    131062: "Business-scoped user ID recipients not supported",
-    131063: "Marketing templates disabled on Cloud API",
-    131064: "Messaging limit reached (template classification)",
-    132000: "Number of parameters does not match the expected number of params",
-    132001: "Template does not exist",
-    132005: "Template hydrated text too long",
-    132007: "Template format character policy violated",
-    132008: "Template parameter format mismatch",
-    132012: "Template parameter format mismatch",
-    132015: "Template is paused",
-    132016: "Template is disabled",
-    132018: "Template parameter issue",
-    132068: "Flow is blocked",
-    132069: "Flow is throttled",
-    133000: "Incomplete deregistration",
-    133004: "Server temporarily unavailable",
-    133005: "Two step verification PIN mismatch",
-    133006: "Phone number re-verification needed",
-    133008: "Too many two step verification PIN guesses",
-    133009: "Two step verification PIN guessed too fast",
-    133010: "Phone number not registered",
-    133015: "Please wait a few minutes before attempting to register this phone number",
-    133016: "Account register/deregister rate limit exceeded",
-    134100: "Only marketing templates can be sent with the Marketing Messages API",
-    134101: "Template not yet ready for the Marketing Messages API",
-    134102: "Marketing Messages API: template or user not eligible",
-    134103: "Marketing Messages API error",
-    135000: "Generic user error",
-}
-
-
-def classify(code: int | None, *, http_status: int | None = None, is_transient: bool | None = None) -> Action:
-    """Return the :class:`Action` for a Graph error ``code``.
-
-    Unknown codes fall back on what Meta's flags and the HTTP status suggest: ``is_transient`` or a
-    5xx means retry, 429 throttle, 401/403 halt; anything else is treated as a permanent failure of
-    that one message (the safe choice: it is recorded, never re-sent blindly).
-    """
-    if code is not None:
-        if code in RETRY_CODES:
-            return Action.RETRY
-        if code in THROTTLE_CODES:
-            return Action.THROTTLE
-        if code in PAIR_LIMIT_CODES:
-            return Action.PAIR_LIMIT
-        if code in HALT_CODES:
-            return Action.HALT
-        if code in RECIPIENT_CODES:
-            return Action.RECIPIENT
-    if is_transient:
-        return Action.RETRY
-    if http_status is not None:
-        if http_status >= 500:
-            return Action.RETRY
-        if http_status == 429:
-            return Action.THROTTLE
-        if http_status in (401, 403):
-            return Action.HALT
-    return Action.RECIPIENT
-
-
-def error_title(code: int | None) -> str:
-    """Meta's short title for ``code`` (``"Unknown error"`` when it is not in the table)."""
-    if code is None:
-        return "No error code"
-    if code not in ERROR_TITLES and 200 <= code <= 299:
-        return "API Permission"
-    return ERROR_TITLES.get(code, "Unknown error")
+__all__ = [
+    "CODE_PER_USER_LIMIT",
+    "CODE_STOPPED_MARKETING",
+    "CODE_TOKEN_EXPIRED",
+    "ERROR_TITLES",
+    "HALT_CODES",
+    "PAIR_LIMIT_CODES",
+    "RECIPIENT_CODES",
+    "RETRY_CODES",
+    "THROTTLE_CODES",
+    "Action",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConnectError",
+    "ErrorBody",
+    "ErrorData",
+    "ErrorEnvelope",
+    "GraphError",
+    "GraphTransportError",
+    "HaltError",
+    "InsecureTransportError",
+    "InvalidRecipientError",
+    "InvalidRequestError",
+    "NoAnswerError",
+    "PairRateLimitError",
+    "PayloadError",
+    "PermissionDeniedError",
+    "RecipientError",
+    "TLSError",
+    "TemplateError",
+    "ThrottlingError",
+    "TransientError",
+    "UnknownOutcomeError",
+    "WammError",
+    "advice_for",
+    "classify",
+    "error_class_for",
+    "error_title",
+    "parse_error_envelope",
+]
 
 
 class WammError(Exception):
@@ -208,8 +114,34 @@ class InsecureTransportError(ConfigurationError):
     """Plain HTTP to a host that is not on the loopback interface was refused."""
 
 
+class PayloadError(ConfigurationError):
+    """A message payload (or one of its parts) is invalid; ``field`` says where, ``reason`` why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        #: Dotted path of the offending field, e.g. ``template.components[1].parameters[0].text``.
+        self.field = field
+        #: What is wrong with it and, where possible, how to fix it.
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.field, self.reason))
+
+
+class InvalidRecipientError(PayloadError):
+    """The recipient (phone number or business-scoped user id) cannot receive a WhatsApp message."""
+
+
+# --------------------------------------------------------------------------------------------
+# Below HTTP
+# --------------------------------------------------------------------------------------------
+
+
 class GraphTransportError(WammError):
     """The request failed below HTTP (DNS, refused connection, TLS, reset)."""
+
+    #: Whether sending the same request again is safe and may succeed.
+    retry_safe = False
 
     def __init__(self, message: str, *, request_sent: bool = True) -> None:
         super().__init__(message)
@@ -217,15 +149,61 @@ class GraphTransportError(WammError):
         self.request_sent = request_sent
 
 
-class UnknownOutcomeError(GraphTransportError):
-    """A send went out but no answer came back (read timeout, connection dropped mid-response).
+class ConnectError(GraphTransportError):
+    """The connection could not be opened (refused, unknown host, connect timeout, proxy failure).
+
+    Nothing of the request was written, so sending again cannot duplicate a message.
+    """
+
+    retry_safe = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, request_sent=False)
+
+
+class TLSError(GraphTransportError):
+    """The TLS handshake failed (an untrusted certificate, a protocol mismatch): nothing was sent.
+
+    Not retried: certificate and TLS setup problems do not fix themselves.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, request_sent=False)
+
+
+class InvalidRequestError(GraphTransportError):
+    """The request could not be built (a body that is not JSON, a malformed URL): nothing was sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, request_sent=False)
+
+
+class NoAnswerError(GraphTransportError):
+    """The request was (maybe) written but no usable answer came back (read timeout, dropped connection).
+
+    Raised for reads, which are safe to send again; a send gets :class:`UnknownOutcomeError` instead.
+    """
+
+    retry_safe = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, request_sent=True)
+
+
+class UnknownOutcomeError(NoAnswerError):
+    """A send went out but no usable answer came back (read timeout, connection dropped mid-response,
+    a gateway's 502/504, a 200 without a message id).
 
     Meta may or may not have accepted the message. It is never retried automatically, since the
     Graph API has no idempotency key: the recipient is recorded as ``unknown``.
     """
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, request_sent=True)
+    retry_safe = False
+
+
+# --------------------------------------------------------------------------------------------
+# Meta's answers
+# --------------------------------------------------------------------------------------------
 
 
 class GraphError(WammError):
@@ -234,7 +212,7 @@ class GraphError(WammError):
     Attributes mirror the envelope: ``code``, ``subcode``, ``message``, ``title`` (Meta's
     ``error_user_title`` or the table title), ``user_message``, ``details`` (``error_data.details``,
     the part that says what to fix), ``fbtrace_id`` (quote it to Meta support), ``is_transient`` and
-    the HTTP status.
+    the HTTP status; ``retry_after`` is the answer's ``Retry-After`` in seconds, when it had one.
     """
 
     action: Action = Action.RECIPIENT
@@ -252,6 +230,7 @@ class GraphError(WammError):
         fbtrace_id: str | None = None,
         is_transient: bool | None = None,
         http_status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -264,6 +243,7 @@ class GraphError(WammError):
         self.fbtrace_id = fbtrace_id
         self.is_transient = bool(is_transient)
         self.http_status = http_status
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         parts = [f"Graph API error {self.code}: {self.message}"]
@@ -345,8 +325,6 @@ class TemplateError(HaltError):
     """The template cannot be sent to anyone (missing, paused, disabled, not marketing, wrong parameters)."""
 
 
-# 134101 (template not synced yet) is a plain halt, not a TemplateError: a retry ten minutes later works.
-_TEMPLATE_HALT_CODES = frozenset({132000, 132001, 132015, 132016, 134100})
 _ACTION_CLASSES: dict[Action, type[GraphError]] = {
     Action.RETRY: TransientError,
     Action.THROTTLE: ThrottlingError,
@@ -364,7 +342,7 @@ def error_class_for(
         return AuthenticationError
     if code == 10 or (code is not None and 200 <= code <= 299):
         return PermissionDeniedError
-    if code in _TEMPLATE_HALT_CODES:
+    if code in TEMPLATE_HALT_CODES:
         return TemplateError
     return _ACTION_CLASSES[classify(code, http_status=http_status, is_transient=is_transient)]
 
@@ -376,8 +354,38 @@ def _as_int(value: Any) -> int | None:
         return None
 
 
-def parse_error_envelope(body: Any, *, http_status: int | None = None) -> GraphError:
-    """Build a typed :class:`GraphError` from a Graph error body (``dict``, JSON ``str`` or ``bytes``).
+class ErrorData(TypedDict, total=False):
+    """``error.error_data`` of an error envelope."""
+
+    messaging_product: str
+    details: str
+
+
+class ErrorBody(TypedDict, total=False):
+    """``error`` of an error envelope."""
+
+    message: str
+    type: str
+    code: int
+    error_subcode: int
+    error_user_title: str
+    error_user_msg: str
+    error_data: ErrorData
+    fbtrace_id: str
+    is_transient: bool
+
+
+class ErrorEnvelope(TypedDict):
+    """The JSON body of a Graph API error answer."""
+
+    error: ErrorBody
+
+
+def parse_error_envelope(
+    body: ErrorEnvelope | Mapping[str, Any] | str | bytes | None, *, http_status: int | None = None
+) -> GraphError:
+    """Build a typed :class:`GraphError` from a Graph error body (:class:`ErrorEnvelope` as a ``dict``,
+    JSON ``str`` or ``bytes``), checked field by field since it comes from the wire.
 
     A body that is not Meta's envelope (a proxy's HTML page, an empty 502) still gives a usable error,
     classified by its HTTP status.
@@ -413,3 +421,15 @@ def parse_error_envelope(body: Any, *, http_status: int | None = None) -> GraphE
         is_transient=bool(transient) if transient is not None else None,
         http_status=http_status,
     )
+
+
+def advice_for(error: GraphError) -> str:
+    """What to fix after ``error`` halted a campaign, in one or two sentences (empty when the error's own
+    message already says it, as an :class:`AuthenticationError` does, or when there is nothing to add)."""
+    if isinstance(error, PermissionDeniedError):
+        return PERMISSION_ADVICE
+    if isinstance(error, TemplateError):
+        return TEMPLATE_ADVICE
+    if error.code is None or isinstance(error, AuthenticationError):
+        return ""
+    return HALT_ADVICE.get(error.code, "")

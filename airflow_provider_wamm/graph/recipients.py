@@ -13,8 +13,7 @@ import unicodedata
 
 import phonenumbers
 
-from airflow_provider_wamm.graph.errors import ConfigurationError
-from airflow_provider_wamm.graph.payload import InvalidRecipientError
+from airflow_provider_wamm.graph.errors import ConfigurationError, InvalidRecipientError
 
 __all__ = ["InvalidRecipientError", "mask_phone", "normalize_phone"]
 

@@ -283,48 +283,49 @@ def _check_named(
 def _check_layout(
     layout: CardSpec, components: Sequence[Mapping[str, Any]], named: bool, prefix: str
 ) -> list[str]:
-    problems: list[str] = []
+    """What the header, body and button components of a send get wrong for ``layout``."""
     headers = [c for c in components if _lower(c.get("type")) == "header"]
     bodies = [c for c in components if _lower(c.get("type")) == "body"]
     buttons = [c for c in components if _lower(c.get("type")) == "button"]
-
-    # Header.
-    fmt = layout.header_format
-    header = headers[0] if headers else None
-    header_params = _params(header) if header is not None else []
-    if fmt is None or (fmt == "TEXT" and not layout.header_params):
-        if header is not None:
-            what = "no header" if fmt is None else "a header without parameters"
-            problems.append(f"{prefix}header: the template has {what}; remove the header component")
-    elif fmt == "TEXT":
-        if header is None:
-            problems.append(
-                f"{prefix}header: the template's header text has {_describe(layout.header_params)}; "
-                "send a header component with a text parameter"
-            )
-        elif any(_lower(p.get("type")) != "text" for p in header_params):
-            problems.append(f"{prefix}header: the template's header is TEXT; send a text parameter")
-        else:
-            problems += _check_named(f"{prefix}header", layout.header_params, header_params, named)
-    else:
-        kind = _MEDIA_FORMATS.get(fmt, fmt.lower())
-        if header is None:
-            problems.append(
-                f"{prefix}header: the template's header is {fmt}; send a header component with "
-                f"a {kind} parameter"
-            )
-        elif len(header_params) != 1 or _lower(header_params[0].get("type")) != kind:
-            got = ", ".join(repr(p.get("type")) for p in header_params) or "no parameter"
-            problems.append(
-                f"{prefix}header: the template's header is {fmt}; send one {kind} parameter, got {got}"
-            )
-
-    # Body.
+    problems = _check_header(layout, headers[0] if headers else None, named, prefix)
     body_params = _params(bodies[0]) if bodies else []
     if layout.body_params or body_params:
         problems += _check_named(f"{prefix}body", layout.body_params, body_params, named)
+    return problems + _check_buttons(layout, buttons, prefix)
 
-    # Buttons.
+
+def _check_header(layout: CardSpec, header: Mapping[str, Any] | None, named: bool, prefix: str) -> list[str]:
+    """What the header component of a send (``None``: it has none) gets wrong for ``layout``."""
+    fmt = layout.header_format
+    header_params = _params(header) if header is not None else []
+    if fmt is None or (fmt == "TEXT" and not layout.header_params):
+        if header is None:
+            return []
+        what = "no header" if fmt is None else "a header without parameters"
+        return [f"{prefix}header: the template has {what}; remove the header component"]
+    if fmt == "TEXT":
+        if header is None:
+            return [
+                f"{prefix}header: the template's header text has {_describe(layout.header_params)}; "
+                "send a header component with a text parameter"
+            ]
+        if any(_lower(p.get("type")) != "text" for p in header_params):
+            return [f"{prefix}header: the template's header is TEXT; send a text parameter"]
+        return _check_named(f"{prefix}header", layout.header_params, header_params, named)
+    kind = _MEDIA_FORMATS.get(fmt, fmt.lower())
+    if header is None:
+        return [
+            f"{prefix}header: the template's header is {fmt}; send a header component with a {kind} parameter"
+        ]
+    if len(header_params) != 1 or _lower(header_params[0].get("type")) != kind:
+        got = ", ".join(repr(p.get("type")) for p in header_params) or "no parameter"
+        return [f"{prefix}header: the template's header is {fmt}; send one {kind} parameter, got {got}"]
+    return []
+
+
+def _check_buttons(layout: CardSpec, buttons: Sequence[Mapping[str, Any]], prefix: str) -> list[str]:
+    """What the button components of a send get wrong for ``layout``: unknown, mistyped or missing ones."""
+    problems: list[str] = []
     by_index: dict[int, Mapping[str, Any]] = {}
     for comp in buttons:
         raw = comp.get("index")

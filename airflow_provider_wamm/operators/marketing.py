@@ -32,6 +32,7 @@ from airflow_provider_wamm.graph.errors import (
     ConfigurationError,
     PermissionDeniedError,
     TemplateError,
+    advice_for,
 )
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger
 from airflow_provider_wamm.hooks.recipients import ListRecipientSource, RecipientSource, SqlRecipientSource
@@ -85,28 +86,6 @@ _DIRECT_SETTINGS = frozenset(
 )
 #: The other settings, which ``campaign_options`` may tune.
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
-
-#: What to do about the account-level errors that halt a campaign (authentication errors explain
-#: themselves in their message).
-_HALT_ADVICE: dict[int, str] = {
-    131031: "The WhatsApp Business Account is locked: see Account quality in Meta Business Suite.",
-    131042: "Meta reports a payment issue: add or fix the WhatsApp Business Account's payment method.",
-    131048: "Meta limited this number for spam (low quality or many blocks): send less, to people "
-    "who opted in, and retry later.",
-    131063: "Marketing templates are disabled on Cloud API for this account; check WhatsApp Manager.",
-    131064: "The number reached its messaging limit: wait for the limit to reset or raise the tier.",
-    133010: "The phone number is not registered with Cloud API: register it first.",
-    368: "The account is temporarily blocked for policy violations: see Account quality in Meta "
-    "Business Suite.",
-}
-_PERMISSION_ADVICE = (
-    "The access token may not send from this phone number: give the system user access to the "
-    "WhatsApp account that owns it and the whatsapp_business_messaging permission."
-)
-_TEMPLATE_ADVICE = (
-    "The template cannot be sent to anyone: check its status, category (MARKETING), language and "
-    "parameters in WhatsApp Manager > Message templates."
-)
 
 
 class MarketingMessageOperator(BaseOperator):
@@ -490,13 +469,7 @@ def default_campaign_id(context: Mapping[str, Any]) -> str:
 def halt_message(halted: CampaignHalted) -> str:
     """What happened and what to fix, for a campaign stopped by an account-level error."""
     error, result = halted.error, halted.result
-    advice = ""
-    if isinstance(error, PermissionDeniedError):
-        advice = _PERMISSION_ADVICE
-    elif isinstance(error, TemplateError):
-        advice = _TEMPLATE_ADVICE
-    elif error.code is not None and not isinstance(error, AuthenticationError):
-        advice = _HALT_ADVICE.get(error.code, "")
+    advice = advice_for(error)
     text = (
         f"Campaign {result.campaign_id!r} halted after {result.sent} messages on Graph error {error.code} "
         f"({error.title}): {error}."

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from airflow_provider_wamm.graph import GraphClient
 
@@ -46,8 +47,13 @@ def sleeps() -> list[float]:
 
 @pytest.fixture
 def make_client(sleeps: list[float]) -> Iterator[Callable[..., GraphClient]]:
-    """Build a client that records its sleeps instead of sleeping and jitters at the maximum."""
+    """Build a client that records its sleeps instead of sleeping and jitters at the maximum.
+
+    Unless told otherwise it is given a session, so that sends go through ``requests`` too, where
+    ``requests-mock`` answers them.
+    """
     clients: list[GraphClient] = []
+    sessions: list[requests.Session] = []
 
     def make(**kwargs: Any) -> GraphClient:
         options: dict[str, Any] = {
@@ -57,6 +63,9 @@ def make_client(sleeps: list[float]) -> Iterator[Callable[..., GraphClient]]:
             "random": lambda: 1.0,
         }
         options.update(kwargs)
+        if "session" not in options and "transport" not in options:
+            options["session"] = requests.Session()
+            sessions.append(options["session"])
         client = GraphClient(options.pop("access_token", TOKEN), **options)
         clients.append(client)
         return client
@@ -64,3 +73,5 @@ def make_client(sleeps: list[float]) -> Iterator[Callable[..., GraphClient]]:
     yield make
     for client in clients:
         client.close()
+    for session in sessions:
+        session.close()

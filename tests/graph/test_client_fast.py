@@ -1,9 +1,11 @@
-"""``send_marketing_message_fast`` over real sockets: the same answers and errors as the session path.
+"""Sends over the default transport (the socket pool) on real sockets: the same answers and errors as
+over a ``requests`` session.
 
-Every scenario runs against a small local HTTP/1.1 server and is compared with
-``send_marketing_message(payload, retry=False)`` on the same server, so the two transports cannot drift
-apart: results, exception classes, codes, ``request_sent`` and the one-request-only rule for sends whose
-outcome is unknown.
+Every scenario runs against a small local HTTP/1.1 server and is compared with the same single-attempt
+send of a client whose transport is a :class:`SessionTransport`, on the same server, so the two
+transports cannot drift apart: results, exception classes, codes, ``request_sent`` and the
+one-request-only rule for sends whose outcome is unknown. What the pool does with its connections is
+observed from the server's side.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from airflow_provider_wamm.graph import (
     UnknownOutcomeError,
     build_marketing_message,
 )
+from airflow_provider_wamm.graph.connections import SessionTransport, SocketPoolTransport
 from tests.graph.conftest import PHONE_NUMBER_ID, TOKEN, graph_error, send_ok
 
 PAYLOAD = build_marketing_message(
@@ -54,6 +57,7 @@ class _Server(ThreadingHTTPServer):
         self.mode = "ok"
         self.requests: list[dict[str, Any]] = []
         self.connections = 0
+        self.closed = 0
         self.lock = threading.Lock()
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -64,6 +68,16 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hanging up first (timeouts, drops) are part of the tests."""
+
+    def shutdown_request(self, request: Any) -> None:
+        super().shutdown_request(request)
+        with self.lock:
+            self.closed += 1
+
+    def open_connections(self) -> int:
+        """Connections accepted and not closed yet (by either side)."""
+        with self.lock:
+            return self.connections - self.closed
 
     @property
     def url(self) -> str:
@@ -100,6 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
         mode = self.server.mode
         if mode == "ok":
             self._json(200, send_ok("wamid.fast"))
+        elif mode == "hangup":  # a keep-alive answer, then the server closes the idle connection
+            self._json(200, send_ok("wamid.fast"))
+            self.close_connection = True
         elif mode == "close":
             self._json(200, send_ok("wamid.close"), close=True)
         elif mode == "chunked":
@@ -151,27 +168,43 @@ def server() -> Iterator[_Server]:
     srv.server_close()
 
 
+def _wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def make(sleeps: list[float]) -> Iterator[Callable[..., GraphClient]]:
     clients: list[GraphClient] = []
+    sessions: list[requests.Session] = []
 
     def build(base_url: str, **kwargs: Any) -> GraphClient:
         client = GraphClient(
             TOKEN, phone_number_id=PHONE_NUMBER_ID, base_url=base_url, sleep=sleeps.append, **kwargs
         )
         clients.append(client)
+        if "session" in kwargs:
+            sessions.append(kwargs["session"])
         return client
 
     yield build
     for client in clients:
         client.close()
+    for session in sessions:
+        session.close()
 
 
-def _both(client: GraphClient) -> list[Callable[[], SendResult]]:
-    """The fast send and the session send of the same payload, both single attempts."""
+def _both(make: Callable[..., GraphClient], base_url: str, **kwargs: Any) -> list[Callable[[], SendResult]]:
+    """The same single-attempt send over the socket pool and over a requests session."""
+    pooled = make(base_url, **kwargs)
+    assert isinstance(pooled.transport, SocketPoolTransport)
+    over_session = make(base_url, session=requests.Session(), **kwargs)
+    assert isinstance(over_session.transport, SessionTransport)
     return [
-        lambda: client.send_marketing_message_fast(PAYLOAD),
-        lambda: client.send_marketing_message(PAYLOAD, retry=False),
+        lambda: pooled.send_marketing_message_fast(PAYLOAD),
+        lambda: over_session.send_marketing_message(PAYLOAD, retry=False),
     ]
 
 
@@ -183,8 +216,7 @@ def _both(client: GraphClient) -> list[Callable[[], SendResult]]:
 def test_fast_send_posts_the_same_request_and_reads_the_same_result(
     server: _Server, make: Callable[..., GraphClient]
 ) -> None:
-    client = make(server.url)
-    fast, slow = (send() for send in _both(client))
+    fast, slow = (send() for send in _both(make, server.url))
     assert fast == slow == SendResult.from_response(send_ok("wamid.fast"))
     first, second = server.requests
     assert first["path"] == second["path"] == SEND_PATH
@@ -215,11 +247,12 @@ def test_connection_close_answers_open_a_new_connection(
 def test_an_idle_connection_closed_by_the_server_is_not_an_unknown_outcome(
     server: _Server, make: Callable[..., GraphClient]
 ) -> None:
+    server.mode = "hangup"
     client = make(server.url)
     assert client.send_marketing_message_fast(PAYLOAD).wamid == "wamid.fast"
-    pool = client._fast_pool
-    assert pool is not None and len(pool._idle) == 1
-    pool._idle[0].shutdown(socket.SHUT_RD)  # as if the server had closed it: readable at EOF
+    _wait_for(lambda: server.closed == 1)  # the idle connection, closed by the server
+    time.sleep(0.05)  # for its end to reach the client
+    server.mode = "ok"
     assert client.send_marketing_message_fast(PAYLOAD).wamid == "wamid.fast"
     assert server.connections == 2
 
@@ -253,8 +286,8 @@ def test_many_threads_share_the_pool(server: _Server, make: Callable[..., GraphC
         thread.join()
     assert results == ["wamid.fast"] * 200
     assert len(server.requests) == 200
-    assert server.connections <= 200 and client._fast_pool is not None
-    assert len(client._fast_pool._idle) <= 4
+    assert server.connections <= 200 and isinstance(client.transport, SocketPoolTransport)
+    _wait_for(lambda: server.open_connections() <= 4)  # at most 4 are kept idle, the others closed
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,9 +309,8 @@ def test_graph_errors_match_the_session_path(
     server: _Server, make: Callable[..., GraphClient], mode: str, kind: type[GraphError], code: int | None
 ) -> None:
     server.mode = mode
-    client = make(server.url, max_retries=3)
     errors = []
-    for send in _both(client):
+    for send in _both(make, server.url, max_retries=3):
         with pytest.raises(GraphError) as info:
             send()
         errors.append(info.value)
@@ -294,8 +326,7 @@ def test_unknown_outcomes_match_the_session_path(
     server: _Server, make: Callable[..., GraphClient], mode: str, sleeps: list[float]
 ) -> None:
     server.mode = mode
-    client = make(server.url, timeout=0.2, max_retries=3)
-    for send in _both(client):
+    for send in _both(make, server.url, timeout=0.2, max_retries=3):
         with pytest.raises(UnknownOutcomeError) as info:
             send()
         assert info.value.request_sent is True
@@ -305,8 +336,7 @@ def test_unknown_outcomes_match_the_session_path(
 
 def test_redirects_are_configuration_errors(server: _Server, make: Callable[..., GraphClient]) -> None:
     server.mode = "redirect"
-    client = make(server.url)
-    for send in _both(client):
+    for send in _both(make, server.url):
         with pytest.raises(ConfigurationError, match="redirected"):
             send()
 
@@ -316,8 +346,7 @@ def test_refused_connection_is_not_sent(make: Callable[..., GraphClient], sleeps
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens there any more
-    client = make(f"http://127.0.0.1:{port}", max_retries=3)
-    for send in _both(client):
+    for send in _both(make, f"http://127.0.0.1:{port}", max_retries=3):
         with pytest.raises(GraphTransportError) as info:
             send()
         assert not isinstance(info.value, UnknownOutcomeError)
@@ -336,17 +365,15 @@ def test_the_token_stays_out_of_the_client_state(server: _Server, make: Callable
     client = make(server.url)
     client.send_marketing_message_fast(PAYLOAD)
     assert TOKEN not in str(vars(client)) and TOKEN not in repr(client)
-    assert client._fast_pool is not None and TOKEN not in str(vars(client._fast_pool))
+    assert isinstance(client.transport, SocketPoolTransport) and TOKEN not in str(vars(client.transport))
 
 
 def test_close_closes_the_idle_connections(server: _Server, make: Callable[..., GraphClient]) -> None:
     client = make(server.url)
     client.send_marketing_message_fast(PAYLOAD)
-    pool = client._fast_pool
-    assert pool is not None and len(pool._idle) == 1
-    sock = pool._idle[0]
+    assert server.connections == 1 and server.closed == 0  # kept alive, idle
     client.close()
-    assert not pool._idle and sock.fileno() == -1
+    _wait_for(lambda: server.closed == 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -359,7 +386,7 @@ def test_a_session_given_by_the_caller_is_used(requests_mock: Any) -> None:
     requests_mock.post(url, json=send_ok("wamid.session"))
     session = requests.Session()
     client = GraphClient(TOKEN, phone_number_id=PHONE_NUMBER_ID, session=session)
-    assert client._fast_pool is None
+    assert isinstance(client.transport, SessionTransport)
     assert client.send_marketing_message_fast(PAYLOAD).wamid == "wamid.session"
     assert requests_mock.call_count == 1
 
@@ -373,7 +400,7 @@ def test_an_environment_proxy_keeps_sends_on_the_session(
     url = f"https://graph.facebook.com/v23.0/{PHONE_NUMBER_ID}/marketing_messages"
     requests_mock.post(url, json=send_ok("wamid.proxied"))
     with GraphClient(TOKEN, phone_number_id=PHONE_NUMBER_ID) as client:
-        assert client._fast_pool is None
+        assert isinstance(client.transport, SessionTransport)
         assert client.send_marketing_message_fast(PAYLOAD).wamid == "wamid.proxied"
 
 
@@ -381,7 +408,7 @@ def test_no_proxy_for_the_host_uses_direct_connections(monkeypatch: pytest.Monke
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("NO_PROXY", "graph.facebook.com")
     with GraphClient(TOKEN, phone_number_id=PHONE_NUMBER_ID) as client:
-        assert client._fast_pool is not None
+        assert isinstance(client.transport, SocketPoolTransport)
 
 
 # --------------------------------------------------------------------------------------------
@@ -441,15 +468,13 @@ def test_tls_is_verified_like_the_session(
 ) -> None:
     srv, cert = tls_server
     url = f"https://localhost:{srv.server_address[1]}"
-    untrusted = make(url)
-    for send in _both(untrusted):
+    for send in _both(make, url):
         with pytest.raises(GraphTransportError) as info:
             send()
         assert info.value.request_sent is False and "TLS" in str(info.value)
     assert srv.requests == []
 
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
-    trusted = make(url)
-    fast, slow = (send() for send in _both(trusted))
+    fast, slow = (send() for send in _both(make, url))
     assert fast == slow and fast.wamid == "wamid.fast"
     assert [r["headers"]["Host"] for r in srv.requests] == [f"localhost:{srv.server_address[1]}"] * 2

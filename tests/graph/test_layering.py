@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from airflow_provider_wamm.graph import (
     InvalidRecipientError,
     PayloadError,
     UnknownOutcomeError,
+    errors,
     parse_error_envelope,
 )
 
@@ -54,3 +56,24 @@ def test_errors_survive_pickling() -> None:
         assert str(copy) == str(err)
         for attr in ("field", "reason", "request_sent", "code", "fbtrace_id", "http_status"):
             assert getattr(copy, attr, None) == getattr(err, attr, None)
+
+
+def test_the_error_tree_drawn_in_the_docstring_is_the_class_tree() -> None:
+    doc = errors.__doc__ or ""
+    drawn = re.findall(r"^    ((?:[| ]   )*)(?:\+-- )?(\w+(?:Error)?)\s{2,}\S", doc, re.M)
+    assert drawn and drawn[0][1] == "WammError"
+    parents: list[str] = []
+    names = set()
+    for indent, name in drawn:
+        depth = len(indent) // 4 + (0 if name == "WammError" else 1)
+        parents[depth:] = [name]
+        names.add(name)
+        cls = getattr(errors, name)
+        if depth:
+            assert cls.__bases__[0] is getattr(errors, parents[depth - 1]), name
+    ours = {
+        name
+        for name, obj in vars(errors).items()
+        if isinstance(obj, type) and issubclass(obj, errors.WammError) and obj.__module__ == errors.__name__
+    }
+    assert ours == names

@@ -1,0 +1,283 @@
+"""Meta's limits on the fields of a marketing message, as data, and the checks of single values.
+
+The numbers, option lists and patterns below come from Meta's template and parameter references and
+from its OpenAPI spec (where the spec is known to be wrong, the reference wins; see the facts file).
+The ``check_*`` functions test one value against them and raise
+:class:`~airflow_provider_wamm.graph.errors.PayloadError` naming the field as a dotted path; the
+structure of a payload (parameters, components, the whole message) is checked in
+:mod:`airflow_provider_wamm.graph.validation`.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow_provider_wamm.graph.errors import InvalidRecipientError, PayloadError
+
+__all__ = [
+    "BAD_PARAMETER_TEXT_RE",
+    "BODY_ONLY_TEXT_MAX",
+    "BODY_PARAMETER_TYPES",
+    "BODY_TEXT_MAX",
+    "BSUID_MAX",
+    "BUTTON_PARAMETER_TYPE",
+    "BUTTON_SUB_TYPES",
+    "CARD_HEADER_PARAMETER_TYPES",
+    "COUPON_CODE_MAX",
+    "CURRENCY_CODE_RE",
+    "DOCUMENT_FILENAME_MAX",
+    "EXPIRATION_TIME_MS_MAX",
+    "FLOW_TOKEN_MAX",
+    "HEADER_PARAMETER_TYPES",
+    "HEADER_TEXT_MAX",
+    "HTTP_LINK_RE",
+    "INT32_MAX",
+    "INT32_MIN",
+    "LANGUAGE_CODE_RE",
+    "LANGUAGE_POLICIES",
+    "LATITUDE_MAX",
+    "LOCATION_TEXT_MAX",
+    "LONGITUDE_MAX",
+    "MAX_BUTTONS",
+    "MAX_CAROUSEL_CARDS",
+    "MEDIA_ID_MAX",
+    "MEDIA_LINK_MAX",
+    "PARAMETER_NAME_RE",
+    "PHONE_DIGITS_RE",
+    "PRODUCT_POLICIES",
+    "QUICK_REPLY_PAYLOAD_MAX",
+    "RETAILER_ID_MAX",
+    "TEMPLATE_NAME_MAX",
+    "TEMPLATE_NAME_RE",
+    "TOP_LEVEL_KEYS",
+    "URL_SUFFIX_MAX",
+    "WHITESPACE_RE",
+    "check_bsuid",
+    "check_coordinate",
+    "check_index",
+    "check_int",
+    "check_list",
+    "check_mapping",
+    "check_param_text",
+    "check_str",
+    "check_to",
+]
+
+# --------------------------------------------------------------------------------------------
+# Lengths and counts
+# --------------------------------------------------------------------------------------------
+
+#: Longest template name Meta accepts.
+TEMPLATE_NAME_MAX = 512
+#: Longest text parameter in a header.
+HEADER_TEXT_MAX = 60
+#: Longest text parameter in a body sent together with other components.
+BODY_TEXT_MAX = 1024
+#: Longest text parameter in a body that is the only component sent.
+BODY_ONLY_TEXT_MAX = 32768
+#: Longest coupon code of a ``copy_code`` button.
+COUPON_CODE_MAX = 20
+#: Longest suffix of a dynamic URL button (the whole URL is limited to 2,000 characters).
+URL_SUFFIX_MAX = 2000
+#: Most buttons a template can have (so indexes run 0-9).
+MAX_BUTTONS = 10
+#: Most cards of a carousel.
+MAX_CAROUSEL_CARDS = 10
+#: Longest business-scoped user id (``recipient``).
+BSUID_MAX = 256
+#: Longest uploaded media id.
+MEDIA_ID_MAX = 256
+#: Longest media ``link``.
+MEDIA_LINK_MAX = 2000
+#: Longest file name of a document header.
+DOCUMENT_FILENAME_MAX = 240
+#: Longest ``name`` or ``address`` of a location header.
+LOCATION_TEXT_MAX = 1000
+#: Longest payload of a ``quick_reply`` button.
+QUICK_REPLY_PAYLOAD_MAX = 1000
+#: Longest ``flow_token`` of a ``flow`` button.
+FLOW_TOKEN_MAX = 1000
+#: Longest ``thumbnail_product_retailer_id`` of a ``catalog`` button.
+RETAILER_ID_MAX = 100
+#: Latest ``expiration_time_ms`` of a limited-time offer (the largest integer JSON keeps exact).
+EXPIRATION_TIME_MS_MAX = 2**53
+#: Smallest ``amount_1000`` of a currency parameter (a signed 32-bit integer).
+INT32_MIN = -(2**31)
+#: Largest ``amount_1000`` of a currency parameter.
+INT32_MAX = 2**31 - 1
+#: Largest absolute latitude of a location header.
+LATITUDE_MAX = 90.0
+#: Largest absolute longitude of a location header.
+LONGITUDE_MAX = 180.0
+
+# --------------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------------
+
+#: Values of the top-level ``product_policy`` field.
+PRODUCT_POLICIES = ("CLOUD_API_FALLBACK", "STRICT")
+#: Values of ``template.language.policy``.
+LANGUAGE_POLICIES = ("deterministic",)
+#: Button ``sub_type`` values this module knows how to validate.
+BUTTON_SUB_TYPES = ("url", "quick_reply", "copy_code", "flow", "catalog", "mpm")
+#: The parameter type each button ``sub_type`` takes.
+BUTTON_PARAMETER_TYPE: dict[str, str] = {
+    "url": "text",
+    "quick_reply": "payload",
+    "copy_code": "coupon_code",
+    "flow": "action",
+    "catalog": "action",
+    "mpm": "action",
+}
+#: Top-level fields of a ``marketing_messages`` body.
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "messaging_product",
+        "recipient_type",
+        "to",
+        "recipient",
+        "type",
+        "template",
+        "product_policy",
+        "message_activity_sharing",
+        "bid_spec",
+        "biz_opaque_callback_data",
+    }
+)
+#: Parameter types of a template header.
+HEADER_PARAMETER_TYPES = frozenset({"text", "image", "video", "document", "location"})
+#: Parameter types of a template body.
+BODY_PARAMETER_TYPES = frozenset({"text", "currency", "date_time"})
+#: Parameter types of a carousel card's header.
+CARD_HEADER_PARAMETER_TYPES = frozenset({"image", "video"})
+
+# --------------------------------------------------------------------------------------------
+# Patterns (matched with ``fullmatch`` unless said otherwise)
+# --------------------------------------------------------------------------------------------
+
+#: A template name: lower-case letters, digits and underscores.
+TEMPLATE_NAME_RE = re.compile(r"[a-z0-9_]+")
+#: A template language code such as ``en`` or ``en_US``.
+LANGUAGE_CODE_RE = re.compile(r"[a-z]{2,3}(?:_[A-Za-z0-9]{2,4})?")
+#: A named parameter's ``parameter_name``, as written in the template.
+PARAMETER_NAME_RE = re.compile(r"[a-z0-9_]+")
+#: An ISO 4217 currency code.
+CURRENCY_CODE_RE = re.compile(r"[A-Z]{3}")
+#: ``to``: an international number as 5-15 digits with an optional ``+`` (group 1: the digits).
+PHONE_DIGITS_RE = re.compile(r"\+?([0-9]{5,15})")
+#: What a text parameter may not contain (``search``): new lines, tabs, five spaces in a row.
+BAD_PARAMETER_TEXT_RE = re.compile(r"[\n\r\t]| {5}")
+#: White space anywhere (``search``): not allowed in URL suffixes and BSUIDs.
+WHITESPACE_RE = re.compile(r"\s")
+#: An ``http(s)`` URL without white space (media links).
+HTTP_LINK_RE = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
+
+# --------------------------------------------------------------------------------------------
+# Checks of single values
+# --------------------------------------------------------------------------------------------
+
+
+def check_str(value: object, field: str, *, max_len: int | None = None, allow_empty: bool = False) -> str:
+    """A string (not empty unless allowed, at most ``max_len`` characters), returned as a plain ``str``."""
+    if type(value) is not str:
+        if not isinstance(value, str):
+            raise PayloadError(field, f"must be a string, got {type(value).__name__}")
+        value = str(value)
+    if not allow_empty and not value.strip():
+        raise PayloadError(field, "must not be empty")
+    if max_len is not None and len(value) > max_len:
+        raise PayloadError(field, f"is {len(value)} characters long; Meta allows at most {max_len}")
+    return value
+
+
+def check_param_text(value: object, field: str, max_len: int) -> str:
+    """A text parameter's value: a string Meta accepts (no new lines, tabs or runs of five spaces)."""
+    text = check_str(value, field, max_len=max_len)
+    if BAD_PARAMETER_TEXT_RE.search(text):
+        raise PayloadError(
+            field,
+            "must not contain new lines, tabs or more than 4 consecutive spaces (Meta rejects such "
+            "parameters); put line breaks in the template text instead",
+        )
+    return text
+
+
+def check_int(value: object, field: str, *, minimum: int, maximum: int) -> int:
+    """An integer (not a ``bool``) between ``minimum`` and ``maximum``, returned as a plain ``int``."""
+    if type(value) is not int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PayloadError(field, f"must be an integer, got {type(value).__name__}")
+        value = int(value)
+    if not minimum <= value <= maximum:
+        raise PayloadError(field, f"must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def check_mapping(value: object, field: str) -> Mapping[str, Any]:
+    """A JSON object (any mapping)."""
+    if not isinstance(value, Mapping):
+        raise PayloadError(field, f"must be an object (mapping), got {type(value).__name__}")
+    return value
+
+
+def check_list(value: object, field: str) -> Sequence[Any]:
+    """A JSON array (any sequence but a string or bytes)."""
+    if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Sequence):
+        raise PayloadError(field, f"must be a list, got {type(value).__name__}")
+    return value
+
+
+def check_index(value: object, field: str) -> str:
+    """A button index: an ``int`` 0-9 or its decimal string, normalised to the string Meta documents."""
+    if type(value) is str and len(value) == 1 and "0" <= value <= "9":
+        return value
+    if type(value) is int and 0 <= value < MAX_BUTTONS:
+        return str(value)
+    if isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
+        number = int(value.strip())
+        if number < MAX_BUTTONS:
+            return str(number)
+    raise PayloadError(
+        field, f"must be a button position 0-{MAX_BUTTONS - 1} (int or digit string), got {value!r}"
+    )
+
+
+def check_coordinate(value: object, field: str, limit: float) -> Any:
+    """A latitude or longitude within ``limit``: a number or a numeric string, returned as given
+    (other numeric types as their string)."""
+    if isinstance(value, bool):
+        raise PayloadError(field, "must be a number or a numeric string, got bool")
+    try:
+        number = float(value) if isinstance(value, (int, float, str, decimal.Decimal)) else math.nan
+    except (ValueError, OverflowError, decimal.InvalidOperation):
+        number = math.nan
+    if not math.isfinite(number) or not -limit <= number <= limit:
+        raise PayloadError(field, f"must be a number between -{limit:g} and {limit:g}, got {value!r}")
+    return value if isinstance(value, (str, int, float)) else str(value)
+
+
+def check_to(value: object, field: str = "to") -> str:
+    """``to``: an international number as 5-15 digits, optional leading ``+``; returns the digits."""
+    if type(value) is not str:
+        raise InvalidRecipientError(field, f"must be a string of digits, got {type(value).__name__}")
+    match = PHONE_DIGITS_RE.fullmatch(value)
+    if match is None:
+        raise InvalidRecipientError(
+            field,
+            "must be an international phone number as 5-15 digits with an optional leading '+' "
+            "(normalise it with normalize_phone())",
+        )
+    return match.group(1)
+
+
+def check_bsuid(value: object, field: str = "recipient") -> str:
+    """``recipient``: a business-scoped user id without white space."""
+    if type(value) is not str or not value or len(value) > BSUID_MAX or WHITESPACE_RE.search(value):
+        raise InvalidRecipientError(
+            field, f"must be a business-scoped user id without white space (at most {BSUID_MAX} characters)"
+        )
+    return value
