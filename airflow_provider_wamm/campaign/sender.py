@@ -133,6 +133,7 @@ class _Run:
     # -- top level ------------------------------------------------------------------------------
 
     def run(self) -> CampaignResult:
+        """Send the campaign and record every outcome; raise on a halt or a fatal error."""
         if not self.s.dry_run:
             self._start_attempt()
             self.pool.resize(self.s.concurrency)
@@ -177,6 +178,7 @@ class _Run:
         )
 
     def _loop(self) -> None:
+        """Until the input is done and every job answered: collect, dispatch, read more, nap."""
         batch_size = self.s.batch_size
         while True:
             self._collect(timeout=0.0)
@@ -239,6 +241,7 @@ class _Run:
             self._admit(batch.candidates)
 
     def _count_intake(self, batch: IntakeBatch) -> None:
+        """Count what a read of the input found (its candidates are counted once decided)."""
         r = self.result
         r.total += batch.total
         r.duplicates += batch.duplicates
@@ -276,6 +279,7 @@ class _Run:
         self._claim(sends, now=now)
 
     def _count_decision(self, decision: Skip | Invalid) -> None:
+        """Count a recipient that is not sent to."""
         r = self.result
         self.processed += 1
         if isinstance(decision, Invalid):
@@ -318,6 +322,7 @@ class _Run:
             self._collect(timeout=0.5)
 
     def _handle(self, answer: Answer) -> None:
+        """Act on one answer of a worker, by its kind."""
         self.in_flight -= 1
         self.pacer.on_answer()
         match answer:
@@ -338,6 +343,7 @@ class _Run:
                 pass  # still claimed: released after a halt
 
     def _accepted(self, job: Job, sent: SendResultLike) -> None:
+        """Meta took the message: count it by the state Meta answered."""
         r = self.result
         status = str(getattr(sent, "message_status", "") or "accepted")
         state = _MESSAGE_STATES.get(status, L.ACCEPTED)
@@ -373,6 +379,7 @@ class _Run:
             self.stop.set()
 
     def _retry(self, job: Job, error: GraphError) -> None:
+        """Transient: send again after a backoff, or give up after ``max_attempts``."""
         job.transient += 1
         if job.transient >= self.s.max_attempts:
             self._fail(job, error, not_before_in=timedelta(0))
@@ -381,6 +388,7 @@ class _Run:
             self._later(job, self._backoff(job.transient))
 
     def _throttled(self, job: Job, error: GraphError) -> None:
+        """Throttled: maybe slow the whole run down; send this one again after a backoff."""
         self.result.throttled += 1
         job.throttles += 1
         lowered = self.pacer.on_throttle()
@@ -397,6 +405,7 @@ class _Run:
             self._later(job, self._backoff(job.throttles))
 
     def _pair_limited(self, job: Job, error: GraphError) -> None:
+        """Too many messages to this recipient: delay only them, 4^n seconds."""
         self.result.pair_limited += 1
         job.pair_hits += 1
         if job.pair_hits > self.s.max_attempts:
@@ -405,6 +414,7 @@ class _Run:
             self._later(job, float(4 ** min(job.pair_hits - 1, self.s.max_pair_limit_exponent)))
 
     def _halt(self, job: Job, error: GraphError) -> None:
+        """The account, token or template is broken: stop at once (the job stays claimed, then released)."""
         if self.halt_error is None:
             self.halt_error = error
             self.stop.set()
@@ -428,6 +438,7 @@ class _Run:
             self._fail(job, error)
 
     def _fail(self, job: Job, error: GraphError, *, not_before_in: timedelta | None = None) -> None:
+        """Record a final refusal; ``not_before_in`` lets a later run try again after that long."""
         r = self.result
         r.failed += 1
         self.processed += 1
@@ -446,10 +457,12 @@ class _Run:
         self.log.debug("campaign %s: %s failed: %s", self.s.campaign_id, mask_phone(job.recipient), error)
 
     def _backoff(self, n: int) -> float:
+        """Delay before the ``n``-th retry: doubling up to the maximum, half of it jittered."""
         delay = min(self.s.retry_backoff_max_s, self.s.retry_backoff_s * (2 ** max(0, n - 1)))
         return delay / 2 + random.uniform(0, delay / 2)
 
     def _later(self, job: Job, delay: float) -> None:
+        """Send ``job`` again in ``delay`` seconds."""
         self.jobs.later(job, time.monotonic() + delay)
 
     # -- the ledger and the log -----------------------------------------------------------------
@@ -462,6 +475,7 @@ class _Run:
         self.ledger.heartbeat(self.attempt_id)
 
     def _flush(self, *, force: bool, now: float) -> None:
+        """Write outcomes and suppressions: a batch full, a second gone by, or ``force``."""
         if not self.outcomes and not self.suppressions:
             return
         if not force and len(self.outcomes) < self.s.batch_size and now - self.last_flush < 1.0:
@@ -477,6 +491,7 @@ class _Run:
     # -- endings --------------------------------------------------------------------------------
 
     def _release(self) -> None:
+        """Give this attempt's unsent claims back, so a later run sends them."""
         released = self.ledger.release_claims(self.s.campaign_id, attempt_id=self.attempt_id)
         self.result.released = released
         if released:
@@ -487,6 +502,7 @@ class _Run:
             )
 
     def _finish(self) -> None:
+        """Final counts, the last writes, and the attempt's end in the ledger."""
         r, s = self.result, self.s
         r.elapsed_s = time.monotonic() - self.started
         r.final_rate = self.pacer.rate
