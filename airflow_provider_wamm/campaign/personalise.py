@@ -84,13 +84,17 @@ def _lookup(row: Mapping[str, Any], name: str, where: str) -> Any:
     return value
 
 
-def _compile_string(text: str, where: str, *, keep_type: bool) -> tuple[_Renderer, frozenset[str]]:
-    """Parse ``text`` once; return a renderer and the field names it uses."""
+_Piece = tuple[str, str | None, str, str | None]
+"""A parsed part of a format string: literal text, field name, format spec, conversion."""
+
+
+def _parse_format(text: str, where: str) -> tuple[list[_Piece], frozenset[str]]:
+    """Split ``text`` into pieces and the field names it uses; refuse positional and nested fields."""
     try:
         parts = list(_FORMATTER.parse(text))
     except ValueError as exc:
         raise ConfigurationError(f"{where}: invalid format string {text!r}: {exc}") from None
-    pieces: list[tuple[str, str | None, str, str | None]] = []
+    pieces: list[_Piece] = []
     names: set[str] = set()
     for literal, name, spec, conversion in parts:
         if name is None:
@@ -105,25 +109,27 @@ def _compile_string(text: str, where: str, *, keep_type: bool) -> tuple[_Rendere
             raise ConfigurationError(f"{where}: nested fields in a format spec are not supported ({text!r})")
         names.add(name)
         pieces.append((literal, name, spec or "", conversion))
-    if not names:
-        constant = "".join(literal for literal, *_ in pieces)
-        return (lambda _row: constant), frozenset()
-    if len(pieces) == 1 and not pieces[0][0] and not pieces[0][2] and pieces[0][3] is None:
-        only = pieces[0][1]
-        assert only is not None
+    return pieces, frozenset(names)
 
-        if keep_type:
 
-            def whole(row: Mapping[str, Any]) -> Any:
-                return _lookup(row, only, where)
+def _whole_field(name: str, where: str, *, keep_type: bool) -> _Renderer:
+    """The renderer of a value that is exactly one field: its own value, or its text."""
+    if keep_type:
 
-            return whole, frozenset(names)
+        def whole(row: Mapping[str, Any]) -> Any:
+            return _lookup(row, name, where)
 
-        def whole_text(row: Mapping[str, Any]) -> Any:
-            value = _lookup(row, only, where)
-            return value if isinstance(value, str) else format(value)
+        return whole
 
-        return whole_text, frozenset(names)
+    def whole_text(row: Mapping[str, Any]) -> Any:
+        value = _lookup(row, name, where)
+        return value if isinstance(value, str) else format(value)
+
+    return whole_text
+
+
+def _formatted(pieces: list[_Piece], where: str) -> _Renderer:
+    """The renderer of text mixing literals and formatted fields."""
 
     def render(row: Mapping[str, Any]) -> str:
         out: list[str] = []
@@ -146,7 +152,20 @@ def _compile_string(text: str, where: str, *, keep_type: bool) -> tuple[_Rendere
                 ) from None
         return "".join(out)
 
-    return render, frozenset(names)
+    return render
+
+
+def _compile_string(text: str, where: str, *, keep_type: bool) -> tuple[_Renderer, frozenset[str]]:
+    """Parse ``text`` once; return a renderer and the field names it uses."""
+    pieces, names = _parse_format(text, where)
+    if not names:
+        constant = "".join(literal for literal, *_ in pieces)
+        return (lambda _row: constant), names
+    if len(pieces) == 1 and not pieces[0][0] and not pieces[0][2] and pieces[0][3] is None:
+        only = pieces[0][1]
+        assert only is not None
+        return _whole_field(only, where, keep_type=keep_type), names
+    return _formatted(pieces, where), names
 
 
 def _compile(value: Any, where: str, *, keep_type: bool = False) -> tuple[_Renderer, frozenset[str]]:
@@ -175,6 +194,62 @@ def _compile(value: Any, where: str, *, keep_type: bool = False) -> tuple[_Rende
         renderers = [renderer for renderer, _n in compiled]
         return (lambda row: [renderer(row) for renderer in renderers]), names
     return (lambda _row: value), frozenset()
+
+
+def _check_buttons(buttons: Any) -> None:
+    """A list of button mappings, each with a known type and an index."""
+    if isinstance(buttons, (str, bytes, Mapping)) or not isinstance(buttons, Sequence):
+        raise ConfigurationError("buttons must be a list of button mappings")
+    for i, button in enumerate(buttons):
+        if not isinstance(button, Mapping):
+            raise ConfigurationError(f"buttons[{i}] must be a mapping, got {type(button).__name__}")
+        kind = button.get("type", button.get("sub_type"))
+        if kind not in (*_BUTTON_KINDS, "button"):
+            raise ConfigurationError(f"buttons[{i}].type must be one of {list(_BUTTON_KINDS)}, got {kind!r}")
+        if "index" not in button:
+            raise ConfigurationError(f"buttons[{i}].index is required (the button's position, 0-9)")
+
+
+def _check_arguments(
+    body_parameters: Any, header: Any, buttons: Any, limited_time_offer_ms: Any, components: Any
+) -> None:
+    """The shapes of :class:`Personaliser`'s arguments (their contents are checked when compiled)."""
+    structured = any(v is not None for v in (body_parameters, header, buttons, limited_time_offer_ms))
+    if components is not None and structured:
+        raise ConfigurationError(
+            "give either components (a raw Meta components list) or body_parameters/header/buttons, not both"
+        )
+    if body_parameters is not None and (
+        isinstance(body_parameters, (str, bytes)) or not isinstance(body_parameters, (Sequence, Mapping))
+    ):
+        raise ConfigurationError(
+            "body_parameters must be a list (positional template) or a mapping (named template), "
+            f"got {type(body_parameters).__name__}"
+        )
+    if header is not None and not isinstance(header, (str, Mapping)):
+        raise ConfigurationError(
+            f"header must be a mapping such as {{'type': 'text', 'text': '{{city}}'}}, "
+            f"got {type(header).__name__}"
+        )
+    if buttons is not None:
+        _check_buttons(buttons)
+    if components is not None and (
+        isinstance(components, (str, bytes, Mapping)) or not isinstance(components, Sequence)
+    ):
+        raise ConfigurationError("components must be a list of Meta component mappings")
+
+
+def _compile_spec(spec: Mapping[str, Any]) -> tuple[dict[str, _Renderer], frozenset[str]]:
+    """A renderer per given key of the spec, and every recipient field they use."""
+    renderers: dict[str, _Renderer] = {}
+    names: set[str] = set()
+    for key, value in spec.items():
+        if value is None:
+            continue
+        renderer, used = _compile(value, key, keep_type=key in _TYPED_KEYS)
+        renderers[key] = renderer
+        names |= used
+    return renderers, frozenset(names)
 
 
 class Personaliser:
@@ -206,41 +281,7 @@ class Personaliser:
         limited_time_offer_ms: int | str | None = None,
         components: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
-        structured = any(v is not None for v in (body_parameters, header, buttons, limited_time_offer_ms))
-        if components is not None and structured:
-            raise ConfigurationError(
-                "give either components (a raw Meta components list) or "
-                "body_parameters/header/buttons, not both"
-            )
-        if body_parameters is not None and (
-            isinstance(body_parameters, (str, bytes)) or not isinstance(body_parameters, (Sequence, Mapping))
-        ):
-            raise ConfigurationError(
-                "body_parameters must be a list (positional template) or a mapping (named template), "
-                f"got {type(body_parameters).__name__}"
-            )
-        if header is not None and not isinstance(header, (str, Mapping)):
-            raise ConfigurationError(
-                f"header must be a mapping such as {{'type': 'text', 'text': '{{city}}'}}, "
-                f"got {type(header).__name__}"
-            )
-        if buttons is not None:
-            if isinstance(buttons, (str, bytes, Mapping)) or not isinstance(buttons, Sequence):
-                raise ConfigurationError("buttons must be a list of button mappings")
-            for i, button in enumerate(buttons):
-                if not isinstance(button, Mapping):
-                    raise ConfigurationError(f"buttons[{i}] must be a mapping, got {type(button).__name__}")
-                kind = button.get("type", button.get("sub_type"))
-                if kind not in (*_BUTTON_KINDS, "button"):
-                    raise ConfigurationError(
-                        f"buttons[{i}].type must be one of {list(_BUTTON_KINDS)}, got {kind!r}"
-                    )
-                if "index" not in button:
-                    raise ConfigurationError(f"buttons[{i}].index is required (the button's position, 0-9)")
-        if components is not None and (
-            isinstance(components, (str, bytes, Mapping)) or not isinstance(components, Sequence)
-        ):
-            raise ConfigurationError("components must be a list of Meta component mappings")
+        _check_arguments(body_parameters, header, buttons, limited_time_offer_ms, components)
         self._raw = components is not None
         spec: dict[str, Any] = (
             {"components": components}
@@ -253,21 +294,13 @@ class Personaliser:
             }
         )
         self._spec = spec
-        self._renderers: dict[str, _Renderer] = {}
-        names: set[str] = set()
-        for key, value in spec.items():
-            if value is None:
-                continue
-            renderer, used = _compile(value, key, keep_type=key in _TYPED_KEYS)
-            self._renderers[key] = renderer
-            names |= used
-        self.fields: frozenset[str] = frozenset(names)
+        renderers, fields = _compile_spec(spec)
+        self._renderers = renderers
+        self.fields: frozenset[str] = fields
         """The recipient fields the spec refers to."""
+        self._constant: list[dict[str, Any]] | None = None
         if not self.fields:  # constant spec: check it now rather than once per recipient
-            self._constant: list[dict[str, Any]] | None = None
             self._constant = self.render({})
-        else:
-            self._constant = None
 
     def __repr__(self) -> str:
         return f"Personaliser(fields={sorted(self.fields)!r})"

@@ -8,6 +8,9 @@ from typing import Any
 
 from airflow_provider_wamm.graph.errors import GraphError, WammError
 
+#: Distinct invalid-row reasons counted one by one; further new reasons are counted as ``"other"``.
+MAX_INVALID_REASONS = 100
+
 
 @dataclass
 class CampaignResult:
@@ -91,6 +94,16 @@ class CampaignResult:
         """Average rate of messages Meta took over the run."""
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    def add_invalid(self, reason: str) -> None:
+        """Count one invalid row and its reason (new reasons beyond :data:`MAX_INVALID_REASONS` count as
+        ``"other"``, so a list of garbage cannot grow the summary without bound)."""
+        self.invalid += 1
+        reasons = self.invalid_reasons
+        if reason in reasons or len(reasons) < MAX_INVALID_REASONS:
+            reasons[reason] += 1
+        else:
+            reasons["other"] += 1
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary for XCom and logs (counts and ids only)."""
         return {
@@ -149,4 +162,4 @@ class CampaignHalted(WammError):
         return (type(self), (self.error, self.result))
 
 
-__all__ = ["CampaignHalted", "CampaignResult"]
+__all__ = ["MAX_INVALID_REASONS", "CampaignHalted", "CampaignResult"]

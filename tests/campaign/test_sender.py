@@ -503,3 +503,14 @@ def test_result_to_dict_has_the_contract_keys() -> None:
 def test_campaign_ids_with_surrounding_white_space_are_refused(campaign_id: str) -> None:
     with pytest.raises(ConfigurationError, match="white space"):
         settings(campaign_id).validate()
+
+
+def test_public_names_stay_importable_where_they_were() -> None:
+    from airflow_provider_wamm import campaign
+    from airflow_provider_wamm.campaign import result, sender, settings, workers
+
+    assert sender.CampaignSettings is settings.CampaignSettings is campaign.CampaignSettings
+    assert sender.CampaignResult is result.CampaignResult is campaign.CampaignResult
+    assert sender.CampaignHalted is result.CampaignHalted is campaign.CampaignHalted
+    assert sender.MessageSender is workers.MessageSender
+    assert sender.run_campaign is campaign.run_campaign

@@ -1,5 +1,5 @@
 """The sender's pacing against the real sandbox: under the cap in every one-second window, even after a
-pause, on the client's direct-connection send path."""
+pause, with single-attempt sends (``retry=False``: the client's bulk send path)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_wamm.campaign import sender as sender_module
 from airflow_provider_wamm.campaign.ledger import Ledger
-from airflow_provider_wamm.campaign.sender import CampaignSettings, _SendWindow, run_campaign
+from airflow_provider_wamm.campaign.pacing import Pacer, SendWindow
+from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
 from airflow_provider_wamm.graph.client import GraphClient, SendResult
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.sandbox import Sandbox
@@ -34,7 +34,8 @@ def settings(campaign_id: str, **kw: Any) -> CampaignSettings:
 
 
 class CountingClient(GraphClient):
-    """A GraphClient counting which send method the sender called, and when each fast send left.
+    """A GraphClient counting single-attempt sends (``retry=False``, the bulk path) and retrying ones,
+    and when each single-attempt send left.
 
     Windows are measured on these client-side times: the sandbox of these tests runs in this process,
     where its event loop competes with the sender's threads for the interpreter lock, so its own
@@ -43,20 +44,18 @@ class CountingClient(GraphClient):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fast = 0
-        self.slow = 0
+        self.single = 0
+        self.retrying = 0
         self.stamps: list[float] = []
         self.lock = threading.Lock()
 
-    def send_marketing_message_fast(self, payload: Mapping[str, Any]) -> SendResult:
-        with self.lock:
-            self.fast += 1
-            self.stamps.append(time.monotonic())
-        return super().send_marketing_message_fast(payload)
-
     def send_marketing_message(self, payload: Mapping[str, Any], *, retry: bool = True) -> SendResult:
         with self.lock:
-            self.slow += 1
+            if retry:
+                self.retrying += 1
+            else:
+                self.single += 1
+                self.stamps.append(time.monotonic())
         return super().send_marketing_message(payload, retry=retry)
 
 
@@ -85,7 +84,7 @@ def _max_window(stamps: list[float], window_s: float) -> int:
 
 
 def test_the_window_never_admits_more_than_its_limit() -> None:
-    window = _SendWindow(20, window_s=0.25)
+    window = SendWindow(20, window_s=0.25)
     stamps: list[float] = []
     lock = threading.Lock()
     deadline = time.monotonic() + 0.8
@@ -106,19 +105,19 @@ def test_the_window_never_admits_more_than_its_limit() -> None:
     assert len(stamps) >= 3 * 20  # and it does admit: about 20 per quarter second
 
 
-def test_sends_go_through_the_direct_connections_and_stay_under_the_cap(
+def test_sends_are_single_attempts_and_stay_under_the_cap(
     sandbox: Sandbox, client: CountingClient, sqlite_ledger: Ledger
 ) -> None:
     cfg = settings("paced", max_messages_per_second=100.0)
     result = run_campaign(rows(250), client=client, ledger=sqlite_ledger, settings=cfg)
-    assert result.accepted == 250 and client.fast == 250 and client.slow == 0
+    assert result.accepted == 250 and client.single == 250 and client.retrying == 0
     assert result.final_rate == 100.0
     # Paced at 98/s with 2% headroom, and no window holds more than 98.
     assert _max_window(client.stamps, 1.0 - 0.002) <= 98
     assert result.messages_per_second > 80
 
 
-def test_a_client_without_the_fast_method_is_used_as_before(
+def test_any_message_sender_is_used_with_single_attempts(
     sandbox: Sandbox, client: CountingClient, sqlite_ledger: Ledger
 ) -> None:
     class Plain:
@@ -132,7 +131,7 @@ def test_a_client_without_the_fast_method_is_used_as_before(
         ledger=sqlite_ledger,
         settings=settings("plain", max_messages_per_second=500),
     )
-    assert result.accepted == 50 and client.slow == 50 and client.fast == 0
+    assert result.accepted == 50 and client.single == 50 and client.retrying == 0
 
 
 @pytest.mark.parametrize("guarded", [True, False])
@@ -146,15 +145,15 @@ def test_a_pause_is_caught_up_without_bursting_over_the_cap(
     """Workers held up in their rate-limit wait (as by a stop-the-world pause) all wake up overdue."""
     go = threading.Event()
     go.set()
-    original: Callable[..., None] = sender_module._Run._sleep_unless_stopped
+    original: Callable[..., None] = Pacer.sleep_unless_stopped
 
     def paused_sleep(self: Any, seconds: float) -> None:
         original(self, seconds)
         go.wait()
 
-    monkeypatch.setattr(sender_module._Run, "_sleep_unless_stopped", paused_sleep)
+    monkeypatch.setattr(Pacer, "sleep_unless_stopped", paused_sleep)
     if not guarded:  # shows what the window is for
-        monkeypatch.setattr(sender_module._SendWindow, "wait_turn", lambda self, sleep: None)
+        monkeypatch.setattr(SendWindow, "wait_turn", lambda self, sleep: None)
 
     def pause() -> None:
         time.sleep(0.8)
@@ -197,7 +196,7 @@ def test_the_collector_is_left_as_it_was(sqlite_ledger: Ledger) -> None:
 
 
 def test_sends_held_back_by_the_window_go_one_at_a_time() -> None:
-    window = _SendWindow(5, window_s=0.3)
+    window = SendWindow(5, window_s=0.3)
     stamps: list[float] = []
     lock = threading.Lock()
 

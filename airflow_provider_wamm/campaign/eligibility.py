@@ -1,0 +1,161 @@
+"""Eligibility: which candidate recipients get a message, with their payload, and why the others do not.
+
+For a batch of :class:`~.intake.Candidate` recipients the ledger is read (already handled in this
+campaign, suppressed, messaged by another campaign within the frequency cap) and each remaining
+recipient is personalised into a Graph payload. The answer is one typed decision per candidate:
+:class:`Send`, :class:`Skip` (with a :class:`SkipReason`) or :class:`Invalid` (with the reason). Nothing
+is written and no count is kept here: the caller records the decisions, claims the recipients to send
+to, and counts.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from airflow_provider_wamm.campaign import ledger as L
+from airflow_provider_wamm.campaign.intake import Candidate
+from airflow_provider_wamm.campaign.ledger import Ledger, SendOutcome
+from airflow_provider_wamm.campaign.settings import CampaignSettings
+from airflow_provider_wamm.graph.payload import PayloadError, build_marketing_message
+
+
+class SkipReason(enum.StrEnum):
+    """Why a valid recipient is not sent to."""
+
+    DUPLICATE = "duplicate"
+    """This run already handled the recipient (a repeat beyond the in-memory window)."""
+    ALREADY_DONE = "already_done"
+    """An earlier run, or another worker, already handled the recipient in this campaign."""
+    SUPPRESSED = "suppressed"
+    """The recipient stopped marketing messages or must wait after Meta's per-user limit."""
+    FREQUENCY_CAPPED = "frequency_capped"
+    """Another campaign's message reached the recipient within the frequency cap."""
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send this payload to the recipient (once it is claimed)."""
+
+    recipient: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Do not send to the recipient.
+
+    ``details`` (and ``error_code``) go into the ledger row of a skip this run records; a skip
+    without details (a duplicate, or a recipient already done) leaves the ledger as it is.
+    """
+
+    recipient: str
+    reason: SkipReason
+    details: str | None = None
+    error_code: int | None = None
+
+    def outcome(self) -> SendOutcome | None:
+        """The ``skipped`` ledger row to write, if any."""
+        if self.details is None:
+            return None
+        return SendOutcome(self.recipient, L.SKIPPED, error_code=self.error_code, error_details=self.details)
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """The recipient's row cannot be made into a message (personalisation or payload rules)."""
+
+    recipient: str
+    row_number: int
+    reason: str
+
+    def outcome(self) -> SendOutcome:
+        """The ``invalid`` ledger row to write."""
+        return SendOutcome(self.recipient, L.INVALID, error_details=f"row {self.row_number}: {self.reason}")
+
+
+Decision = Send | Skip | Invalid
+"""What to do with one candidate recipient."""
+
+
+class Eligibility:
+    """Decides, batch by batch, who of the candidates is sent what.
+
+    :param ledger: read for earlier sends, suppressions and other campaigns' recent messages.
+    :param settings: the campaign (template, personaliser, frequency cap, ``resend_unknown``).
+    :param attempt_id: this run: its own earlier claims are duplicates, not work done by others.
+    """
+
+    def __init__(self, ledger: Ledger, settings: CampaignSettings, attempt_id: str) -> None:
+        self._ledger = ledger
+        self._s = settings
+        self._attempt_id = attempt_id
+
+    def decide(self, candidates: Sequence[Candidate], *, now: datetime) -> list[Decision]:
+        """One decision per candidate, in the candidates' order.
+
+        :param now: the time the ledger's rules are read at (``not_before``, suppressions, the cap).
+        """
+        decisions: dict[str, Decision] = self._earlier_sends(candidates, now)
+        todo = [c for c in candidates if c.recipient not in decisions]
+        decisions.update(self._suppressed_or_capped([c.recipient for c in todo], now))
+        for candidate in todo:
+            if candidate.recipient not in decisions:
+                decisions[candidate.recipient] = self.personalise(candidate)
+        return [decisions[c.recipient] for c in candidates]
+
+    def personalise(self, candidate: Candidate) -> Send | Invalid:
+        """The candidate's payload, or why it cannot be built."""
+        s = self._s
+        try:
+            components = s.personaliser.render(candidate.row.fields) if s.personaliser is not None else None
+            payload = build_marketing_message(
+                to=candidate.recipient,
+                template_name=s.template_name,
+                language=s.language,
+                components=components,
+                product_policy=s.product_policy,
+                message_activity_sharing=s.message_activity_sharing,
+            )
+        except PayloadError as exc:
+            return Invalid(candidate.recipient, candidate.row.number, str(exc))
+        return Send(candidate.recipient, payload)
+
+    def _earlier_sends(self, candidates: Sequence[Candidate], now: datetime) -> dict[str, Decision]:
+        """Skips for recipients this campaign already has a final (or someone else's live) row for."""
+        existing = self._ledger.existing_sends(self._s.campaign_id, [c.recipient for c in candidates])
+        own_rows_are_duplicates = not self._s.dry_run
+        skips: dict[str, Decision] = {}
+        for recipient, prior in existing.items():
+            if prior.attempt_id == self._attempt_id and own_rows_are_duplicates:
+                skips[recipient] = Skip(recipient, SkipReason.DUPLICATE)
+            elif not prior.reclaimable(now, resend_unknown=self._s.resend_unknown):
+                skips[recipient] = Skip(recipient, SkipReason.ALREADY_DONE)
+        return skips
+
+    def _suppressed_or_capped(self, recipients: list[str], now: datetime) -> dict[str, Decision]:
+        """Skips for suppressed recipients and, with a frequency cap, recently messaged ones."""
+        s, ledger = self._s, self._ledger
+        skips: dict[str, Decision] = {}
+        suppressed = ledger.active_suppressions(recipients, now=now)
+        for recipient, sup in suppressed.items():
+            until = f" until {sup.until.isoformat()}" if sup.until else ""
+            details = f"suppressed: {sup.reason}{until}"
+            skips[recipient] = Skip(recipient, SkipReason.SUPPRESSED, details, sup.error_code)
+        if s.frequency_cap is None:
+            return skips
+        capped = ledger.recently_messaged(
+            [r for r in recipients if r not in suppressed],
+            since=now - s.frequency_cap,
+            exclude_campaign_id=s.campaign_id,
+        )
+        details = f"frequency cap: messaged by another campaign within {s.frequency_cap}"
+        for recipient in capped:
+            skips[recipient] = Skip(recipient, SkipReason.FREQUENCY_CAPPED, details)
+        return skips
+
+
+__all__ = ["Decision", "Eligibility", "Invalid", "Send", "Skip", "SkipReason"]

@@ -1,0 +1,195 @@
+"""The settings of one campaign run (what to send, to whom, how fast) and their validation.
+
+:meth:`CampaignSettings.validate` runs a few small checks, each naming the setting it refuses, so a
+user learns which argument to fix before anything is read or sent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeGuard
+
+from airflow_provider_wamm.campaign.personalise import Personaliser
+from airflow_provider_wamm.campaign.sharding import validate_shard
+from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.graph.payload import PayloadError, build_marketing_message
+from airflow_provider_wamm.graph.recipients import normalize_phone
+
+#: Longest campaign id the ledger's key column holds.
+MAX_CAMPAIGN_ID_LENGTH = 255
+
+
+@dataclass
+class CampaignSettings:
+    """What to send, to whom, and how fast.
+
+    :param campaign_id: identifies the campaign in the ledger: a recipient gets at most one message
+        per campaign id, however often the run is repeated.
+    :param template_name: approved marketing template to send.
+    :param language: its language code (``en_US``).
+    :param personaliser: renders each recipient's template parameters; ``None`` for templates
+        without parameters.
+    :param product_policy: ``CLOUD_API_FALLBACK`` (Meta's default) or ``STRICT``.
+    :param message_activity_sharing: per-message override of the account's activity sharing.
+    :param max_messages_per_second: send-rate cap of this run (the phone number's cap divided by the
+        number of shards sending at the same time).
+    :param concurrency: requests in flight at once (worker threads).
+    :param batch_size: recipients claimed, and outcomes written, per ledger round trip.
+    :param dry_run: validate and personalise everything, send nothing, write nothing.
+    :param resend_unknown: also send to recipients whose earlier request got no answer (``unknown``);
+        they may then receive the message twice.
+    :param frequency_cap: skip recipients Meta took a message for from *another* campaign within
+        this period (``None``: no cap).
+    :param shard_index: this worker's shard (``0 .. shard_count - 1``).
+    :param shard_count: number of shards the campaign is split into (by a stable hash of the number).
+    :param recipient_field: field (dict key or column) holding the phone number.
+    :param default_region: region for numbers written without a country code (``"DE"``).
+    :param max_attempts: requests per recipient on transient errors before giving up (``failed``,
+        retried by a later run).
+    :param progress_interval_s: seconds between progress log lines.
+    :param retry_backoff_s: first retry delay after a transient error (doubles each time, jittered).
+    :param retry_backoff_max_s: longest retry delay.
+    :param throttle_recovery_s: after the rate was lowered for throttling, this many quiet seconds
+        raise it again by a quarter, up to ``max_messages_per_second``.
+    :param heartbeat_interval_s: how often a running attempt records in the ledger that it is alive.
+    :param claims_abandoned_after_s: claims of another attempt of the same campaign that has not
+        recorded a heartbeat for this long are abandoned (the process died): they become ``unknown``.
+        Claims of a live attempt (two runs of one campaign at once) are left to it. Keep it well above
+        ``heartbeat_interval_s``.
+    :param throttle_share: the rate is halved only when throttling answers make up at least this share
+        of the answers of the last second (and at least three of them): an isolated throttle is retried
+        on its own, a real overload slows the whole sender down.
+    :param min_messages_per_second: the rate never drops below this.
+    :param max_pair_limit_exponent: a recipient hitting the pair rate limit for the n-th time waits
+        ``4 ** min(n - 1, this)`` seconds.
+    :param per_user_limit_wait: how long a recipient is left alone after Meta's per-user marketing
+        limit (131049).
+    :param total_hint: expected number of input rows (for the ETA) when the input has no length.
+    :param dedupe_window: recent recipients remembered in memory to catch duplicates cheaply; the
+        ledger catches the rest (in a dry run only this window is checked).
+    :param rate_headroom: share of the rate left unused: sends are paced at
+        ``max_messages_per_second * (1 - rate_headroom)`` and no one-second window of sends ever holds
+        more than that (rounded down), even while catching up after a pause, so that the jitter between
+        a send and its arrival at Meta (networks, pauses of either side) does not push any one-second
+        window at Meta's end over the cap.
+    """
+
+    campaign_id: str
+    template_name: str
+    language: str
+    personaliser: Personaliser | None = None
+    product_policy: str | None = None
+    message_activity_sharing: bool | None = None
+    max_messages_per_second: float = 80.0
+    concurrency: int = 32
+    batch_size: int = 500
+    dry_run: bool = False
+    resend_unknown: bool = False
+    frequency_cap: timedelta | None = None
+    shard_index: int = 0
+    shard_count: int = 1
+    recipient_field: str = "phone"
+    default_region: str | None = None
+    max_attempts: int = 5
+    progress_interval_s: float = 5.0
+    retry_backoff_s: float = 1.0
+    retry_backoff_max_s: float = 60.0
+    throttle_recovery_s: float = 10.0
+    min_messages_per_second: float = 1.0
+    throttle_share: float = 0.2
+    heartbeat_interval_s: float = 5.0
+    claims_abandoned_after_s: float = 60.0
+    max_pair_limit_exponent: int = 5
+    per_user_limit_wait: timedelta = field(default_factory=lambda: timedelta(hours=24))
+    total_hint: int | None = None
+    dedupe_window: int = 100_000
+    rate_headroom: float = 0.02
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigurationError` naming the first invalid setting."""
+        _check_campaign_id(self.campaign_id)
+        _check_max_rate(self.max_messages_per_second)
+        _check_counts(self)
+        validate_shard(self.shard_index, self.shard_count)
+        _check_pacing(self)
+        _check_message(self)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    """A real int or float (``True`` is not a rate)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
+
+def _check_campaign_id(campaign_id: object) -> None:
+    """A non-empty string that fits the ledger's key, without surrounding white space."""
+    if (
+        not isinstance(campaign_id, str)
+        or not campaign_id.strip()
+        or len(campaign_id) > MAX_CAMPAIGN_ID_LENGTH
+    ):
+        raise ConfigurationError(
+            f"campaign_id must be a non-empty string of at most {MAX_CAMPAIGN_ID_LENGTH} characters"
+        )
+    if campaign_id != campaign_id.strip():
+        raise ConfigurationError(
+            f"campaign_id {campaign_id!r} starts or ends with white space; some databases "
+            "ignore trailing spaces in keys, so it could be confused with another campaign"
+        )
+
+
+def _check_max_rate(rate: object) -> None:
+    """The cap: a positive, finite number of messages per second."""
+    if not _is_number(rate) or not math.isfinite(rate) or rate <= 0:
+        raise ConfigurationError(f"max_messages_per_second must be a positive number, got {rate!r}")
+
+
+def _check_counts(settings: CampaignSettings) -> None:
+    """Settings that count things must be integers of at least one."""
+    for name in ("concurrency", "batch_size", "max_attempts"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _check_pacing(settings: CampaignSettings) -> None:
+    """Periods and floors: the frequency cap, the lowest rate, progress lines, heartbeats, headroom."""
+    if settings.frequency_cap is not None and settings.frequency_cap <= timedelta(0):
+        raise ConfigurationError("frequency_cap must be a positive timedelta or None")
+    if (
+        settings.min_messages_per_second <= 0
+        or settings.min_messages_per_second > settings.max_messages_per_second
+    ):
+        raise ConfigurationError(
+            "min_messages_per_second must be positive and at most max_messages_per_second"
+        )
+    if settings.progress_interval_s <= 0:
+        raise ConfigurationError("progress_interval_s must be positive")
+    if not 0 < settings.heartbeat_interval_s < settings.claims_abandoned_after_s:
+        raise ConfigurationError(
+            "heartbeat_interval_s must be positive and below claims_abandoned_after_s, got "
+            f"{settings.heartbeat_interval_s!r} and {settings.claims_abandoned_after_s!r}"
+        )
+    headroom = settings.rate_headroom
+    if not _is_number(headroom) or not 0 <= headroom < 0.5:
+        raise ConfigurationError(f"rate_headroom must be a number in [0, 0.5), got {headroom!r}")
+
+
+def _check_message(settings: CampaignSettings) -> None:
+    """The region and the parts of the payload every message shares, checked once."""
+    if settings.default_region is not None:
+        normalize_phone("+4915123456789", default_region=settings.default_region)  # raises if unknown
+    try:
+        build_marketing_message(
+            to="10000000000",
+            template_name=settings.template_name,
+            language=settings.language,
+            product_policy=settings.product_policy,
+            message_activity_sharing=settings.message_activity_sharing,
+        )
+    except PayloadError as exc:
+        raise ConfigurationError(f"invalid campaign settings: {exc}") from None
+
+
+__all__ = ["MAX_CAMPAIGN_ID_LENGTH", "CampaignSettings"]

@@ -1,0 +1,338 @@
+"""The worker pool: threads that send one request per job and hand back a typed answer.
+
+Each worker takes a :class:`Job`, waits for its turn (the run's pacing), posts the message once through
+a :class:`MessageSender` (``send_marketing_message(payload, retry=False)``: the sender schedules
+retries itself) and puts an :class:`Answer` on the pool's answer queue: :class:`Accepted`,
+:class:`Refused` (a Graph error), :class:`Unanswered` (the request may have reached Meta),
+:class:`NotSent`, :class:`Unsent` (stopped before sending), :class:`Misconfigured` or
+:class:`Crashed`. Workers never touch the ledger. :meth:`WorkerPool.resize` grows or shrinks the pool
+while it runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import queue
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from airflow_provider_wamm.campaign.pacing import Stopped
+from airflow_provider_wamm.graph.errors import (
+    Action,
+    ConfigurationError,
+    GraphError,
+    GraphTransportError,
+    UnknownOutcomeError,
+)
+
+
+class SendResultLike(Protocol):
+    """What a send returns (:class:`~airflow_provider_wamm.graph.client.SendResult`)."""
+
+    @property
+    def wamid(self) -> str:
+        """Meta's message id."""
+
+    @property
+    def message_status(self) -> str:
+        """``accepted``, ``held_for_quality_assessment`` or ``paused``."""
+
+
+class MessageSender(Protocol):
+    """The part of :class:`~airflow_provider_wamm.graph.client.GraphClient` the sender uses."""
+
+    def send_marketing_message(self, payload: Mapping[str, Any], *, retry: bool = True) -> SendResultLike:
+        """POST one marketing message; raise a ``GraphError`` or ``GraphTransportError`` on failure."""
+
+
+class Turn(Protocol):
+    """What a worker waits on before each request (:class:`~.pacing.Pacer`)."""
+
+    def wait_turn(self) -> None:
+        """Block until the request may leave; raise :class:`~.pacing.Stopped` if the run stops."""
+
+
+@dataclass(slots=True)
+class Job:
+    """One recipient's message and how its attempts went so far."""
+
+    recipient: str
+    payload: dict[str, Any]
+    attempts: int = 0
+    """Requests sent for it."""
+    transient: int = 0
+    """Transient errors answered."""
+    throttles: int = 0
+    """Throttling answers."""
+    pair_hits: int = 0
+    """Pair rate limit answers."""
+
+
+class JobQueue:
+    """Jobs waiting for a worker: new ones in order, retries held back until they are due (and then
+    sent before new ones)."""
+
+    def __init__(self) -> None:
+        self._ready: deque[Job] = deque()
+        self._delayed: list[tuple[float, int, Job]] = []  # a heap of (due, sequence, job)
+        self._sequence = itertools.count()
+
+    @property
+    def ready(self) -> int:
+        """Jobs that may be sent now."""
+        return len(self._ready)
+
+    @property
+    def delayed(self) -> int:
+        """Jobs held back for a retry."""
+        return len(self._delayed)
+
+    def next_due(self) -> float | None:
+        """When the first held-back job is due (monotonic seconds), if there is one."""
+        return self._delayed[0][0] if self._delayed else None
+
+    def add(self, job: Job) -> None:
+        """Queue a new job behind the others."""
+        self._ready.append(job)
+
+    def later(self, job: Job, due: float) -> None:
+        """Hold ``job`` back until ``due`` (monotonic seconds)."""
+        heapq.heappush(self._delayed, (due, next(self._sequence), job))
+
+    def release_due(self, now: float) -> None:
+        """Move the jobs due by ``now`` to the front of the ready ones."""
+        delayed = self._delayed
+        while delayed and delayed[0][0] <= now:
+            _, _, job = heapq.heappop(delayed)
+            self._ready.appendleft(job)
+
+    def take(self) -> Job:
+        """The next ready job (there must be one)."""
+        return self._ready.popleft()
+
+
+class AnswerKind(enum.StrEnum):
+    """How a job came back from a worker."""
+
+    ACCEPTED = "accepted"
+    ERROR = "error"
+    UNKNOWN = "unknown"
+    NOT_SENT = "not_sent"
+    UNSENT = "unsent"
+    CONFIG = "config"
+    CRASH = "crash"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """Base of the answers; ``kind`` tells them apart."""
+
+    kind: ClassVar[AnswerKind]
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted(Answer):
+    """Meta took the message (accepted, held or paused)."""
+
+    kind: ClassVar[AnswerKind] = AnswerKind.ACCEPTED
+    result: SendResultLike
+
+
+@dataclass(frozen=True, slots=True)
+class Refused(Answer):
+    """Meta answered with a Graph error."""
+
+    kind: ClassVar[AnswerKind] = AnswerKind.ERROR
+    error: GraphError
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered(Answer):
+    """The request may have reached Meta, but no usable answer came back: the outcome is unknown."""
+
+    kind: ClassVar[AnswerKind] = AnswerKind.UNKNOWN
+    error: GraphTransportError
+
+
+@dataclass(frozen=True, slots=True)
+class NotSent(Answer):
+    """The request certainly did not leave (connection refused and the like): safe to try again."""
+
+    kind: ClassVar[AnswerKind] = AnswerKind.NOT_SENT
+    error: GraphTransportError
+
+
+@dataclass(frozen=True, slots=True)
+class Unsent(Answer):
+    """The run stopped before the request left; the recipient is still claimed."""
+
+    kind: ClassVar[AnswerKind] = AnswerKind.UNSENT
+
+
+@dataclass(frozen=True, slots=True)
+class Misconfigured(Answer):
+    """The client refused the request (a redirect, a bad setting): nothing was processed."""
+
+    kind: ClassVar[AnswerKind] = AnswerKind.CONFIG
+    error: ConfigurationError
+
+
+@dataclass(frozen=True, slots=True)
+class Crashed(Answer):
+    """An unexpected exception during the send: treated as unknown, and the run stops."""
+
+    kind: ClassVar[AnswerKind] = AnswerKind.CRASH
+    error: BaseException
+
+
+def send_once(client: MessageSender, job: Job, stop: threading.Event) -> Answer:
+    """Post ``job``'s message once and say how it went. A HALT error sets ``stop`` at once, so that
+    no other worker starts another request."""
+    job.attempts += 1
+    try:
+        sent = client.send_marketing_message(job.payload, retry=False)
+    except GraphTransportError as exc:
+        if isinstance(exc, UnknownOutcomeError) or exc.request_sent:
+            return Unanswered(job, exc)
+        return NotSent(job, exc)
+    except GraphError as exc:
+        if exc.action is Action.HALT:
+            stop.set()
+        return Refused(job, exc)
+    except ConfigurationError as exc:  # e.g. a redirect: nothing was processed
+        return Misconfigured(job, exc)
+    except BaseException as exc:
+        return Crashed(job, exc)
+    return Accepted(job, sent)
+
+
+class WorkerPool:
+    """Threads sending jobs paced by ``turn``; answers come back through :meth:`collect`.
+
+    :param client: sends the requests; ``None`` only for a pool that is never started (a dry run).
+    :param turn: waited on before each request.
+    :param stop: once set, jobs still queued or waiting for their turn come back :class:`Unsent`.
+    :param name: prefix of the thread names.
+    """
+
+    def __init__(
+        self, client: MessageSender | None, turn: Turn, stop: threading.Event, *, name: str = "wamm-send"
+    ) -> None:
+        self._client = client
+        self._turn = turn
+        self._stop = stop
+        self._name = name
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue[Answer] = queue.SimpleQueue()
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+        self._size = 0
+        self._numbers = itertools.count()
+
+    @property
+    def size(self) -> int:
+        """Workers the pool is meant to have (threads told to retire may still be finishing a job)."""
+        return self._size
+
+    @property
+    def live(self) -> int:
+        """Worker threads running now."""
+        with self._lock:
+            return len(self._threads)
+
+    def resize(self, n: int) -> None:
+        """Grow to or shrink to ``n`` workers while running; a retiring worker finishes its job first."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"a worker pool needs at least one worker, got {n!r}")
+        if self._client is None:
+            raise ConfigurationError("a Graph client is required to send")
+        while self._size < n:
+            thread = threading.Thread(
+                target=self._work, name=f"{self._name}-{next(self._numbers)}", daemon=True
+            )
+            with self._lock:
+                self._threads.add(thread)
+            self._size += 1
+            thread.start()
+        while self._size > n:
+            self._jobs.put(None)  # the first worker to take it retires
+            self._size -= 1
+
+    def submit(self, job: Job) -> None:
+        """Queue a job for the next free worker."""
+        self._jobs.put(job)
+
+    def collect(self, timeout: float) -> list[Answer]:
+        """Answers that came back: waits up to ``timeout`` for the first, then takes what is there."""
+        try:
+            first = self._answers.get(timeout=timeout) if timeout > 0 else self._answers.get_nowait()
+        except queue.Empty:
+            return []
+        answers = [first]
+        while True:
+            try:
+                answers.append(self._answers.get_nowait())
+            except queue.Empty:
+                return answers
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop the run's sending, let every worker finish its job and retire (each waited for up to
+        ``timeout`` seconds)."""
+        self._stop.set()
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._jobs.put(None)
+        for thread in threads:
+            thread.join(timeout=timeout)
+        self._size = 0
+
+    def _work(self) -> None:
+        client = self._client
+        assert client is not None
+        jobs, answers, stop, turn = self._jobs, self._answers, self._stop, self._turn
+        try:
+            while True:
+                job = jobs.get()
+                if job is None:
+                    return
+                if stop.is_set():
+                    answers.put(Unsent(job))
+                    continue
+                try:
+                    turn.wait_turn()
+                except Stopped:
+                    answers.put(Unsent(job))
+                    continue
+                if stop.is_set():
+                    answers.put(Unsent(job))
+                    continue
+                answers.put(send_once(client, job, stop))
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+
+__all__ = [
+    "Accepted",
+    "Answer",
+    "AnswerKind",
+    "Crashed",
+    "Job",
+    "JobQueue",
+    "MessageSender",
+    "Misconfigured",
+    "NotSent",
+    "Refused",
+    "SendResultLike",
+    "Unanswered",
+    "Unsent",
+    "WorkerPool",
+    "send_once",
+]
