@@ -608,7 +608,6 @@ class _Run:
             shard_index=s.shard_index,
             template_name=s.template_name,
             language=s.language,
-            known=existing,
             now=now,
         )
         claimed = ledger.claim(
@@ -618,7 +617,6 @@ class _Run:
             shard_index=s.shard_index,
             template_name=s.template_name,
             language=s.language,
-            known=existing,
             resend_unknown=s.resend_unknown,
             now=now,
         )
