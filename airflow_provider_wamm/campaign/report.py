@@ -305,6 +305,11 @@ def _errors_section(send_rows: list[ErrorRow], delivery_rows: list[ErrorRow]) ->
     return sorted(items, key=_error_sort_key)
 
 
+def _waiting(status_counts: Mapping[str, int]) -> int:
+    """Messages Meta took whose latest status is not final (``pending`` or ``sent``)."""
+    return sum(n for name, n in status_counts.items() if name not in SETTLED_STATUSES)
+
+
 def _rates_section(
     sends: Mapping[str, int], delivery: _DeliverySection, routing: Mapping[str, int], clicked: int
 ) -> dict[str, float | None]:
@@ -332,10 +337,9 @@ def build_report(
     now: datetime | None = None,
     exact_percentile_limit: int = EXACT_PERCENTILE_LIMIT,
 ) -> CampaignReport:
-    """Aggregate the report of one campaign, or of several together, from the ledger.
-
-    One aggregate query per section (send states; delivery statuses; routing; clicks; errors of both
-    stages; latency buckets), plus two sorted lookups for exact percentiles of small campaigns.
+    """Aggregate the report of one campaign, or of several together, from the ledger: one query per
+    section (send states, delivery statuses, routing, clicks, errors of both stages, latency buckets),
+    plus two sorted lookups for exact percentiles of small campaigns.
 
     :param ledger: the campaign ledger.
     :param campaign_ids: a campaign id, or several to report as one.
@@ -355,8 +359,7 @@ def build_report(
         time_to_deliver_s = time_to_deliver(conn, ledger, ids, exact_percentile_limit)
     sends = _sends_section(activity)
     delivery = _delivery_section(status_counts)
-    waiting = sum(n for name, n in status_counts.items() if name not in SETTLED_STATUSES)
-    unsettled = sends.get(CLAIMED, 0) + waiting
+    unsettled = sends.get(CLAIMED, 0) + _waiting(status_counts)
     return CampaignReport(
         campaign_id=",".join(ids),
         campaign_ids=ids,

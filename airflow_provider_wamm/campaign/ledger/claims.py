@@ -118,19 +118,9 @@ class Claims:
             for recipient in wanted:
                 prior = known.get(recipient)
                 if prior is None:
-                    fresh.append(
-                        {"campaign_id": campaign_id, "recipient": recipient, "state": SendState.CLAIMED}
-                        | owner
-                        | {"attempts": 0}
-                    )
+                    fresh.append(_claim_row(campaign_id, recipient, owner))
                 elif prior.reclaimable(now, resend_unknown=resend_unknown):
-                    retake.append(
-                        {
-                            "b_recipient": recipient,
-                            "b_state": prior.state,
-                            "b_prior_attempt": prior.attempt_id,
-                        }
-                    )
+                    retake.append(_retake_params(recipient, prior))
             upsert(conn, sends, fresh, key=("campaign_id", "recipient"))
             if retake:
                 conn.execute(self._retake_statement(campaign_id, owner), retake)
@@ -375,6 +365,17 @@ class Claims:
         """Stream the recipients of a campaign whose send is in a final state."""
         for row in self.iter_sends(campaign_id, states=states):
             yield row["recipient"]
+
+
+def _claim_row(campaign_id: str, recipient: str, owner: dict[str, Any]) -> dict[str, Any]:
+    """The new ``sends`` row of a recipient claimed for the first time."""
+    row = {"campaign_id": campaign_id, "recipient": recipient, "state": SendState.CLAIMED, "attempts": 0}
+    return row | owner
+
+
+def _retake_params(recipient: str, prior: ExistingSend) -> dict[str, Any]:
+    """The bound values that take a reclaimable row over only if it is still as it was read."""
+    return {"b_recipient": recipient, "b_state": prior.state, "b_prior_attempt": prior.attempt_id}
 
 
 def _unsent_values(outcome: SendOutcome) -> dict[str, Any]:
