@@ -4,9 +4,9 @@ A report counts recipients by send state (what the Graph API answered), the mess
 delivery status (what the webhooks said since), errors by code for both stages with Meta's title,
 routing (``marketing_lite``: sent by the Marketing Messages API; ``marketing``: fell back to the Cloud
 API), clicks, the delivery/read/click rates and the time from acceptance to delivery (median and p90).
-Every number comes from SQL aggregates, one small query per section of the report
-(:mod:`~airflow_provider_wamm.campaign.report_queries`), so a campaign of a million sends is reported
-without loading its rows. The simple counts of one campaign (:func:`send_counts`,
+Every number comes from SQL aggregates (:mod:`~airflow_provider_wamm.campaign.report_queries`), so a
+campaign of a million sends is reported without loading its rows; each section of the report is one
+small function over them. The simple counts of one campaign (:func:`send_counts`,
 :func:`delivery_counts`, :func:`error_counts`) run the same queries.
 
 Beside it: :mod:`~airflow_provider_wamm.campaign.report_latency` (time to deliver),
@@ -48,10 +48,11 @@ from airflow_provider_wamm.campaign.report_queries import (
     ErrorRow,
     click_counts,
     delivery_error_rows,
-    delivery_status_counts,
+    delivery_groups,
     read_activity,
     routing_counts,
     send_error_rows,
+    status_counts,
     unsettled_count,
 )
 from airflow_provider_wamm.campaign.report_sql import (
@@ -274,13 +275,13 @@ class _DeliverySection(NamedTuple):
     failed: int
 
 
-def _delivery_section(status_counts: Mapping[str, int]) -> _DeliverySection:
+def _delivery_section(statuses: Mapping[str, int]) -> _DeliverySection:
     """Delivery statuses (every one listed) and the delivered/read/failed totals.
 
     A ``read`` (or ``played``) message was delivered too; ``played`` is listed only when it occurs.
     """
     delivery: dict[str, int] = dict.fromkeys(DELIVERY_STATUSES, 0)
-    for name, n in status_counts.items():
+    for name, n in statuses.items():
         delivery[name] = delivery.get(name, 0) + n
     played = delivery.pop(DeliveryStatus.PLAYED.value, 0)
     read = delivery["read"] + played
@@ -305,9 +306,9 @@ def _errors_section(send_rows: list[ErrorRow], delivery_rows: list[ErrorRow]) ->
     return sorted(items, key=_error_sort_key)
 
 
-def _waiting(status_counts: Mapping[str, int]) -> int:
+def _waiting(statuses: Mapping[str, int]) -> int:
     """Messages Meta took whose latest status is not final (``pending`` or ``sent``)."""
-    return sum(n for name, n in status_counts.items() if name not in SETTLED_STATUSES)
+    return sum(n for name, n in statuses.items() if name not in SETTLED_STATUSES)
 
 
 def _rates_section(
@@ -337,9 +338,9 @@ def build_report(
     now: datetime | None = None,
     exact_percentile_limit: int = EXACT_PERCENTILE_LIMIT,
 ) -> CampaignReport:
-    """Aggregate the report of one campaign, or of several together, from the ledger: one query per
-    section (send states, delivery statuses, routing, clicks, errors of both stages, latency buckets),
-    plus two sorted lookups for exact percentiles of small campaigns.
+    """Aggregate the report of one campaign, or of several together, from the ledger in four queries
+    (send states; status x pricing x error code, summed by the delivery, routing, click and delivery
+    error sections; send errors; latency buckets) and two sorted lookups for exact percentiles.
 
     :param ledger: the campaign ledger.
     :param campaign_ids: a campaign id, or several to report as one.
@@ -352,14 +353,14 @@ def build_report(
     ids = _ids(campaign_ids)
     with ledger.read() as conn:
         activity = read_activity(conn, ledger, ids)
-        status_counts = delivery_status_counts(conn, ledger, ids)
-        routing = routing_counts(conn, ledger, ids)
-        clicked, clicks = click_counts(conn, ledger, ids)
-        errors = _errors_section(send_error_rows(conn, ledger, ids), delivery_error_rows(conn, ledger, ids))
+        groups = delivery_groups(conn, ledger, ids)
+        send_errors = send_error_rows(conn, ledger, ids)
         time_to_deliver_s = time_to_deliver(conn, ledger, ids, exact_percentile_limit)
     sends = _sends_section(activity)
-    delivery = _delivery_section(status_counts)
-    unsettled = sends.get(CLAIMED, 0) + _waiting(status_counts)
+    delivery = _delivery_section(status_counts(groups))
+    routing = routing_counts(groups)
+    clicked, clicks = click_counts(groups)
+    unsettled = sends.get(CLAIMED, 0) + _waiting(delivery.delivery)
     return CampaignReport(
         campaign_id=",".join(ids),
         campaign_ids=ids,
@@ -381,7 +382,7 @@ def build_report(
         clicked=clicked,
         clicks=clicks,
         routing=routing,
-        errors=errors,
+        errors=_errors_section(send_errors, delivery_error_rows(groups)),
         rates=_rates_section(sends, delivery, routing, clicked),
         time_to_deliver_s=time_to_deliver_s,
         analytics=dict(analytics) if analytics is not None else None,
@@ -400,7 +401,7 @@ def send_counts(ledger: Ledger, campaign_id: str) -> dict[str, int]:
 def delivery_counts(ledger: Ledger, campaign_id: str) -> dict[str, int]:
     """Messages Meta took (accepted/held/paused) by latest delivery status (``pending`` = none yet)."""
     with ledger.read() as conn:
-        return delivery_status_counts(conn, ledger, [campaign_id])
+        return status_counts(delivery_groups(conn, ledger, [campaign_id]))
 
 
 def error_counts(ledger: Ledger, campaign_id: str) -> list[dict[str, Any]]:
@@ -412,7 +413,7 @@ def error_counts(ledger: Ledger, campaign_id: str) -> list[dict[str, Any]]:
     with ledger.read() as conn:
         by_stage = (
             ("send", send_error_rows(conn, ledger, [campaign_id])),
-            ("delivery", delivery_error_rows(conn, ledger, [campaign_id])),
+            ("delivery", delivery_error_rows(delivery_groups(conn, ledger, [campaign_id]))),
         )
     out: list[dict[str, Any]] = [
         {

@@ -1,12 +1,17 @@
-"""The report's SQL: one aggregate query per section of a campaign report, over the ledger's tables.
+"""The report's SQL: the aggregate queries behind each section of a campaign report.
 
-Each function takes an open read connection, the ledger (for its tables) and the campaign ids, and
-returns small Python values; nothing loads a campaign's rows, so a million sends are aggregated in
-the database. :mod:`~airflow_provider_wamm.campaign.report` turns the results into a report.
+Four queries cover a report: the send states (:func:`read_activity`), what became of the messages Meta
+took (:func:`delivery_groups`, read by the delivery, routing, click and delivery-error sections), the
+refused requests (:func:`send_error_rows`) and the time to deliver
+(:mod:`~airflow_provider_wamm.campaign.report_latency`). Each takes an open read connection, the
+ledger (for its tables) and the campaign ids and returns small Python values: nothing loads a
+campaign's rows, so a million sends are aggregated in the database.
+:mod:`~airflow_provider_wamm.campaign.report` turns the results into a report.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -118,44 +123,96 @@ class ErrorRow:
     """One example of the stored details."""
 
 
-def delivery_status_counts(conn: Connection, ledger: Ledger, ids: list[str]) -> dict[str, int]:
-    """Messages Meta took, by latest delivery status (``pending``: no webhook yet)."""
-    s, t = ledger.sends.c, ledger.statuses.c
-    status = sa.func.coalesce(t.status, PENDING)
-    rows = conn.execute(
-        sa.select(status, sa.func.count())
-        .select_from(sends_with_statuses(ledger))
-        .where(s.campaign_id.in_(ids), s.state.in_(DELIVERED_TO_META))
-        .group_by(status)
-    )
-    return {str(name): int(n) for name, n in rows}
+@dataclass(frozen=True, slots=True)
+class DeliveryGroup:
+    """Messages Meta took that share a latest status, pricing category and error code."""
+
+    status: str | None
+    """The latest delivery status (``None``: no webhook yet)."""
+    pricing_category: str | None
+    """``marketing_lite``, ``marketing``, or ``None`` (no priced status yet)."""
+    error_code: int | None
+    """The error code of a ``failed`` status."""
+    count: int
+    """Messages in the group."""
+    clicked: int
+    """Messages of the group with at least one link click."""
+    clicks: int
+    """Link clicks on the group's messages."""
+    error_title: str | None
+    """A stored error title of the group."""
+    error_details: str | None
+    """One example of the group's stored error details."""
 
 
-def routing_counts(conn: Connection, ledger: Ledger, ids: list[str]) -> dict[str, int]:
-    """Messages Meta took, by pricing category (``unknown``: no priced status yet)."""
+def delivery_groups(conn: Connection, ledger: Ledger, ids: list[str]) -> list[DeliveryGroup]:
+    """What became of the messages Meta took: one grouped pass over ``sends`` joined to ``statuses``.
+
+    The delivery statuses, routing, clicks and delivery errors of a report are sums over these groups
+    (:func:`status_counts`, :func:`routing_counts`, :func:`click_counts`, :func:`delivery_error_rows`),
+    so the join runs once however many sections read it.
+    """
     s, t = ledger.sends.c, ledger.statuses.c
     rows = conn.execute(
-        sa.select(t.pricing_category, sa.func.count())
+        sa.select(
+            t.status,
+            t.pricing_category,
+            t.error_code,
+            sa.func.count(),
+            sa.func.count(t.clicked_at),
+            sa.func.coalesce(sa.func.sum(t.click_count), 0),
+            sa.func.max(t.error_title),
+            sa.func.max(t.error_details),
+        )
         .select_from(sends_with_statuses(ledger))
         .where(s.campaign_id.in_(ids), s.state.in_(DELIVERED_TO_META))
-        .group_by(t.pricing_category)
+        .group_by(t.status, t.pricing_category, t.error_code)
     )
+    return [
+        DeliveryGroup(status, category, code, int(n), int(clicked or 0), int(clicks or 0), title, details)
+        for status, category, code, n, clicked, clicks, title, details in rows
+    ]
+
+
+def status_counts(groups: Iterable[DeliveryGroup]) -> dict[str, int]:
+    """Messages by latest delivery status (``pending``: no webhook yet); only statuses that occur."""
+    counts: dict[str, int] = {}
+    for group in groups:
+        name = str(group.status) if group.status is not None else PENDING
+        counts[name] = counts.get(name, 0) + group.count
+    return counts
+
+
+def routing_counts(groups: Iterable[DeliveryGroup]) -> dict[str, int]:
+    """Messages by pricing category, every category listed (``unknown``: no priced status yet)."""
     routing: dict[str, int] = dict.fromkeys(ROUTING_CATEGORIES, 0)
-    for category, n in rows:
-        route = str(category) if category else "unknown"
-        routing[route] = routing.get(route, 0) + int(n)
+    for group in groups:
+        route = str(group.pricing_category) if group.pricing_category else "unknown"
+        routing[route] = routing.get(route, 0) + group.count
     return routing
 
 
-def click_counts(conn: Connection, ledger: Ledger, ids: list[str]) -> tuple[int, int]:
-    """``(messages with a click, clicks in total)`` of the messages Meta took."""
-    s, t = ledger.sends.c, ledger.statuses.c
-    clicked, clicks = conn.execute(
-        sa.select(sa.func.count(t.clicked_at), sa.func.coalesce(sa.func.sum(t.click_count), 0))
-        .select_from(sends_with_statuses(ledger))
-        .where(s.campaign_id.in_(ids), s.state.in_(DELIVERED_TO_META))
-    ).one()
-    return int(clicked or 0), int(clicks or 0)
+def click_counts(groups: Iterable[DeliveryGroup]) -> tuple[int, int]:
+    """``(messages with a click, clicks in total)``."""
+    items = list(groups)
+    return sum(g.clicked for g in items), sum(g.clicks for g in items)
+
+
+def delivery_error_rows(groups: Iterable[DeliveryGroup]) -> list[ErrorRow]:
+    """Messages Meta took that later failed (a ``failed`` webhook), by error code."""
+    by_code: dict[int | None, list[DeliveryGroup]] = {}
+    for group in groups:
+        if group.status == DeliveryStatus.FAILED:
+            by_code.setdefault(group.error_code, []).append(group)
+    return [
+        ErrorRow(
+            code,
+            sum(g.count for g in items),
+            max((g.error_title for g in items if g.error_title is not None), default=None),
+            max((g.error_details for g in items if g.error_details is not None), default=None),
+        )
+        for code, items in by_code.items()
+    ]
 
 
 def send_error_rows(conn: Connection, ledger: Ledger, ids: list[str]) -> list[ErrorRow]:
@@ -169,29 +226,19 @@ def send_error_rows(conn: Connection, ledger: Ledger, ids: list[str]) -> list[Er
     return [ErrorRow(code, int(n), title, details) for code, n, title, details in rows]
 
 
-def delivery_error_rows(conn: Connection, ledger: Ledger, ids: list[str]) -> list[ErrorRow]:
-    """Messages Meta took that later failed (a ``failed`` webhook), by error code."""
-    s, t = ledger.sends.c, ledger.statuses.c
-    rows = conn.execute(
-        sa.select(t.error_code, sa.func.count(), sa.func.max(t.error_title), sa.func.max(t.error_details))
-        .select_from(sends_with_statuses(ledger))
-        .where(s.campaign_id.in_(ids), s.state.in_(DELIVERED_TO_META), t.status == DeliveryStatus.FAILED)
-        .group_by(t.error_code)
-    )
-    return [ErrorRow(code, int(n), title, details) for code, n, title, details in rows]
-
-
 __all__ = [
     "PENDING",
     "ROUTING_CATEGORIES",
     "CampaignActivity",
+    "DeliveryGroup",
     "ErrorRow",
     "click_counts",
     "delivery_error_rows",
-    "delivery_status_counts",
+    "delivery_groups",
     "read_activity",
     "routing_counts",
     "send_error_rows",
     "sends_with_statuses",
+    "status_counts",
     "unsettled_count",
 ]
