@@ -269,7 +269,9 @@ class Claims:
 
         self.tx.write(work)
 
-    def _rewrite_unsent_statement(self, campaign_id: str, attempt_id: str, db_now: Any) -> sa.Update:
+    def _rewrite_unsent_statement(
+        self, campaign_id: str, attempt_id: str, db_now: datetime | None
+    ) -> sa.Update:
         """Rewrite an unsent row, only if it is still in the state it was read in."""
         s = self.tables.sends.c
         return (
