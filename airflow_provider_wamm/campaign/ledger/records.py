@@ -1,4 +1,4 @@
-"""What the ledger stores and returns: send, run and delivery states, the record types, time helpers.
+"""What the ledger stores and returns: send, run and delivery states, the record types, time functions.
 
 The state values are the strings the database holds, so they never change: :class:`SendState` is a
 ``StrEnum`` and each member compares equal to its string (``SendState.ACCEPTED == "accepted"``). The
