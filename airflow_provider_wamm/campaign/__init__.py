@@ -6,7 +6,7 @@ and webhook receiver are thin adapters over these modules.
 
 from __future__ import annotations
 
-from airflow_provider_wamm.campaign.ledger import ClickEvent, Ledger, StatusUpdate, Suppression
+from airflow_provider_wamm.campaign.ledger import ClickEvent, Ledger, SendState, StatusUpdate, Suppression
 from airflow_provider_wamm.campaign.personalise import PersonalisationError, Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
@@ -21,6 +21,7 @@ __all__ = [
     "Ledger",
     "PersonalisationError",
     "Personaliser",
+    "SendState",
     "SourceRow",
     "StatusUpdate",
     "Suppression",

@@ -107,32 +107,32 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Seque
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def render_html(report: CampaignReport | Mapping[str, Any], *, title: str | None = None) -> str:
-    """The whole report page as a string.
-
-    :param report: a :class:`CampaignReport` or its :meth:`~CampaignReport.to_dict` form.
-    :param title: page title (default: "WhatsApp campaign <id>").
-    """
-    r = report if isinstance(report, CampaignReport) else CampaignReport.from_dict(report)
-    page_title = title or f"WhatsApp campaign {r.campaign_id}"
+def _badge(r: CampaignReport) -> str:
+    """Settled, waiting, or timed out, as a coloured badge."""
     if r.settled:
-        badge = '<span class="badge ok">settled</span>'
-    elif r.timed_out:
-        badge = f'<span class="badge late">settle timeout: {r.unsettled:,} without a final status</span>'
-    else:
-        badge = f'<span class="badge wait">{r.unsettled:,} without a final status yet</span>'
-    template = f"{r.template_name} ({r.language})" if r.template_name else "-"
-    # Meta's click webhooks rarely name their message; its template analytics count clicks per day.
+        return '<span class="badge ok">settled</span>'
+    if r.timed_out:
+        return f'<span class="badge late">settle timeout: {r.unsettled:,} without a final status</span>'
+    return f'<span class="badge wait">{r.unsettled:,} without a final status yet</span>'
+
+
+def _funnel(r: CampaignReport) -> str:
+    """The funnel drawing: accepted, delivered, read, clicked.
+
+    Meta's click webhooks rarely name their message; its template analytics count clicks per day,
+    so those stand in (marked with ``*``) when no click could be joined to a message.
+    """
     analytics_clicks = int((r.analytics or {}).get("clicked") or 0)
     clicked = ("Clicked", r.clicked) if r.clicked or not analytics_clicks else ("Clicked*", analytics_clicks)
     stages = [("Sent (accepted)", r.accepted), ("Delivered", r.delivered), ("Read", r.read), clicked]
     funnel = funnel_svg(stages)
     if clicked[0].endswith("*"):
         funnel += '<p class="meta">* clicks counted by Meta&#39;s template analytics for these days</p>'
+    return funnel
 
-    rates = r.rates
-    latency = r.time_to_deliver_s
-    summary_rows = [
+
+def _summary_rows(r: CampaignReport) -> list[tuple[str, Any]]:
+    return [
         ("Recipients", r.total),
         ("Accepted by Meta", r.accepted),
         ("Refused by the API", r.sends.get("failed", 0)),
@@ -142,7 +142,11 @@ def render_html(report: CampaignReport | Mapping[str, Any], *, title: str | None
         ("Clicked (messages)", r.clicked),
         ("Clicks", r.clicks),
     ]
-    rate_rows = [
+
+
+def _rate_rows(r: CampaignReport) -> list[tuple[str, str]]:
+    rates, latency = r.rates, r.time_to_deliver_s
+    return [
         ("Delivery rate (delivered / accepted)", _pct(rates.get("delivery_rate"))),
         ("Read rate (read / delivered)", _pct(rates.get("read_rate"))),
         ("Click rate (clicked / delivered)", _pct(rates.get("click_rate"))),
@@ -151,6 +155,45 @@ def render_html(report: CampaignReport | Mapping[str, Any], *, title: str | None
         ("Time to deliver, median (s)", _num(latency.get("median"))),
         ("Time to deliver, p90 (s)", _num(latency.get("p90"))),
     ]
+
+
+def _routing_rows(r: CampaignReport) -> list[tuple[str, int]]:
+    return [
+        ("marketing_lite (Marketing Messages API)", r.routing.get("marketing_lite", 0)),
+        ("marketing (Cloud API fallback)", r.routing.get("marketing", 0)),
+        ("unknown (no priced status yet)", r.routing.get("unknown", 0)),
+    ]
+
+
+def _analytics_section(r: CampaignReport) -> list[str]:
+    """Meta's template analytics, when the report has them."""
+    if not r.analytics:
+        return []
+    analytics_rows = [
+        (key, value)
+        for key, value in r.analytics.items()
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool)
+    ]
+    return [
+        "<h2>Meta template analytics</h2>",
+        '<p class="meta">Per template and day, so other sends of the same template on these days '
+        "are included.</p>",
+        _table(("metric", "value"), analytics_rows, numeric=(1,)),
+    ]
+
+
+def render_html(report: CampaignReport | Mapping[str, Any], *, title: str | None = None) -> str:
+    """The whole report page as a string.
+
+    :param report: a :class:`CampaignReport` or its :meth:`~CampaignReport.to_dict` form.
+    :param title: page title (default: "WhatsApp campaign <id>").
+    """
+    r = report if isinstance(report, CampaignReport) else CampaignReport.from_dict(report)
+    page_title = title or f"WhatsApp campaign {r.campaign_id}"
+    template = f"{r.template_name} ({r.language})" if r.template_name else "-"
+    errors = [
+        (e.get("code"), e.get("title"), e.get("stage"), e.get("count"), e.get("details")) for e in r.errors
+    ]
     sections = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -158,50 +201,24 @@ def render_html(report: CampaignReport | Mapping[str, Any], *, title: str | None
         f"<title>{_e(page_title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(page_title)}</h1>",
         f'<p class="meta">Template {_e(template)} · sends {_e(r.first_send_at or "-")} to '
-        f"{_e(r.last_send_at or '-')} · report {_e(r.generated_at)} · {badge}</p>",
+        f"{_e(r.last_send_at or '-')} · report {_e(r.generated_at)} · {_badge(r)}</p>",
         "<h2>Funnel</h2>",
-        funnel,
+        _funnel(r),
         "<h2>Summary</h2>",
-        _table(("", "count"), summary_rows, numeric=(1,)),
+        _table(("", "count"), _summary_rows(r), numeric=(1,)),
         "<h2>Rates</h2>",
-        _table(("", "value"), rate_rows),
+        _table(("", "value"), _rate_rows(r)),
         "<h2>Send states</h2>",
         _table(("state", "recipients"), sorted(r.sends.items()), numeric=(1,)),
         "<h2>Delivery statuses</h2>",
         _table(("status", "messages"), list(r.delivery.items()), numeric=(1,)),
         "<h2>Routing</h2>",
-        _table(
-            ("pricing category", "messages"),
-            [
-                ("marketing_lite (Marketing Messages API)", r.routing.get("marketing_lite", 0)),
-                ("marketing (Cloud API fallback)", r.routing.get("marketing", 0)),
-                ("unknown (no priced status yet)", r.routing.get("unknown", 0)),
-            ],
-            numeric=(1,),
-        ),
+        _table(("pricing category", "messages"), _routing_rows(r), numeric=(1,)),
         "<h2>Errors</h2>",
-        _table(
-            ("code", "title", "stage", "count", "example details"),
-            [
-                (e.get("code"), e.get("title"), e.get("stage"), e.get("count"), e.get("details"))
-                for e in r.errors
-            ],
-            numeric=(3,),
-        ),
+        _table(("code", "title", "stage", "count", "example details"), errors, numeric=(3,)),
+        *_analytics_section(r),
+        "</body></html>",
     ]
-    if r.analytics:
-        analytics_rows = [
-            (key, value)
-            for key, value in r.analytics.items()
-            if isinstance(value, (str, int, float)) and not isinstance(value, bool)
-        ]
-        sections += [
-            "<h2>Meta template analytics</h2>",
-            '<p class="meta">Per template and day, so other sends of the same template on these days '
-            "are included.</p>",
-            _table(("metric", "value"), analytics_rows, numeric=(1,)),
-        ]
-    sections.append("</body></html>")
     return "\n".join(sections)
 
 

@@ -133,6 +133,127 @@ def _store(ledger: Ledger, parsed: ParsedWebhook) -> None:
         ledger.record_clicks(parsed.clicks)
 
 
+class _Receiver:
+    """The receiver's route handlers over one settings source and the ledger it opens."""
+
+    def __init__(self, settings: SettingsSource) -> None:
+        self.settings = settings
+        self.slot = _LedgerSlot()
+
+    async def current_settings(self) -> WebhookSettings | Response:
+        """The settings of this request, or a 503 when they cannot be read."""
+        try:
+            if isinstance(self.settings, WebhookSettings):
+                return self.settings
+            return await run_in_threadpool(self.settings)
+        except Exception as exc:
+            # The connection may be missing or broken: say so without details that could hold secrets.
+            log.error("WhatsApp webhook receiver is not configured: %s", _first_line(exc))
+            return PlainTextResponse("webhook receiver not configured", status_code=503)
+
+    async def verify(self, request: Request) -> Response:
+        """Meta's verification handshake: echo ``hub.challenge`` when ``hub.verify_token`` matches."""
+        resolved = await self.current_settings()
+        if isinstance(resolved, Response):
+            return resolved
+        return _handshake(resolved, request)
+
+    async def receive(self, request: Request) -> Response:
+        """Verify, parse and store one webhook body."""
+        started = time.perf_counter()
+        resolved = await self.current_settings()
+        if isinstance(resolved, Response):
+            return resolved
+        checked = await _signed_body(resolved, request)
+        if isinstance(checked, Response):
+            return checked
+        parsed = _parse_body(checked)
+        if isinstance(parsed, Response):
+            return parsed
+        if parsed.statuses or parsed.clicks:
+            try:
+                ledger = await run_in_threadpool(self.slot.get, resolved)
+                await run_in_threadpool(_store, ledger, parsed)
+            except Exception as exc:
+                log.error(
+                    "Webhook batch (%d statuses, %d clicks) not stored: %s; Meta will deliver it again.",
+                    len(parsed.statuses),
+                    len(parsed.clicks),
+                    _first_line(exc),
+                )
+                return JSONResponse({"error": "could not store the batch"}, status_code=500)
+        return _stored(parsed, started)
+
+
+def _handshake(settings: WebhookSettings, request: Request) -> Response:
+    """The answer to a verification request: the challenge, or 403/400."""
+    params = request.query_params
+    token = params.get("hub.verify_token")
+    challenge = params.get("hub.challenge")
+    expected = settings.verify_token
+    if not expected:
+        log.warning("Webhook verification refused: no verify token is configured.")
+        return PlainTextResponse("forbidden", status_code=403)
+    if (
+        params.get("hub.mode") != "subscribe"
+        or token is None
+        or not hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8"))
+    ):
+        log.warning("Webhook verification refused: wrong mode or verify token.")
+        return PlainTextResponse("forbidden", status_code=403)
+    if challenge is None or len(challenge) > MAX_CHALLENGE_LENGTH:
+        return PlainTextResponse("missing or oversized hub.challenge", status_code=400)
+    log.info("Webhook verification handshake answered.")
+    return PlainTextResponse(challenge, status_code=200)
+
+
+async def _signed_body(settings: WebhookSettings, request: Request) -> bytes | Response:
+    """The raw body once its size and signature are checked; else the refusal (413, 503, 403)."""
+    try:
+        body = await _read_body(request, settings.max_body_bytes)
+    except _BodyTooLarge:
+        log.warning("Webhook refused: body larger than %d bytes.", settings.max_body_bytes)
+        return JSONResponse({"error": "body too large"}, status_code=413)
+    if not settings.app_secret:
+        log.error("Webhook refused: no app secret is configured, signatures cannot be verified.")
+        return JSONResponse({"error": "webhook receiver not configured"}, status_code=503)
+    if not verify_signature(body, request.headers.get(SIGNATURE_HEADER), settings.app_secret):
+        log.warning("Webhook refused: missing or invalid %s.", SIGNATURE_HEADER)
+        return JSONResponse({"error": "invalid signature"}, status_code=403)
+    return body
+
+
+def _parse_body(body: bytes) -> ParsedWebhook | Response:
+    """The parsed statuses and clicks of a signed body; 400 for malformed JSON or another shape."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return JSONResponse({"error": "malformed JSON"}, status_code=400)
+    try:
+        return parse_webhook(payload)
+    except WebhookFormatError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+def _stored(parsed: ParsedWebhook, started: float) -> Response:
+    """Log what one body held and answer 200 with the counts."""
+    counts = parsed.counts()
+    log.info(
+        "Webhook stored: %d statuses, %d clicks, %d skipped, %d ignored in %.1f ms.",
+        counts["statuses"],
+        counts["clicks"],
+        counts["skipped"],
+        counts["ignored"],
+        (time.perf_counter() - started) * 1000,
+    )
+    return JSONResponse(counts, status_code=200)
+
+
+async def _health() -> dict[str, str]:
+    """Liveness probe (no settings are read)."""
+    return {"status": "ok"}
+
+
 def create_app(settings: SettingsSource, *, title: str = "WhatsApp webhooks") -> FastAPI:
     """Build the receiver app.
 
@@ -143,101 +264,10 @@ def create_app(settings: SettingsSource, *, title: str = "WhatsApp webhooks") ->
     Routes: ``GET /`` (handshake), ``POST /`` (webhooks), ``GET /health`` (liveness, no secrets).
     """
     app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
-    slot = _LedgerSlot()
-
-    async def current() -> WebhookSettings:
-        if isinstance(settings, WebhookSettings):
-            return settings
-        return await run_in_threadpool(settings)
-
-    async def _safe_settings() -> WebhookSettings | Response:
-        try:
-            return await current()
-        except Exception as exc:
-            # The connection may be missing or broken: say so without details that could hold secrets.
-            log.error("WhatsApp webhook receiver is not configured: %s", _first_line(exc))
-            return PlainTextResponse("webhook receiver not configured", status_code=503)
-
-    @app.get("/", response_class=PlainTextResponse)
-    async def verify(request: Request) -> Response:
-        """Meta's verification handshake: echo ``hub.challenge`` when ``hub.verify_token`` matches."""
-        resolved = await _safe_settings()
-        if isinstance(resolved, Response):
-            return resolved
-        params = request.query_params
-        mode = params.get("hub.mode")
-        token = params.get("hub.verify_token")
-        challenge = params.get("hub.challenge")
-        expected = resolved.verify_token
-        if not expected:
-            log.warning("Webhook verification refused: no verify token is configured.")
-            return PlainTextResponse("forbidden", status_code=403)
-        if (
-            mode != "subscribe"
-            or token is None
-            or not hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8"))
-        ):
-            log.warning("Webhook verification refused: wrong mode or verify token.")
-            return PlainTextResponse("forbidden", status_code=403)
-        if challenge is None or len(challenge) > MAX_CHALLENGE_LENGTH:
-            return PlainTextResponse("missing or oversized hub.challenge", status_code=400)
-        log.info("Webhook verification handshake answered.")
-        return PlainTextResponse(challenge, status_code=200)
-
-    @app.post("/")
-    async def receive(request: Request) -> Response:
-        """Verify, parse and store one webhook body."""
-        started = time.perf_counter()
-        resolved = await _safe_settings()
-        if isinstance(resolved, Response):
-            return resolved
-        try:
-            body = await _read_body(request, resolved.max_body_bytes)
-        except _BodyTooLarge:
-            log.warning("Webhook refused: body larger than %d bytes.", resolved.max_body_bytes)
-            return JSONResponse({"error": "body too large"}, status_code=413)
-        if not resolved.app_secret:
-            log.error("Webhook refused: no app secret is configured, signatures cannot be verified.")
-            return JSONResponse({"error": "webhook receiver not configured"}, status_code=503)
-        if not verify_signature(body, request.headers.get(SIGNATURE_HEADER), resolved.app_secret):
-            log.warning("Webhook refused: missing or invalid %s.", SIGNATURE_HEADER)
-            return JSONResponse({"error": "invalid signature"}, status_code=403)
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):
-            return JSONResponse({"error": "malformed JSON"}, status_code=400)
-        try:
-            parsed = parse_webhook(payload)
-        except WebhookFormatError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        if parsed.statuses or parsed.clicks:
-            try:
-                ledger = await run_in_threadpool(slot.get, resolved)
-                await run_in_threadpool(_store, ledger, parsed)
-            except Exception as exc:
-                log.error(
-                    "Webhook batch (%d statuses, %d clicks) not stored: %s; Meta will deliver it again.",
-                    len(parsed.statuses),
-                    len(parsed.clicks),
-                    _first_line(exc),
-                )
-                return JSONResponse({"error": "could not store the batch"}, status_code=500)
-        counts = parsed.counts()
-        log.info(
-            "Webhook stored: %d statuses, %d clicks, %d skipped, %d ignored in %.1f ms.",
-            counts["statuses"],
-            counts["clicks"],
-            counts["skipped"],
-            counts["ignored"],
-            (time.perf_counter() - started) * 1000,
-        )
-        return JSONResponse(counts, status_code=200)
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        """Liveness probe (no settings are read)."""
-        return {"status": "ok"}
-
+    receiver = _Receiver(settings)
+    app.add_api_route("/", receiver.verify, methods=["GET"], response_class=PlainTextResponse)
+    app.add_api_route("/", receiver.receive, methods=["POST"])
+    app.add_api_route("/health", _health, methods=["GET"], name="health")
     return app
 
 

@@ -16,23 +16,28 @@ What is read (Meta's "Status messages" and "Tracking click events" webhook refer
 * ``entry[].changes[].value.user_actions[]`` with ``action_type: marketing_messages_link_click``:
   ``timestamp`` and ``marketing_messages_link_click_data.{click_id, click_component, product_id,
   tracking_token}``.
+
+This is the only place webhook objects become ledger records: the receiver uses
+:func:`parse_webhook`, and code that holds one status or click object uses :func:`status_from_webhook`
+or :func:`click_from_webhook` (the same parsing, raising instead of skipping).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
-from airflow_provider_wamm.campaign.ledger import ClickEvent, StatusUpdate
+from airflow_provider_wamm.campaign.ledger import ClickEvent, DeliveryStatus, StatusUpdate
 from airflow_provider_wamm.graph.errors import error_title
 
 #: Delivery statuses the ledger stores; other status names are ignored.
-KNOWN_STATUSES = frozenset({"sent", "delivered", "read", "failed", "played"})
+KNOWN_STATUSES = frozenset(status.value for status in DeliveryStatus)
 #: The user action that is a link click on a marketing message.
 CLICK_ACTION = "marketing_messages_link_click"
 
@@ -46,6 +51,82 @@ _MAX_TOKEN = 255
 _MAX_TEXT = 2000
 _MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the largest datetime every database stores
 _MIN_INT, _MAX_INT = -(2**31), 2**31 - 1  # an SQL INTEGER column
+
+
+class WebhookPricing(TypedDict, total=False):
+    """``statuses[].pricing`` of a status webhook (the fields read)."""
+
+    category: str
+    """``marketing_lite`` (Marketing Messages API) or ``marketing`` (Cloud API)."""
+    pricing_model: str
+    """``PMP`` or ``CBP``."""
+
+
+class WebhookErrorData(TypedDict, total=False):
+    """``errors[].error_data`` of a failed status."""
+
+    details: str
+    """What went wrong, in words."""
+
+
+class WebhookError(TypedDict, total=False):
+    """One ``errors[]`` item of a failed status (the fields read)."""
+
+    code: int | str
+    """The Graph error code."""
+    title: str
+    """Meta's short title."""
+    message: str
+    """Meta's message (used when there are no details)."""
+    error_data: WebhookErrorData
+    """Details of the error."""
+
+
+class WebhookStatus(TypedDict, total=False):
+    """One ``value.statuses[]`` object of a ``messages`` webhook (the fields read)."""
+
+    id: str
+    """The wamid."""
+    status: str
+    """``sent``, ``delivered``, ``read``, ``failed`` or ``played``."""
+    timestamp: str | int | float
+    """Unix seconds (usually a string)."""
+    recipient_id: str
+    """The recipient's WhatsApp id."""
+    pricing: WebhookPricing
+    """How the message is priced."""
+    errors: list[WebhookError]
+    """Why a ``failed`` status failed."""
+
+
+class WebhookClickData(TypedDict, total=False):
+    """``marketing_messages_link_click_data`` of a link click."""
+
+    click_id: str
+    """Meta's click id."""
+    click_component: str
+    """``cta`` or ``body``."""
+    product_id: str
+    """The catalogue product, if any."""
+    tracking_token: str
+    """Meta's tracking token."""
+
+
+class WebhookClickAction(TypedDict, total=False):
+    """One ``value.user_actions[]`` object of type ``marketing_messages_link_click`` (the fields read)."""
+
+    action_type: str
+    """``marketing_messages_link_click``."""
+    timestamp: str | int | float
+    """Unix seconds."""
+    id: str
+    """The clicked message's wamid, when Meta names it (``wamid`` is read too)."""
+    wamid: str
+    """The clicked message's wamid (alternative spelling)."""
+    recipient_id: str
+    """The clicking user, when Meta names it (``from`` is read too)."""
+    marketing_messages_link_click_data: WebhookClickData
+    """The click itself."""
 
 
 class WebhookFormatError(ValueError):
@@ -231,6 +312,37 @@ def parse_click(obj: Any) -> ClickEvent | None:
     )
 
 
+def status_from_webhook(status: WebhookStatus | Mapping[str, Any]) -> StatusUpdate:
+    """One ``value.statuses[]`` object -> :class:`StatusUpdate`, raising where :func:`parse_status` skips.
+
+    :raises ValueError: when the object has no usable ``id``, ``status`` or ``timestamp``.
+    :raises KeyError: for a status name the ledger does not track.
+    """
+    update = parse_status(status)
+    if update is None:
+        raise ValueError(
+            "invalid status object: it needs an 'id', a 'status' name and a 'timestamp' in unix seconds"
+        )
+    return update
+
+
+def click_from_webhook(
+    action: WebhookClickAction | Mapping[str, Any], *, wamid: str | None = None, recipient: str | None = None
+) -> ClickEvent:
+    """One link-click ``value.user_actions[]`` object -> :class:`ClickEvent`, raising where
+    :func:`parse_click` skips.
+
+    :param wamid: the clicked message, when the caller knows it better than the object.
+    :param recipient: the clicking user, when the caller knows it better than the object.
+    :raises ValueError: when the object has no ``action_type`` or no usable ``timestamp``.
+    :raises KeyError: for another action type.
+    """
+    click = parse_click(action)
+    if click is None:
+        raise ValueError("invalid click object: it needs an 'action_type' and a 'timestamp' in unix seconds")
+    return dataclasses.replace(click, wamid=wamid or click.wamid, recipient=recipient or click.recipient)
+
+
 def _parse_items(items: Any, parse: Any, sink: list[Any], result: ParsedWebhook) -> None:
     if not isinstance(items, list):
         result.skipped += 1
@@ -294,8 +406,16 @@ __all__ = [
     "CLICK_ACTION",
     "KNOWN_STATUSES",
     "ParsedWebhook",
+    "WebhookClickAction",
+    "WebhookClickData",
+    "WebhookError",
+    "WebhookErrorData",
     "WebhookFormatError",
+    "WebhookPricing",
+    "WebhookStatus",
+    "click_from_webhook",
     "parse_click",
     "parse_status",
     "parse_webhook",
+    "status_from_webhook",
 ]

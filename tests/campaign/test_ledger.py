@@ -12,14 +12,19 @@ import sqlalchemy as sa
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.ledger import (
     ClickEvent,
+    DeliveryStatus,
     ExistingSend,
     Ledger,
+    RunState,
     SendOutcome,
+    SendState,
     StatusUpdate,
     Suppression,
+    claims,
 )
-from airflow_provider_wamm.campaign.report import build_report
+from airflow_provider_wamm.campaign.report import build_report, delivery_counts, error_counts, send_counts
 from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.webhooks.parsing import click_from_webhook, status_from_webhook
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -43,6 +48,68 @@ def accept_all(
     )
 
 
+# --- states -----------------------------------------------------------------------------------
+
+
+def test_state_values_are_the_strings_the_database_holds() -> None:
+    assert {state.name: state.value for state in SendState} == {
+        "CLAIMED": "claimed",
+        "ACCEPTED": "accepted",
+        "HELD": "held",
+        "PAUSED": "paused",
+        "FAILED": "failed",
+        "SKIPPED": "skipped",
+        "INVALID": "invalid",
+        "UNKNOWN": "unknown",
+    }
+    old_names = {
+        L.CLAIMED: "claimed",
+        L.ACCEPTED: "accepted",
+        L.HELD: "held",
+        L.PAUSED: "paused",
+        L.FAILED: "failed",
+        L.SKIPPED: "skipped",
+        L.INVALID: "invalid",
+        L.UNKNOWN: "unknown",
+    }
+    for alias, text in old_names.items():
+        assert alias == text and str(alias) == text and f"{alias}" == text and alias is SendState(text)
+    assert L.SEND_STATES == (
+        "claimed",
+        "accepted",
+        "held",
+        "paused",
+        "failed",
+        "skipped",
+        "invalid",
+        "unknown",
+    )
+    assert L.DELIVERED_TO_META == ("accepted", "held", "paused")
+    assert L.FINAL_STATES == ("accepted", "held", "paused", "failed", "skipped", "invalid", "unknown")
+    assert [state.value for state in RunState] == ["running", "finished", "halted", "error"]
+    assert [status.value for status in DeliveryStatus] == ["sent", "delivered", "read", "played", "failed"]
+    assert L.STATUS_RANKS == {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 10}
+    assert L.SETTLED_STATUSES == ("delivered", "read", "played", "failed")
+    assert (L.SUPPRESS_STOPPED_MARKETING, L.SUPPRESS_PER_USER_LIMIT, L.SUPPRESS_MANUAL) == (
+        "stopped_marketing",
+        "per_user_limit",
+        "manual",
+    )
+    assert L.DEFAULT_TABLE_PREFIX == "wamm_"
+
+
+def test_states_are_stored_as_their_plain_strings(ledger: Ledger) -> None:
+    accept_all(ledger, "c", phones(1), "a1")
+    ledger.record_unsent("c", [SendOutcome("!1", L.INVALID, error_details="bad")], attempt_id="a1")
+    ledger.start_run("c", "a1", now=T0)
+    with ledger.engine.connect() as conn:
+        states = conn.execute(sa.text(f"SELECT state FROM {ledger.sends.name} ORDER BY recipient")).scalars()
+        assert [(type(v), v) for v in states] == [(str, "invalid"), (str, "accepted")]
+        run_state = conn.execute(sa.text(f"SELECT state FROM {ledger.runs.name}")).scalar_one()
+        assert (type(run_state), run_state) == (str, "running")
+    assert ledger.existing_sends("c", ["!1"])["!1"].state is SendState.INVALID
+
+
 # --- schema and configuration -----------------------------------------------------------------
 
 
@@ -56,7 +123,7 @@ def test_table_prefix_must_be_an_identifier(prefix: str) -> None:
 def test_tables_are_created_on_first_use_with_prefix_and_indexes(ledger_path: pathlib.Path) -> None:
     led = Ledger.from_url(f"sqlite:///{ledger_path}", table_prefix="acme_")
     assert not sa.inspect(led.engine).get_table_names()  # nothing before first use
-    assert led.send_counts("c") == {}
+    assert send_counts(led, "c") == {}
     inspector = sa.inspect(led.engine)
     assert set(inspector.get_table_names()) == {
         "acme_sends",
@@ -73,8 +140,8 @@ def test_tables_are_created_on_first_use_with_prefix_and_indexes(ledger_path: pa
     # A second ledger with another prefix in the same database is independent.
     other = Ledger(led.engine, table_prefix="other_")
     accept_all(led, "c", phones(2), "a1")
-    assert other.send_counts("c") == {}
-    assert led.send_counts("c") == {"accepted": 2}
+    assert send_counts(other, "c") == {}
+    assert send_counts(led, "c") == {"accepted": 2}
     led.dispose()
 
 
@@ -82,7 +149,7 @@ def test_second_instance_on_existing_tables_works(ledger_path: pathlib.Path) -> 
     first = Ledger.from_url(f"sqlite:///{ledger_path}")
     accept_all(first, "c", phones(3), "a1")
     second = Ledger.from_url(f"sqlite:///{ledger_path}")
-    assert second.send_counts("c") == {"accepted": 3}
+    assert send_counts(second, "c") == {"accepted": 3}
     first.dispose()
     second.dispose()
 
@@ -110,7 +177,7 @@ def test_claim_returns_only_what_this_attempt_claimed(ledger: Ledger) -> None:
     assert second == set(phones(2, start=5))
     # Another campaign is independent.
     assert ledger.claim("other", phones(5), attempt_id="a3", now=T0) == set(phones(5))
-    assert ledger.send_counts("c") == {"claimed": 7}
+    assert send_counts(ledger, "c") == {"claimed": 7}
 
 
 def test_concurrent_claims_from_two_ledgers_never_overlap(ledger_url: str, table_prefix: str) -> None:
@@ -203,11 +270,11 @@ def test_stale_claims_become_unknown_but_not_this_attempts_or_other_shards(ledge
     ledger.claim("c", phones(2, start=10), attempt_id="live-shard-1", shard_index=1, now=T0)
     ledger.claim("c", phones(1, start=20), attempt_id="me", shard_index=0, now=T0)
     assert ledger.mark_stale_claims("c", attempt_id="me", shard_index=0) == 3
-    counts = ledger.send_counts("c")
+    counts = send_counts(ledger, "c")
     assert counts == {"unknown": 3, "claimed": 3}
     # Without a shard restriction every other attempt's claim is stale.
     assert ledger.mark_stale_claims("c", attempt_id="me") == 2
-    assert ledger.send_counts("c") == {"unknown": 5, "claimed": 1}
+    assert send_counts(ledger, "c") == {"unknown": 5, "claimed": 1}
 
 
 def test_release_claims_deletes_only_unsent_rows_of_the_attempt(ledger: Ledger) -> None:
@@ -215,7 +282,7 @@ def test_release_claims_deletes_only_unsent_rows_of_the_attempt(ledger: Ledger) 
     ledger.record_results("c", [SendOutcome(phones(1)[0], L.ACCEPTED, wamid="w")], attempt_id="a1")
     ledger.claim("c", phones(2, start=10), attempt_id="a2", now=T0)
     assert ledger.release_claims("c", attempt_id="a1") == 3
-    assert ledger.send_counts("c") == {"accepted": 1, "claimed": 2}
+    assert send_counts(ledger, "c") == {"accepted": 1, "claimed": 2}
     # Released recipients can be claimed again.
     assert ledger.claim("c", phones(4), attempt_id="a3") == set(phones(4)[1:])
 
@@ -262,14 +329,18 @@ def test_claim_takes_over_reclaimable_rows_only(ledger: Ledger) -> None:
     assert row["state"] == "claimed" and row["error_code"] is None and row["not_before"] is None
 
 
-def test_claim_with_stale_knowledge_does_not_steal(ledger: Ledger) -> None:
+def test_claim_with_stale_knowledge_does_not_steal(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     r = phones(1)
     ledger.record_unsent("c", [SendOutcome(r[0], L.SKIPPED, error_details="cap")], attempt_id="a1")
     seen = ledger.existing_sends("c", r)
     assert seen[r[0]].state == "skipped"
-    assert ledger.claim("c", r, attempt_id="a2", known=seen) == set(r)
+    # Both claims read the row as it was before either of them wrote (a race between two attempts).
+    monkeypatch.setattr(claims, "read_existing_sends", lambda *_args: seen)
+    assert ledger.claim("c", r, attempt_id="a2") == set(r)
     # a3 saw the row as skipped too, but a2 took it meanwhile.
-    assert ledger.claim("c", r, attempt_id="a3", known=seen) == set()
+    assert ledger.claim("c", r, attempt_id="a3") == set()
+    monkeypatch.undo()
+    assert ledger.claim("c", r, attempt_id="a4") == set()  # reading for itself, it sees a2's claim
 
 
 def test_record_unsent_never_overwrites_a_send(ledger: Ledger) -> None:
@@ -414,16 +485,16 @@ def test_failed_is_terminal_and_keeps_its_error(ledger: Ledger) -> None:
 def test_status_before_its_send_row_joins_later(ledger: Ledger) -> None:
     r = phones(1)[0]
     ledger.record_statuses([st("wamid.c.late", "delivered", 1, pricing_category="marketing")])
-    assert ledger.delivery_counts("c") == {}
+    assert delivery_counts(ledger, "c") == {}
     ledger.claim("c", [r], attempt_id="a1", now=T0)
     ledger.record_results("c", [SendOutcome(r, L.ACCEPTED, wamid="wamid.c.late")], attempt_id="a1", now=T0)
-    assert ledger.delivery_counts("c") == {"delivered": 1}
+    assert delivery_counts(ledger, "c") == {"delivered": 1}
     routing = build_report(ledger, "c").routing
     assert {k: n for k, n in routing.items() if n} == {"marketing": 1}
 
 
 def test_status_updates_from_webhook_objects() -> None:
-    update = StatusUpdate.from_webhook(
+    update = status_from_webhook(
         {
             "id": "wamid.X",
             "status": "failed",
@@ -438,7 +509,7 @@ def test_status_updates_from_webhook_objects() -> None:
         "User stopped",
         "opted out",
     )
-    sent = StatusUpdate.from_webhook(
+    sent = status_from_webhook(
         {
             "id": "w",
             "status": "sent",
@@ -448,7 +519,7 @@ def test_status_updates_from_webhook_objects() -> None:
     )
     assert sent.pricing_category == "marketing_lite" and sent.error_code is None
     with pytest.raises(ValueError, match="timestamp"):
-        StatusUpdate.from_webhook({"id": "w", "status": "sent", "timestamp": "soon"})
+        status_from_webhook({"id": "w", "status": "sent", "timestamp": "soon"})
 
 
 def test_clicks_are_deduplicated_and_counted_on_the_message(ledger: Ledger) -> None:
@@ -471,7 +542,7 @@ def test_clicks_are_deduplicated_and_counted_on_the_message(ledger: Ledger) -> N
     ledger.record_statuses([st(wamid, "read", 2)])
     row = ledger.status_of(wamid)
     assert row is not None and row["status"] == "read" and row["click_count"] == 2
-    event = ClickEvent.from_webhook(
+    event = click_from_webhook(
         {
             "action_type": "marketing_messages_link_click",
             "timestamp": "1748779200",
@@ -498,7 +569,7 @@ def test_report_queries(ledger: Ledger) -> None:
     outcomes.append(SendOutcome(r[8], L.FAILED, error_code=131026, error_title="Message undeliverable"))
     outcomes.append(SendOutcome(r[9], L.UNKNOWN, error_details="read timeout"))
     ledger.record_results("c", outcomes, attempt_id="a1", now=T0)
-    assert ledger.send_counts("c") == {"accepted": 6, "held": 1, "failed": 2, "unknown": 1}
+    assert send_counts(ledger, "c") == {"accepted": 6, "held": 1, "failed": 2, "unknown": 1}
     assert not build_report(ledger, "c").settled
     # Delivery after 1..4 seconds, one read without delivered (12 s), one failed, w6 pending.
     updates = [st(f"w{i}", "sent", 0, pricing_category="marketing_lite") for i in range(6)]
@@ -519,7 +590,7 @@ def test_report_queries(ledger: Ledger) -> None:
         )
     )
     ledger.record_statuses(updates)
-    assert ledger.delivery_counts("c") == {"delivered": 4, "read": 1, "failed": 1, "pending": 1}
+    assert delivery_counts(ledger, "c") == {"delivered": 4, "read": 1, "failed": 1, "pending": 1}
     report = build_report(ledger, "c")
     assert report.routing == {"marketing_lite": 5, "marketing": 1, "unknown": 1}
     latency = report.time_to_deliver_s
@@ -527,7 +598,7 @@ def test_report_queries(ledger: Ledger) -> None:
     assert latency["median"] == pytest.approx(3.0, abs=0.01)
     assert latency["max"] == pytest.approx(12.0, abs=0.01)
     assert latency["mean"] == pytest.approx((1 + 2 + 3 + 4 + 12) / 5, abs=0.01)
-    errors = ledger.error_counts("c")
+    errors = error_counts(ledger, "c")
     assert errors[0] == {
         "code": 131026,
         "title": "Message undeliverable",

@@ -14,6 +14,7 @@ import pytest
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.ledger import Ledger, Suppression
 from airflow_provider_wamm.campaign.personalise import Personaliser
+from airflow_provider_wamm.campaign.report import error_counts, send_counts
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
 from airflow_provider_wamm.graph.client import GraphClient, SendResult
@@ -110,7 +111,7 @@ def test_every_recipient_gets_exactly_one_message_despite_faults(
     # Isolated throttles (5 % of answers) are retried without slowing the whole campaign down.
     assert result.final_rate == settings("faults").max_messages_per_second
     assert_accounted(result)
-    assert sqlite_ledger.send_counts("faults") == {"accepted": 2000}
+    assert send_counts(sqlite_ledger, "faults") == {"accepted": 2000}
     wamids = {r["wamid"] for r in sqlite_ledger.iter_sends("faults")}
     assert wamids == {m.wamid for m in sandbox.messages}
     assert sqlite_ledger.list_runs("faults")[0]["state"] == "finished"
@@ -162,7 +163,7 @@ def test_halt_stops_at_once_and_a_second_run_finishes_without_duplicates(
     # No new sends after the halt: only requests already in flight could still hit the expired token.
     assert sandbox.errors()[190] <= cfg.concurrency
     assert first.released > 0
-    counts = sqlite_ledger.send_counts("halt")
+    counts = send_counts(sqlite_ledger, "halt")
     assert "claimed" not in counts and counts == {"accepted": first.accepted}
     assert_accounted(first)
     assert sqlite_ledger.list_runs("halt")[0]["state"] == "halted"
@@ -172,7 +173,7 @@ def test_halt_stops_at_once_and_a_second_run_finishes_without_duplicates(
     sends = sandbox.sends_per_recipient()
     assert len(sends) == 1000 and set(sends.values()) == {1}
     assert second.already_done == first.accepted and second.accepted == 1000 - first.accepted
-    assert sqlite_ledger.send_counts("halt") == {"accepted": 1000}
+    assert send_counts(sqlite_ledger, "halt") == {"accepted": 1000}
 
 
 def test_same_campaign_twice_sends_nothing_the_second_time(
@@ -199,7 +200,7 @@ def test_new_campaign_skips_suppressed_and_frequency_capped(
     active = sqlite_ledger.active_suppressions([stopped, limited, undeliverable])
     assert set(active) == {stopped, limited}
     assert active[stopped].until is None and active[limited].until is not None
-    assert sqlite_ledger.error_counts("spring-1")[0]["count"] == 1
+    assert error_counts(sqlite_ledger, "spring-1")[0]["count"] == 1
 
     # A new campaign sends again, except to the suppressed (131026 is not a suppression).
     second = run_campaign(rows(50), client=client, ledger=sqlite_ledger, settings=settings("spring-2"))
@@ -229,7 +230,7 @@ def test_unknown_outcomes_are_not_resent_unless_asked(
     first = run_campaign(rows(20), client=client, ledger=sqlite_ledger, settings=settings("lost"))
     assert first.unknown == 3 and first.accepted == 17 and first.errors_by_code == {"unknown": 3}
     assert all(sandbox.sends_per_recipient()[d] == 1 for d in lost)  # Meta did take them
-    assert sqlite_ledger.send_counts("lost") == {"accepted": 17, "unknown": 3}
+    assert send_counts(sqlite_ledger, "lost") == {"accepted": 17, "unknown": 3}
 
     again = run_campaign(rows(20), client=client, ledger=sqlite_ledger, settings=settings("lost"))
     assert again.accepted == 0 and again.already_done == 20
@@ -240,7 +241,7 @@ def test_unknown_outcomes_are_not_resent_unless_asked(
     )
     assert forced.accepted == 3 and forced.already_done == 17
     assert all(sandbox.sends_per_recipient()[d] == 2 for d in lost)  # the price of resend_unknown
-    assert sqlite_ledger.send_counts("lost") == {"accepted": 20}
+    assert send_counts(sqlite_ledger, "lost") == {"accepted": 20}
 
 
 def test_crashed_attempt_claims_become_unknown_and_are_not_sent(
@@ -251,7 +252,7 @@ def test_crashed_attempt_claims_become_unknown_and_are_not_sent(
     result = run_campaign(rows(10), client=client, ledger=sqlite_ledger, settings=settings("crash"))
     assert result.stale_unknown == 5 and result.already_done == 5 and result.accepted == 5
     assert set(sandbox.sends_per_recipient()) == {digits(i) for i in range(5, 10)}
-    assert sqlite_ledger.send_counts("crash") == {"unknown": 5, "accepted": 5}
+    assert send_counts(sqlite_ledger, "crash") == {"unknown": 5, "accepted": 5}
 
 
 def test_invalid_duplicate_empty_and_none_rows_are_counted_with_reasons(
@@ -294,7 +295,7 @@ def test_invalid_duplicate_empty_and_none_rows_are_counted_with_reasons(
     assert by_key["!6"]["error_details"] == "row 6: missing field 'phone'"
     assert "missing field 'name'" in by_key[digits(2)]["error_details"]
     assert len(by_key) == 7
-    assert sqlite_ledger.send_counts("rows") == {"accepted": 32, "invalid": 7}
+    assert send_counts(sqlite_ledger, "rows") == {"accepted": 32, "invalid": 7}
 
 
 def test_missing_recipient_field_fails_fast(client: GraphClient, sqlite_ledger: Ledger) -> None:
@@ -310,7 +311,7 @@ def test_dry_run_sends_and_writes_nothing(sandbox: Sandbox, sqlite_ledger: Ledge
     assert result.dry_run and result.would_send == 40 and result.invalid == 1 and result.duplicates == 1
     assert result.accepted == 0
     assert_accounted(result)
-    assert sandbox.messages == [] and sqlite_ledger.send_counts("dry") == {}
+    assert sandbox.messages == [] and send_counts(sqlite_ledger, "dry") == {}
     assert sqlite_ledger.list_runs("dry") == []
     # A dry run reads the ledger: suppressed recipients are reported as such.
     sqlite_ledger.add_suppressions([Suppression(digits(0), "manual")])
@@ -361,7 +362,7 @@ def test_retries_then_gives_up_and_a_later_run_retries(
     second = run_campaign(rows(10), client=client, ledger=sqlite_ledger, settings=cfg)
     assert second.accepted == 1 and second.already_done == 9
     assert sandbox.sends_per_recipient()[flaky] == 1
-    assert sqlite_ledger.send_counts("retry") == {"accepted": 10}
+    assert send_counts(sqlite_ledger, "retry") == {"accepted": 10}
 
 
 def test_held_and_paused_answers(sandbox: Sandbox, client: GraphClient, sqlite_ledger: Ledger) -> None:
@@ -375,7 +376,7 @@ def test_held_and_paused_answers(sandbox: Sandbox, client: GraphClient, sqlite_l
         ),
     )
     assert result.held == 4 and result.paused == 1 and result.sent == 5
-    assert sqlite_ledger.send_counts("paced") == {"held": 4, "paused": 1}
+    assert send_counts(sqlite_ledger, "paced") == {"held": 4, "paused": 1}
 
 
 def test_template_errors_halt_the_campaign(
@@ -395,7 +396,7 @@ def test_template_errors_halt_the_campaign(
     assert time.monotonic() - started < 2.0
     assert info.value.error.code == 132001 and sandbox.errors()[132001] == 1
     assert len(sandbox.messages) == 0
-    assert sqlite_ledger.send_counts("missing-template") == {}  # everything released for a fixed re-run
+    assert send_counts(sqlite_ledger, "missing-template") == {}  # everything released for a fixed re-run
 
 
 def test_streaming_keeps_only_a_bounded_window_in_memory(client: GraphClient, sqlite_ledger: Ledger) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.report import send_counts
 from airflow_provider_wamm.hooks.ledger import ledger_url
 from airflow_provider_wamm.sandbox import Sandbox
 from tests.operators.conftest import digits, number
@@ -131,7 +132,7 @@ def test_recipients_from_an_upstream_task_with_injected_faults(
     assert result["total"] == 2000 and result["accepted"] == 2000 and result["failed"] == 0
     assert result["retries"] == transient and result["throttled"] == throttled
     assert result["campaign_id"].startswith("wamm_test_xcom.send.manual__")
-    assert ledger.send_counts(result["campaign_id"]) == {"accepted": 2000}
+    assert send_counts(ledger, result["campaign_id"]) == {"accepted": 2000}
     assert len(xcoms[("pick_recipients", -1)]) == 2000
     # The recipient rows are not stored as a rendered template field (shown in the UI): only a count.
     fields = rendered_fields("wamm_test_xcom", "send")
@@ -156,7 +157,7 @@ def test_recipients_streamed_with_sql_from_a_templated_file(
     assert result["campaign_id"] == "spring_vip_20260504"  # rendered from params and ds_nodash
     assert result["accepted"] == 60 and result["invalid"] == 1 and result["duplicates"] == 1
     assert result["total"] == 62
-    assert ledger.send_counts("spring_vip_20260504") == {"accepted": 60, "invalid": 1}
+    assert send_counts(ledger, "spring_vip_20260504") == {"accepted": 60, "invalid": 1}
     assert asset_event_extras("wamm://tests/spring_sale")[events_before:] == [
         {"campaign_id": "spring_vip_20260504", "total": 62, "accepted": 60, "failed": 0}
     ]
@@ -198,7 +199,7 @@ def test_one_campaign_sharded_over_mapped_tasks(
     # No ledger connection: the default SQLite file under AIRFLOW_HOME holds the campaign.
     default = Ledger.from_url(ledger_url(None))
     try:
-        counts = default.send_counts(shards[0]["campaign_id"])
+        counts = send_counts(default, shards[0]["campaign_id"])
     finally:
         default.dispose()
     assert counts == {"accepted": 300, "invalid": 1}

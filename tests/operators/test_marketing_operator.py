@@ -16,6 +16,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow.sdk import DAG
 
 from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.report import send_counts
 from airflow_provider_wamm.hooks.ledger import ledger_url
 from airflow_provider_wamm.operators.marketing import HALTED_RESULT_KEY, MarketingMessageOperator
 from airflow_provider_wamm.sandbox import Sandbox, SandboxTemplate, default_templates
@@ -164,7 +165,7 @@ def test_list_of_strings_to_a_template_without_parameters(
     assert result["total"] == 3 and result["accepted"] == 3
     assert sorted(sandbox.sends_per_recipient()) == [digits(1), digits(2), digits(3)]
     assert all("components" not in m.payload["template"] for m in sandbox.messages)
-    assert ledger.send_counts(result["campaign_id"]) == {"accepted": 3}
+    assert send_counts(ledger, result["campaign_id"]) == {"accepted": 3}
 
 
 def test_dicts_with_named_parameters_a_custom_field_and_a_default_region(
@@ -304,7 +305,7 @@ def test_dry_run_makes_no_request_and_records_nothing(
     assert result["dry_run"] is True and result["would_send"] == 10 and result["invalid"] == 1
     assert result["accepted"] == 0
     assert sandbox.counts()["requests"] == 0  # not even the template check
-    assert ledger.send_counts(result["campaign_id"]) == {}
+    assert send_counts(ledger, result["campaign_id"]) == {}
 
 
 def test_max_lateness_skips_an_old_run_with_a_clear_log_line(
@@ -383,7 +384,7 @@ def test_default_ledger_is_a_sqlite_file_under_airflow_home(
     assert pathlib.Path(url.database or "").parent.parent == pathlib.Path(_airflow_home())
     led = Ledger.from_url(url)
     try:
-        assert led.send_counts("default-ledger-check") == {"accepted": 2}
+        assert send_counts(led, "default-ledger-check") == {"accepted": 2}
     finally:
         led.dispose()
 
@@ -468,7 +469,7 @@ def test_preflight_stops_before_any_send(
     assert message in str(info.value)
     assert str(info.value).endswith("Nothing was sent.")
     assert sandbox.messages == [] and not sandbox.errors()
-    assert ledger.send_counts(op.campaign_id or "wamm_ops.send.manual__2026-05-01T10:00:00+00:00") == {}
+    assert send_counts(ledger, op.campaign_id or "wamm_ops.send.manual__2026-05-01T10:00:00+00:00") == {}
 
 
 def test_preflight_is_off_without_a_waba_id_and_can_be_turned_off(

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.report import send_counts
 from airflow_provider_wamm.hooks.recipients import streaming_cursor
 from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
 from airflow_provider_wamm.sandbox import Sandbox
@@ -90,7 +91,7 @@ def test_postgres_source_streams_with_a_server_side_cursor_and_postgres_ledger(
     assert set(sends) == {digits(i) for i in range(500, 2500)} and set(sends.values()) == {1}
     ledger = Ledger.from_url(postgres_url, table_prefix=prefix)
     try:
-        assert ledger.send_counts("pg-campaign") == {"accepted": 2000}
+        assert send_counts(ledger, "pg-campaign") == {"accepted": 2000}
     finally:
         ledger.dispose()
     again = op.execute(make_context())

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.ledger import ClickEvent, Ledger, SendOutcome, StatusUpdate, Suppression
-from airflow_provider_wamm.campaign.report import build_report, write_report_table
+from airflow_provider_wamm.campaign.report import build_report, send_counts, write_report_table
 from airflow_provider_wamm.hooks.ledger import get_ledger, ledger_url
 from tests.realdb.servers import connection_json, drop_prefixed_tables, server_url, unique_prefix
 
@@ -153,7 +153,7 @@ def test_airflow_connection_types_become_ledger_urls(
     ledger = get_ledger(conn_id, table_prefix=prefix)
     try:
         assert ledger.claim("conn-test", ["4915100000001"], attempt_id="a") == {"4915100000001"}
-        assert ledger.send_counts("conn-test") == {L.CLAIMED: 1}
+        assert send_counts(ledger, "conn-test") == {L.CLAIMED: 1}
     finally:
         ledger.dispose()
         drop_prefixed_tables(url, prefix)

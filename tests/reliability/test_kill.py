@@ -21,6 +21,7 @@ import pytest
 
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.report import send_counts
 from airflow_provider_wamm.campaign.sender import run_campaign
 from airflow_provider_wamm.sandbox import Sandbox
 from tests.reliability.harness import (
@@ -125,6 +126,6 @@ def test_sigkill_mid_campaign_then_rerun(sandbox: Sandbox, ledger_file: pathlib.
         per = sandbox.sends_per_recipient()
         assert {r for r, n in per.items() if n > 1} == {r for r in claimed if r in recorded}
         assert max(per.values()) <= 2
-        assert ledger.send_counts(campaign_id) == {L.ACCEPTED: len(crowd.valid)}
+        assert send_counts(ledger, campaign_id) == {L.ACCEPTED: len(crowd.valid)}
     finally:
         ledger.dispose()

@@ -9,7 +9,12 @@ from datetime import UTC, datetime
 import pytest
 
 from airflow_provider_wamm.webhooks import WebhookFormatError, parse_webhook, sign, verify_signature
-from airflow_provider_wamm.webhooks.parsing import parse_click, parse_status
+from airflow_provider_wamm.webhooks.parsing import (
+    click_from_webhook,
+    parse_click,
+    parse_status,
+    status_from_webhook,
+)
 from tests.webhooks.conftest import body, click, status
 
 
@@ -113,3 +118,19 @@ def test_other_webhook_fields_are_ignored() -> None:
 def test_not_metas_shape(payload: object) -> None:
     with pytest.raises(WebhookFormatError):
         parse_webhook(payload)
+
+
+def test_single_objects_parse_like_bodies_and_raise_instead_of_skipping() -> None:
+    update = status_from_webhook(status("wamid.A", "read", 1_760_000_000))
+    assert update == parse_webhook(body([status("wamid.A", "read", 1_760_000_000)])).statuses[0]
+    with pytest.raises(ValueError, match="timestamp"):
+        status_from_webhook({"id": "w", "status": "sent"})
+    with pytest.raises(KeyError):
+        status_from_webhook({"id": "w", "status": "deleted", "timestamp": "1"})
+    event = click_from_webhook(click("k1"), wamid="wamid.A", recipient="4915100000000")
+    assert (event.click_id, event.wamid, event.recipient) == ("k1", "wamid.A", "4915100000000")
+    assert click_from_webhook(click("k1")) == parse_webhook(body(actions=[click("k1")])).clicks[0]
+    with pytest.raises(ValueError, match="timestamp"):
+        click_from_webhook({"action_type": "marketing_messages_link_click"})
+    with pytest.raises(KeyError):
+        click_from_webhook({"action_type": "other", "timestamp": "1"})

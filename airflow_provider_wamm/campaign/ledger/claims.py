@@ -1,0 +1,410 @@
+"""Claims and send outcomes: the ``sends`` table, one row per recipient of a campaign.
+
+Each recipient is *claimed* (insert-if-absent on the table's primary key) before its request leaves,
+so two attempts or shards never both send to one person; outcomes are recorded in batches afterwards.
+A ``claimed`` row left behind by a crashed attempt becomes ``unknown``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from airflow_provider_wamm.campaign.ledger.records import (
+    DELIVERED_TO_META,
+    FINAL_STATES,
+    ExistingSend,
+    RunState,
+    SendOutcome,
+    SendState,
+    as_utc,
+    clip,
+    naive_utc,
+    utcnow,
+)
+from airflow_provider_wamm.campaign.ledger.schema import (
+    DETAILS_MAX,
+    TITLE_MAX,
+    LedgerTables,
+    chunks,
+    datetime_type,
+    upsert,
+)
+from airflow_provider_wamm.campaign.ledger.transactions import Transactions
+
+#: What a stale claim's row says about it once it became ``unknown``.
+STALE_CLAIM_DETAILS = "claimed by an attempt that did not finish: the message may or may not have been sent"
+_TIME_COLUMNS = ("not_before", "claimed_at", "accepted_at", "updated_at")
+
+
+def read_existing_sends(
+    conn: Connection, sends: sa.Table, campaign_id: str, recipients: Sequence[str]
+) -> dict[str, ExistingSend]:
+    """The ``sends`` rows of ``recipients`` in one campaign, read on ``conn`` (absent ones are missing)."""
+    s = sends.c
+    out: dict[str, ExistingSend] = {}
+    for chunk in chunks(list(recipients)):
+        rows = conn.execute(
+            sa.select(s.recipient, s.state, s.attempt_id, s.not_before).where(
+                s.campaign_id == campaign_id, s.recipient.in_(chunk)
+            )
+        )
+        for recipient, state, attempt, not_before in rows:
+            out[recipient] = ExistingSend(SendState(state), attempt, as_utc(not_before))
+    return out
+
+
+class Claims:
+    """Claims, outcomes and reads of the ``sends`` table.
+
+    :param tables: the ledger's tables (``sends``, and ``runs`` to tell live attempts from dead ones).
+    :param tx: the ledger's transaction runner.
+    """
+
+    def __init__(self, tables: LedgerTables, tx: Transactions) -> None:
+        self.tables = tables
+        self.tx = tx
+
+    def existing_sends(self, campaign_id: str, recipients: Sequence[str]) -> dict[str, ExistingSend]:
+        """The ledger rows of ``recipients`` in this campaign (absent ones are missing from the dict)."""
+        if not recipients:
+            return {}
+        with self.tx.read() as conn:
+            return read_existing_sends(conn, self.tables.sends, campaign_id, recipients)
+
+    # -- claims ---------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        campaign_id: str,
+        recipients: Sequence[str],
+        *,
+        attempt_id: str,
+        shard_index: int = 0,
+        template_name: str | None = None,
+        language: str | None = None,
+        resend_unknown: bool = False,
+        now: datetime | None = None,
+    ) -> set[str]:
+        """Claim ``recipients`` for this attempt; returns those actually claimed by it.
+
+        The rows are read in the claiming transaction. Absent recipients are inserted as ``claimed``
+        (insert-if-absent: the primary key makes sure two attempts or shards never both claim one);
+        recipients whose row may be re-sent (see :meth:`ExistingSend.reclaimable`) are taken over with
+        a conditional update that only succeeds if the row is still as it was read.
+        """
+        if not recipients:
+            return set()
+        now = now or utcnow()
+        wanted = sorted(set(recipients))
+        owner = {
+            "attempt_id": attempt_id,
+            "shard_index": shard_index,
+            "template_name": template_name,
+            "language": language,
+            "claimed_at": naive_utc(now),
+            "updated_at": naive_utc(now),
+        }
+        sends = self.tables.sends
+
+        def work(conn: Connection) -> set[str]:
+            known = read_existing_sends(conn, sends, campaign_id, wanted)
+            fresh: list[dict[str, Any]] = []
+            retake: list[dict[str, Any]] = []
+            for recipient in wanted:
+                prior = known.get(recipient)
+                if prior is None:
+                    fresh.append(_claim_row(campaign_id, recipient, owner))
+                elif prior.reclaimable(now, resend_unknown=resend_unknown):
+                    retake.append(_retake_params(recipient, prior))
+            upsert(conn, sends, fresh, key=("campaign_id", "recipient"))
+            if retake:
+                conn.execute(self._retake_statement(campaign_id, owner), retake)
+            return self._claimed_by(conn, campaign_id, wanted, attempt_id)
+
+        return self.tx.write(work)
+
+    def _retake_statement(self, campaign_id: str, owner: dict[str, Any]) -> sa.Update:
+        """Take a reclaimable row over, only if it is still in the state and attempt it was read in."""
+        s = self.tables.sends.c
+        return (
+            self.tables.sends.update()
+            .where(
+                s.campaign_id == campaign_id,
+                s.recipient == sa.bindparam("b_recipient"),
+                s.state == sa.bindparam("b_state"),
+                s.attempt_id == sa.bindparam("b_prior_attempt"),
+            )
+            .values(
+                state=SendState.CLAIMED,
+                wamid=None,
+                message_status=None,
+                error_code=None,
+                error_title=None,
+                error_details=None,
+                attempts=0,
+                not_before=None,
+                accepted_at=None,
+                **owner,
+            )
+        )
+
+    def _claimed_by(
+        self, conn: Connection, campaign_id: str, recipients: Sequence[str], attempt_id: str
+    ) -> set[str]:
+        """Which of ``recipients`` are claimed by ``attempt_id`` now."""
+        s = self.tables.sends.c
+        claimed: set[str] = set()
+        for chunk in chunks(recipients):
+            claimed.update(
+                conn.execute(
+                    sa.select(s.recipient).where(
+                        s.campaign_id == campaign_id,
+                        s.recipient.in_(chunk),
+                        s.attempt_id == attempt_id,
+                        s.state == SendState.CLAIMED,
+                    )
+                ).scalars()
+            )
+        return claimed
+
+    def mark_stale_claims(
+        self,
+        campaign_id: str,
+        *,
+        attempt_id: str,
+        shard_index: int | None = None,
+        live_within: timedelta | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Turn ``claimed`` rows of other, abandoned attempts into ``unknown``; returns how many.
+
+        An attempt still ``running`` whose last heartbeat is within ``live_within`` is alive: its
+        claims are left to it. ``shard_index`` restricts it to one shard's rows.
+        """
+        s, r = self.tables.sends.c, self.tables.runs.c
+        cond = sa.and_(s.campaign_id == campaign_id, s.state == SendState.CLAIMED, s.attempt_id != attempt_id)
+        if shard_index is not None:
+            cond = sa.and_(cond, s.shard_index == shard_index)
+        if live_within is not None:
+            cutoff = naive_utc((now or utcnow()) - live_within)
+            live = sa.select(r.attempt_id).where(
+                r.campaign_id == campaign_id,
+                r.state == RunState.RUNNING,
+                sa.func.coalesce(r.heartbeat_at, r.started_at) >= cutoff,
+            )
+            cond = sa.and_(cond, s.attempt_id.not_in(live))
+        stmt = (
+            self.tables.sends.update()
+            .where(cond)
+            .values(
+                state=SendState.UNKNOWN,
+                error_details=STALE_CLAIM_DETAILS,
+                updated_at=naive_utc(now or utcnow()),
+            )
+        )
+
+        def work(conn: Connection) -> int:
+            return int(conn.execute(stmt).rowcount or 0)
+
+        return self.tx.write(work)
+
+    def release_claims(self, campaign_id: str, *, attempt_id: str) -> int:
+        """Delete this attempt's rows still ``claimed`` (never sent), so a later run sends them."""
+        s = self.tables.sends.c
+        stmt = self.tables.sends.delete().where(
+            s.campaign_id == campaign_id, s.attempt_id == attempt_id, s.state == SendState.CLAIMED
+        )
+
+        def work(conn: Connection) -> int:
+            return int(conn.execute(stmt).rowcount or 0)
+
+        return self.tx.write(work)
+
+    # -- outcomes -------------------------------------------------------------------------------
+
+    def record_unsent(
+        self,
+        campaign_id: str,
+        outcomes: Sequence[SendOutcome],
+        *,
+        attempt_id: str,
+        shard_index: int = 0,
+        template_name: str | None = None,
+        language: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Record recipients that were not sent (``skipped``/``invalid``) with the reason.
+
+        The rows are read in the same transaction. Only absent rows and rows that never reached Meta
+        (``skipped``, ``invalid``) are written; a row recording a real send is never overwritten.
+        """
+        if not outcomes:
+            return
+        db_now = naive_utc(now or utcnow())
+        ordered = sorted(outcomes, key=lambda item: item.recipient)
+        owner = {"attempt_id": attempt_id, "shard_index": shard_index}
+        labels = {"template_name": template_name, "language": language, "attempts": 0}
+        sends = self.tables.sends
+
+        def work(conn: Connection) -> None:
+            known = read_existing_sends(conn, sends, campaign_id, [o.recipient for o in ordered])
+            fresh: list[dict[str, Any]] = []
+            rewrite: list[dict[str, Any]] = []
+            for o in ordered:
+                prior = known.get(o.recipient)
+                if prior is None:
+                    row = {"campaign_id": campaign_id, "recipient": o.recipient, "updated_at": db_now}
+                    fresh.append(row | owner | labels | _unsent_values(o))
+                elif prior.state in (SendState.SKIPPED, SendState.INVALID):
+                    values = {f"b_{k}": v for k, v in _unsent_values(o).items()}
+                    rewrite.append({"b_recipient": o.recipient, "b_prior_state": prior.state} | values)
+            upsert(conn, sends, fresh, key=("campaign_id", "recipient"))
+            if rewrite:
+                conn.execute(self._rewrite_unsent_statement(campaign_id, attempt_id, db_now), rewrite)
+
+        self.tx.write(work)
+
+    def _rewrite_unsent_statement(
+        self, campaign_id: str, attempt_id: str, db_now: datetime | None
+    ) -> sa.Update:
+        """Rewrite an unsent row, only if it is still in the state it was read in."""
+        s = self.tables.sends.c
+        return (
+            self.tables.sends.update()
+            .where(
+                s.campaign_id == campaign_id,
+                s.recipient == sa.bindparam("b_recipient"),
+                s.state == sa.bindparam("b_prior_state"),
+            )
+            .values(
+                state=sa.bindparam("b_state"),
+                error_code=sa.bindparam("b_error_code"),
+                error_title=sa.bindparam("b_error_title"),
+                error_details=sa.bindparam("b_error_details"),
+                attempt_id=attempt_id,
+                updated_at=db_now,
+            )
+        )
+
+    def record_results(
+        self,
+        campaign_id: str,
+        outcomes: Sequence[SendOutcome],
+        *,
+        attempt_id: str,
+        now: datetime | None = None,
+    ) -> int:
+        """Write the outcomes of claimed recipients (one executemany); returns rows updated.
+
+        Only rows claimed by ``attempt_id`` are touched.
+        """
+        if not outcomes:
+            return 0
+        db_now = naive_utc(now or utcnow())
+        params = [_result_params(o, db_now) for o in sorted(outcomes, key=lambda item: item.recipient)]
+        s = self.tables.sends.c
+        dt = datetime_type()
+        stmt = (
+            self.tables.sends.update()
+            .where(
+                s.campaign_id == campaign_id,
+                s.recipient == sa.bindparam("b_recipient"),
+                s.attempt_id == attempt_id,
+            )
+            .values(
+                state=sa.bindparam("b_state"),
+                wamid=sa.bindparam("b_wamid"),
+                message_status=sa.bindparam("b_message_status"),
+                error_code=sa.bindparam("b_error_code"),
+                error_title=sa.bindparam("b_error_title"),
+                error_details=sa.bindparam("b_error_details"),
+                attempts=sa.bindparam("b_attempts"),
+                not_before=sa.bindparam("b_not_before", type_=dt),
+                accepted_at=sa.bindparam("b_accepted_at", type_=dt),
+                updated_at=db_now,
+            )
+        )
+
+        def work(conn: Connection) -> int:
+            result = conn.execute(stmt, params)
+            return int(result.rowcount or 0) if result.rowcount is not None and result.rowcount >= 0 else 0
+
+        return self.tx.write(work)
+
+    # -- streaming reads ------------------------------------------------------------------------
+
+    def iter_sends(
+        self, campaign_id: str, *, states: Iterable[str] | None = None, batch_size: int = 1000
+    ) -> Iterator[dict[str, Any]]:
+        """Stream the ``sends`` rows of a campaign (optionally only some states), in key order."""
+        s = self.tables.sends.c
+        last = ""
+        state_list = list(states) if states is not None else None
+        while True:
+            query = sa.select(self.tables.sends).where(s.campaign_id == campaign_id, s.recipient > last)
+            if state_list is not None:
+                query = query.where(s.state.in_(state_list))
+            with self.tx.read() as conn:
+                rows = [
+                    dict(r) for r in conn.execute(query.order_by(s.recipient).limit(batch_size)).mappings()
+                ]
+            for row in rows:
+                for col in _TIME_COLUMNS:
+                    row[col] = as_utc(row[col])
+                yield row
+            if len(rows) < batch_size:
+                return
+            last = rows[-1]["recipient"]
+
+    def iter_final_recipients(
+        self, campaign_id: str, *, states: Iterable[str] = FINAL_STATES
+    ) -> Iterator[str]:
+        """Stream the recipients of a campaign whose send is in a final state."""
+        for row in self.iter_sends(campaign_id, states=states):
+            yield row["recipient"]
+
+
+def _claim_row(campaign_id: str, recipient: str, owner: dict[str, Any]) -> dict[str, Any]:
+    """The new ``sends`` row of a recipient claimed for the first time."""
+    row = {"campaign_id": campaign_id, "recipient": recipient, "state": SendState.CLAIMED, "attempts": 0}
+    return row | owner
+
+
+def _retake_params(recipient: str, prior: ExistingSend) -> dict[str, Any]:
+    """The bound values that take a reclaimable row over only if it is still as it was read."""
+    return {"b_recipient": recipient, "b_state": prior.state, "b_prior_attempt": prior.attempt_id}
+
+
+def _unsent_values(outcome: SendOutcome) -> dict[str, Any]:
+    """The columns an unsent outcome writes: its state and why."""
+    return {
+        "state": outcome.state,
+        "error_code": outcome.error_code,
+        "error_title": clip(outcome.error_title, TITLE_MAX),
+        "error_details": clip(outcome.error_details, DETAILS_MAX),
+    }
+
+
+def _result_params(outcome: SendOutcome, db_now: datetime | None) -> dict[str, Any]:
+    """The bound values of one outcome for :meth:`Claims.record_results`."""
+    accepted_at = naive_utc(outcome.accepted_at) or (db_now if outcome.state in DELIVERED_TO_META else None)
+    return {
+        "b_recipient": outcome.recipient,
+        "b_state": outcome.state,
+        "b_wamid": outcome.wamid,
+        "b_message_status": outcome.message_status,
+        "b_error_code": outcome.error_code,
+        "b_error_title": clip(outcome.error_title, TITLE_MAX),
+        "b_error_details": clip(outcome.error_details, DETAILS_MAX),
+        "b_attempts": outcome.attempts,
+        "b_not_before": naive_utc(outcome.not_before),
+        "b_accepted_at": accepted_at,
+    }
+
+
+__all__ = ["STALE_CLAIM_DETAILS", "Claims", "read_existing_sends"]

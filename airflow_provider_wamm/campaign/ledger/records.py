@@ -1,0 +1,311 @@
+"""What the ledger stores and returns: send, run and delivery states, the record types, time functions.
+
+The state values are the strings the database holds, so they never change: :class:`SendState` is a
+``StrEnum`` and each member compares equal to its string (``SendState.ACCEPTED == "accepted"``). The
+module-level names (:data:`CLAIMED`, :data:`ACCEPTED`, ...) are the same members under their
+historical names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from airflow_provider_wamm.graph.errors import CODE_PER_USER_LIMIT, CODE_STOPPED_MARKETING
+
+# --- states ------------------------------------------------------------------------------------
+
+
+class SendState(StrEnum):
+    """Where one recipient of a campaign stands (the ``state`` column of the ``sends`` table)."""
+
+    CLAIMED = "claimed"
+    """Claimed by a running attempt; the request is about to leave or is in flight."""
+    ACCEPTED = "accepted"
+    """Meta answered with ``message_status`` ``accepted``."""
+    HELD = "held"
+    """Meta answered ``held_for_quality_assessment`` (template or portfolio pacing)."""
+    PAUSED = "paused"
+    """Meta answered ``paused``."""
+    FAILED = "failed"
+    """Meta refused the message (the error code and details are kept)."""
+    SKIPPED = "skipped"
+    """Not sent, because suppressed or inside the frequency cap (re-checked on a later run)."""
+    INVALID = "invalid"
+    """Not sent: the row had no usable phone number or could not be personalised (re-checked later)."""
+    UNKNOWN = "unknown"
+    """The request went out but no answer came back, or a crashed attempt left it claimed."""
+
+
+class RunState(StrEnum):
+    """How an attempt of a campaign stands (the ``state`` column of the ``runs`` table)."""
+
+    RUNNING = "running"
+    """Started and not finished (alive while its heartbeat is recent)."""
+    FINISHED = "finished"
+    """Went through every recipient."""
+    HALTED = "halted"
+    """Stopped by an error that makes further sends pointless (its unsent claims were released)."""
+    ERROR = "error"
+    """Stopped by an unexpected error."""
+
+
+class DeliveryStatus(StrEnum):
+    """A delivery status reported by a status webhook (the ``status`` column of ``statuses``)."""
+
+    SENT = "sent"
+    """Meta sent the message to the recipient's phone."""
+    DELIVERED = "delivered"
+    """The phone received it."""
+    READ = "read"
+    """The recipient opened it."""
+    PLAYED = "played"
+    """A voice message was played (ranks above ``read``)."""
+    FAILED = "failed"
+    """Meta could not deliver it (terminal; the error is kept)."""
+
+
+CLAIMED = SendState.CLAIMED
+ACCEPTED = SendState.ACCEPTED
+HELD = SendState.HELD
+PAUSED = SendState.PAUSED
+FAILED = SendState.FAILED
+SKIPPED = SendState.SKIPPED
+INVALID = SendState.INVALID
+UNKNOWN = SendState.UNKNOWN
+
+#: Every send state.
+SEND_STATES: tuple[SendState, ...] = tuple(SendState)
+#: States in which Meta took the message (a frequency cap counts these).
+DELIVERED_TO_META: tuple[SendState, ...] = (ACCEPTED, HELD, PAUSED)
+#: States that say the campaign is done with a recipient (nothing in flight).
+FINAL_STATES: tuple[SendState, ...] = (ACCEPTED, HELD, PAUSED, FAILED, SKIPPED, INVALID, UNKNOWN)
+
+#: Delivery statuses from webhooks, by rank: a status only ever replaces one of lower rank.
+STATUS_RANKS: dict[str, int] = {
+    DeliveryStatus.SENT: 1,
+    DeliveryStatus.DELIVERED: 2,
+    DeliveryStatus.READ: 3,
+    DeliveryStatus.PLAYED: 4,
+    DeliveryStatus.FAILED: 10,
+}
+#: Delivery statuses after which nothing more is expected for the report.
+SETTLED_STATUSES: tuple[DeliveryStatus, ...] = (
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.READ,
+    DeliveryStatus.PLAYED,
+    DeliveryStatus.FAILED,
+)
+
+#: Suppression reason of a user who stopped marketing messages (131050): for ever.
+SUPPRESS_STOPPED_MARKETING = "stopped_marketing"
+#: Suppression reason of Meta's per-user marketing limit (131049): for :data:`PER_USER_LIMIT_WAIT`.
+SUPPRESS_PER_USER_LIMIT = "per_user_limit"
+#: Suppression reason of an entry added by hand.
+SUPPRESS_MANUAL = "manual"
+#: How long Meta's per-user marketing limit (131049) keeps a recipient out of later campaigns.
+PER_USER_LIMIT_WAIT = timedelta(hours=24)
+
+
+# --- time and text -----------------------------------------------------------------------------
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    """Aware or naive-UTC datetime -> naive UTC (what every backend stores the same way)."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def as_utc(value: Any) -> datetime | None:
+    """A datetime read from the database (naive UTC, aware, or ISO text on SQLite) -> aware UTC.
+
+    ``None`` for ``None`` and for anything that is not a datetime.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def clip(value: Any, limit: int) -> str | None:
+    """``value`` as text of at most ``limit`` characters (cut with an ellipsis); ``None`` stays ``None``."""
+    if value is None:
+        return None
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingSend:
+    """What the ledger already knows about one recipient of a campaign."""
+
+    state: SendState
+    """The send state."""
+    attempt_id: str
+    """The attempt that wrote the row last."""
+    not_before: datetime | None = None
+    """Earliest time a failed send may be retried by a later run."""
+
+    def reclaimable(self, now: datetime, *, resend_unknown: bool = False) -> bool:
+        """Whether a new attempt may claim this recipient again.
+
+        ``skipped`` and ``invalid`` rows never reached Meta and are re-evaluated; ``failed`` rows
+        with a ``not_before`` that has passed (transient failures, Meta's 24 h per-user limit) are
+        retried; ``unknown`` only when ``resend_unknown`` is set.
+        """
+        if self.state in (SKIPPED, INVALID):
+            return True
+        if self.state == FAILED:
+            return self.not_before is not None and self.not_before <= now
+        return self.state == UNKNOWN and resend_unknown
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """The outcome of one recipient, written by :meth:`Ledger.record_results` and friends."""
+
+    recipient: str
+    """Recipient key (E.164 digits, or ``!<row>`` for a row without a usable number)."""
+    state: SendState
+    """The new send state."""
+    wamid: str | None = None
+    """Meta's message id when the message was accepted."""
+    message_status: str | None = None
+    """Meta's ``message_status`` (``accepted``, ``held_for_quality_assessment``, ``paused``)."""
+    error_code: int | None = None
+    """Graph error code of a failure (or of the suppression that caused a skip)."""
+    error_title: str | None = None
+    """Meta's short title for the error."""
+    error_details: str | None = None
+    """What went wrong, in words (Meta's ``error_data.details`` or the reason a row was skipped)."""
+    attempts: int = 0
+    """Requests made for this recipient by this attempt."""
+    not_before: datetime | None = None
+    """Earliest time a later run may retry this recipient (failures worth retrying only)."""
+    accepted_at: datetime | None = None
+    """When Meta accepted the message (defaults to the recording time for accepted states)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """A recipient later campaigns must skip, for ever (``until`` is ``None``) or until a time."""
+
+    recipient: str
+    """E.164 digits."""
+    reason: str
+    """Why (``stopped_marketing`` for 131050, ``per_user_limit`` for 131049, ``manual``...)."""
+    error_code: int | None = None
+    """The Graph error code that caused it, if any."""
+    until: datetime | None = None
+    """End of the suppression; ``None`` means for ever."""
+    campaign_id: str | None = None
+    """The campaign whose send revealed it."""
+
+
+def suppression_for_error(recipient: str, code: int | None, at: datetime) -> Suppression | None:
+    """The suppression an error code calls for: 131050 for ever, 131049 for a day; else none."""
+    if code == CODE_STOPPED_MARKETING:
+        return Suppression(recipient, SUPPRESS_STOPPED_MARKETING, code)
+    if code == CODE_PER_USER_LIMIT:
+        return Suppression(recipient, SUPPRESS_PER_USER_LIMIT, code, at + PER_USER_LIMIT_WAIT)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """One delivery status of a message, as a status webhook reports it.
+
+    Built from a webhook body by :func:`airflow_provider_wamm.webhooks.parsing.parse_status`.
+    """
+
+    wamid: str
+    """Meta's message id (``statuses[].id``)."""
+    status: str
+    """``sent``, ``delivered``, ``read``, ``failed`` (``played`` for voice): a :class:`DeliveryStatus`."""
+    timestamp: datetime
+    """When it happened (aware UTC)."""
+    recipient_id: str | None = None
+    """The recipient's WhatsApp id (digits)."""
+    pricing_category: str | None = None
+    """``marketing_lite`` (went through the Marketing Messages API) or ``marketing`` (Cloud API)."""
+    pricing_model: str | None = None
+    """``PMP`` (per-message pricing) or ``CBP``."""
+    error_code: int | None = None
+    """The error code of a ``failed`` status."""
+    error_title: str | None = None
+    """Meta's title of the error of a ``failed`` status."""
+    error_details: str | None = None
+    """The ``error_data.details`` (or message) of a ``failed`` status."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClickEvent:
+    """A link click on a marketing message (``user_actions[]`` of a ``messages`` webhook).
+
+    Built from a webhook body by :func:`airflow_provider_wamm.webhooks.parsing.parse_click`.
+    """
+
+    click_id: str
+    """Meta's click id (the deduplication key)."""
+    timestamp: datetime
+    """When the click happened (aware UTC)."""
+    wamid: str | None = None
+    """The clicked message, when known (joins the click to its campaign)."""
+    recipient: str | None = None
+    """The clicking user's digits, when known."""
+    click_component: str | None = None
+    """``cta`` or ``body``."""
+    product_id: str | None = None
+    """The catalogue product, if any."""
+    tracking_token: str | None = None
+    """Meta's tracking token."""
+
+
+__all__ = [
+    "ACCEPTED",
+    "CLAIMED",
+    "DELIVERED_TO_META",
+    "FAILED",
+    "FINAL_STATES",
+    "HELD",
+    "INVALID",
+    "PAUSED",
+    "PER_USER_LIMIT_WAIT",
+    "SEND_STATES",
+    "SETTLED_STATUSES",
+    "SKIPPED",
+    "STATUS_RANKS",
+    "SUPPRESS_MANUAL",
+    "SUPPRESS_PER_USER_LIMIT",
+    "SUPPRESS_STOPPED_MARKETING",
+    "UNKNOWN",
+    "ClickEvent",
+    "DeliveryStatus",
+    "ExistingSend",
+    "RunState",
+    "SendOutcome",
+    "SendState",
+    "StatusUpdate",
+    "Suppression",
+    "as_utc",
+    "clip",
+    "naive_utc",
+    "suppression_for_error",
+    "utcnow",
+]

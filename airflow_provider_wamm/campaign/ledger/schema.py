@@ -1,0 +1,335 @@
+"""The ledger's tables and what differs between databases: key types, upserts, SQLite set-up, retries.
+
+Portable to SQLite, PostgreSQL and MySQL/MariaDB. The only identifiers that vary (table prefix,
+schema) are validated here before any table is defined, so they can never carry SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+from airflow_provider_wamm.graph.errors import ConfigurationError
+
+#: Prefix of the ledger's table names unless another is given (``wamm_sends``, ``wamm_statuses``...).
+DEFAULT_TABLE_PREFIX = "wamm_"
+#: Longest stored error title.
+TITLE_MAX = 255
+#: Longest stored error details.
+DETAILS_MAX = 2000
+#: Most values in one ``IN (...)`` list or one batch of a bulk statement.
+CHUNK_SIZE = 500
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
+_ItemsT = TypeVar("_ItemsT")
+
+
+def validate_table_prefix(table_prefix: str) -> None:
+    """Refuse a table prefix that is not a plain identifier (the empty prefix is allowed).
+
+    :raises ConfigurationError: for anything but letters, digits and ``_`` (at most 32 characters).
+    """
+    if table_prefix != "" and not _IDENTIFIER.match(table_prefix):
+        raise ConfigurationError(
+            f"invalid ledger table prefix {table_prefix!r}: use letters, digits and '_' only, "
+            "starting with a letter or '_', at most 32 characters"
+        )
+
+
+def validate_schema_name(schema: str | None) -> None:
+    """Refuse a schema name that is not a plain identifier (``None`` means the default schema)."""
+    if schema is not None and not _IDENTIFIER.match(schema):
+        raise ConfigurationError(f"invalid ledger schema name {schema!r}: use letters, digits and '_' only")
+
+
+def chunks(items: Sequence[_ItemsT], size: int = CHUNK_SIZE) -> Iterator[Sequence[_ItemsT]]:
+    """``items`` in consecutive slices of at most ``size`` (bounded ``IN`` lists and batches)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- column types and tables -------------------------------------------------------------------
+
+
+def key_type(length: int) -> sa.types.TypeEngine[str]:
+    """A string column compared byte for byte (MySQL/MariaDB default collations ignore case)."""
+    return sa.String(length).with_variant(
+        mysql_dialect.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+
+
+def datetime_type() -> sa.types.TypeEngine[datetime]:
+    """A naive-UTC datetime column type with microseconds on MySQL too."""
+    return sa.DateTime().with_variant(mysql_dialect.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+@dataclass(frozen=True)
+class LedgerTables:
+    """The ledger's five tables, defined in one :class:`sqlalchemy.MetaData`."""
+
+    metadata: sa.MetaData
+    """Holds every table (``create_all`` creates the missing ones)."""
+    sends: sa.Table
+    """One row per ``(campaign_id, recipient)``: the send state and Meta's answer."""
+    statuses: sa.Table
+    """One row per wamid: the latest delivery status, per-status times, pricing, clicks."""
+    clicks: sa.Table
+    """One row per link click (by Meta's click id)."""
+    suppressions: sa.Table
+    """One row per recipient that later campaigns must skip."""
+    runs: sa.Table
+    """One row per attempt of a campaign (one shard of it)."""
+
+
+def _sends_table(metadata: sa.MetaData, p: str) -> sa.Table:
+    dt = datetime_type
+    return sa.Table(
+        f"{p}sends",
+        metadata,
+        sa.Column("campaign_id", key_type(255), primary_key=True),
+        sa.Column("recipient", key_type(64), primary_key=True),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("attempt_id", key_type(64), nullable=False),
+        sa.Column("shard_index", sa.Integer, nullable=False, default=0),
+        sa.Column("template_name", sa.String(512)),
+        sa.Column("language", sa.String(32)),
+        sa.Column("wamid", key_type(191)),
+        sa.Column("message_status", sa.String(64)),
+        sa.Column("error_code", sa.Integer),
+        sa.Column("error_title", sa.String(TITLE_MAX)),
+        sa.Column("error_details", sa.Text),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("not_before", dt()),
+        sa.Column("claimed_at", dt()),
+        sa.Column("accepted_at", dt()),
+        sa.Column("updated_at", dt(), nullable=False),
+        sa.Index(f"ix_{p}sends_wamid", "wamid"),
+        sa.Index(f"ix_{p}sends_recipient_updated", "recipient", "updated_at"),
+        sa.Index(f"ix_{p}sends_campaign_state", "campaign_id", "state"),
+    )
+
+
+def _statuses_table(metadata: sa.MetaData, p: str) -> sa.Table:
+    dt = datetime_type
+    return sa.Table(
+        f"{p}statuses",
+        metadata,
+        sa.Column("wamid", key_type(191), primary_key=True),
+        sa.Column("recipient_id", sa.String(64)),
+        sa.Column("status", sa.String(16)),
+        sa.Column("status_rank", sa.Integer, nullable=False, default=0),
+        sa.Column("status_at", dt()),
+        sa.Column("sent_at", dt()),
+        sa.Column("delivered_at", dt()),
+        sa.Column("read_at", dt()),
+        sa.Column("failed_at", dt()),
+        sa.Column("pricing_category", sa.String(40)),
+        sa.Column("pricing_model", sa.String(16)),
+        sa.Column("error_code", sa.Integer),
+        sa.Column("error_title", sa.String(TITLE_MAX)),
+        sa.Column("error_details", sa.Text),
+        sa.Column("clicked_at", dt()),
+        sa.Column("click_count", sa.Integer, nullable=False, default=0),
+        sa.Column("updated_at", dt(), nullable=False),
+    )
+
+
+def _clicks_table(metadata: sa.MetaData, p: str) -> sa.Table:
+    return sa.Table(
+        f"{p}clicks",
+        metadata,
+        sa.Column("click_id", key_type(191), primary_key=True),
+        sa.Column("wamid", key_type(191)),
+        sa.Column("recipient", key_type(64)),
+        sa.Column("click_component", sa.String(32)),
+        sa.Column("product_id", sa.String(191)),
+        sa.Column("tracking_token", sa.String(255)),
+        sa.Column("clicked_at", datetime_type(), nullable=False),
+        sa.Column("created_at", datetime_type(), nullable=False),
+        sa.Index(f"ix_{p}clicks_wamid", "wamid"),
+    )
+
+
+def _suppressions_table(metadata: sa.MetaData, p: str) -> sa.Table:
+    return sa.Table(
+        f"{p}suppressions",
+        metadata,
+        sa.Column("recipient", key_type(64), primary_key=True),
+        sa.Column("reason", sa.String(64), nullable=False),
+        sa.Column("error_code", sa.Integer),
+        sa.Column("campaign_id", key_type(255)),
+        sa.Column("until", datetime_type()),
+        sa.Column("created_at", datetime_type(), nullable=False),
+        sa.Column("updated_at", datetime_type(), nullable=False),
+    )
+
+
+def _runs_table(metadata: sa.MetaData, p: str) -> sa.Table:
+    return sa.Table(
+        f"{p}runs",
+        metadata,
+        sa.Column("attempt_id", key_type(64), primary_key=True),
+        sa.Column("campaign_id", key_type(255), nullable=False),
+        sa.Column("shard_index", sa.Integer, nullable=False, default=0),
+        sa.Column("shard_count", sa.Integer, nullable=False, default=1),
+        sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("started_at", datetime_type(), nullable=False),
+        sa.Column("heartbeat_at", datetime_type()),
+        sa.Column("finished_at", datetime_type()),
+        sa.Column("summary", sa.Text),
+        sa.Index(f"ix_{p}runs_campaign", "campaign_id"),
+    )
+
+
+def define_tables(table_prefix: str = DEFAULT_TABLE_PREFIX, schema: str | None = None) -> LedgerTables:
+    """Define the ledger's tables (nothing is created yet) after validating the prefix and schema.
+
+    :raises ConfigurationError: for a prefix or schema name that is not a plain identifier.
+    """
+    validate_table_prefix(table_prefix)
+    validate_schema_name(schema)
+    metadata = sa.MetaData(schema=schema)
+    return LedgerTables(
+        metadata=metadata,
+        sends=_sends_table(metadata, table_prefix),
+        statuses=_statuses_table(metadata, table_prefix),
+        clicks=_clicks_table(metadata, table_prefix),
+        suppressions=_suppressions_table(metadata, table_prefix),
+        runs=_runs_table(metadata, table_prefix),
+    )
+
+
+# --- statements that differ per database -------------------------------------------------------
+
+
+def upsert(
+    conn: Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: Sequence[str],
+    update: Callable[[Any], Mapping[str, Any]] | None = None,
+) -> None:
+    """Insert ``rows`` (one executemany); on a key conflict do nothing, or apply ``update``.
+
+    ``update`` receives the "new row" column collection (``excluded`` on SQLite/PostgreSQL,
+    ``inserted`` on MySQL) and returns ``{column: expression}``; expressions may also use the
+    table's own columns (the existing values). On MySQL the assignments run in dict order and later
+    ones see earlier results, so list a column after every expression that reads it.
+    """
+    if not rows:
+        return
+    name = conn.dialect.name
+    stmt: Any
+    if name in ("sqlite", "postgresql"):
+        stmt = sqlite_dialect.insert(table) if name == "sqlite" else pg_dialect.insert(table)
+        if update is None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
+        else:
+            stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=dict(update(stmt.excluded)))
+    elif name in ("mysql", "mariadb"):
+        stmt = mysql_dialect.insert(table)
+        if update is None:
+            stmt = stmt.on_duplicate_key_update({key[0]: table.c[key[0]]})
+        else:
+            stmt = stmt.on_duplicate_key_update(list(update(stmt.inserted).items()))
+    else:
+        raise ConfigurationError(
+            f"the ledger supports SQLite, PostgreSQL and MySQL/MariaDB, not {name!r}; "
+            "point the ledger connection at one of those"
+        )
+    conn.execute(stmt, list(rows))
+
+
+def is_retryable(exc: sa.exc.DBAPIError) -> bool:
+    """Deadlock, serialization failure, lock timeout or a busy SQLite database."""
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate in ("40001", "40P01", "55P03"):
+        return True
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in (1205, 1213):  # MySQL lock wait timeout, deadlock
+        return True
+    return "database is locked" in str(orig).lower()
+
+
+# --- engines -----------------------------------------------------------------------------------
+
+
+def is_sqlite_memory(url: sa.engine.URL) -> bool:
+    """Whether ``url`` is an in-memory SQLite database."""
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def configure_sqlite(engine: Engine, *, memory: bool) -> None:
+    """WAL, busy timeout and ``BEGIN IMMEDIATE`` for SQLite engines made by :func:`ledger_engine`."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let the "begin" hook below issue BEGIN itself
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Writers take the write lock up front (no deadlock between two deferred transactions that
+        # both want to write); readers do not, so they never hold writers up.
+        read_only = conn.get_execution_options().get("wamm_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def ledger_engine(url: str | sa.engine.URL, **engine_kwargs: Any) -> Engine:
+    """An engine for a ledger URL, with SQLite made safe for concurrent use.
+
+    SQLite gets a shared connection for ``:memory:`` (so every thread sees the same database), and
+    for files WAL journaling, a 30 s busy timeout and ``BEGIN IMMEDIATE`` transactions, so concurrent
+    writers wait for each other instead of failing. Other databases get ``pool_pre_ping``.
+    """
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        engine_kwargs.setdefault("pool_pre_ping", True)
+        return sa.create_engine(parsed, **engine_kwargs)
+    connect_args = dict(engine_kwargs.pop("connect_args", {}))
+    connect_args.setdefault("check_same_thread", False)
+    memory = is_sqlite_memory(parsed)
+    if memory:
+        engine_kwargs.setdefault("poolclass", StaticPool)
+    engine = sa.create_engine(parsed, connect_args=connect_args, **engine_kwargs)
+    configure_sqlite(engine, memory=memory)
+    return engine
+
+
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_TABLE_PREFIX",
+    "DETAILS_MAX",
+    "TITLE_MAX",
+    "LedgerTables",
+    "chunks",
+    "configure_sqlite",
+    "datetime_type",
+    "define_tables",
+    "is_retryable",
+    "is_sqlite_memory",
+    "key_type",
+    "ledger_engine",
+    "upsert",
+    "validate_schema_name",
+    "validate_table_prefix",
+]
