@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python tools/check_sizes.py
 
 typecheck: venv
 	$(BIN)/mypy
