@@ -116,9 +116,10 @@ def sql_hook(conn_id: str) -> DbApiHook:
         # (generic, email: Airflow then fails with an AttributeError), or one that cannot be imported.
         if isinstance(exc, AirflowException) and "Unknown hook type" not in str(exc):
             raise  # the hook exists but refused the connection: its own message says why
+        detail = f" (its hook cannot be imported: {exc})" if isinstance(exc, ImportError) else ""
         raise AirflowFailException(
-            f"sql_conn_id {conn_id!r} is a connection of type {conn_type!r}, which has no SQL hook "
-            f"({type(exc).__name__}: {exc}): {SQL_CONNECTION_TYPES}."
+            f"sql_conn_id {conn_id!r} is a connection of type {conn_type!r}, which has no SQL hook"
+            f"{detail}: {SQL_CONNECTION_TYPES}."
         ) from exc
     if not isinstance(hook, DbApiHook):
         raise AirflowFailException(
