@@ -99,7 +99,10 @@ class Intake:
     """
 
     def __init__(self, recipients: Iterable[Any], settings: CampaignSettings) -> None:
-        self._rows: Iterator[SourceRow] = iter_rows(recipients, recipient_field=settings.recipient_field)
+        uses = settings.personaliser.field_uses if settings.personaliser is not None else None
+        self._rows: Iterator[SourceRow] = iter_rows(
+            recipients, recipient_field=settings.recipient_field, required_fields=uses
+        )
         self._field = settings.recipient_field
         self._region = settings.default_region
         self._shard_index = settings.shard_index

@@ -12,14 +12,19 @@ recipient is a few dictionary lookups; the result goes through the Graph payload
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.graph.payload import PayloadError, components_from_spec
+from airflow_provider_wamm.graph.recipients import mask_phone
+from airflow_provider_wamm.graph.validation import check_component_list
 
 _Renderer = Callable[[Mapping[str, Any]], Any]
+_Uses = dict[str, tuple[str, ...]]
+"""Recipient field -> the places in the spec that use it (``body_parameters[1]``, ``header.text``)."""
 _FORMATTER = string.Formatter()
 _BUTTON_KINDS = ("url", "quick_reply", "copy_code", "flow", "catalog")
 #: Keys whose values keep the recipient field's own type (numbers, or free JSON for flows).
@@ -155,20 +160,30 @@ def _formatted(pieces: list[_Piece], where: str) -> _Renderer:
     return render
 
 
-def _compile_string(text: str, where: str, *, keep_type: bool) -> tuple[_Renderer, frozenset[str]]:
-    """Parse ``text`` once; return a renderer and the field names it uses."""
+def _merge_uses(parts: Sequence[_Uses]) -> _Uses:
+    """The field uses of several spec values together, places in spec order."""
+    merged: _Uses = {}
+    for uses in parts:
+        for name, places in uses.items():
+            merged[name] = merged.get(name, ()) + places
+    return merged
+
+
+def _compile_string(text: str, where: str, *, keep_type: bool) -> tuple[_Renderer, _Uses]:
+    """Parse ``text`` once; return a renderer and the field names it uses (all at ``where``)."""
     pieces, names = _parse_format(text, where)
+    uses: _Uses = {name: (where,) for name in sorted(names)}
     if not names:
         constant = "".join(literal for literal, *_ in pieces)
-        return (lambda _row: constant), names
+        return (lambda _row: constant), uses
     if len(pieces) == 1 and not pieces[0][0] and not pieces[0][2] and pieces[0][3] is None:
         only = pieces[0][1]
         assert only is not None
-        return _whole_field(only, where, keep_type=keep_type), names
-    return _formatted(pieces, where), names
+        return _whole_field(only, where, keep_type=keep_type), uses
+    return _formatted(pieces, where), uses
 
 
-def _compile(value: Any, where: str, *, keep_type: bool = False) -> tuple[_Renderer, frozenset[str]]:
+def _compile(value: Any, where: str, *, keep_type: bool = False) -> tuple[_Renderer, _Uses]:
     """Compile any spec value (strings, mappings and lists recursively) into a renderer.
 
     A value that is exactly one field becomes text, except where Meta wants a number (``keep_type``:
@@ -181,19 +196,19 @@ def _compile(value: Any, where: str, *, keep_type: bool = False) -> tuple[_Rende
             (key, *_compile(item, f"{where}.{key}", keep_type=keep_type or key in _TYPED_KEYS))
             for key, item in value.items()
         ]
-        names = frozenset().union(*(n for _k, _r, n in items))
-        if not names:
-            return (lambda _row: value), names
-        pairs = [(key, renderer) for key, renderer, _n in items]
-        return (lambda row: {key: renderer(row) for key, renderer in pairs}), names
+        uses = _merge_uses([u for _k, _r, u in items])
+        if not uses:
+            return (lambda _row: value), uses
+        pairs = [(key, renderer) for key, renderer, _u in items]
+        return (lambda row: {key: renderer(row) for key, renderer in pairs}), uses
     if isinstance(value, (list, tuple)):
         compiled = [_compile(item, f"{where}[{i}]", keep_type=keep_type) for i, item in enumerate(value)]
-        names = frozenset().union(*(n for _r, n in compiled))
-        if not names:
-            return (lambda _row: value), names
-        renderers = [renderer for renderer, _n in compiled]
-        return (lambda row: [renderer(row) for renderer in renderers]), names
-    return (lambda _row: value), frozenset()
+        uses = _merge_uses([u for _r, u in compiled])
+        if not uses:
+            return (lambda _row: value), uses
+        renderers = [renderer for renderer, _u in compiled]
+        return (lambda row: [renderer(row) for renderer in renderers]), uses
+    return (lambda _row: value), {}
 
 
 def _check_buttons(buttons: Any) -> None:
@@ -239,17 +254,47 @@ def _check_arguments(
         raise ConfigurationError("components must be a list of Meta component mappings")
 
 
-def _compile_spec(spec: Mapping[str, Any]) -> tuple[dict[str, _Renderer], frozenset[str]]:
-    """A renderer per given key of the spec, and every recipient field they use."""
+def _compile_spec(spec: Mapping[str, Any]) -> tuple[dict[str, _Renderer], _Uses]:
+    """A renderer per given key of the spec, and every recipient field they use, with where."""
     renderers: dict[str, _Renderer] = {}
-    names: set[str] = set()
+    parts: list[_Uses] = []
     for key, value in spec.items():
         if value is None:
             continue
         renderer, used = _compile(value, key, keep_type=key in _TYPED_KEYS)
         renderers[key] = renderer
-        names |= used
-    return renderers, frozenset(names)
+        parts.append(used)
+    return renderers, _merge_uses(parts)
+
+
+#: A run of at least seven digits, possibly written with a ``+`` and separators: maybe a phone number.
+_PHONE_LIKE = re.compile(r"\+?\d(?:[ \-().]{0,2}\d){6,}")
+
+
+def _digits_only(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def mask_row_numbers(text: str, row: Mapping[str, Any]) -> str:
+    """``text`` with every phone-like run of digits that comes from one of ``row``'s values masked.
+
+    Error messages of rendered values may quote them (``got 'https://...'``); a value holding a phone
+    number must not carry it into the logs or XCom. Numbers that are not the row's (Meta's limits in
+    the message) stay readable.
+    """
+    if not _PHONE_LIKE.search(text):
+        return text
+    values = [
+        _digits_only(str(v)) for v in row.values() if isinstance(v, (str, int)) and not isinstance(v, bool)
+    ]
+
+    def mask(match: re.Match[str]) -> str:
+        digits = _digits_only(match.group())
+        if any(digits in value for value in values):
+            return mask_phone(("+" if match.group().startswith("+") else "") + digits)
+        return match.group()
+
+    return _PHONE_LIKE.sub(mask, text)
 
 
 class Personaliser:
@@ -294,9 +339,11 @@ class Personaliser:
             }
         )
         self._spec = spec
-        renderers, fields = _compile_spec(spec)
+        renderers, uses = _compile_spec(spec)
         self._renderers = renderers
-        self.fields: frozenset[str] = fields
+        self.field_uses: Mapping[str, tuple[str, ...]] = uses
+        """Each recipient field the spec refers to, and where (``{"city": ("header.text",)}``)."""
+        self.fields: frozenset[str] = frozenset(uses)
         """The recipient fields the spec refers to."""
         self._constant: list[dict[str, Any]] | None = None
         if not self.fields:  # constant spec: check it now rather than once per recipient
@@ -323,25 +370,31 @@ class Personaliser:
         """The Meta ``components`` list for one recipient.
 
         :raises PersonalisationError: a field is missing or empty, or a rendered value breaks one of
-            Meta's rules (the error names the place in the spec and the field).
+            Meta's rules (the error names the place in the spec and the field; phone numbers quoted
+            from the row's values are masked).
         """
         if self._constant is not None:
             return self._constant
+        try:
+            return self._render(row)
+        except PayloadError as exc:
+            reason = exc.reason if row is _SAMPLE else mask_row_numbers(exc.reason, row)
+            raise PersonalisationError(exc.field, reason) from None
+
+    def _render(self, row: Mapping[str, Any]) -> list[dict[str, Any]]:
         values = {key: renderer(row) for key, renderer in self._renderers.items()}
         if self._raw:
-            components = values["components"]
-            return list(components)
-        try:
-            return components_from_spec(
-                header=values.get("header"),
-                body=values.get("body_parameters"),
-                buttons=values.get("buttons"),
-                limited_time_offer_ms=values.get("limited_time_offer_ms"),
-            )
-        except PersonalisationError:
-            raise
-        except PayloadError as exc:
-            raise PersonalisationError(exc.field, exc.reason) from None
+            components = list(values["components"])
+            if self.fields and row is not _SAMPLE:
+                # Checked here as the payload builder would (same field names), to mask its errors.
+                check_component_list(components, "template.components")
+            return components
+        return components_from_spec(
+            header=values.get("header"),
+            body=values.get("body_parameters"),
+            buttons=values.get("buttons"),
+            limited_time_offer_ms=values.get("limited_time_offer_ms"),
+        )
 
 
-__all__ = ["PersonalisationError", "Personaliser"]
+__all__ = ["PersonalisationError", "Personaliser", "mask_row_numbers"]

@@ -1,6 +1,7 @@
 """The log lines of a campaign run: what it starts to do, how far it is (with an ETA), how it ended.
 
-Lines carry counts only; phone numbers never appear in them.
+Lines carry counts, and the most frequent reasons rows were invalid; phone numbers never appear in
+them (reasons quoting a row's value have its phone numbers masked where they are made).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from typing import Any
 
 from airflow_provider_wamm.campaign.result import CampaignResult
 from airflow_provider_wamm.campaign.settings import CampaignSettings
+
+#: Invalid-row reasons the summary lists.
+TOP_INVALID_REASONS = 5
 
 
 def expected_rows(recipients: Iterable[Any], settings: CampaignSettings) -> int | None:
@@ -94,7 +98,7 @@ class ProgressLog:
         )
 
     def summary(self, result: CampaignResult) -> None:
-        """How the run ended."""
+        """How the run ended, and why rows were invalid if any were."""
         r = result
         self._log.info(
             "campaign %s%s: %d rows, %d sent (%d accepted, %d held, %d paused), %d failed, %d unknown, "
@@ -116,6 +120,17 @@ class ProgressLog:
             r.elapsed_s,
             r.messages_per_second,
         )
+        if r.invalid:
+            self._log.warning(
+                "campaign %s: %d of %d rows invalid; most frequent reasons: %s",
+                r.campaign_id,
+                r.invalid,
+                r.total,
+                "; ".join(
+                    f"{count} x {reason}"
+                    for reason, count in r.invalid_reasons.most_common(TOP_INVALID_REASONS)
+                ),
+            )
 
 
-__all__ = ["ProgressLog", "expected_rows"]
+__all__ = ["TOP_INVALID_REASONS", "ProgressLog", "expected_rows"]

@@ -35,7 +35,12 @@ from airflow_provider_wamm.graph.errors import (
     advice_for,
 )
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger
-from airflow_provider_wamm.hooks.recipients import ListRecipientSource, RecipientSource, SqlRecipientSource
+from airflow_provider_wamm.hooks.recipients import (
+    ListRecipientSource,
+    RecipientSource,
+    SqlRecipientSource,
+    sql_hook,
+)
 from airflow_provider_wamm.hooks.whatsapp import WhatsAppConnectionSettings, WhatsAppHook
 from airflow_provider_wamm.operators.arguments import (
     ON_EMPTY,
@@ -55,7 +60,7 @@ from airflow_provider_wamm.operators.arguments import (
 )
 from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
-from airflow_provider_wamm.operators.safeguards import check_outcome, skip_if_too_late
+from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -106,7 +111,9 @@ class MarketingMessageOperator(BaseOperator):
         rendered template fields (the UI shows only their count).
     :param sql: Query returning one row per recipient (or the path of a ``.sql`` file next to the DAG,
         rendered with Jinja); mutually exclusive with ``recipients``.
-    :param sql_conn_id: Any common.sql connection to run ``sql`` on.
+    :param sql_conn_id: Any common.sql connection to run ``sql`` on (checked before the first request).
+    :param count_rows: Count the rows of ``sql`` first (``SELECT COUNT(*)`` over it) for the progress
+        total and ETA; ``False`` for queries too expensive to run twice.
     :param parameters: Bound query parameters for ``sql`` (never formatted into the query).
     :param recipient_field: The key or column holding the phone number.
     :param default_region: ISO region (e.g. ``"DE"``) for numbers written without a country code.
@@ -143,6 +150,8 @@ class MarketingMessageOperator(BaseOperator):
         from turning into a burst of stale messages).
     :param max_failure_ratio: Fail the task after the run when more than this share of attempted sends
         failed (no automatic retry: a person should look at ``errors_by_code``).
+    :param max_invalid_ratio: Fail the task after the run when more than this share of the rows were
+        invalid, with the top reasons (no automatic retry); ``None`` turns the check off.
     :param shard_index: This task's shard, for dynamic task mapping
         (``.partial(shard_count=4).expand(shard_index=[0, 1, 2, 3])``).
     :param shard_count: Number of shards; each keeps a stable hash slice of the recipients.
@@ -218,6 +227,8 @@ class MarketingMessageOperator(BaseOperator):
         frequency_cap: timedelta | None = None,
         max_lateness: timedelta | None = None,
         max_failure_ratio: float | None = None,
+        max_invalid_ratio: float | None = 0.5,
+        count_rows: bool = True,
         shard_index: int | None = None,
         shard_count: int = 1,
         preflight: bool | None = None,
@@ -237,6 +248,8 @@ class MarketingMessageOperator(BaseOperator):
         self._set_campaign(campaign_id, ledger_conn_id, ledger_table_prefix, resend_unknown, frequency_cap)
         self._set_pace(max_messages_per_second, concurrency, batch_size, shard_index, shard_count)
         self._set_safeguards(dry_run, preflight, max_lateness, max_failure_ratio, on_empty)
+        self.max_invalid_ratio = check_ratio(max_invalid_ratio, "max_invalid_ratio")
+        self.count_rows = count_rows
         self.campaign_options = check_campaign_options(campaign_options, CAMPAIGN_OPTIONS)
 
     # -- the arguments, by theme (checked here unless they hold a template) --------------------------------
@@ -340,13 +353,17 @@ class MarketingMessageOperator(BaseOperator):
         finally:
             hook.close()
         self._set_outlet_extra(context, summary)
-        check_outcome(summary, self.on_empty, self.max_failure_ratio, self.log)
+        check_outcome(
+            summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
+        )
         return summary
 
     def _send(self, context: Context, hook: WhatsAppHook, settings: CampaignSettings) -> dict[str, Any]:
         """Check the template (unless told not to), then run the campaign; its counts."""
         dry_run = settings.dry_run
         preflight = self.preflight if self.preflight is not None else bool(hook.waba_id) and not dry_run
+        if self.sql is not None:  # a connection without a SQL hook fails before any request
+            sql_hook(self.sql_conn_id or "")
         if preflight:
             check_template(
                 hook,
@@ -367,7 +384,9 @@ class MarketingMessageOperator(BaseOperator):
     ) -> dict[str, Any]:
         ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
         try:
-            with self._recipient_source(settings) as source:
+            recipient_source = self._recipient_source(settings)
+            with recipient_source as source:
+                settings = recipient_source.settings_with_total(settings)
                 result = run_campaign(source, client=client, ledger=ledger, settings=settings, log=self.log)
         except CampaignHalted as halted:
             context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict())
@@ -434,6 +453,8 @@ class MarketingMessageOperator(BaseOperator):
                 self.parameters,
                 batch_size=settings.batch_size,
                 recipient_field=settings.recipient_field,
+                required_fields=settings.personaliser.field_uses if settings.personaliser else None,
+                count=self.count_rows,
             )
         return ListRecipientSource(type(self).recipients.rows(self))
 

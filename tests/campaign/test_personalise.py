@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_wamm.campaign.personalise import PersonalisationError, Personaliser
+from airflow_provider_wamm.campaign.personalise import PersonalisationError, Personaliser, mask_row_numbers
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.graph.payload import build_marketing_message
 
@@ -273,3 +273,46 @@ def test_rendering_is_cheap() -> None:
     )
     per_row = min(timeit.repeat(lambda: p.render(ROW), number=2000, repeat=3)) / 2000
     assert per_row < 200e-6  # generous: well under a millisecond per recipient
+
+
+def test_field_uses_say_where_each_field_is_used() -> None:
+    p = Personaliser(
+        header={"type": "text", "text": "{city}"},
+        body_parameters=["{first_name}", "{discount}% for {first_name}"],
+        buttons=[{"type": "url", "index": 0, "text": "{slug}"}],
+    )
+    assert p.field_uses == {
+        "city": ("header.text",),
+        "first_name": ("body_parameters[0]", "body_parameters[1]"),
+        "discount": ("body_parameters[1]",),
+        "slug": ("buttons[0].text",),
+    }
+    assert p.fields == set(p.field_uses)
+    named = Personaliser(body_parameters={"name": "{first_name}"})
+    assert named.field_uses == {"first_name": ("body_parameters.name",)}
+    raw = Personaliser(components=[{"type": "body", "parameters": [{"type": "text", "text": "{x}"}]}])
+    assert raw.field_uses == {"x": ("components[0].parameters[0].text",)}
+    assert Personaliser(body_parameters=["Spring"]).field_uses == {}
+
+
+def test_errors_quoting_a_value_mask_the_phone_numbers_in_it() -> None:
+    p = Personaliser(header={"type": "image", "link": "{url}"})
+    with pytest.raises(PersonalisationError) as info:
+        p.render({"url": "https://shop.example.com/?for=+49 151 23456789 now"})
+    message = str(info.value)
+    assert "http(s) URL without spaces" in message and "+49*********89" in message
+    assert "23456789" not in message
+    # Raw components are checked while rendering too (same field names as the payload builder's).
+    raw = Personaliser(
+        components=[{"type": "header", "parameters": [{"type": "image", "image": {"link": "{url}"}}]}]
+    )
+    with pytest.raises(PersonalisationError, match=r"template\.components\[0\]") as raw_info:
+        raw.render({"url": "ftp://4915123456789"})
+    assert "4915123456789" not in str(raw_info.value) and "49*********89" in str(raw_info.value)
+
+
+def test_masking_leaves_numbers_that_are_not_the_rows_alone() -> None:
+    text = "amount_1000: must be between -2147483648 and 2147483647, got 9999999999999"
+    masked = mask_row_numbers(text, {"amount": 9999999999999})
+    assert "-2147483648 and 2147483647" in masked and "9999999999999" not in masked
+    assert mask_row_numbers("no digits here", {"phone": "+4915123456789"}) == "no digits here"

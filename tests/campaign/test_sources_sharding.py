@@ -54,6 +54,36 @@ def test_iter_rows_is_lazy() -> None:
     assert [r.number for r in first] == [1, 2, 3] and pulled == 3
 
 
+USES = {"first_name": ("body_parameters[0]",), "city": ("header.text", "body_parameters[1]")}
+
+
+def test_personalisation_fields_missing_in_the_first_row_fail_at_once() -> None:
+    rows = iter_rows([{"phone": "1", "firstname": "Ana"}], required_fields=USES)
+    with pytest.raises(ConfigurationError) as info:
+        next(rows)
+    message = str(info.value)
+    assert "personalisation fields 'first_name' (used in body_parameters[0]); 'city' (used in " in message
+    assert "header.text, body_parameters[1]) not found in the first recipient row" in message
+    assert "which has ['firstname', 'phone']" in message
+
+
+def test_personalisation_fields_of_the_first_row_found_later_rows_stay_per_row() -> None:
+    data: list[Any] = [None, {"phone": "1", "first_name": "A", "CITY": "x"}, {"phone": "2"}]
+    out = list(iter_rows(data, required_fields={"first_name": (), "CITY": ()}))
+    assert [r.number for r in out] == [1, 2, 3]  # an empty first row is not the one checked
+    assert out[2].error is None  # a later row without the fields is invalid when personalised
+    # A field is also found under its lower-case name, as personalisation looks it up.
+    assert len(list(iter_rows([{"phone": "1", "city": "x"}], required_fields={"City": ()}))) == 1
+
+
+def test_bare_numbers_have_only_the_recipient_field() -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"'first_name' \(used in body_parameters\[0\]\).*\['phone'\]"
+    ):
+        list(iter_rows(["+4915100000001"], required_fields=USES))
+    assert len(list(iter_rows(["+4915100000001"], required_fields={"phone": ("buttons[0].text",)}))) == 1
+
+
 # --- cursors ------------------------------------------------------------------------------------
 
 
@@ -108,6 +138,18 @@ def test_missing_column_is_a_clear_error(db: sqlite3.Connection) -> None:
     cursor = db.execute("SELECT first_name, opted_in FROM customers")
     with pytest.raises(ConfigurationError, match=r"'phone' not found.*\['first_name', 'opted_in'\]"):
         next(iter_cursor_rows(cursor, required_field="phone"))
+
+
+def test_missing_personalisation_column_is_a_clear_error(db: sqlite3.Connection) -> None:
+    cursor = db.execute("SELECT Phone, First_Name FROM customers")
+    with pytest.raises(ConfigurationError) as info:
+        next(iter_cursor_rows(cursor, required_field="phone", required_fields=USES))
+    message = str(info.value)
+    assert "personalisation field 'city' (used in header.text, body_parameters[1])" in message
+    assert "not found in the query result, which has ['phone', 'first_name']" in message
+    # Compared case-insensitively, like the phone column.
+    found = db.execute("SELECT Phone, First_Name AS FIRST_NAME, 'x' AS City FROM customers LIMIT 1")
+    assert next(iter_cursor_rows(found, required_fields={"First_Name": (), "city": ()}))["city"] == "x"
 
 
 def test_cursor_without_result_set(db: sqlite3.Connection) -> None:
