@@ -2,6 +2,8 @@
 
 The ``whatsapp`` connection form is declared here (``conn-fields``, ``ui-field-behaviour``), which is
 what the Airflow 3.2+ UI renders; custom fields are stored as plain keys in the connection's extra.
+The ``[wamm]`` configuration section is declared here too (``config``), so ``airflow config list`` and
+``airflow config get-value wamm <option>`` document it and Airflow's ``conf`` knows its defaults.
 """
 
 from __future__ import annotations
@@ -61,6 +63,73 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Section of the provider's options in ``airflow.cfg`` (env ``AIRFLOW__WAMM__<OPTION>``).
+CONFIG_SECTION = "wamm"
+
+
+def _option(description: str, kind: str, default: str, example: str | None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "version_added": "0.1.0",
+        "type": kind,
+        "example": example,
+        "default": default,
+    }
+
+
+#: The ``[wamm]`` options: Airflow registers them with these defaults, and the provider reads them
+#: through ``conf`` with the same defaults.
+CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
+    "ledger_conn_id": _option(
+        "Connection of the send ledger (postgres, mysql or sqlite) used by every MarketingMessageOperator, "
+        "MarketingResponsesSensor and trigger that is not given ``ledger_conn_id``, and by the webhook "
+        "receiver on the API server, so all of them read and write one ledger. Empty: a SQLite file "
+        "under AIRFLOW_HOME (one machine only). Use PostgreSQL when tasks run on several machines.",
+        "string",
+        "",
+        "wamm_ledger",
+    ),
+    "ledger_table_prefix": _option(
+        "Prefix of the ledger's tables written by the webhook receiver; keep it equal to the "
+        "operators' and sensors' ``ledger_table_prefix`` (default ``wamm_``).",
+        "string",
+        "wamm_",
+        "wamm_",
+    ),
+    "webhook_conn_id": _option(
+        "The ``whatsapp`` connection whose extra holds ``app_secret`` and ``webhook_verify_token`` for "
+        "the webhook receiver mounted on the API server at /whatsapp-webhooks/.",
+        "string",
+        "whatsapp_default",
+        "whatsapp_default",
+    ),
+    "webhook_max_body_bytes": _option(
+        "Largest webhook body (bytes) the receiver accepts; larger requests are refused with 413.",
+        "integer",
+        "4194304",
+        "4194304",
+    ),
+}
+
+
+def config_default(option: str) -> str:
+    """The registered default of ``[wamm] option``."""
+    return str(CONFIG_OPTIONS[option]["default"])
+
+
+def read_config(option: str) -> str:
+    """``[wamm] option`` from Airflow's configuration (``airflow.cfg`` or ``AIRFLOW__WAMM__*``), stripped.
+
+    The registered default applies when it is unset, also in processes that have not loaded the providers'
+    configuration. Imported lazily: Airflow imports this module while it discovers providers.
+    """
+    from airflow.providers.common.compat.sdk import conf
+
+    default = config_default(option)
+    value = conf.get(CONFIG_SECTION, option, fallback=default)
+    return default if value is None else str(value).strip()
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description Airflow's ``ProvidersManager`` validates and registers."""
     return {
@@ -99,6 +168,13 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [f"{PACKAGE}.triggers.responses"],
             }
         ],
+        "config": {
+            CONFIG_SECTION: {
+                "description": "WhatsApp Marketing Messages provider: where the send ledger lives and how "
+                "the webhook receiver on the API server finds its secrets.",
+                "options": CONFIG_OPTIONS,
+            }
+        },
         "connection-types": [
             {
                 "connection-type": "whatsapp",

@@ -2,6 +2,9 @@
 
 * ``max_lateness`` skips runs whose logical date is too old, so a backfill of last month does not
   become thirty messages per person in ten minutes (clear a run with a larger value to send it anyway).
+  A manual run (``airflow dags trigger``, the REST API, the UI) has no logical date and is never late.
+* Each run welcomes the people who signed up the day before it was due (``run_after``): the scheduled
+  midnight run takes the day that just ended, a manual run today takes yesterday.
 * ``frequency_cap`` skips anyone who got a marketing message recorded in the ledger in the last 24 h,
   across all campaigns.
 * The campaign id comes from the run, so a retry or a clear resumes the run's campaign and never
@@ -30,12 +33,11 @@ with DAG(
         template_name="spring_sale",
         language="en_US",
         sql="SELECT phone, first_name, discount, promo_slug FROM customers WHERE signup_date = :day",
-        parameters={"day": "{{ ds }}"},
+        parameters={"day": "{{ macros.ds_add(dag_run.run_after | ds, -1) }}"},  # the day before the run
         sql_conn_id="crm",
         default_region="DE",
         body_parameters=["{first_name}", "{discount}%"],
         buttons=[{"type": "url", "index": 0, "text": "{promo_slug}"}],
-        ledger_conn_id="wamm_ledger",
         max_lateness=timedelta(days=2),
         frequency_cap=timedelta(hours=24),
         retries=3,
