@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "AIRFLOW_CONN_CRM": json.dumps({"conn_type": "sqlite", "host": str(crm)}),
         "AIRFLOW_CONN_WAMM_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(ledger_db)}),
+        # The one ledger setting every example (and the API server's webhook receiver) reads.
+        "AIRFLOW__WAMM__LEDGER_CONN_ID": "wamm_ledger",
         "AIRFLOW_VAR_WAMM_REPORT_DIR": str(out),
         "WAMM_APP_SECRET": APP_SECRET,
         "WAMM_VERIFY_TOKEN": VERIFY_TOKEN,
