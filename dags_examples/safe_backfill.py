@@ -24,7 +24,11 @@ with DAG(
     dag_id="wamm_safe_backfill",
     schedule="@daily",
     start_date=datetime(2026, 1, 1),
-    catchup=True,  # missed days are scheduled, and the operator decides what is still worth sending
+    # Unpausing schedules only the latest day. Missed days are run on purpose, with
+    # ``airflow backfill create --dag-id wamm_safe_backfill --from-date ... --to-date ...``: the operator
+    # then decides what is still worth sending. (catchup=True would queue a run for every day since
+    # start_date the moment the DAG is unpaused.)
+    catchup=False,
     max_active_runs=1,
     tags=["whatsapp", "example"],
 ):

@@ -43,7 +43,7 @@ def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    """Call ``check`` until it returns something truthy (``TimeoutError`` naming ``what`` after ``timeout``)."""
+    """Call ``check`` until it returns something truthy; after ``timeout`` raise ``TimeoutError``."""
     deadline = time.monotonic() + timeout
     while True:
         value = check()
