@@ -282,14 +282,16 @@ class AirflowDeployment:
             db.execute(f"CREATE TABLE customers ({', '.join(f'{c} TEXT' for c in CUSTOMER_COLUMNS)})")
             db.executemany(f"INSERT INTO customers VALUES ({', '.join('?' * len(CUSTOMER_COLUMNS))})", rows)
 
-    def ledger_rows(self, campaign_id: str) -> dict[str, str]:
-        """``recipient -> state`` of the ledger's sends for ``campaign_id``."""
+    def ledger_rows(self, campaign_id: str, shard_index: int | None = None) -> dict[str, str]:
+        """``recipient -> state`` of the ledger's sends for ``campaign_id`` (of one shard)."""
         import psycopg
 
+        query = "SELECT recipient, state FROM wamm_sends WHERE campaign_id = %s"
+        params: tuple[Any, ...] = (campaign_id,)
+        if shard_index is not None:
+            query, params = query + " AND shard_index = %s", (campaign_id, shard_index)
         with contextlib.closing(psycopg.connect(postgres_url(self.ledger_db, "postgresql"))) as db:
-            rows = db.execute(
-                "SELECT recipient, state FROM wamm_sends WHERE campaign_id = %s", (campaign_id,)
-            ).fetchall()
+            rows = db.execute(query, params).fetchall()
         return {str(r): str(s) for r, s in rows}
 
     def task_log_files(self, dag_id: str, run_id: str, task_id: str) -> list[pathlib.Path]:

@@ -107,33 +107,42 @@ class AirflowApi:
         }
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
+        """One task instance (``state``, ``try_number``, ``pid`` of the process running it...)."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
         if map_index >= 0:
             path += f"/{map_index}"
         return dict(self.call("GET", path))
 
     def wait_task(
-        self, dag_id: str, run_id: str, task_id: str, states: Iterable[str], timeout: float = 180
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        states: Iterable[str],
+        timeout: float = 180,
+        map_index: int = -1,
     ) -> dict[str, Any]:
         """Poll until the task instance is in one of ``states``."""
         wanted = set(states)
         deadline = time.monotonic() + timeout
         while True:
-            ti = self.task_instance(dag_id, run_id, task_id)
+            ti = self.task_instance(dag_id, run_id, task_id, map_index)
             if ti["state"] in wanted:
                 return ti
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{dag_id}.{task_id} is {ti['state']}, not in {sorted(wanted)}")
             time.sleep(0.3)
 
-    def clear(self, dag_id: str, run_id: str, task_ids: list[str]) -> list[dict[str, Any]]:
-        """Clear task instances of a run, running ones too (the UI's Clear button)."""
+    def clear(self, dag_id: str, run_id: str, task_ids: list[Any]) -> list[dict[str, Any]]:
+        """Clear task instances of a run and what follows them, running ones too (the UI's Clear
+        button); ``task_ids`` items are ids or ``[task_id, map_index]``."""
         body = {
             "dry_run": False,
             "dag_run_id": run_id,
             "task_ids": task_ids,
             "only_failed": False,
             "reset_dag_runs": True,
+            "include_downstream": True,
         }
         return list(self.call("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)["task_instances"])
 
