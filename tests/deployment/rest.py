@@ -78,6 +78,10 @@ class AirflowApi:
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         return list(self.call("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"])
 
+    def set_run_state(self, dag_id: str, run_id: str, state: str) -> None:
+        """Mark a run ``success`` or ``failed`` (its unfinished task instances follow)."""
+        self.call("PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", json={"state": state})
+
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}"))
 
@@ -162,6 +166,10 @@ class AirflowApi:
         for entry in answer.get("content", []) if isinstance(answer, dict) else []:
             lines.append(" ".join(str(v) for v in entry.values()) if isinstance(entry, dict) else str(entry))
         return "\n".join(lines)
+
+    def set_pool_slots(self, pool: str, slots: int) -> None:
+        """Resize a pool; with 0 slots nothing new starts (running task instances keep theirs)."""
+        self.call("PATCH", f"/pools/{pool}", params={"update_mask": ["slots"]}, json={"slots": slots})
 
     # -- connections -----------------------------------------------------------------------------
 
