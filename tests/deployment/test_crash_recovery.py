@@ -17,7 +17,9 @@ campaign once the victim's new try has ended:
 * the resumed try's log names every unknown recipient (masked).
 
 These describe the behaviour the operator must have (stop cleanly in ``on_kill``, take over the claims
-of the try that died); the numbers seen are attached to each failure message.
+of the try that died). It does not have it yet, so the tests are expected to fail on their checks
+(``xfail``, strict: once the operator passes, the marker must go); any other error fails them. The
+numbers seen are in each failure message and printed at the end of the session.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ from airflow_provider_wamm.graph.recipients import mask_phone
 from tests.deployment.airflow_deployment import AirflowDeployment, de_digits, de_number
 from tests.deployment.rest import FINISHED
 from tests.deployment.services import wait_until
+
+pytestmark = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="the operator does not stop cleanly (no on_kill) nor take over the claims of a try that died",
+)
 
 DAG_ID = "wamm_sharded_campaign"
 VICTIM = 0  # the shard whose task is stopped
