@@ -77,6 +77,8 @@ class AirflowDeployment:
     queue: str = field(default_factory=lambda: f"wamm_{uuid.uuid4().hex[:8]}")
     sandbox: SandboxProcess | None = None
     api: AirflowApi | None = None
+    seeded_phones: set[str] = field(default_factory=set)
+    """Every phone number any test put in the CRM, as written there."""
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -297,6 +299,7 @@ class AirflowDeployment:
 
     def seed_customers(self, rows: Sequence[Sequence[Any]]) -> None:
         """(Re)create the CRM's ``customers`` table with ``rows`` (in :data:`CUSTOMER_COLUMNS` order)."""
+        self.seeded_phones.update(str(row[0]) for row in rows)
         with contextlib.closing(sqlite3.connect(self.crm_path)) as db, db:
             db.execute("DROP TABLE IF EXISTS customers")
             db.execute(f"CREATE TABLE customers ({', '.join(f'{c} TEXT' for c in CUSTOMER_COLUMNS)})")

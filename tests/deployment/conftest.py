@@ -30,6 +30,8 @@ from tests.deployment.services import (
 ON_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 #: Wall time of the pieces of the suite, printed at the end of the session.
 TIMINGS: dict[str, float] = {}
+#: Lines the tests want in the session's summary (what the crash tests measured).
+SUMMARY: list[str] = []
 
 
 def missing(*needs: str) -> list[str]:
@@ -69,6 +71,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if TIMINGS:
         parts = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in TIMINGS.items())
         terminalreporter.write_line(f"deployment suite timings: {parts}")
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -29,12 +29,12 @@ import os
 import signal
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import pytest
 
 from airflow_provider_wamm.graph.recipients import mask_phone
 from tests.deployment.airflow_deployment import AirflowDeployment, de_digits, de_number
+from tests.deployment.conftest import SUMMARY
 from tests.deployment.rest import FINISHED
 from tests.deployment.services import wait_until
 
@@ -111,7 +111,12 @@ def snapshot(deployment: AirflowDeployment, campaign_id: str) -> Snapshot:
 
 
 def resume_and_check(
-    deployment: AirflowDeployment, run_id: str, campaign_id: str, expected: set[str], seen: Snapshot
+    deployment: AirflowDeployment,
+    run_id: str,
+    campaign_id: str,
+    expected: set[str],
+    seen: Snapshot,
+    scenario: str,
 ) -> None:
     """Let the victim's new try run, then check the whole campaign against the sandbox's record."""
     api, sandbox = deployment.require_api(), deployment.require_sandbox()
@@ -126,7 +131,7 @@ def resume_and_check(
     seen.second_messages = sum(1 for n in per_recipient.values() if n > 1)
     seen.recipients_without_message = sum(1 for r in expected if not per_recipient[r])
     numbers = f"numbers seen: {asdict(seen)}"
-    CRASH_NUMBERS.append(f"{campaign_id}: {numbers}")
+    SUMMARY.append(f"crash recovery, {scenario}: {numbers}")
     assert ti["state"] == "success", f"the victim's new try ended {ti['state']}; {numbers}"
     ledger = deployment.ledger_rows(campaign_id)
     unknown = {r for r, state in ledger.items() if state == "unknown"}
@@ -137,19 +142,6 @@ def resume_and_check(
     log = api.log(DAG_ID, run_id, "send", ti["try_number"], VICTIM)
     unnamed = [r for r in unknown if mask_phone(r) not in log]
     assert not unnamed, f"the resumed try's log does not name {len(unnamed)} unknown recipients; {numbers}"
-
-
-#: ``campaign: numbers`` of each scenario, printed at the end of the session.
-CRASH_NUMBERS: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def _print_numbers(request: pytest.FixtureRequest) -> Any:
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and CRASH_NUMBERS:
-        reporter.write_line("\n".join(["", *CRASH_NUMBERS]))
-        CRASH_NUMBERS.clear()
 
 
 def test_clearing_the_running_send_task_resumes_without_a_second_message(
@@ -166,7 +158,7 @@ def test_clearing_the_running_send_task_resumes_without_a_second_message(
         seen = snapshot(deployment, campaign_id)
     finally:
         api.set_pool_slots("default_pool", POOL_SLOTS)
-    resume_and_check(deployment, run_id, campaign_id, expected, seen)
+    resume_and_check(deployment, run_id, campaign_id, expected, seen, "clear mid-campaign")
 
 
 def test_sigkill_of_the_send_task_then_clear_resumes_without_a_second_message(
@@ -181,4 +173,4 @@ def test_sigkill_of_the_send_task_then_clear_resumes_without_a_second_message(
     api.wait_task(DAG_ID, run_id, "send", {"failed", "up_for_retry"}, 180, VICTIM)
     seen = snapshot(deployment, campaign_id)
     api.clear(DAG_ID, run_id, [["send", VICTIM]])
-    resume_and_check(deployment, run_id, campaign_id, expected, seen)
+    resume_and_check(deployment, run_id, campaign_id, expected, seen, "SIGKILL, then clear")
