@@ -79,6 +79,26 @@ def test_recipients_from_task(deployment: AirflowDeployment) -> None:
     assert send["campaign_id"] == f"wamm_recipients_from_task.send.{run['dag_run_id']}"
     assert (send["total"], send["accepted"], send["failed"], send["unknown"]) == (3, 3, 0, 0)
 
+    # The same with the CLI, as the README says: another run, so another campaign.
+    sandbox.reset()
+    deployment.airflow("dags", "trigger", "wamm_recipients_from_task")
+    cli_run = wait_until(
+        lambda: next(
+            (r for r in api.runs("wamm_recipients_from_task") if r["dag_run_id"] != run["dag_run_id"]), None
+        ),
+        60,
+        "the run triggered with the CLI",
+    )
+    assert cli_run["logical_date"] is None
+    cli_run = api.wait_run("wamm_recipients_from_task", cli_run["dag_run_id"])
+    assert cli_run["state"] == "success"
+    again = api.xcom("wamm_recipients_from_task", cli_run["dag_run_id"], "send")
+    assert again["campaign_id"] != send["campaign_id"]
+    # Whoever stopped marketing messages after the first campaign (a 131050 webhook) is suppressed.
+    assert again["accepted"] + again["suppressed"] == 3 and again["accepted"] >= 1
+    sent = sends_per_recipient(sandbox)
+    assert set(sent) <= set(TASK_NUMBERS) and sum(sent.values()) == len(sent) == again["accepted"]
+
 
 # -- campaign_from_sql.py and report_on_asset.py ---------------------------------------------------
 
