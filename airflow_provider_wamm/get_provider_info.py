@@ -130,44 +130,49 @@ def read_config(option: str) -> str:
     return default if value is None else str(value).strip()
 
 
+INTEGRATION = "WhatsApp Marketing Messages"
+
+#: The ``whatsapp`` connection type: the hook, and the form the UI draws for it.
+CONNECTION_TYPE: dict[str, Any] = {
+    "connection-type": "whatsapp",
+    "hook-class-name": f"{PACKAGE}.hooks.whatsapp.WhatsAppHook",
+    "hook-name": INTEGRATION,
+    # Port stays visible: Airflow 3.3's Test button (connections list) posts the stored port as a number,
+    # 0 when none is stored, and the API server refuses a test whose port differs from the stored one
+    # ("Bad Request"). With a port stored (443 for Meta) the test runs.
+    "ui-field-behaviour": {
+        "hidden-fields": ["login", "schema", "extra"],
+        "relabeling": {"password": "Access token", "host": "Graph API base URL", "port": "Port"},
+        "placeholders": {
+            "host": "https://graph.facebook.com",
+            "port": "443",
+            "password": "System-user access token",
+            "phone_number_id": "123456789012345",
+            "api_version": "v23.0",
+        },
+    },
+    "conn-fields": CONN_FIELDS,
+}
+
+
+def _modules(module: str) -> list[dict[str, Any]]:
+    return [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.{module}"]}]
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description Airflow's ``ProvidersManager`` validates and registers."""
     return {
         "package-name": "airflow-provider-wamm",
-        "name": "WhatsApp Marketing Messages",
+        "name": INTEGRATION,
         "description": "Send WhatsApp marketing template campaigns with the Marketing Messages API, "
         "idempotently and at Meta's throughput cap, and report what happened to every message.",
         "integrations": [
-            {
-                "integration-name": "WhatsApp Marketing Messages",
-                "external-doc-url": DOCS_URL,
-                "tags": ["service"],
-            }
+            {"integration-name": INTEGRATION, "external-doc-url": DOCS_URL, "tags": ["service"]}
         ],
-        "hooks": [
-            {
-                "integration-name": "WhatsApp Marketing Messages",
-                "python-modules": [f"{PACKAGE}.hooks.whatsapp"],
-            }
-        ],
-        "operators": [
-            {
-                "integration-name": "WhatsApp Marketing Messages",
-                "python-modules": [f"{PACKAGE}.operators.marketing"],
-            }
-        ],
-        "sensors": [
-            {
-                "integration-name": "WhatsApp Marketing Messages",
-                "python-modules": [f"{PACKAGE}.sensors.responses"],
-            }
-        ],
-        "triggers": [
-            {
-                "integration-name": "WhatsApp Marketing Messages",
-                "python-modules": [f"{PACKAGE}.triggers.responses"],
-            }
-        ],
+        "hooks": _modules("hooks.whatsapp"),
+        "operators": _modules("operators.marketing"),
+        "sensors": _modules("sensors.responses"),
+        "triggers": _modules("triggers.responses"),
         "config": {
             CONFIG_SECTION: {
                 "description": "WhatsApp Marketing Messages provider: where the send ledger lives and how "
@@ -175,26 +180,5 @@ def get_provider_info() -> dict[str, Any]:
                 "options": CONFIG_OPTIONS,
             }
         },
-        "connection-types": [
-            {
-                "connection-type": "whatsapp",
-                "hook-class-name": f"{PACKAGE}.hooks.whatsapp.WhatsAppHook",
-                "hook-name": "WhatsApp Marketing Messages",
-                # Port stays visible: Airflow 3.3's Test button (connections list) posts the stored port
-                # as a number, 0 when none is stored, and the API server refuses a test whose port differs
-                # from the stored one ("Bad Request"). With a port stored (443 for Meta) the test runs.
-                "ui-field-behaviour": {
-                    "hidden-fields": ["login", "schema", "extra"],
-                    "relabeling": {"password": "Access token", "host": "Graph API base URL", "port": "Port"},
-                    "placeholders": {
-                        "host": "https://graph.facebook.com",
-                        "port": "443",
-                        "password": "System-user access token",
-                        "phone_number_id": "123456789012345",
-                        "api_version": "v23.0",
-                    },
-                },
-                "conn-fields": CONN_FIELDS,
-            }
-        ],
+        "connection-types": [dict(CONNECTION_TYPE)],
     }
