@@ -2,6 +2,8 @@
 
 The ``whatsapp`` connection form is declared here (``conn-fields``, ``ui-field-behaviour``), which is
 what the Airflow 3.2+ UI renders; custom fields are stored as plain keys in the connection's extra.
+The ``[wamm]`` configuration section is declared here too (``config``), so ``airflow config list`` and
+``airflow config get-value wamm <option>`` document it and Airflow's ``conf`` knows its defaults.
 """
 
 from __future__ import annotations
@@ -61,60 +63,122 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Section of the provider's options in ``airflow.cfg`` (env ``AIRFLOW__WAMM__<OPTION>``).
+CONFIG_SECTION = "wamm"
+
+
+def _option(description: str, kind: str, default: str, example: str | None) -> dict[str, Any]:
+    return {
+        "description": description,
+        "version_added": "0.1.0",
+        "type": kind,
+        "example": example,
+        "default": default,
+    }
+
+
+#: The ``[wamm]`` options: Airflow registers them with these defaults, and the provider reads them
+#: through ``conf`` with the same defaults.
+CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
+    "ledger_conn_id": _option(
+        "Connection of the send ledger (postgres, mysql or sqlite) used by every MarketingMessageOperator, "
+        "MarketingResponsesSensor and trigger that is not given ``ledger_conn_id``, and by the webhook "
+        "receiver on the API server, so all of them read and write one ledger. Empty: a SQLite file "
+        "under AIRFLOW_HOME (one machine only). Use PostgreSQL when tasks run on several machines.",
+        "string",
+        "",
+        "wamm_ledger",
+    ),
+    "ledger_table_prefix": _option(
+        "Prefix of the ledger's tables written by the webhook receiver; keep it equal to the "
+        "operators' and sensors' ``ledger_table_prefix`` (default ``wamm_``).",
+        "string",
+        "wamm_",
+        "wamm_",
+    ),
+    "webhook_conn_id": _option(
+        "The ``whatsapp`` connection whose extra holds ``app_secret`` and ``webhook_verify_token`` for "
+        "the webhook receiver mounted on the API server at /whatsapp-webhooks/.",
+        "string",
+        "whatsapp_default",
+        "whatsapp_default",
+    ),
+    "webhook_max_body_bytes": _option(
+        "Largest webhook body (bytes) the receiver accepts; larger requests are refused with 413.",
+        "integer",
+        "4194304",
+        "4194304",
+    ),
+}
+
+
+def config_default(option: str) -> str:
+    """The registered default of ``[wamm] option``."""
+    return str(CONFIG_OPTIONS[option]["default"])
+
+
+def read_config(option: str) -> str:
+    """``[wamm] option`` from Airflow's configuration (``airflow.cfg`` or ``AIRFLOW__WAMM__*``), stripped.
+
+    The registered default applies when it is unset, also in processes that have not loaded the providers'
+    configuration. Imported lazily: Airflow imports this module while it discovers providers.
+    """
+    from airflow.providers.common.compat.sdk import conf
+
+    default = config_default(option)
+    value = conf.get(CONFIG_SECTION, option, fallback=default)
+    return default if value is None else str(value).strip()
+
+
+INTEGRATION = "WhatsApp Marketing Messages"
+
+#: The ``whatsapp`` connection type: the hook, and the form the UI draws for it.
+CONNECTION_TYPE: dict[str, Any] = {
+    "connection-type": "whatsapp",
+    "hook-class-name": f"{PACKAGE}.hooks.whatsapp.WhatsAppHook",
+    "hook-name": INTEGRATION,
+    # Port stays visible: Airflow 3.3's Test button (connections list) posts the stored port as a number,
+    # 0 when none is stored, and the API server refuses a test whose port differs from the stored one
+    # ("Bad Request"). With a port stored (443 for Meta) the test runs.
+    "ui-field-behaviour": {
+        "hidden-fields": ["login", "schema", "extra"],
+        "relabeling": {"password": "Access token", "host": "Graph API base URL", "port": "Port"},
+        "placeholders": {
+            "host": "https://graph.facebook.com",
+            "port": "443",
+            "password": "System-user access token",
+            "phone_number_id": "123456789012345",
+            "api_version": "v23.0",
+        },
+    },
+    "conn-fields": CONN_FIELDS,
+}
+
+
+def _modules(module: str) -> list[dict[str, Any]]:
+    return [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.{module}"]}]
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description Airflow's ``ProvidersManager`` validates and registers."""
     return {
         "package-name": "airflow-provider-wamm",
-        "name": "WhatsApp Marketing Messages",
+        "name": INTEGRATION,
         "description": "Send WhatsApp marketing template campaigns with the Marketing Messages API, "
         "idempotently and at Meta's throughput cap, and report what happened to every message.",
         "integrations": [
-            {
-                "integration-name": "WhatsApp Marketing Messages",
-                "external-doc-url": DOCS_URL,
-                "tags": ["service"],
-            }
+            {"integration-name": INTEGRATION, "external-doc-url": DOCS_URL, "tags": ["service"]}
         ],
-        "hooks": [
-            {
-                "integration-name": "WhatsApp Marketing Messages",
-                "python-modules": [f"{PACKAGE}.hooks.whatsapp"],
+        "hooks": _modules("hooks.whatsapp"),
+        "operators": _modules("operators.marketing"),
+        "sensors": _modules("sensors.responses"),
+        "triggers": _modules("triggers.responses"),
+        "config": {
+            CONFIG_SECTION: {
+                "description": "WhatsApp Marketing Messages provider: where the send ledger lives and how "
+                "the webhook receiver on the API server finds its secrets.",
+                "options": CONFIG_OPTIONS,
             }
-        ],
-        "operators": [
-            {
-                "integration-name": "WhatsApp Marketing Messages",
-                "python-modules": [f"{PACKAGE}.operators.marketing"],
-            }
-        ],
-        "sensors": [
-            {
-                "integration-name": "WhatsApp Marketing Messages",
-                "python-modules": [f"{PACKAGE}.sensors.responses"],
-            }
-        ],
-        "triggers": [
-            {
-                "integration-name": "WhatsApp Marketing Messages",
-                "python-modules": [f"{PACKAGE}.triggers.responses"],
-            }
-        ],
-        "connection-types": [
-            {
-                "connection-type": "whatsapp",
-                "hook-class-name": f"{PACKAGE}.hooks.whatsapp.WhatsAppHook",
-                "hook-name": "WhatsApp Marketing Messages",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["login", "port", "schema", "extra"],
-                    "relabeling": {"password": "Access token", "host": "Graph API base URL"},
-                    "placeholders": {
-                        "host": "https://graph.facebook.com",
-                        "password": "System-user access token",
-                        "phone_number_id": "123456789012345",
-                        "api_version": "v23.0",
-                    },
-                },
-                "conn-fields": CONN_FIELDS,
-            }
-        ],
+        },
+        "connection-types": [dict(CONNECTION_TYPE)],
     }

@@ -1,7 +1,11 @@
 """A weekly campaign: recipients from SQL, personalised parameters, then a report.
 
-Connections used: ``whatsapp_default`` (type ``whatsapp``), ``crm`` (any common.sql database holding a
-``customers`` table) and ``wamm_ledger`` (where every send is written down; PostgreSQL in production).
+Connections used: ``whatsapp_default`` (type ``whatsapp``) and ``crm`` (any common.sql database holding a
+``customers`` table). Every send is written down in the ledger named by ``[wamm] ledger_conn_id`` (all
+examples and the webhook receiver share it; PostgreSQL in production).
+
+Trigger it with ``airflow dags trigger wamm_campaign_from_sql``, the REST API or the UI: nothing here
+needs a logical date (Airflow 3's manual runs have none), only the time the run was due (``run_after``).
 """
 
 from __future__ import annotations
@@ -13,8 +17,13 @@ from airflow.sdk import DAG, Asset
 from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
 from airflow_provider_wamm.sensors.responses import MarketingResponsesSensor
 
-# One campaign per logical date: a retry or a cleared task resumes it instead of sending again.
-CAMPAIGN_ID = "spring_sale_{{ ds_nodash }}"
+# One campaign per day the run is due: a retry, a cleared task or a second trigger the same day resumes it
+# instead of sending again. ``run_after`` is set for scheduled and manual runs alike.
+RUN_DAY = "{{ dag_run.run_after | ds_nodash }}"
+CAMPAIGN_ID = f"spring_sale_{RUN_DAY}"
+# Where the HTML report goes: the ``wamm_report_dir`` Variable (a relative path is taken from the worker's
+# working folder).
+REPORT_DIR = "{{ var.value.get('wamm_report_dir', 'wamm-reports') }}"
 
 with DAG(
     dag_id="wamm_campaign_from_sql",
@@ -36,8 +45,10 @@ with DAG(
         body_parameters=["{first_name}", "{discount}%"],  # {{1}} and {{2}} of the template body
         buttons=[{"type": "url", "index": 0, "text": "{promo_slug}"}],  # suffix of the URL button
         campaign_id=CAMPAIGN_ID,
-        ledger_conn_id="wamm_ledger",
-        max_lateness=timedelta(hours=12),  # a late run is skipped rather than sent stale
+        # A run more than a week late (an old week run again) is skipped rather than sent stale. The run
+        # Airflow creates when you unpause the DAG (the latest Sunday) is at most a week old, so it is sent;
+        # a manual run has no logical date and is never late.
+        max_lateness=timedelta(days=7),
         max_failure_ratio=0.2,  # fail the task when more than 20 % of sends fail
         outlets=[Asset("whatsapp://campaigns/spring_sale")],
     )
@@ -45,14 +56,15 @@ with DAG(
     report = MarketingResponsesSensor(
         task_id="report",
         campaign_id=CAMPAIGN_ID,
-        ledger_conn_id="wamm_ledger",
         settle_timeout=timedelta(hours=2),  # report what is known two hours after the last send
         deferrable=True,  # wait in the triggerer, holding no worker slot
         poke_interval=15,  # seconds between two looks at the ledger (a cheap read)
         include_analytics=True,  # clicks and cost from Meta's template analytics (needs the WABA id)
-        report_table="wamm_campaign_report",  # one row per campaign and error code, for BI tools
-        report_conn_id="wamm_ledger",
-        html_report_path="{{ var.value.get('wamm_report_dir', '/tmp') }}/spring_sale_{{ ds_nodash }}.html",
+        report_table="wamm_campaign_report",  # one row per campaign and error code, in the ledger database
+        # Folder from the ``wamm_report_dir`` Variable (relative paths are relative to the worker's folder).
+        html_report_path="{{ var.value.get('wamm_report_dir', 'wamm-reports') }}/spring_sale_"
+        + RUN_DAY
+        + ".html",
     )
 
     send >> report

@@ -3,8 +3,8 @@
 Each of the four mapped tasks streams the same query and keeps only its stable hash slice of the
 recipients, so no two shards ever message the same person. By default each shard takes a quarter of
 the phone number's messages-per-second cap, so together they stay under Meta's limit. All shards share
-one campaign id (``dag_id.task_id.run_id``) and one ledger, which must be a real database (PostgreSQL)
-when the shards run on different machines.
+one campaign id (``dag_id.task_id.run_id``) and the ledger of ``[wamm] ledger_conn_id``, which must be a
+real database (PostgreSQL) when the shards run on different machines (Celery or Kubernetes workers).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ with DAG(
         default_region="DE",
         body_parameters=["{first_name}", "{discount}%"],
         buttons=[{"type": "url", "index": 0, "text": "{promo_slug}"}],
-        ledger_conn_id="wamm_ledger",
         shard_count=SHARDS,
         map_index_template="shard {{ task.shard_index }}",
     ).expand(shard_index=list(range(SHARDS)))
@@ -43,7 +42,6 @@ with DAG(
     report = MarketingResponsesSensor(
         task_id="report",
         send_task_id="send",
-        ledger_conn_id="wamm_ledger",
         deferrable=True,
         poke_interval=30,
     )

@@ -250,25 +250,14 @@ def check(report: dict[str, Any], seeded: Seeded, sandbox: dict[str, Any]) -> li
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=3000, help="rows in the fictional CRM")
-    parser.add_argument("--rate", type=int, default=100, help="messages per second of the sandbox number")
-    parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "demo-output", help="working folder")
-    args = parser.parse_args(argv)
-
-    out: pathlib.Path = args.out.resolve()
-    shutil.rmtree(out, ignore_errors=True)
-    airflow_home = out / "airflow"
-    airflow_home.mkdir(parents=True)
-    crm, ledger_db = out / "crm.db", out / "ledger.db"
+def _environment(
+    args: argparse.Namespace, out: pathlib.Path, sandbox_url: str, ledger_db: pathlib.Path
+) -> dict[str, str]:
+    """What the demo's Airflow processes see: its own AIRFLOW_HOME, the examples, the connections."""
     ledger_url = f"sqlite:///{ledger_db}"
-    sandbox_port, receiver_port = _free_port(), _free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    env = {
+    return {
         **os.environ,
-        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW_HOME": str(out / "airflow"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags_examples"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
@@ -286,8 +275,10 @@ def main(argv: list[str] | None = None) -> int:
                 },
             }
         ),
-        "AIRFLOW_CONN_CRM": json.dumps({"conn_type": "sqlite", "host": str(crm)}),
+        "AIRFLOW_CONN_CRM": json.dumps({"conn_type": "sqlite", "host": str(out / "crm.db")}),
         "AIRFLOW_CONN_WAMM_LEDGER": json.dumps({"conn_type": "sqlite", "host": str(ledger_db)}),
+        # The one ledger setting every example (and the API server's webhook receiver) reads.
+        "AIRFLOW__WAMM__LEDGER_CONN_ID": "wamm_ledger",
         "AIRFLOW_VAR_WAMM_REPORT_DIR": str(out),
         "WAMM_APP_SECRET": APP_SECRET,
         "WAMM_VERIFY_TOKEN": VERIFY_TOKEN,
@@ -295,22 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         "WAMM_SANDBOX_TOKEN": TOKEN,
         "WAMM_SANDBOX_APP_SECRET": APP_SECRET,
     }
-    os.environ.update({k: env[k] for k in ("AIRFLOW_HOME",)})
 
-    print(f"Demo folder: {out}")
-    seeded = seed_crm(crm, ledger_url, args.customers, args.seed)
-    print(
-        f"Seeded {seeded.rows} customers: {seeded.valid} valid numbers, {seeded.invalid} bad numbers, "
-        f"{seeded.duplicates} listed twice, {seeded.opted_out} opted out earlier."
-    )
-    subprocess.run(
-        [str(BIN / "airflow"), "db", "migrate"],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    sandbox_cmd = [
+
+def _sandbox_command(args: argparse.Namespace, sandbox_port: int, receiver_port: int) -> list[str]:
+    return [
         str(BIN / "wamm-sandbox"),
         "--port", str(sandbox_port),
         "--phone-number-id", PHONE_NUMBER_ID,
@@ -327,43 +306,37 @@ def main(argv: list[str] | None = None) -> int:
         "--webhook-batch-size", "1000",
         "--duplicate-rate", "0.05",  # Meta delivers some webhooks twice: the ledger must not count them twice
     ]  # fmt: skip
-    receiver_cmd = [str(BIN / "wamm-webhooks"), "--port", str(receiver_port), "--log-level", "warning"]
-    with (
-        _process(receiver_cmd, out / "receiver.log", env) as receiver,
-        _process(sandbox_cmd, out / "sandbox.log", env) as sandbox,
-    ):
-        _wait_http(f"http://127.0.0.1:{receiver_port}/health", receiver, out / "receiver.log")
-        _wait_http(f"{sandbox_url}/_sandbox/health", sandbox, out / "sandbox.log")
-        print(f"Sandbox on {sandbox_url}, webhook receiver on http://127.0.0.1:{receiver_port}/")
-        print(f"Running `airflow dags test {DAG_ID}` (log: {out / 'airflow.log'})")
-        started = time.monotonic()
-        tty = sys.stdout.isatty()
-        with (out / "airflow.log").open("wb") as log:
-            dag_run = subprocess.Popen(
-                [str(BIN / "airflow"), "dags", "test", DAG_ID], stdout=log, stderr=subprocess.STDOUT, env=env
-            )
-            last = -1
-            first: tuple[float, int] | None = None  # the first sample with messages: Airflow is up
-            while dag_run.poll() is None:
-                done = int(_get_json(f"{sandbox_url}/_sandbox/counts").get("accepted", 0))
-                now = time.monotonic()
-                if done and first is None:
-                    first = (now, done)
-                rate = (done - first[1]) / (now - first[0]) if first and now > first[0] else 0.0
-                if done != last and (tty or done == seeded.to_send or done // 500 != last // 500):
-                    _progress(done, seeded.to_send, rate, tty)
-                    last = done
-                time.sleep(0.5)
-        if tty:
-            print()
-        if dag_run.returncode != 0:
-            print((out / "airflow.log").read_text(errors="replace")[-4000:])
-            print(f"`airflow dags test` failed (exit {dag_run.returncode}); see {out / 'airflow.log'}")
-            return 1
-        counts = _get_json(f"{sandbox_url}/_sandbox/counts")
-    report = _read_report(airflow_home)
+
+
+def _run_dag(env: dict[str, str], out: pathlib.Path, sandbox_url: str, to_send: int) -> int:
+    """``airflow dags test`` of the example, with a progress bar from the sandbox's counts."""
+    tty = sys.stdout.isatty()
+    with (out / "airflow.log").open("wb") as log:
+        dag_run = subprocess.Popen(
+            [str(BIN / "airflow"), "dags", "test", DAG_ID], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        last = -1
+        first: tuple[float, int] | None = None  # the first sample with messages: Airflow is up
+        while dag_run.poll() is None:
+            done = int(_get_json(f"{sandbox_url}/_sandbox/counts").get("accepted", 0))
+            now = time.monotonic()
+            if done and first is None:
+                first = (now, done)
+            rate = (done - first[1]) / (now - first[0]) if first and now > first[0] else 0.0
+            if done != last and (tty or done == to_send or done // 500 != last // 500):
+                _progress(done, to_send, rate, tty)
+                last = done
+            time.sleep(0.5)
+    if tty:
+        print()
+    return int(dag_run.returncode)
+
+
+def _conclude(out: pathlib.Path, seeded: Seeded, counts: dict[str, Any], seconds: float) -> int:
+    """Print the report, check it against the seed and the sandbox; the exit code."""
+    report = _read_report(out / "airflow")
     campaign = ", ".join(report.get("campaign_ids") or [str(report.get("campaign_id"))])
-    print(f"\nCampaign {campaign} done in {time.monotonic() - started:.1f} s\n")
+    print(f"\nCampaign {campaign} done in {seconds:.1f} s\n")
     print_report(report)
     problems = check(report, seeded, counts)
     print()
@@ -375,6 +348,50 @@ def main(argv: list[str] | None = None) -> int:
     html = sorted(out.glob("*.html"))
     print(f"HTML report: {html[0] if html else 'not written (see the airflow log)'}")
     return 0 if html else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=3000, help="rows in the fictional CRM")
+    parser.add_argument("--rate", type=int, default=100, help="messages per second of the sandbox number")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--out", type=pathlib.Path, default=ROOT / "demo-output", help="working folder")
+    args = parser.parse_args(argv)
+
+    out: pathlib.Path = args.out.resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "airflow").mkdir(parents=True)
+    ledger_db = out / "ledger.db"
+    sandbox_port, receiver_port = _free_port(), _free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    env = _environment(args, out, sandbox_url, ledger_db)
+    os.environ.update({k: env[k] for k in ("AIRFLOW_HOME",)})
+
+    print(f"Demo folder: {out}")
+    seeded = seed_crm(out / "crm.db", f"sqlite:///{ledger_db}", args.customers, args.seed)
+    print(
+        f"Seeded {seeded.rows} customers: {seeded.valid} valid numbers, {seeded.invalid} bad numbers, "
+        f"{seeded.duplicates} listed twice, {seeded.opted_out} opted out earlier."
+    )
+    migrate = [str(BIN / "airflow"), "db", "migrate"]
+    subprocess.run(migrate, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    receiver_cmd = [str(BIN / "wamm-webhooks"), "--port", str(receiver_port), "--log-level", "warning"]
+    with (
+        _process(receiver_cmd, out / "receiver.log", env) as receiver,
+        _process(_sandbox_command(args, sandbox_port, receiver_port), out / "sandbox.log", env) as sandbox,
+    ):
+        _wait_http(f"http://127.0.0.1:{receiver_port}/health", receiver, out / "receiver.log")
+        _wait_http(f"{sandbox_url}/_sandbox/health", sandbox, out / "sandbox.log")
+        print(f"Sandbox on {sandbox_url}, webhook receiver on http://127.0.0.1:{receiver_port}/")
+        print(f"Running `airflow dags test {DAG_ID}` (log: {out / 'airflow.log'})")
+        started = time.monotonic()
+        returncode = _run_dag(env, out, sandbox_url, seeded.to_send)
+        if returncode != 0:
+            print((out / "airflow.log").read_text(errors="replace")[-4000:])
+            print(f"`airflow dags test` failed (exit {returncode}); see {out / 'airflow.log'}")
+            return 1
+        counts = _get_json(f"{sandbox_url}/_sandbox/counts")
+    return _conclude(out, seeded, counts, time.monotonic() - started)
 
 
 if __name__ == "__main__":

@@ -124,8 +124,10 @@ def test_providers_manager_ui_metadata() -> None:
     assert meta.hook_class_name == HOOK_CLASS
     behaviour = meta.field_behaviour
     assert behaviour is not None
-    assert set(behaviour["hidden_fields"]) >= {"login", "port", "schema", "extra"}
+    # Port is shown: the 3.3 UI's Test button needs a stored port (it posts 0 for none; see docs).
+    assert set(behaviour["hidden_fields"]) == {"login", "schema", "extra"}
     assert behaviour["relabeling"]["password"] == "Access token"
+    assert behaviour["placeholders"]["port"] == "443"
     assert behaviour["placeholders"]["extra__whatsapp__phone_number_id"] == "123456789012345"
 
     widgets = {
@@ -150,6 +152,80 @@ def test_hook_meta_service_serves_the_form() -> None:
     assert meta.standard_fields.password is not None
     assert meta.standard_fields.password.title == "Access token"
     assert meta.standard_fields.login is not None and meta.standard_fields.login.hidden
+    assert meta.standard_fields.port is not None and not meta.standard_fields.port.hidden
+    assert meta.standard_fields.port.placeholder == "443"
     assert meta.extra_fields is not None
     assert set(meta.extra_fields) == PLAIN_FIELDS | SECRET_FIELDS
     assert meta.extra_fields["app_secret"]["schema"].get("format") == "password"
+
+
+# -- the [wamm] configuration section ---------------------------------------------------------------
+
+
+def test_wamm_options_are_registered_as_provider_configuration() -> None:
+    from airflow_provider_wamm.get_provider_info import CONFIG_OPTIONS
+
+    assert set(get_provider_info()["config"]["wamm"]["options"]) == set(CONFIG_OPTIONS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__WAMM__")}
+    for option, expected in (("ledger_conn_id", ""), ("webhook_conn_id", "whatsapp_default")):
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", "config", "get-value", "wamm", option],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.strip() == expected
+    listed = _airflow_cli("config", "list", "--section", "wamm", "--include-descriptions")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert all(f"# {option} =" in listed.stdout for option in CONFIG_OPTIONS)
+    assert "Connection of the send ledger" in listed.stdout
+
+
+def test_options_are_read_through_airflow_conf_with_the_registered_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    from airflow_provider_wamm.get_provider_info import config_default, read_config
+    from airflow_provider_wamm.hooks.ledger import (
+        configured_ledger_conn_id,
+        configured_table_prefix,
+        default_ledger_path,
+        ledger_url,
+    )
+
+    for option in ("ledger_conn_id", "ledger_table_prefix", "webhook_conn_id", "webhook_max_body_bytes"):
+        monkeypatch.delenv(f"AIRFLOW__WAMM__{option.upper()}", raising=False)
+        assert read_config(option) == config_default(option)
+    assert configured_ledger_conn_id() is None and configured_table_prefix() == "wamm_"
+    assert ledger_url(None).database == str(default_ledger_path())
+
+    # One setting moves every task that names no ledger, and the webhook receiver, to the same database.
+    shared = json.dumps({"conn_type": "sqlite", "host": str(tmp_path)})
+    monkeypatch.setenv("AIRFLOW_CONN_SHARED_LEDGER", shared)
+    monkeypatch.setenv("AIRFLOW__WAMM__LEDGER_CONN_ID", " shared_ledger ")
+    monkeypatch.setenv("AIRFLOW__WAMM__LEDGER_TABLE_PREFIX", "crm_")
+    assert configured_ledger_conn_id() == "shared_ledger" and configured_table_prefix() == "crm_"
+    assert ledger_url(None).database == str(tmp_path)
+    assert ledger_url("").database == str(tmp_path)
+
+
+# -- the connection form and its Test button ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "schema", "port", "expected"),
+    [
+        ("", "", 0, "https://graph.facebook.com"),  # what the 3.3 UI's Test button posts for empty fields
+        (None, None, None, "https://graph.facebook.com"),
+        ("https://graph.facebook.com", "", 443, "https://graph.facebook.com:443"),
+        ("http://127.0.0.1:8090", "", 443, "http://127.0.0.1:8090"),  # the URL's own port wins
+    ],
+)
+def test_the_hook_treats_port_0_and_empty_strings_as_unset(
+    host: str | None, schema: str | None, port: int | None, expected: str
+) -> None:
+    from airflow_provider_wamm.hooks.whatsapp import base_url_from_connection
+
+    assert base_url_from_connection(host, schema, port) == expected

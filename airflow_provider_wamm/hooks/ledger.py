@@ -2,6 +2,10 @@
 
 The ledger is plain SQLAlchemy Core (``campaign.ledger``); this module only turns an Airflow connection
 into a database URL, so any SQLAlchemy-capable database works (PostgreSQL in production).
+
+One setting names the ledger for the whole deployment: ``[wamm] ledger_conn_id`` (env
+``AIRFLOW__WAMM__LEDGER_CONN_ID``). Operators, sensors and triggers given no ``ledger_conn_id``, and the
+webhook receiver on the API server, all resolve it here, so they read and write the same tables.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from airflow.providers.common.compat.sdk import BaseHook
 from sqlalchemy.engine import URL, make_url
 
 from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.get_provider_info import read_config
 from airflow_provider_wamm.graph.errors import ConfigurationError
 
 #: SQLAlchemy drivers used for connection types whose Airflow provider may not be installed.
@@ -34,8 +39,23 @@ def default_ledger_path() -> pathlib.Path:
     return pathlib.Path(home) / "wamm" / "ledger.db"
 
 
+def configured_ledger_conn_id() -> str | None:
+    """``[wamm] ledger_conn_id``: the deployment's ledger connection (``None``: the SQLite file)."""
+    return read_config("ledger_conn_id") or None
+
+
+def configured_table_prefix() -> str:
+    """``[wamm] ledger_table_prefix``: prefix of the tables the webhook receiver writes."""
+    return read_config("ledger_table_prefix") or DEFAULT_TABLE_PREFIX
+
+
 def ledger_url(ledger_conn_id: str | None) -> URL:
-    """The SQLAlchemy URL of the ledger named by ``ledger_conn_id`` (``None``: the default SQLite file)."""
+    """The SQLAlchemy URL of the ledger named by ``ledger_conn_id``.
+
+    ``None`` or empty: the connection of ``[wamm] ledger_conn_id``, or when that is unset too the SQLite
+    file :func:`default_ledger_path` (one machine only).
+    """
+    ledger_conn_id = ledger_conn_id or configured_ledger_conn_id()
     if not ledger_conn_id:
         path = default_ledger_path()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,5 +93,5 @@ def ledger_url(ledger_conn_id: str | None) -> URL:
 def get_ledger(
     ledger_conn_id: str | None, *, table_prefix: str = DEFAULT_TABLE_PREFIX, **engine_kwargs: Any
 ) -> Ledger:
-    """Open the ledger of ``ledger_conn_id`` (tables are created on first use)."""
+    """Open the ledger of ``ledger_conn_id`` (``None``: the configured one); tables are made on first use."""
     return Ledger.from_url(ledger_url(ledger_conn_id), table_prefix=table_prefix, **engine_kwargs)

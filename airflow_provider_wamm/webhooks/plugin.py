@@ -4,13 +4,14 @@ Airflow mounts every plugin's ``fastapi_apps`` entry on its API server, so Meta'
 ``https://<airflow api server>/whatsapp-webhooks/``. A small root middleware also routes the URL without
 the trailing slash there (otherwise the Airflow UI's catch-all route would answer it, and Meta's
 verification would fail). The settings are read when a request arrives, not when the plugin loads, and
-cached for a minute:
+cached for a minute. They are the provider's registered ``[wamm]`` options (``airflow config list``
+shows them with their defaults; env ``AIRFLOW__WAMM__<OPTION>``):
 
-* ``[wamm] webhook_conn_id`` (env ``AIRFLOW__WAMM__WEBHOOK_CONN_ID``, default ``whatsapp_default``): the
-  ``whatsapp`` connection whose extra holds ``app_secret`` and ``webhook_verify_token``;
+* ``[wamm] webhook_conn_id`` (default ``whatsapp_default``): the ``whatsapp`` connection whose extra
+  holds ``app_secret`` and ``webhook_verify_token``;
 * ``[wamm] ledger_conn_id`` (default: none, the SQLite file under ``AIRFLOW_HOME``) and
-  ``[wamm] ledger_table_prefix`` (default ``wamm_``): the ledger the statuses go to; use the same
-  database as the operators (PostgreSQL in production);
+  ``[wamm] ledger_table_prefix`` (default ``wamm_``): the ledger the statuses go to, the same one the
+  operators and sensors use when they are given no ``ledger_conn_id`` (PostgreSQL in production);
 * ``[wamm] webhook_max_body_bytes`` (default 4 MiB).
 
 The endpoints carry no Airflow login: Meta cannot log in. Every POST is authenticated by its HMAC
@@ -25,10 +26,11 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowPlugin, conf
+from airflow.providers.common.compat.sdk import AirflowPlugin
 
 from airflow_provider_wamm.campaign.ledger import Ledger
-from airflow_provider_wamm.webhooks.app import DEFAULT_MAX_BODY_BYTES, WebhookSettings, create_app
+from airflow_provider_wamm.get_provider_info import CONFIG_SECTION, config_default, read_config
+from airflow_provider_wamm.webhooks.app import WebhookSettings, create_app
 from airflow_provider_wamm.webhooks.cli import RedactVerifyToken
 
 # The API server's access log prints request lines, and Meta's handshake puts the verify token in the
@@ -38,10 +40,8 @@ for _access_log in ("uvicorn.access", "gunicorn.access"):
 
 #: Where the receiver is mounted on the API server.
 URL_PREFIX = "/whatsapp-webhooks"
-#: Configuration section of the provider.
-CONFIG_SECTION = "wamm"
-DEFAULT_WEBHOOK_CONN_ID = "whatsapp_default"
-DEFAULT_TABLE_PREFIX = "wamm_"
+DEFAULT_WEBHOOK_CONN_ID = config_default("webhook_conn_id")
+DEFAULT_TABLE_PREFIX = config_default("ledger_table_prefix")
 
 
 class AirflowWebhookSettings:
@@ -60,31 +60,29 @@ class AirflowWebhookSettings:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ttl={self.ttl})"
 
-    @staticmethod
-    def _option(key: str, default: str) -> str:
-        value = conf.get(CONFIG_SECTION, key, fallback=default)
-        return str(value).strip() if value is not None else default
+    def _ledger(self) -> Ledger:
+        """The ledger of ``[wamm] ledger_conn_id``, opened once per (connection, prefix)."""
+        from airflow_provider_wamm.hooks.ledger import (
+            configured_ledger_conn_id,
+            configured_table_prefix,
+            get_ledger,
+        )
 
-    def _ledger(self, conn_id: str, prefix: str) -> Ledger:
-        key = (conn_id, prefix)
+        conn_id, prefix = configured_ledger_conn_id(), configured_table_prefix()
+        key = (conn_id or "", prefix)
         ledger = self._ledgers.get(key)
         if ledger is None:
-            from airflow_provider_wamm.hooks.ledger import get_ledger
-
-            ledger = self._ledgers[key] = get_ledger(conn_id or None, table_prefix=prefix)
+            ledger = self._ledgers[key] = get_ledger(conn_id, table_prefix=prefix)
         return ledger
 
     def read(self) -> WebhookSettings:
         """Read the settings now (no cache)."""
         from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
 
-        conn_id = self._option("webhook_conn_id", DEFAULT_WEBHOOK_CONN_ID) or DEFAULT_WEBHOOK_CONN_ID
+        conn_id = read_config("webhook_conn_id") or DEFAULT_WEBHOOK_CONN_ID
         wa = WhatsAppHook(whatsapp_conn_id=conn_id).settings
-        max_body = int(self._option("webhook_max_body_bytes", str(DEFAULT_MAX_BODY_BYTES)))
-        ledger = self._ledger(
-            self._option("ledger_conn_id", ""),
-            self._option("ledger_table_prefix", DEFAULT_TABLE_PREFIX) or DEFAULT_TABLE_PREFIX,
-        )
+        max_body = int(read_config("webhook_max_body_bytes") or config_default("webhook_max_body_bytes"))
+        ledger = self._ledger()
         return WebhookSettings(
             app_secret=wa.app_secret,
             verify_token=wa.webhook_verify_token,
@@ -155,6 +153,7 @@ class WhatsAppWebhooksPlugin(AirflowPlugin):
 
 
 __all__ = [
+    "CONFIG_SECTION",
     "URL_PREFIX",
     "AirflowWebhookSettings",
     "TrailingSlashMiddleware",

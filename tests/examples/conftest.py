@@ -150,9 +150,10 @@ def example_env(
 
     ``whatsapp_default`` points at the sandbox (no rate cap there, a high one in the connection),
     ``crm`` at an empty SQLite file (seed it with :func:`seed_customers`), ``wamm_ledger`` at a fresh
-    SQLite ledger, which the receiver writes the sandbox's signed status webhooks into. Webhooks come
-    quickly (a few ms apart, each message's statuses in one POST) so that a campaign settles before its
-    sensor first looks.
+    SQLite ledger named by ``[wamm] ledger_conn_id`` (``AIRFLOW__WAMM__LEDGER_CONN_ID``: the examples name
+    no ledger of their own), which the receiver writes the sandbox's signed status webhooks into.
+    Webhooks come quickly (a few ms apart, each message's statuses in one POST) so that a campaign
+    settles before its sensor first looks.
     """
     crm, ledger_path, report_dir = tmp_path / "crm.db", tmp_path / "ledger.db", tmp_path / "reports"
     report_dir.mkdir()
@@ -186,6 +187,7 @@ def example_env(
     }
     for conn_id, data in conns.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(data))
+    monkeypatch.setenv("AIRFLOW__WAMM__LEDGER_CONN_ID", "wamm_ledger")
     monkeypatch.setenv("AIRFLOW_VAR_WAMM_REPORT_DIR", str(report_dir))
     try:
         yield ExampleEnv(sandbox, crm, ledger_path, report_dir)

@@ -1,10 +1,12 @@
 """Every example DAG of ``dags_examples/`` run with ``dag.test()`` against the sandbox.
 
-The examples run as written: their connections (``whatsapp_default``, ``crm``, ``wamm_ledger``) and the
-``wamm_report_dir`` Variable come from ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` environment variables set
-by the ``example_env`` fixture, and the DAGs reach the metadata database through ``load_example_dags``
-(see ``conftest.py`` for why and how). The sandbox POSTs signed status webhooks to a live receiver that
-writes into the same ledger the DAGs use, so the sensors settle on real webhooks.
+The examples run as written: their connections (``whatsapp_default``, ``crm``, ``wamm_ledger``), the
+``[wamm] ledger_conn_id`` option and the ``wamm_report_dir`` Variable come from ``AIRFLOW_CONN_*`` /
+``AIRFLOW__WAMM__*`` / ``AIRFLOW_VAR_*`` environment variables set by the ``example_env`` fixture, and
+the DAGs reach the metadata database through ``load_example_dags`` (see ``conftest.py`` for why and how).
+``tests/deployment/`` runs the same examples the way users do: triggered through a real Airflow's REST
+API. The sandbox POSTs signed status webhooks to a live receiver that writes into the same ledger the
+DAGs use, so the sensors settle on real webhooks.
 
 Each test checks the sandbox's own record (exactly one message per valid recipient), the send task's
 XCom (counts), and, where a sensor reports, that its report matches the sandbox's stored outcomes count
@@ -142,11 +144,12 @@ def test_campaign_from_sql_sends_once_reports_and_publishes_the_asset(
     quick_sensor(monkeypatch, dag)
     customers, expected = crm_with_extras(40)
     seed_customers(example_env.crm, customers)
-    logical_date = datetime.now(UTC) - timedelta(hours=1)  # recent: inside max_lateness (12 h)
+    # A scheduled run an hour late (inside max_lateness): the campaign id is the day it was due.
+    logical_date = datetime.now(UTC) - timedelta(hours=1)
     ds_nodash = logical_date.strftime("%Y%m%d")
     before = len(asset_events(CAMPAIGN_ASSET))
 
-    dagrun, tis, xcoms = run_dag(dag, logical_date=logical_date)
+    dagrun, tis, xcoms = run_dag(dag, logical_date=logical_date, run_after=logical_date)
     assert str(dagrun.state) == "success", tis
     assert tis == {"send": "success", "report": "success"}
 
@@ -182,8 +185,8 @@ def test_campaign_from_sql_sends_once_reports_and_publishes_the_asset(
         {"campaign_id": send["campaign_id"], "total": 42, "accepted": 40, "failed": 0}
     ]
 
-    # The same logical date again (a cleared run): the campaign resumes and nobody gets a second message.
-    dagrun, tis, xcoms = run_dag(dag, logical_date=logical_date)
+    # The same run again (a cleared run): the campaign resumes and nobody gets a second message.
+    dagrun, tis, xcoms = run_dag(dag, logical_date=logical_date, run_after=logical_date)
     assert str(dagrun.state) == "success", tis
     again = xcoms[("send", -1)]
     assert again["campaign_id"] == send["campaign_id"]
@@ -333,8 +336,13 @@ def test_report_on_asset_reports_the_campaign_of_the_triggering_event(
 
 
 def midnight(day: date) -> datetime:
-    """The logical date of a daily run."""
+    """The logical date (and ``run_after``) of a daily run."""
     return datetime.combine(day, time.min, UTC)
+
+
+def run_daily(dag: Any, day: date) -> tuple[Any, dict[str, str], dict[tuple[str, int], Any]]:
+    """The scheduled run of ``day``, as the scheduler creates it (logical date = run_after = midnight)."""
+    return run_dag(dag, logical_date=midnight(day), run_after=midnight(day))
 
 
 def test_safe_backfill_skips_stale_runs_and_caps_frequency(
@@ -343,32 +351,35 @@ def test_safe_backfill_skips_stale_runs_and_caps_frequency(
     dag = load_example_dags("wamm_safe_backfill")
     today = datetime.now(UTC).date()
     yesterday, old = today - timedelta(days=1), today - timedelta(days=10)
-    signups = {old: range(0, 3), yesterday: range(10, 15), today: range(20, 24)}
+    # Each daily run welcomes the sign-ups of the day before it was due.
+    signups = {old - timedelta(days=1): range(0, 3), yesterday - timedelta(days=1): range(10, 15)}
+    signups[yesterday] = range(20, 24)
     customers = [
         Customer(de_number(i), f"Ana{i}", signup_date=str(day)) for day, ids in signups.items() for i in ids
     ]
-    # Two of yesterday's sign-ups registered again today: they already got yesterday's message.
-    customers += [Customer(de_number(i), f"Again{i}", signup_date=str(today)) for i in (10, 11)]
+    # Two of the earlier sign-ups registered again yesterday: they already got the earlier message.
+    customers += [Customer(de_number(i), f"Again{i}", signup_date=str(yesterday)) for i in (10, 11)]
     seed_customers(example_env.crm, customers)
     sandbox = example_env.sandbox
 
     # A backfilled run ten days late is skipped by max_lateness (two days): nothing is sent.
-    _, tis, xcoms = run_dag(dag, logical_date=midnight(old))
+    _, tis, xcoms = run_daily(dag, old)
     assert tis == {"send": "skipped"}
     assert ("send", -1) not in xcoms and sandbox.messages == []
 
-    # Yesterday's run sends to yesterday's sign-ups (the query binds {{ ds }}).
-    _, tis, xcoms = run_dag(dag, logical_date=midnight(yesterday))
+    # Yesterday's run sends to the sign-ups of the day before (the query binds run_after's day - 1).
+    _, tis, xcoms = run_daily(dag, yesterday)
     assert tis == {"send": "success"}
     first = xcoms[("send", -1)]
     assert (first["total"], first["accepted"]) == (5, 5)
-    assert_one_message_each(sandbox, {de_digits(i) for i in signups[yesterday]})
+    earlier = signups[yesterday - timedelta(days=1)]
+    assert_one_message_each(sandbox, {de_digits(i) for i in earlier})
 
     # Today's run is a new campaign, but the frequency cap skips the two messaged within 24 h.
-    _, tis, xcoms = run_dag(dag, logical_date=midnight(today))
+    _, tis, xcoms = run_daily(dag, today)
     assert tis == {"send": "success"}
     second = xcoms[("send", -1)]
     assert second["campaign_id"] != first["campaign_id"]
     assert second["campaign_id"].startswith("wamm_safe_backfill.send.")
     assert (second["total"], second["accepted"], second["frequency_capped"]) == (6, 4, 2)
-    assert_one_message_each(sandbox, {de_digits(i) for i in (*signups[yesterday], *signups[today])})
+    assert_one_message_each(sandbox, {de_digits(i) for i in (*earlier, *signups[yesterday])})
