@@ -84,7 +84,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "WhatsApp Marketing Messages",
-                "python-modules": [f"{PACKAGE}.operators.marketing"],
+                "python-modules": [f"{PACKAGE}.operators.marketing", f"{PACKAGE}.operators.attribution"],
             }
         ],
         "sensors": [
