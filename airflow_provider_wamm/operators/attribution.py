@@ -43,7 +43,8 @@ class ConversionAttributionOperator(BaseOperator):
     ``rate_interval``, and ``lift`` / ``relative_lift`` against ``control_group`` with their intervals
     and ``p_value``; plus the conversion counts and, with two variants or more, a winner ``readout``.
 
-    :param campaign_id: The campaign in the ledger (the send operator's ``campaign_id``).
+    :param campaign_id: The campaign in the ledger (the send operator's ``campaign_id``), or a list of
+        campaigns measured together (e.g. one send task per variant).
     :param conversions_sql: Query returning one row per conversion (or a ``.sql`` file, rendered).
     :param sql_conn_id: Any common.sql connection holding the conversions (and the audience).
     :param parameters: Bound parameters of ``conversions_sql``.
@@ -86,7 +87,7 @@ class ConversionAttributionOperator(BaseOperator):
     def __init__(
         self,
         *,
-        campaign_id: str,
+        campaign_id: str | Sequence[str],
         conversions_sql: str,
         sql_conn_id: str,
         parameters: Mapping[str, Any] | Sequence[Any] | None = None,
@@ -160,20 +161,22 @@ class ConversionAttributionOperator(BaseOperator):
 
     def _add_exposures(self, attribution: Attribution) -> None:
         """The campaign's accepted sends, then the holdout of its audience (anchored at the first send)."""
+        campaign_ids = [self.campaign_id] if isinstance(self.campaign_id, str) else list(self.campaign_id)
         ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
         try:
-            sends = attribution.add_exposures(
-                ledger_exposures(
-                    ledger,
-                    self.campaign_id,
-                    experiment=self.experiment,
-                    states=(ACCEPTED,),
-                    batch_size=self.batch_size,
+            for campaign_id in campaign_ids:
+                sends = attribution.add_exposures(
+                    ledger_exposures(
+                        ledger,
+                        campaign_id,
+                        experiment=self.experiment,
+                        states=(ACCEPTED,),
+                        batch_size=self.batch_size,
+                    )
                 )
-            )
+                self.log.info("Campaign %r: %d accepted sends in the ledger.", campaign_id, sends)
         finally:
             ledger.dispose()
-        self.log.info("Campaign %r: %d accepted sends in the ledger.", self.campaign_id, sends)
         start = attribution.first_exposure
         if self.audience_sql is None or self.experiment is None or start is None:
             if self.experiment is not None and self.experiment.holdout > 0:

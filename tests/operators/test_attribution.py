@@ -259,16 +259,20 @@ def test_the_xcom_holds_counts_and_rates_never_a_phone_number(campaign: dict[str
     assert not re.search(r"49151\d{8}|\+49", json.dumps(result))
 
 
-def test_variants_get_a_winner_readout(ledger: Ledger, crm: pathlib.Path) -> None:
+def test_variants_sent_by_one_task_each_get_a_winner_readout(ledger: Ledger, crm: pathlib.Path) -> None:
     spec = {"key": "ab", "holdout": 0.2, "variants": [{"name": "A"}, {"name": "B"}]}
     experiment = Experiment.from_dict(spec)
     sent, held = split(experiment, 400, 50)
-    record_sends(ledger, "spring", sent)
+    for variant in ("A", "B"):  # one send task, so one campaign, per variant
+        record_sends(
+            ledger, f"spring-{variant}", [i for i in sent if experiment.variant_for(digits(i)) == variant]
+        )
     seed_crm(crm, [{"phone": number(i)} for i in sent + held])
     buyers = [i for i in sent if experiment.variant_for(digits(i)) == "B"][:40]
     buyers += [i for i in sent if experiment.variant_for(digits(i)) == "A"][:5]
     seed_crm(crm, [{"phone": number(i), "converted_at": at(5)} for i in buyers], table="orders")
     result = attribution_operator(
+        campaign_id=["spring-A", "spring-B"],
         experiment=spec,
         audience_sql="SELECT phone FROM customers",
         audience_parameters=None,
