@@ -195,7 +195,11 @@ class MarketRates:
         return country.region or country.market or OTHER
 
     def rate_of(self, digits: str) -> tuple[str, Decimal | None]:
-        """The market of a number (E.164 digits) and its rate (``None`` if the card has no rate for it)."""
+        """The market of a number (E.164 digits) and its rate (``None`` if the card has no rate for it).
+
+        Numbers Meta does not deliver marketing to (US numbers) still get their market's rate here; they
+        are never charged because they fail, and :meth:`RateCard.estimate` counts them apart.
+        """
         market = self.market_of(self.table.country_of(digits))
         return market, self.rates.get(market)
 
@@ -243,7 +247,14 @@ class RateCard:
         :param effective_from: the day a Meta-layout file took effect, when its first line does not say.
         :param table: the market table (the shipped one by default).
         """
-        return cls.from_text(Path(path).read_text(encoding="utf-8-sig"), effective_from, table)
+        try:
+            text = Path(path).read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise ConfigurationError(
+                f"rate card {str(path)!r} is not a CSV text file (Meta has served Excel workbooks under a "
+                "'.csv' name): open it and save the rates sheet as CSV"
+            ) from None
+        return cls.from_text(text, effective_from, table)
 
     @classmethod
     def from_text(
@@ -252,6 +263,8 @@ class RateCard:
         """Parse CSV text in either layout (see :meth:`from_csv`)."""
         table = table if table is not None else MarketTable.shipped()
         lines = _data_lines(text)
+        while lines and not lines[0].strip(", \t"):
+            lines = lines[1:]
         match = _META_PREAMBLE.search(lines[0]) if lines else None
         if match or (lines and lines[0].lstrip('"').lower().startswith("cost per message")):
             if match:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
@@ -28,6 +28,9 @@ from airflow_provider_wamm.hooks.recipients import SqlRecipientSource
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+#: The groups lifts may be measured against.
+ControlGroup = Literal["holdout", "global_control"]
 
 
 class ConversionAttributionOperator(BaseOperator):
@@ -101,7 +104,7 @@ class ConversionAttributionOperator(BaseOperator):
         default_region: str | None = None,
         ledger_conn_id: str | None = None,
         ledger_table_prefix: str = DEFAULT_TABLE_PREFIX,
-        control_group: str = AssignmentKind.HOLDOUT,
+        control_group: ControlGroup = "holdout",
         confidence: float = 0.95,
         batch_size: int = 1000,
         **kwargs: Any,
@@ -217,4 +220,4 @@ class ConversionAttributionOperator(BaseOperator):
             self.log.info("%s", line)
 
 
-__all__ = ["ConversionAttributionOperator"]
+__all__ = ["ControlGroup", "ConversionAttributionOperator"]

@@ -209,6 +209,18 @@ def test_meta_s_own_rate_card_csv_is_read(tmp_path: Path) -> None:
     assert card.rate_of("18092345678", OCTOBER) == (LATAM, Decimal("0.0740"))
 
 
+def test_blank_lines_before_meta_s_preamble_are_skipped() -> None:
+    card = RateCard.from_text(",,,\n\n" + META_CSV)
+    assert card.in_force(OCTOBER).rates["Germany"] == Decimal("0.1365")
+
+
+def test_an_excel_workbook_under_a_csv_name_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "rates.csv"
+    path.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb5U0#\xf4")
+    with pytest.raises(ConfigurationError, match="save the rates sheet as CSV"):
+        RateCard.from_csv(path)
+
+
 def test_a_meta_csv_without_a_date_needs_one(tmp_path: Path) -> None:
     text = META_CSV.split("\n", 1)[1]
     with pytest.raises(ConfigurationError, match="no effective date"):
