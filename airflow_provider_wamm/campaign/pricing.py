@@ -7,7 +7,7 @@ list of recipients on a date::
 
     card = RateCard.shipped()                     # or RateCard.from_csv("my_rates.csv")
     estimate = card.estimate(recipients, on=date(2026, 11, 1))
-    print(estimate.summary())                     # "2 recipients, 0.1990 USD on the card of ..."
+    print(estimate.summary())  # "48210 recipients, 3112.5240 USD on the card effective 2026-10-01 ..."
 
 :class:`Budget` keeps the running spend of a campaign and says when it reaches a ceiling; the bulk
 sender will consult it once it is wired in. The shipped rates are third-party transcriptions of Meta's
