@@ -155,8 +155,8 @@ CONNECTION_TYPE: dict[str, Any] = {
 }
 
 
-def _modules(module: str) -> list[dict[str, Any]]:
-    return [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.{module}"]}]
+def _modules(*modules: str) -> list[dict[str, Any]]:
+    return [{"integration-name": INTEGRATION, "python-modules": [f"{PACKAGE}.{m}" for m in modules]}]
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -170,7 +170,7 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": INTEGRATION, "external-doc-url": DOCS_URL, "tags": ["service"]}
         ],
         "hooks": _modules("hooks.whatsapp"),
-        "operators": _modules("operators.marketing"),
+        "operators": _modules("operators.marketing", "operators.attribution"),
         "sensors": _modules("sensors.responses"),
         "triggers": _modules("triggers.responses"),
         "config": {
