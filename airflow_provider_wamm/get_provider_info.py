@@ -89,6 +89,8 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "",
         "wamm_ledger",
     ),
+    # Equal to campaign.ledger.DEFAULT_TABLE_PREFIX (a test keeps them so): importing it here would
+    # load the campaign engine at every provider discovery, that is in every Airflow command.
     "ledger_table_prefix": _option(
         "Prefix of the ledger's tables written by the webhook receiver; keep it equal to the "
         "operators' and sensors' ``ledger_table_prefix`` (default ``wamm_``).",

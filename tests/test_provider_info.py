@@ -229,3 +229,10 @@ def test_the_hook_treats_port_0_and_empty_strings_as_unset(
     from airflow_provider_wamm.hooks.whatsapp import base_url_from_connection
 
     assert base_url_from_connection(host, schema, port) == expected
+
+
+def test_the_registered_table_prefix_is_the_ledgers_default() -> None:
+    from airflow_provider_wamm.campaign.ledger import DEFAULT_TABLE_PREFIX
+    from airflow_provider_wamm.get_provider_info import CONFIG_OPTIONS
+
+    assert CONFIG_OPTIONS["ledger_table_prefix"]["default"] == DEFAULT_TABLE_PREFIX

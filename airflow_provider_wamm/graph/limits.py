@@ -14,7 +14,7 @@ import decimal
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 from airflow_provider_wamm.graph.errors import InvalidRecipientError, PayloadError
 
@@ -56,6 +56,7 @@ __all__ = [
     "TOP_LEVEL_KEYS",
     "URL_SUFFIX_MAX",
     "WHITESPACE_RE",
+    "ProductPolicy",
     "check_bsuid",
     "check_coordinate",
     "check_index",
@@ -119,7 +120,8 @@ LONGITUDE_MAX = 180.0
 # --------------------------------------------------------------------------------------------
 
 #: Values of the top-level ``product_policy`` field.
-PRODUCT_POLICIES = ("CLOUD_API_FALLBACK", "STRICT")
+ProductPolicy = Literal["CLOUD_API_FALLBACK", "STRICT"]
+PRODUCT_POLICIES: tuple[ProductPolicy, ...] = get_args(ProductPolicy)
 #: Values of ``template.language.policy``.
 LANGUAGE_POLICIES = ("deterministic",)
 #: Button ``sub_type`` values this module knows how to validate.

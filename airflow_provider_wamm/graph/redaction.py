@@ -32,10 +32,15 @@ def redact(text: str) -> str:
     return _BEARER_RE.sub(r"\1***", _QUERY_SECRET_RE.sub(r"\1***", text))
 
 
+#: Shorter values are not replaced: blanking every "abc" in a text would hide more than it protects.
+MIN_SECRET_LENGTH = 4
+
+
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace every non-empty value of ``secrets`` in ``text`` by ``***``, then :func:`redact` it."""
+    """Replace every value of ``secrets`` (of 4 characters or more) in ``text`` by ``***``, then
+    :func:`redact` it: the one scrubber for texts people see (errors, logs, connection tests)."""
     for secret in secrets:
-        if secret and secret in text:
+        if secret and len(secret) >= MIN_SECRET_LENGTH and secret in text:
             text = text.replace(secret, "***")
     return redact(text)
 

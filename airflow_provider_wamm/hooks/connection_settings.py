@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from airflow_provider_wamm.graph.client import DEFAULT_BASE_URL
 from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.graph.redaction import scrub
 
-#: Graph API host used when the connection's host is empty.
-DEFAULT_BASE_URL = "https://graph.facebook.com"
 #: Graph API version used when the connection does not name one.
 DEFAULT_API_VERSION = "v23.0"
 #: Meta's default per-number throughput cap (messages per second).
@@ -237,10 +237,7 @@ class WhatsAppConnectionSettings:
 
     def scrub(self, text: str) -> str:
         """``text`` with every secret of this connection (of 4 characters or more) replaced by ``***``."""
-        for secret in self.secrets:
-            if len(secret) >= 4:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, self.secrets)
 
     def require(self, name: str) -> str:
         """The value of the setting ``name``; :class:`ConfigurationError` naming it when it is not set."""

@@ -10,14 +10,12 @@ webhook receiver on the API server, all resolve it here, so they read and write 
 
 from __future__ import annotations
 
-import os
-import pathlib
 from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseHook
 from sqlalchemy.engine import URL, make_url
 
-from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.ledger import DEFAULT_TABLE_PREFIX, Ledger, default_ledger_path
 from airflow_provider_wamm.get_provider_info import read_config
 from airflow_provider_wamm.graph.errors import ConfigurationError
 
@@ -29,14 +27,6 @@ _DIALECTS: dict[str, str] = {
     "mariadb": "mysql+pymysql",
     "sqlite": "sqlite",
 }
-
-DEFAULT_TABLE_PREFIX = "wamm_"
-
-
-def default_ledger_path() -> pathlib.Path:
-    """The SQLite file used when no ledger connection is configured (one machine only)."""
-    home = os.environ.get("AIRFLOW_HOME") or str(pathlib.Path.home() / "airflow")
-    return pathlib.Path(home) / "wamm" / "ledger.db"
 
 
 def configured_ledger_conn_id() -> str | None:

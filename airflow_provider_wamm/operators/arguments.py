@@ -15,13 +15,11 @@ from typing import Any, Literal, get_args
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_wamm.graph.limits import PRODUCT_POLICIES, ProductPolicy
+
 #: What to do when a campaign has no recipients.
 OnEmpty = Literal["succeed", "skip", "fail"]
-#: Meta's ``product_policy``: fall back to the Cloud API (Meta's default), or never.
-ProductPolicy = Literal["CLOUD_API_FALLBACK", "STRICT"]
 
-#: Values of ``product_policy``.
-PRODUCT_POLICIES: tuple[ProductPolicy, ...] = get_args(ProductPolicy)
 #: Values of ``on_empty``.
 ON_EMPTY: tuple[OnEmpty, ...] = get_args(OnEmpty)
 

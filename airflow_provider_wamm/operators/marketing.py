@@ -481,10 +481,13 @@ def default_concurrency(messages_per_second: float) -> int:
     return max(8, min(256, math.ceil(messages_per_second / 5)))
 
 
-def default_campaign_id(context: Mapping[str, Any]) -> str:
-    """``dag_id.task_id.run_id``: one campaign per run, shared by the run's mapped shards."""
+def default_campaign_id(context: Mapping[str, Any], task_id: str | None = None) -> str:
+    """``dag_id.task_id.run_id``: one campaign per run, shared by the run's mapped shards.
+
+    ``task_id`` names another task of the run (the sensor watches its send task's campaign).
+    """
     ti = context["ti"]
-    return f"{ti.dag_id}.{ti.task_id}.{context['run_id']}"
+    return f"{ti.dag_id}.{task_id or ti.task_id}.{context['run_id']}"
 
 
 def halt_message(halted: CampaignHalted) -> str:

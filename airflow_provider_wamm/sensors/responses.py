@@ -35,6 +35,7 @@ from airflow_provider_wamm.campaign.report import (
 )
 from airflow_provider_wamm.campaign.report_html import write_html
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger, ledger_url
+from airflow_provider_wamm.operators.marketing import default_campaign_id
 from airflow_provider_wamm.triggers.responses import EVENT_ERROR, EVENT_TIMEOUT, MarketingResponsesTrigger
 
 if TYPE_CHECKING:
@@ -166,9 +167,7 @@ class MarketingResponsesSensor(BaseSensorOperator):
         """The campaigns this sensor watches (rendered ``campaign_id``, or ``send_task_id``'s default)."""
         ids = parse_campaign_ids(self.campaign_id)
         if not ids and self.send_task_id:
-            ti = context["ti"]
-            # Same form as MarketingMessageOperator's default campaign id.
-            ids = [f"{ti.dag_id}.{self.send_task_id}.{context['run_id']}"]
+            ids = [default_campaign_id(context, self.send_task_id)]
         if not ids:
             raise AirflowFailException("'campaign_id' rendered to nothing: no campaign to watch.")
         return ids

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX
 from airflow_provider_wamm.campaign.report import SettleState, settle_state
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class MarketingResponsesTrigger(BaseTrigger):
         *,
         campaign_ids: Sequence[str],
         ledger_conn_id: str | None = None,
-        ledger_table_prefix: str = "wamm_",
+        ledger_table_prefix: str = DEFAULT_TABLE_PREFIX,
         settle_timeout: float | None = None,
         poll_interval: float = 60.0,
     ) -> None:

@@ -25,6 +25,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, default_ledger_path
 from airflow_provider_wamm.webhooks.app import DEFAULT_MAX_BODY_BYTES, WebhookSettings, create_app
 
 DEFAULT_HOST = "127.0.0.1"
@@ -51,8 +52,7 @@ class RedactVerifyToken(logging.Filter):
 
 def default_ledger_url() -> str:
     """The SQLite ledger the operators use by default on this machine (``$AIRFLOW_HOME/wamm/ledger.db``)."""
-    home = os.environ.get("AIRFLOW_HOME") or str(pathlib.Path.home() / "airflow")
-    return f"sqlite:///{pathlib.Path(home) / 'wamm' / 'ledger.db'}"
+    return f"sqlite:///{default_ledger_path()}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--table-prefix",
-        default=env.get("WAMM_LEDGER_TABLE_PREFIX", "wamm_"),
+        default=env.get("WAMM_LEDGER_TABLE_PREFIX", DEFAULT_TABLE_PREFIX),
         help="prefix of the ledger's tables (env WAMM_LEDGER_TABLE_PREFIX)",
     )
     parser.add_argument(

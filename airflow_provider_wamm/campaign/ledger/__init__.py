@@ -57,7 +57,7 @@ from airflow_provider_wamm.campaign.ledger.records import (
     as_utc,
     utcnow,
 )
-from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, upsert
+from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, default_ledger_path, upsert
 
 __all__ = [
     "ACCEPTED",
@@ -88,6 +88,7 @@ __all__ = [
     "StatusUpdate",
     "Suppression",
     "as_utc",
+    "default_ledger_path",
     "upsert",
     "utcnow",
 ]

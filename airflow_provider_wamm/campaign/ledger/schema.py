@@ -6,6 +6,8 @@ schema) are validated here before any table is defined, so they can never carry 
 
 from __future__ import annotations
 
+import os
+import pathlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,17 @@ from airflow_provider_wamm.graph.errors import ConfigurationError
 
 #: Prefix of the ledger's table names unless another is given (``wamm_sends``, ``wamm_statuses``...).
 DEFAULT_TABLE_PREFIX = "wamm_"
+
+
+def default_ledger_path() -> pathlib.Path:
+    """The SQLite file used when no ledger database is configured: ``$AIRFLOW_HOME/wamm/ledger.db``.
+
+    ``AIRFLOW_HOME`` defaults to ``~/airflow`` as in Airflow itself; one machine only.
+    """
+    home = os.environ.get("AIRFLOW_HOME") or str(pathlib.Path.home() / "airflow")
+    return pathlib.Path(home) / "wamm" / "ledger.db"
+
+
 #: Longest stored error title.
 TITLE_MAX = 255
 #: Longest stored error details.
