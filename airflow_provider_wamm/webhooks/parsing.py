@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from airflow_provider_wamm.campaign.ledger import ClickEvent, DeliveryStatus, StatusUpdate
+from airflow_provider_wamm.campaign.ledger import ClickEvent, DeliveryStatus, SignalBatch, StatusUpdate
 from airflow_provider_wamm.graph.errors import error_title
+from airflow_provider_wamm.webhooks.signals import SIGNAL_PARSERS
 
 #: Delivery statuses the ledger stores; other status names are ignored.
 KNOWN_STATUSES = frozenset(status.value for status in DeliveryStatus)
@@ -145,6 +146,9 @@ class ParsedWebhook:
     """Items that could not be understood (wrong types, missing ids or timestamps) and were dropped."""
     ignored: int = 0
     """Well-formed items that are not for the ledger (inbound messages, other fields, other statuses)."""
+    signals: SignalBatch = field(default_factory=SignalBatch)
+    """Opt-outs, template and account signals (the other webhook fields, see
+    :data:`airflow_provider_wamm.webhooks.signals.SIGNAL_PARSERS`)."""
 
     def counts(self) -> dict[str, int]:
         """``{"statuses": n, "clicks": n, "skipped": n, "ignored": n}`` (for the response and logs)."""
@@ -384,8 +388,14 @@ def parse_webhook(payload: Any) -> ParsedWebhook:
                 continue
             name = change.get("field")
             value = change.get("value")
+            signal_parser = SIGNAL_PARSERS.get(name) if isinstance(name, str) else None
+            if signal_parser is not None:
+                tally = signal_parser(value, entry, result.signals)
+                result.skipped += tally.skipped
+                result.ignored += tally.ignored
+                continue
             if name is not None and name != "messages":
-                result.ignored += 1  # template status, quality, account updates...: not ours
+                result.ignored += 1  # a field the receiver does not read
                 continue
             if not isinstance(value, Mapping):
                 result.skipped += 1
