@@ -96,7 +96,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "WhatsApp Marketing Messages",
-                "python-modules": [f"{PACKAGE}.triggers.responses"],
+                "python-modules": [f"{PACKAGE}.triggers.responses", f"{PACKAGE}.triggers.templates"],
             }
         ],
         "connection-types": [
