@@ -142,11 +142,12 @@ _ACTIONS: dict[str, Callable[[SandboxContext, SignalStep], list[str]]] = {
 def apply_signal(ctx: SandboxContext, step: SignalStep) -> dict[str, Any]:
     """Act on ``step`` now and schedule its webhooks (sent only when ``webhook_url`` is set).
 
-    :returns: what was done (also kept in the state's signal log).
+    :returns: what was done and which webhook fields were sent (also kept in the state's signal log).
     :raises ValueError: for a template the sandbox does not know.
     """
     fields = _ACTIONS[step.action](ctx, step)
-    entry = {**step.to_dict(), "webhooks": fields, "at": time.time()}
+    sent = fields if ctx.config.webhook_url else []  # without a webhook URL nothing is sent
+    entry = {**step.to_dict(), "webhooks": sent, "at": time.time()}
     ctx.state.signal_log.append(entry)
     return entry
 
@@ -167,7 +168,7 @@ def run_due_steps(ctx: SandboxContext, now: float | None = None) -> int:
         state.steps_done.add(step)
         try:
             apply_signal(ctx, step)
-        except ValueError as exc:  # a template the configuration does not have: record, do not stop
+        except Exception as exc:  # e.g. a template the configuration lacks: record it, keep serving
             state.signal_log.append({**step.to_dict(), "error": str(exc), "at": time.time()})
         ran += 1
     return ran

@@ -231,3 +231,17 @@ def test_signal_steps_round_trip_through_the_config_and_the_cli() -> None:
         SignalStep("pause_template", "spring_sale", after_sends=10),
         SignalStep("quality", "RED", at_s=3.0),
     )
+
+
+def test_without_a_webhook_url_signals_still_act(sandbox: Sandbox, graph: Graph) -> None:
+    response = post_signal(sandbox, {"action": "pause_template", "target": "spring_sale"})
+    assert response.json()["webhooks"] == []  # nothing to send it to
+    assert graph.error(graph.send(to=number(1)))["code"] == 132015
+    assert sandbox.webhook_stats()["pending"] == 0
+
+
+def test_a_scripted_step_that_cannot_act_is_logged_and_sends_go_on(sandbox: Sandbox, graph: Graph) -> None:
+    sandbox.reset(sandbox.config.replace(signal_steps=("pause_template:no_such_template@sends=1",)))
+    assert [graph.send(to=number(i)).status_code for i in range(2)] == [200, 200]
+    logged = requests.get(f"{sandbox.url}/_sandbox/signals", timeout=5).json()["signals"]
+    assert logged[0]["error"] == "the sandbox has no template no_such_template"
