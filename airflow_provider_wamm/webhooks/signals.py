@@ -32,6 +32,7 @@ What is read, from Meta's webhook references on developers.facebook.com
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,6 +93,14 @@ class ParseTally:
 
     skipped: int = 0
     ignored: int = 0
+
+    def read_into(self, read: Callable[[], Read[_ItemT]], sink: list[_ItemT]) -> None:
+        """Read one item and keep or count it; an unexpected error skips the item, never the body."""
+        try:
+            item = read()
+        except Exception:  # defensive: one hostile item never fails the batch
+            item = None
+        self.collect(item, sink)
 
     def collect(self, item: Read[_ItemT], sink: list[_ItemT]) -> None:
         """Keep a read item, or count it."""
@@ -170,7 +179,7 @@ def parse_user_preferences(value: Any, entry: Mapping[str, Any], sink: SignalBat
         return tally
     waba_id, entry_time = entry_context(entry)
     for item in items:
-        tally.collect(read_preference(item, waba_id, entry_time), sink.preferences)
+        tally.read_into(functools.partial(read_preference, item, waba_id, entry_time), sink.preferences)
     return tally
 
 
@@ -300,7 +309,7 @@ def _one_template_event(
             tally.skipped += 1
             return tally
         waba_id, event_at = entry_context(entry)
-        tally.collect(read(value, waba_id, event_at), sink.template_events)
+        tally.read_into(lambda: read(value, waba_id, event_at), sink.template_events)
         return tally
 
     return parse
@@ -433,7 +442,7 @@ def _one_account_signal(
             tally.skipped += 1
             return tally
         waba_id, event_at = entry_context(entry)
-        tally.collect(read(value, waba_id, event_at), sink.account_signals)
+        tally.read_into(lambda: read(value, waba_id, event_at), sink.account_signals)
         return tally
 
     return parse

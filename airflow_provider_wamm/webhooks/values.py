@@ -33,6 +33,8 @@ def text(value: Any, limit: int) -> str | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
+        if value.bit_length() > 4 * limit:  # more digits than allowed (and never a huge str())
+            return None
         value = str(value)
     if not isinstance(value, str):
         return None
@@ -109,8 +111,12 @@ def timestamp(value: Any) -> datetime | None:
             number = float(value)
         except ValueError:
             return None
-    elif isinstance(value, (int, float)):
+    elif isinstance(value, int):
+        if not 0 <= value <= MAX_TIMESTAMP:  # before float(): a huge integer would overflow it
+            return None
         number = float(value)
+    elif isinstance(value, float):
+        number = value
     else:
         return None
     if not math.isfinite(number) or not 0 <= number <= MAX_TIMESTAMP:

@@ -218,3 +218,16 @@ def test_a_body_with_nothing_usable_is_logged(client: ASGIClient, caplog: pytest
         counts = post(client, payload)
     assert counts["skipped"] == 1
     assert any("Webhook body ignored" in r.getMessage() for r in caplog.records)
+
+
+def test_huge_integers_never_give_5xx(client: ASGIClient, ledger: Ledger) -> None:
+    huge = 10**400  # valid JSON; too large for a float or any column
+    for field in sorted(EXAMPLES):
+        for key in EXAMPLES[field]:
+            payload = example(field, **{key: huge})
+            payload["entry"][0]["time"] = huge
+            post(client, payload)
+    preference = user_preferences(timestamp=huge, wa_id=None)
+    preference["entry"][0]["changes"][0]["value"]["user_preferences"][0]["user_id"] = huge
+    assert post(client, preference)["skipped"] == 1
+    _stored_rows_are_whole(ledger)
