@@ -8,6 +8,7 @@ running sandbox takes a new configuration at once (``Sandbox.configure(**changes
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
@@ -99,8 +100,10 @@ SignalAction = Literal[
     "approve_template",
     "disable_template",
     "template_quality",
+    "template_category",
     "messaging_limit",
     "quality",
+    "account_update",
 ]
 SIGNAL_ACTIONS: tuple[str, ...] = get_args(SignalAction)
 #: Messaging limits of a number, lowest first (Meta's tier names).
@@ -109,7 +112,19 @@ MESSAGING_TIERS = ("TIER_50", "TIER_250", "TIER_1K", "TIER_2K", "TIER_10K", "TIE
 QUALITY_RATINGS = ("GREEN", "YELLOW", "RED", "NA")
 #: Quality scores of a template.
 TEMPLATE_QUALITY_SCORES = ("GREEN", "YELLOW", "RED", "UNKNOWN")
-_TEMPLATE_ACTIONS = ("pause_template", "approve_template", "disable_template", "template_quality")
+_TEMPLATE_ACTIONS = (
+    "pause_template",
+    "approve_template",
+    "disable_template",
+    "template_quality",
+    "template_category",
+)
+#: The actions that need a ``value``, and its choices.
+_VALUE_CHOICES: dict[str, tuple[str, ...]] = {
+    "template_quality": TEMPLATE_QUALITY_SCORES,
+    "template_category": TEMPLATE_CATEGORIES,
+}
+_EVENT_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -125,13 +140,16 @@ class SignalStep:
 
     action: SignalAction
     """``stop``/``resume`` (a recipient), ``pause_template``/``approve_template``/``disable_template``/
-    ``template_quality`` (a template), ``messaging_limit`` (a tier), ``quality`` (the number's rating)."""
+    ``template_quality``/``template_category`` (a template), ``messaging_limit`` (a tier), ``quality``
+    (the number's rating), ``account_update`` (an event such as ``MM_LITE_TERMS_SIGNED``)."""
     target: str
-    """The recipient (digits or business-scoped user id), the template name, the tier or the rating."""
+    """The recipient (digits or business-scoped user id), the template name, the tier, the rating or
+    the account event."""
     language: str | None = None
     """Template actions: only this language of the template (``None``: every language of the name)."""
     value: str | None = None
-    """``template_quality``: the new score (``GREEN``, ``YELLOW``, ``RED``, ``UNKNOWN``)."""
+    """``template_quality``: the new score (``GREEN``, ``YELLOW``, ``RED``, ``UNKNOWN``);
+    ``template_category``: the new category (``MARKETING``, ``UTILITY``, ``AUTHENTICATION``)."""
     after_sends: int | None = None
     """Scripted: act once this many messages were accepted since the last reset."""
     at_s: float | None = None
@@ -143,23 +161,32 @@ class SignalStep:
         if not isinstance(self.target, str) or not self.target.strip():
             raise ValueError(f"signal {self.action}: a target is required")
         object.__setattr__(self, "target", self.target.strip().lstrip("+"))
-        if self.action in ("messaging_limit", "quality"):
-            allowed = MESSAGING_TIERS if self.action == "messaging_limit" else QUALITY_RATINGS
-            object.__setattr__(self, "target", self.target.upper())
-            if self.target not in allowed:
-                raise ValueError(f"signal {self.action}: {self.target!r} is not one of {allowed}")
-        if self.action == "template_quality" and (self.value or "").upper() not in TEMPLATE_QUALITY_SCORES:
-            raise ValueError(f"signal template_quality needs a score among {TEMPLATE_QUALITY_SCORES}")
+        self._check_target()
+        choices = _VALUE_CHOICES.get(self.action)
+        if choices is not None and (self.value or "").upper() not in choices:
+            raise ValueError(f"signal {self.action} needs a value among {choices}")
         if self.value is not None:
             object.__setattr__(self, "value", self.value.upper())
         if self.language is not None and self.action not in _TEMPLATE_ACTIONS:
             raise ValueError(f"signal {self.action} takes no language")
         if self.after_sends is not None and self.at_s is not None:
             raise ValueError("a signal step is due after_sends or at_s, not both")
-        if (self.after_sends is not None and self.after_sends < 1) or (
-            self.at_s is not None and self.at_s < 0
-        ):
+        too_soon = self.after_sends is not None and self.after_sends < 1
+        if too_soon or (self.at_s is not None and self.at_s < 0):
             raise ValueError("after_sends must be at least 1 and at_s not negative")
+
+    def _check_target(self) -> None:
+        """Tiers, ratings and account events are upper-case names from a known set or shape."""
+        if self.action not in ("messaging_limit", "quality", "account_update"):
+            return
+        object.__setattr__(self, "target", self.target.upper())
+        if self.action == "account_update":
+            if not _EVENT_NAME.match(self.target):
+                raise ValueError(f"signal account_update: {self.target!r} is not an event name")
+            return
+        allowed = MESSAGING_TIERS if self.action == "messaging_limit" else QUALITY_RATINGS
+        if self.target not in allowed:
+            raise ValueError(f"signal {self.action}: {self.target!r} is not one of {allowed}")
 
     @property
     def scripted(self) -> bool:

@@ -9,6 +9,10 @@ Meta's platform would, and schedules the signed webhook Meta would send:
   template answers 132015, a disabled one 132016, until approved again); a
   ``message_template_status_update`` webhook per template changed.
 * ``template_quality``: a ``message_template_quality_update`` webhook with the new score.
+* ``template_category``: the template's category (a template that is no longer MARKETING answers
+  134100); a completed ``template_category_update`` webhook.
+* ``account_update``: an ``account_update`` webhook for the event (``MM_LITE_TERMS_SIGNED`` also
+  onboards the account, so sends stop falling back to the Cloud API).
 * ``messaging_limit``: the number's ``whatsapp_business_manager_messaging_limit``; a
   ``business_capability_update`` and a ``phone_number_quality_update`` (``UPGRADE``/``DOWNGRADE``).
 * ``quality``: the number's ``quality_rating``; a ``phone_number_quality_update`` ``FLAGGED`` when it
@@ -28,9 +32,11 @@ from typing import Any
 
 from airflow_provider_wamm.sandbox.config import SignalStep
 from airflow_provider_wamm.sandbox.signals import (
+    account_update_value,
     capability_value,
     limit_event,
     phone_quality_value,
+    template_category_value,
     template_quality_value,
     template_status_value,
     user_preferences_value,
@@ -106,6 +112,26 @@ def _template_quality(ctx: SandboxContext, step: SignalStep) -> list[str]:
     return fields
 
 
+def _template_category(ctx: SandboxContext, step: SignalStep) -> list[str]:
+    """Change a template's category (Meta's completed category change)."""
+    assert step.value is not None  # checked by SignalStep
+    found = _matching(ctx, step)
+    changed = {label: dataclasses.replace(t, category=step.value) for label, t in found.items()}
+    ctx.install(ctx.config.replace(templates={**ctx.config.templates, **changed}))
+    for label, template in changed.items():
+        value = template_category_value(template, found[label].category, step.value)
+        _emit(ctx, "template_category_update", value)
+    return ["template_category_update"] * len(changed)
+
+
+def _account_update(ctx: SandboxContext, step: SignalStep) -> list[str]:
+    """Send an account update; signing the Marketing Messages terms onboards the account."""
+    if step.target == "MM_LITE_TERMS_SIGNED":
+        ctx.install(ctx.config.replace(onboarding_status="ONBOARDED"))
+    _emit(ctx, "account_update", account_update_value(ctx.config, step.target, int(time.time())))
+    return ["account_update"]
+
+
 def _messaging_limit(ctx: SandboxContext, step: SignalStep) -> list[str]:
     """Change the number's messaging limit."""
     previous = ctx.config.messaging_limit
@@ -134,8 +160,10 @@ _ACTIONS: dict[str, Callable[[SandboxContext, SignalStep], list[str]]] = {
     "approve_template": _template_status,
     "disable_template": _template_status,
     "template_quality": _template_quality,
+    "template_category": _template_category,
     "messaging_limit": _messaging_limit,
     "quality": _quality,
+    "account_update": _account_update,
 }
 
 

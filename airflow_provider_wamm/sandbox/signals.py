@@ -3,10 +3,10 @@
 Read independently from Meta's webhook references (developers.facebook.com,
 ``/documentation/business-messaging/whatsapp/webhooks/reference/<field>``): ``user_preferences``
 (Jun 17, 2026), ``message_template_status_update`` (May 21, 2026),
-``message_template_quality_update`` (Jun 17, 2026), ``business_capability_update`` and
-``phone_number_quality_update`` (May 21, 2026). The capability update carries the limit as a number
-of users, as Meta's example does; the phone-number update as a ``TIER_*`` name, as its example does,
-so a receiver sees both forms.
+``message_template_quality_update`` and ``template_category_update`` (Jun 17, 2026),
+``account_update``, ``business_capability_update`` and ``phone_number_quality_update`` (May 21,
+2026). The capability update carries the limit as a number of users, as Meta's example does; the
+phone-number update as a ``TIER_*`` name, as its example does, so a receiver sees both forms.
 """
 
 from __future__ import annotations
@@ -96,6 +96,30 @@ def template_quality_value(template: SandboxTemplate, previous: str, new: str) -
     }
 
 
+def template_category_value(template: SandboxTemplate, previous: str, new: str) -> dict[str, Any]:
+    """A completed ``template_category_update`` value (``previous_category`` -> ``new_category``)."""
+    return {
+        "message_template_id": int(template.id or 0),
+        "message_template_name": template.name,
+        "message_template_language": template.language,
+        "previous_category": previous,
+        "new_category": new,
+    }
+
+
+def account_update_value(config: SandboxConfig, event: str, at: int) -> dict[str, Any]:
+    """An ``account_update`` value for ``event`` (a restriction carries one for business-initiated
+    messages, a day long)."""
+    value: dict[str, Any] = {"event": event}
+    if event == "MM_LITE_TERMS_SIGNED":
+        value["waba_info"] = {"waba_id": config.waba_id, "owner_business_id": config.app_id}
+    elif event == "ACCOUNT_RESTRICTION":
+        value["restriction_info"] = [
+            {"restriction_type": "RESTRICTED_BIZ_INITIATED_MESSAGING", "expiration": at + 86400}
+        ]
+    return value
+
+
 def capability_value(tier: str) -> dict[str, Any]:
     """A ``business_capability_update`` value for a new messaging limit."""
     return {
@@ -127,10 +151,12 @@ def phone_quality_value(
 __all__ = [
     "MAX_PHONE_NUMBERS",
     "USERS_BY_TIER",
+    "account_update_value",
     "capability_value",
     "display_digits",
     "limit_event",
     "phone_quality_value",
+    "template_category_value",
     "template_quality_value",
     "template_status_value",
     "user_preferences_value",

@@ -245,3 +245,22 @@ def test_a_scripted_step_that_cannot_act_is_logged_and_sends_go_on(sandbox: Sand
     assert [graph.send(to=number(i)).status_code for i in range(2)] == [200, 200]
     logged = requests.get(f"{sandbox.url}/_sandbox/signals", timeout=5).json()["signals"]
     assert logged[0]["error"] == "the sandbox has no template no_such_template"
+
+
+def test_category_change_and_account_update(sandbox: Sandbox, graph: Graph, wired: WebhookReceiver) -> None:
+    sandbox.configure(onboarding_status="ELIGIBLE")
+    assert post_signal(sandbox, "template_category:spring_sale=utility").status_code == 200
+    assert graph.error(graph.send(to=number(1)))["code"] == 134100  # no longer a marketing template
+    assert (
+        post_signal(sandbox, {"action": "account_update", "target": "mm_lite_terms_signed"}).status_code
+        == 200
+    )
+    assert sandbox.config.onboarding_status == "ONBOARDED"
+    assert post_signal(sandbox, "account_update:ACCOUNT_RESTRICTION").status_code == 200
+    assert sandbox.wait_webhooks_idle(10)
+    category = changes(wired, "template_category_update")[0][1]
+    assert (category["previous_category"], category["new_category"]) == ("MARKETING", "UTILITY")
+    updates = [value for _, value, _ in changes(wired, "account_update")]
+    assert [u["event"] for u in updates] == ["MM_LITE_TERMS_SIGNED", "ACCOUNT_RESTRICTION"]
+    assert updates[0]["waba_info"]["waba_id"] == sandbox.config.waba_id
+    assert updates[1]["restriction_info"][0]["restriction_type"] == "RESTRICTED_BIZ_INITIATED_MESSAGING"

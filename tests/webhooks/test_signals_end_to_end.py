@@ -110,4 +110,10 @@ def test_limit_and_quality_changes_reach_the_ledger(
     assert capability is not None and capability.messaging_limit == "TIER_250"
     quality = ledger.phone_number_quality(number)
     assert quality is not None and quality.event == "FLAGGED"
-    assert sandbox.webhook_stats()["signals"] == 3
+    signal(sandbox, action="account_update", target="MM_LITE_TERMS_SIGNED")
+    terms = ledger.latest_account_signal("account_update", events=["MM_LITE_TERMS_SIGNED"])
+    assert terms is not None and terms.waba_id == sandbox.config.waba_id
+    signal(sandbox, action="template_category", target="coupon_offer", value="UTILITY")
+    state = ledger.template_state(name="coupon_offer", language="en_US")
+    assert state is not None and state.category == "UTILITY"
+    assert sandbox.webhook_stats()["signals"] == 5
