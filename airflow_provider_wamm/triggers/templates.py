@@ -213,8 +213,12 @@ class TemplateEventTrigger(BaseEventTrigger):
 
     @property
     def state_key(self) -> str:
-        """The asset-state key of this trigger's cursor (one per distinct set of arguments)."""
-        raw = json.dumps(self.serialize()[1], sort_keys=True).encode()
+        """The asset-state key of this trigger's cursor: one per ledger and filter (a changed poll
+        interval or lookback keeps the cursor)."""
+        kwargs = self.serialize()[1]
+        kwargs.pop("poll_interval")
+        kwargs.pop("lookback")
+        raw = json.dumps(kwargs, sort_keys=True).encode()
         return "wamm_template_events_" + hashlib.blake2b(raw, digest_size=8).hexdigest()
 
     def _open(self) -> Ledger:

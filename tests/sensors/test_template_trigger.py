@@ -116,6 +116,7 @@ def test_serialize_round_trips_and_hashes() -> None:
     json.dumps(kwargs)
     assert TemplateEventTrigger.hash(path, kwargs) == TemplateEventTrigger.hash(*again.serialize())
     assert make().state_key != make(events=["PAUSED"]).state_key
+    assert make().state_key == make(poll_interval=60, lookback=10).state_key
 
 
 def test_invalid_arguments() -> None:
