@@ -174,7 +174,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": _modules("hooks.whatsapp"),
         "operators": _modules("operators.marketing", "operators.attribution"),
         "sensors": _modules("sensors.responses"),
-        "triggers": _modules("triggers.responses"),
+        "triggers": _modules("triggers.responses", "triggers.templates"),
         "config": {
             CONFIG_SECTION: {
                 "description": "WhatsApp Marketing Messages provider: where the send ledger lives and how "

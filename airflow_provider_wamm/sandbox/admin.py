@@ -1,4 +1,5 @@
-"""The admin endpoints under ``/_sandbox/``: another process inspects and configures the sandbox.
+"""The admin endpoints under ``/_sandbox/``: another process inspects and configures the sandbox, and
+makes it send Meta's signals (stops, resumes, template pauses, limit and quality changes).
 
 They have no authentication: the sandbox belongs on the loopback interface.
 """
@@ -11,8 +12,9 @@ from typing import Any, TypedDict, cast
 from starlette.requests import Request
 from starlette.responses import Response
 
-from airflow_provider_wamm.sandbox.config import SandboxConfig
+from airflow_provider_wamm.sandbox.config import SandboxConfig, SignalStep
 from airflow_provider_wamm.sandbox.responses import json_response
+from airflow_provider_wamm.sandbox.scenario import apply_signal
 from airflow_provider_wamm.sandbox.state import SandboxContext
 from airflow_provider_wamm.sandbox.validation import normalize_to
 
@@ -96,3 +98,49 @@ async def config(request: Request, ctx: SandboxContext) -> Response:
         except (ValueError, TypeError) as exc:
             return json_response(400, {"error": str(exc)})
     return json_response(200, ctx.config.to_dict())
+
+
+class SignalBody(TypedDict, total=False):
+    """The body of ``POST /_sandbox/signals`` (or the step's text form as a JSON string)."""
+
+    action: str
+    """``stop``, ``resume``, ``pause_template``, ``approve_template``, ``disable_template``,
+    ``template_quality``, ``messaging_limit`` or ``quality``."""
+    target: str
+    """The recipient, template name, tier or rating."""
+    language: str
+    """Template actions: one language of the template."""
+    value: str
+    """``template_quality``: the new score."""
+    after_sends: int
+    """Schedule it after this many accepted sends instead of acting at once."""
+    at_s: float
+    """Schedule it this many seconds after the last reset instead of acting at once."""
+
+
+async def signals(request: Request, ctx: SandboxContext) -> Response:
+    """``POST /_sandbox/signals``: act on a signal now and send its webhook (or schedule it, with
+    ``after_sends``/``at_s``); ``GET`` lists the signals acted on since the reset and the scripted ones."""
+    if request.method == "POST":
+        try:
+            raw = await request.body()
+            data = json.loads(raw) if raw.strip() else None
+            if not isinstance(data, (str, dict)):
+                raise ValueError("the body must be a JSON object of the signal's fields, or its text form")
+            step = SignalStep.of(cast(SignalBody, data) if isinstance(data, dict) else data)
+            if step.scripted:
+                ctx.install(ctx.config.replace(signal_steps=(*ctx.config.signal_steps, step)))
+                return json_response(200, {"scheduled": step.to_dict()})
+            return json_response(200, apply_signal(ctx, step))
+        except (ValueError, TypeError) as exc:
+            return json_response(400, {"error": str(exc)})
+    state = ctx.state
+    scripted = [{**s.to_dict(), "done": s in state.steps_done} for s in ctx.config.signal_steps]
+    return json_response(
+        200,
+        {
+            "signals": list(state.signal_log),
+            "stopped_users": list(ctx.config.stopped_users),
+            "scripted": scripted,
+        },
+    )

@@ -15,6 +15,7 @@ from airflow_provider_wamm.sandbox.analytics import get_template_analytics
 from airflow_provider_wamm.sandbox.graph_call import GraphCall, run_graph_call
 from airflow_provider_wamm.sandbox.reads import debug_token, get_node, get_templates
 from airflow_provider_wamm.sandbox.responses import SEND_SCOPE_KEY, unsupported_request
+from airflow_provider_wamm.sandbox.scenario import run_due_steps
 from airflow_provider_wamm.sandbox.send import send_marketing_message
 from airflow_provider_wamm.sandbox.state import SandboxContext
 
@@ -43,6 +44,7 @@ def _routes() -> list[tuple[str, Handler, list[str]]]:
         ("/_sandbox/reset", admin.reset, ["POST"]),
         ("/_sandbox/config", admin.config, ["GET", "POST"]),
         ("/_sandbox/expected_outcome", admin.expected_outcome, ["GET"]),
+        ("/_sandbox/signals", admin.signals, ["GET", "POST"]),
         ("/{version}/debug_token", debug_token, ["GET"]),
         ("/{version}/{node}/marketing_messages", send_marketing_message, ["POST"]),
         ("/{version}/{node}/message_templates", get_templates, ["GET"]),
@@ -66,6 +68,7 @@ def build_app(ctx: SandboxContext) -> ASGIApp:
     (:func:`~airflow_provider_wamm.sandbox.responses.drop_connection`).
     """
     app = Starlette(routes=[Route(path, _bind(h, ctx), methods=methods) for path, h, methods in _routes()])
+    ctx.step_runner = run_due_steps  # scripted signals run after sends and on the emitter's ticks
 
     async def asgi(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":

@@ -1,5 +1,8 @@
 """``wamm-sandbox``: run the Graph API sandbox on its own (demo, DAG development, benchmarks).
 
+``--stopped`` and ``--signal`` script Meta's signals (a stop, a template pause after N sends, a limit
+change at a time); ``POST /_sandbox/signals`` sends one at once.
+
 It prints ``wamm-sandbox listening on http://HOST:PORT`` once it serves, then runs until SIGINT or
 SIGTERM. The token and app secret can come from ``WAMM_SANDBOX_TOKEN`` and ``WAMM_SANDBOX_APP_SECRET``
 so they do not show in process lists. Settings can change later through ``POST /_sandbox/config``.
@@ -18,7 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_wamm.sandbox.config import LOST_RESPONSE_MODES, SandboxConfig, normalize_templates
+from airflow_provider_wamm.sandbox.config import (
+    LOST_RESPONSE_MODES,
+    SandboxConfig,
+    SignalStep,
+    normalize_templates,
+)
 
 DEFAULT_PORT = 8090
 
@@ -185,6 +193,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NUMBER=OUTCOME",
         help="forced outcome for one recipient, e.g. 4915123456789=failed:131050 (repeatable)",
     )
+    signals = p.add_argument_group("Meta's signals (signed webhooks; the sandbox acts on them too)")
+    signals.add_argument(
+        "--stopped",
+        action="append",
+        default=[],
+        metavar="RECIPIENT",
+        help="a recipient who stopped marketing messages: sends to them fail with 131050 (repeatable)",
+    )
+    signals.add_argument(
+        "--signal",
+        action="append",
+        default=[],
+        metavar="STEP",
+        help="a scripted signal, ACTION:TARGET[/LANGUAGE][=VALUE][@sends=N|@t=SECONDS], e.g. "
+        "pause_template:spring_sale@sends=100, stop:4915123456789@t=5, messaging_limit:TIER_250@t=10 "
+        "(repeatable)",
+    )
     for title, options in FIELD_OPTIONS.items():
         group = p.add_argument_group(title)
         for option in options:
@@ -229,7 +254,20 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
                 raise ValueError(f"--force {item!r} is not NUMBER=OUTCOME")
             forced[number.strip()] = outcome.strip()
         changes["forced_outcomes"] = forced
+    changes.update(_signal_changes(args, config))
     return config.replace(**changes)
+
+
+def _signal_changes(args: argparse.Namespace, config: SandboxConfig) -> dict[str, Any]:
+    """``--stopped`` and ``--signal``, added to what the config file set."""
+    changes: dict[str, Any] = {}
+    stopped = getattr(args, "stopped", None) or []
+    steps = getattr(args, "signal", None) or []
+    if stopped:
+        changes["stopped_users"] = (*config.stopped_users, *stopped)
+    if steps:
+        changes["signal_steps"] = (*config.signal_steps, *(SignalStep.parse(step) for step in steps))
+    return changes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Settings of the sandbox: its identity, approved templates, limits, faults, outcomes and webhooks.
+"""Settings of the sandbox: its identity, approved templates, limits, faults, outcomes, webhooks and
+scripted signals (stops, resumes, template pauses, limit and quality changes).
 
 Everything a test, the demo or a benchmark may want to vary is a field of :class:`SandboxConfig`; a
 running sandbox takes a new configuration at once (``Sandbox.configure(**changes)``).
@@ -7,9 +8,10 @@ running sandbox takes a new configuration at once (``Sandbox.configure(**changes
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from airflow_provider_wamm.sandbox.templates import (
     HEADER_FORMATS,
@@ -88,6 +90,150 @@ def parse_forced(value: str) -> ForcedOutcome:
         else:
             outcome = parse_outcome(head)
     return ForcedOutcome(outcome=outcome, action=action, code=code, times=times, message_status=status)
+
+
+#: What a signal does (see :class:`SignalStep`).
+SignalAction = Literal[
+    "stop",
+    "resume",
+    "pause_template",
+    "approve_template",
+    "disable_template",
+    "template_quality",
+    "template_category",
+    "messaging_limit",
+    "quality",
+    "account_update",
+]
+SIGNAL_ACTIONS: tuple[str, ...] = get_args(SignalAction)
+#: Messaging limits of a number, lowest first (Meta's tier names).
+MESSAGING_TIERS = ("TIER_50", "TIER_250", "TIER_1K", "TIER_2K", "TIER_10K", "TIER_100K", "TIER_UNLIMITED")
+#: Quality ratings of a phone number.
+QUALITY_RATINGS = ("GREEN", "YELLOW", "RED", "NA")
+#: Quality scores of a template.
+TEMPLATE_QUALITY_SCORES = ("GREEN", "YELLOW", "RED", "UNKNOWN")
+_TEMPLATE_ACTIONS = (
+    "pause_template",
+    "approve_template",
+    "disable_template",
+    "template_quality",
+    "template_category",
+)
+#: The actions that need a ``value``, and its choices.
+_VALUE_CHOICES: dict[str, tuple[str, ...]] = {
+    "template_quality": TEMPLATE_QUALITY_SCORES,
+    "template_category": TEMPLATE_CATEGORIES,
+}
+_EVENT_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class SignalStep:
+    """One of Meta's signals the sandbox acts on and sends as a signed webhook: at once (``POST
+    /_sandbox/signals``) or scripted (:attr:`SandboxConfig.signal_steps`, with ``after_sends`` or
+    ``at_s``).
+
+    Written as text: ``ACTION:TARGET[/LANGUAGE][=VALUE][@sends=N|@t=SECONDS]``, e.g.
+    ``pause_template:spring_sale/en_US@sends=100``, ``stop:4915123456789@t=2``,
+    ``template_quality:spring_sale=RED``, ``messaging_limit:TIER_250``.
+    """
+
+    action: SignalAction
+    """``stop``/``resume`` (a recipient), ``pause_template``/``approve_template``/``disable_template``/
+    ``template_quality``/``template_category`` (a template), ``messaging_limit`` (a tier), ``quality``
+    (the number's rating), ``account_update`` (an event such as ``MM_LITE_TERMS_SIGNED``)."""
+    target: str
+    """The recipient (digits or business-scoped user id), the template name, the tier, the rating or
+    the account event."""
+    language: str | None = None
+    """Template actions: only this language of the template (``None``: every language of the name)."""
+    value: str | None = None
+    """``template_quality``: the new score (``GREEN``, ``YELLOW``, ``RED``, ``UNKNOWN``);
+    ``template_category``: the new category (``MARKETING``, ``UTILITY``, ``AUTHENTICATION``)."""
+    after_sends: int | None = None
+    """Scripted: act once this many messages were accepted since the last reset."""
+    at_s: float | None = None
+    """Scripted: act this many seconds after the last reset."""
+
+    def __post_init__(self) -> None:
+        if self.action not in SIGNAL_ACTIONS:
+            raise ValueError(f"signal action {self.action!r} is not one of {SIGNAL_ACTIONS}")
+        if not isinstance(self.target, str) or not self.target.strip():
+            raise ValueError(f"signal {self.action}: a target is required")
+        object.__setattr__(self, "target", self.target.strip().lstrip("+"))
+        self._check_target()
+        choices = _VALUE_CHOICES.get(self.action)
+        if choices is not None and (self.value or "").upper() not in choices:
+            raise ValueError(f"signal {self.action} needs a value among {choices}")
+        if self.value is not None:
+            object.__setattr__(self, "value", self.value.upper())
+        if self.language is not None and self.action not in _TEMPLATE_ACTIONS:
+            raise ValueError(f"signal {self.action} takes no language")
+        if self.after_sends is not None and self.at_s is not None:
+            raise ValueError("a signal step is due after_sends or at_s, not both")
+        too_soon = self.after_sends is not None and self.after_sends < 1
+        if too_soon or (self.at_s is not None and self.at_s < 0):
+            raise ValueError("after_sends must be at least 1 and at_s not negative")
+
+    def _check_target(self) -> None:
+        """Tiers, ratings and account events are upper-case names from a known set or shape."""
+        if self.action not in ("messaging_limit", "quality", "account_update"):
+            return
+        object.__setattr__(self, "target", self.target.upper())
+        if self.action == "account_update":
+            if not _EVENT_NAME.match(self.target):
+                raise ValueError(f"signal account_update: {self.target!r} is not an event name")
+            return
+        allowed = MESSAGING_TIERS if self.action == "messaging_limit" else QUALITY_RATINGS
+        if self.target not in allowed:
+            raise ValueError(f"signal {self.action}: {self.target!r} is not one of {allowed}")
+
+    @property
+    def scripted(self) -> bool:
+        """Whether it waits for a number of sends or a time (else it is due at once)."""
+        return self.after_sends is not None or self.at_s is not None
+
+    @classmethod
+    def parse(cls, text: str) -> SignalStep:
+        """Read the text form (see the class docstring)."""
+        head, _, when = text.strip().partition("@")
+        action, sep, rest = head.partition(":")
+        if not sep:
+            raise ValueError(f"signal {text!r} is not ACTION:TARGET[@sends=N|@t=SECONDS]")
+        rest, _, value = rest.partition("=")
+        target, _, language = rest.partition("/")
+        timing: dict[str, Any] = {}
+        if when:
+            key, _, number = when.partition("=")
+            try:
+                if key == "sends":
+                    timing["after_sends"] = int(number)
+                elif key == "t":
+                    timing["at_s"] = float(number)
+                else:
+                    raise ValueError(key)
+            except ValueError:
+                raise ValueError(f"signal {text!r}: the timing is @sends=N or @t=SECONDS") from None
+        return cls(cast(SignalAction, action.strip()), target, language or None, value or None, **timing)
+
+    @classmethod
+    def of(cls, value: SignalStep | str | Mapping[str, Any]) -> SignalStep:
+        """A step from its text form, a JSON object of its fields, or itself."""
+        if isinstance(value, SignalStep):
+            return value
+        if isinstance(value, str):
+            return cls.parse(value)
+        if isinstance(value, Mapping):
+            return cls(**dict(value))
+        raise ValueError(f"a signal step is text or an object, not {type(value).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe view (the fields that are set)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None
+        }
 
 
 def _rate(name: str, value: float) -> None:
@@ -272,12 +418,24 @@ class SandboxConfig:
     webhook_concurrency: int = 4
     """Webhook POSTs in flight at once (above 1, batches may arrive out of order, as with Meta)."""
 
+    # Meta's other signals
+    stopped_users: tuple[str, ...] = ()
+    """Recipients (digits or business-scoped user ids) who stopped marketing messages: their sends are
+    accepted, then fail with 131050. ``stop`` and ``resume`` signals change it."""
+    signal_steps: tuple[SignalStep, ...] = ()
+    """Scripted signals (:class:`SignalStep`, or their text or JSON form): each acts and sends its
+    webhook once, after a number of accepted sends or some seconds after the last reset."""
+
     def __post_init__(self) -> None:
         if not isinstance(self.templates, dict) or any(
             not isinstance(t, SandboxTemplate) for t in self.templates.values()
         ):
             object.__setattr__(self, "templates", normalize_templates(self.templates))
         object.__setattr__(self, "token_scopes", tuple(self.token_scopes))
+        object.__setattr__(
+            self, "stopped_users", tuple(str(u).strip().lstrip("+") for u in self.stopped_users)
+        )
+        object.__setattr__(self, "signal_steps", tuple(SignalStep.of(step) for step in self.signal_steps))
         for name in _RATE_FIELDS:
             _rate(name, getattr(self, name))
         if self.mps_cap is not None and self.mps_cap <= 0:
@@ -336,6 +494,8 @@ class SandboxConfig:
                 value = [t.to_meta() | {"message_status": t.message_status} for t in value.values()]
             elif f.name in SECRET_FIELDS and not include_secrets:
                 value = "***"
+            elif f.name == "signal_steps":
+                value = [step.to_dict() for step in value]
             elif isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, dict):
@@ -368,15 +528,21 @@ __all__ = [
     "HEADER_FORMATS",
     "LOST_RESPONSE_MODES",
     "MESSAGE_STATUSES",
+    "MESSAGING_TIERS",
     "OUTCOME_STATUSES",
+    "QUALITY_RATINGS",
     "SECRET_FIELDS",
+    "SIGNAL_ACTIONS",
     "TEMPLATE_CATEGORIES",
+    "TEMPLATE_QUALITY_SCORES",
     "TEMPLATE_STATUSES",
     "ForcedAction",
     "ForcedOutcome",
     "LostResponseMode",
     "SandboxConfig",
     "SandboxTemplate",
+    "SignalAction",
+    "SignalStep",
     "default_templates",
     "normalize_templates",
     "parse_forced",

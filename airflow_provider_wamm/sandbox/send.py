@@ -212,7 +212,7 @@ def record_message(
         monotonic=now,
         timestamp=time.time(),
     )
-    call.state.messages.append(msg)
+    call.state.accept(msg)
     if cfg.webhook_url:
         schedule_message(runtime, call.state, msg, now)
     return msg

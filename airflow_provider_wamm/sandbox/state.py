@@ -9,19 +9,24 @@ reconfiguration, a new :class:`SandboxState` on reset), and one assignment is at
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import itertools
 import random
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from airflow_provider_wamm.sandbox.config import ForcedOutcome, SandboxConfig, parse_forced
+from airflow_provider_wamm.sandbox.config import ForcedOutcome, SandboxConfig, SignalStep, parse_forced
 from airflow_provider_wamm.sandbox.latency import latency_rng
 from airflow_provider_wamm.sandbox.validation import CompiledTemplate, normalize_to
 
 #: What the client got for an accepted message.
 AnswerKind = Literal["ok", "lost", "slow"]
+#: The outcome of every send to a recipient who stopped marketing messages.
+STOPPED_OUTCOME = "failed:131050"
 
 
 @dataclass(slots=True)
@@ -111,6 +116,23 @@ class SandboxState:
         self.webhook_actions = 0
         self.webhook_failures = 0
         self.webhook_dropped = 0
+        self.webhook_signals = 0
+        self.started_at = time.monotonic()
+        """``time.monotonic()`` of the reset (scripted signals' ``at_s`` count from it)."""
+        self.steps_done: set[SignalStep] = set()
+        """Scripted signal steps already acted on."""
+        self.signal_log: list[dict[str, Any]] = []
+        """The signals acted on since the reset, oldest first (``GET /_sandbox/signals``)."""
+        self.template_quality: dict[str, str] = {}
+        """Quality score of each template (``name|language``) a ``template_quality`` signal changed."""
+        self.on_accepted: Callable[[], None] | None = None
+        """Called after each accepted message (runs the scripted steps that are due)."""
+
+    def accept(self, msg: SandboxMessage) -> None:
+        """Record an accepted message, then run the scripted steps it makes due."""
+        self.messages.append(msg)
+        if self.on_accepted is not None:
+            self.on_accepted()
 
     def reseed(self, seed: int) -> None:
         """Restart the random sources from ``seed`` (a configuration with a new seed)."""
@@ -125,6 +147,7 @@ class SandboxState:
             "posts": self.webhook_posts,
             "statuses": self.webhook_statuses,
             "user_actions": self.webhook_actions,
+            "signals": self.webhook_signals,
             "failures": self.webhook_failures,
             "dropped": self.webhook_dropped,
         }
@@ -172,6 +195,8 @@ class Runtime:
             acc += weight / total
             table.append((acc, outcome))
         forced = {k: parse_forced(v) for k, v in config.forced_outcomes.items()}
+        for user in config.stopped_users:
+            forced[user] = dataclasses.replace(forced.get(user, ForcedOutcome()), outcome=STOPPED_OUTCOME)
         faults = (
             config.fault_drop_rate
             + config.fault_5xx_rate
@@ -209,7 +234,19 @@ class SandboxContext:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.runtime = Runtime.build(config)
-        self.state = SandboxState(config.seed)
+        self.state = self._new_state()
+        self.step_runner: Callable[[SandboxContext], object] | None = None
+        """Runs the scripted signal steps that are due (set by the app that serves this context)."""
+
+    def _new_state(self) -> SandboxState:
+        state = SandboxState(self.runtime.config.seed)
+        state.on_accepted = self.run_due_steps
+        return state
+
+    def run_due_steps(self) -> None:
+        """Act on the scripted signal steps that are due (after a send, and on the emitter's ticks)."""
+        if self.step_runner is not None and self.runtime.config.signal_steps:
+            self.step_runner(self)
 
     @property
     def config(self) -> SandboxConfig:
@@ -228,4 +265,4 @@ class SandboxContext:
         """Forget every message, counter, pending webhook and limit; optionally install ``config`` too."""
         if config is not None:
             self.install(config)
-        self.state = SandboxState(self.runtime.config.seed)
+        self.state = self._new_state()

@@ -1,7 +1,9 @@
-"""Status webhooks the sandbox sends, in Meta's format and signed like Meta signs them.
+"""Webhooks the sandbox sends, in Meta's format and signed like Meta signs them.
 
 Accepted messages schedule their statuses (``sent`` → ``delivered`` → ``read``, or ``failed``) and
-click events on a heap; a background task in the server's event loop POSTs what is due in batches,
+click events on a heap, and signals (stops, template pauses, limit changes: see
+:mod:`~airflow_provider_wamm.sandbox.scenario`) schedule their own webhook fields; a background task in
+the server's event loop runs the scripted signals that are due and POSTs what is due in batches,
 with ``X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body keyed with the app secret>`` (the
 receiver's own :func:`~airflow_provider_wamm.webhooks.signature.sign`), and retries a failed delivery
 with backoff like Meta does.
@@ -20,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_wamm.graph.errors import error_title
+from airflow_provider_wamm.sandbox.config import SandboxConfig
 from airflow_provider_wamm.sandbox.state import Runtime, SandboxContext, SandboxMessage, SandboxState
 from airflow_provider_wamm.webhooks.signature import SIGNATURE_HEADER, sign, verify_signature
 
@@ -82,6 +85,16 @@ def schedule_message(runtime: Runtime, state: SandboxState, msg: SandboxMessage,
         heapq.heappush(heap, (max(dues) + step, next(state.seq), "click", click))
 
 
+def schedule_signal(
+    config: SandboxConfig, state: SandboxState, field: str, value: dict[str, Any], now: float
+) -> None:
+    """Put one signal webhook (``field`` with its ``value``) on the heap, due after ``webhook_delay_s``."""
+    if not config.webhook_url:
+        return
+    item = (field, value, time.time())
+    heapq.heappush(state.heap, (now + config.webhook_delay_s, next(state.seq), "signal", item))
+
+
 def _status_object(item: tuple[Any, ...]) -> dict[str, Any]:
     wamid, status, wall, recipient, category, code = item
     obj: dict[str, Any] = {
@@ -139,6 +152,9 @@ def build_payload(
         for chunk in _chunks(items, statuses_per_change):
             value = {"messaging_product": "whatsapp", "metadata": metadata, key: list(chunk)}
             entries.append({"id": waba_id, "changes": [{"value": value, "field": "messages"}]})
+    for field, value, wall in (e[3] for e in events if e[2] == "signal"):
+        # Fields other than messages carry the entry's time (Meta's time of the change).
+        entries.append({"id": waba_id, "time": int(wall), "changes": [{"value": value, "field": field}]})
     return {"object": "whatsapp_business_account", "entry": entries}
 
 
@@ -170,6 +186,7 @@ class WebhookEmitter:
                 await self._client.aclose()
 
     async def _tick(self) -> None:
+        self._ctx.run_due_steps()
         cfg = self._ctx.config
         state = self._ctx.state
         heap = state.heap
@@ -215,7 +232,7 @@ class WebhookEmitter:
             )
             body = json.dumps(payload, separators=(",", ":")).encode()
             headers = {SIGNATURE_HEADER: sign(body, cfg.app_secret)}
-            n_status = sum(1 for e in batch if e[2] == "status")
+            kinds = [e[2] for e in batch]
             for attempt in range(cfg.webhook_max_attempts):
                 try:
                     response = await self._client.post(
@@ -223,8 +240,9 @@ class WebhookEmitter:
                     )
                     if 200 <= response.status_code < 300:
                         state.webhook_posts += 1
-                        state.webhook_statuses += n_status
-                        state.webhook_actions += len(batch) - n_status
+                        state.webhook_statuses += kinds.count("status")
+                        state.webhook_actions += kinds.count("click")
+                        state.webhook_signals += kinds.count("signal")
                         return
                     reason = f"HTTP {response.status_code}"
                 except Exception as exc:  # any transport problem is a failed delivery
@@ -250,6 +268,7 @@ __all__ = [
     "WebhookEmitter",
     "build_payload",
     "schedule_message",
+    "schedule_signal",
     "sign_payload",
     "verify_signature",
 ]

@@ -1,4 +1,4 @@
-"""The status-webhook receiver: a FastAPI app that verifies Meta's webhooks and stores them in the ledger.
+"""The webhook receiver: a FastAPI app that verifies Meta's webhooks and stores them in the ledger.
 
 ``GET /`` answers Meta's verification handshake; ``POST /`` takes the webhooks. A POST is checked in
 this order, and nothing is stored unless every check passes:
@@ -7,11 +7,14 @@ this order, and nothing is stored unless every check passes:
    (the body is never buffered beyond the limit);
 2. signature: ``X-Hub-Signature-256`` over the raw bytes with the app secret -> 403 when absent or wrong;
 3. JSON -> 400 when malformed; Meta's shape (an object with an ``entry`` list) -> 400 when not;
-4. statuses and clicks are parsed item by item (bad items are skipped and counted, never a 5xx) and
-   written to the ledger, one write per kind per body, in a worker thread so the event loop stays free.
+4. statuses, clicks and Meta's other signals (opt-outs, template and account events) are parsed item
+   by item (bad items are skipped and counted, never a 5xx) and written to the ledger in one
+   transaction per body (all of it or nothing), in a worker thread so the event loop stays free.
 
-The ledger deduplicates and applies statuses monotonically, so Meta's redeliveries and out-of-order
-batches are harmless. A failing database answers 500, so Meta delivers the batch again later.
+The ledger deduplicates and applies statuses monotonically, and stops and resumes in the order of
+Meta's timestamps, so Meta's redeliveries and out-of-order batches are harmless. A failing database
+answers 500, so Meta delivers the batch again later; a body with nothing usable in it answers 200 (it
+would not get better by being sent again) and is logged.
 
 Settings may be fixed (:class:`WebhookSettings`) or a callable returning them, called per request
 (the Airflow plugin reads its connection that way, so a changed secret applies without a restart).
@@ -126,11 +129,22 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
+def _has_records(parsed: ParsedWebhook) -> bool:
+    return bool(parsed.statuses or parsed.clicks or parsed.signals)
+
+
 def _store(ledger: Ledger, parsed: ParsedWebhook) -> None:
-    if parsed.statuses:
-        ledger.record_statuses(parsed.statuses)
-    if parsed.clicks:
-        ledger.record_clicks(parsed.clicks)
+    """Write everything one body holds in one transaction: all of it or nothing."""
+
+    def work() -> None:
+        if parsed.statuses:
+            ledger.record_statuses(parsed.statuses)
+        if parsed.clicks:
+            ledger.record_clicks(parsed.clicks)
+        if parsed.signals:
+            ledger.record_signals(parsed.signals)
+
+    ledger.atomic(work)
 
 
 class _Receiver:
@@ -170,15 +184,17 @@ class _Receiver:
         parsed = _parse_body(checked)
         if isinstance(parsed, Response):
             return parsed
-        if parsed.statuses or parsed.clicks:
+        if _has_records(parsed):
             try:
                 ledger = await run_in_threadpool(self.slot.get, resolved)
                 await run_in_threadpool(_store, ledger, parsed)
             except Exception as exc:
                 log.error(
-                    "Webhook batch (%d statuses, %d clicks) not stored: %s; Meta will deliver it again.",
+                    "Webhook batch (%d statuses, %d clicks, %d signals) not stored: %s; "
+                    "Meta will deliver it again.",
                     len(parsed.statuses),
                     len(parsed.clicks),
+                    sum(parsed.signals.counts().values()),
                     _first_line(exc),
                 )
                 return JSONResponse({"error": "could not store the batch"}, status_code=500)
@@ -236,12 +252,25 @@ def _parse_body(body: bytes) -> ParsedWebhook | Response:
 
 
 def _stored(parsed: ParsedWebhook, started: float) -> Response:
-    """Log what one body held and answer 200 with the counts."""
+    """Log what one body held and answer 200 with the counts (signal counts only when it had signals)."""
     counts = parsed.counts()
+    signals = parsed.signals.counts()
+    if parsed.signals:
+        counts.update(signals)
+    if counts["skipped"] and not _has_records(parsed):
+        log.warning(
+            "Webhook body ignored: none of its %d items could be understood (%d ignored as not for us).",
+            counts["skipped"],
+            counts["ignored"],
+        )
     log.info(
-        "Webhook stored: %d statuses, %d clicks, %d skipped, %d ignored in %.1f ms.",
+        "Webhook stored: %d statuses, %d clicks, %d preferences, %d template events, "
+        "%d account signals, %d skipped, %d ignored in %.1f ms.",
         counts["statuses"],
         counts["clicks"],
+        signals["preferences"],
+        signals["template_events"],
+        signals["account_signals"],
         counts["skipped"],
         counts["ignored"],
         (time.perf_counter() - started) * 1000,

@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypedDict
 
-from airflow_provider_wamm.campaign.ledger import ClickEvent, DeliveryStatus, StatusUpdate
+from airflow_provider_wamm.campaign.ledger import ClickEvent, DeliveryStatus, SignalBatch, StatusUpdate
 from airflow_provider_wamm.graph.errors import error_title
+from airflow_provider_wamm.webhooks.signals import SIGNAL_PARSERS
 
 #: Delivery statuses the ledger stores; other status names are ignored.
 KNOWN_STATUSES = frozenset(status.value for status in DeliveryStatus)
@@ -145,6 +146,9 @@ class ParsedWebhook:
     """Items that could not be understood (wrong types, missing ids or timestamps) and were dropped."""
     ignored: int = 0
     """Well-formed items that are not for the ledger (inbound messages, other fields, other statuses)."""
+    signals: SignalBatch = field(default_factory=SignalBatch)
+    """Opt-outs, template and account signals (the other webhook fields, see
+    :data:`airflow_provider_wamm.webhooks.signals.SIGNAL_PARSERS`)."""
 
     def counts(self) -> dict[str, int]:
         """``{"statuses": n, "clicks": n, "skipped": n, "ignored": n}`` (for the response and logs)."""
@@ -361,6 +365,40 @@ def _parse_items(items: Any, parse: Any, sink: list[Any], result: ParsedWebhook)
             sink.append(parsed)
 
 
+def _parse_messages(value: Any, result: ParsedWebhook) -> None:
+    """The ``messages`` field: statuses and link clicks (inbound messages are not ours)."""
+    if not isinstance(value, Mapping):
+        result.skipped += 1
+        return
+    known = False
+    if "statuses" in value:
+        known = True
+        _parse_items(value["statuses"], parse_status, result.statuses, result)
+    if "user_actions" in value:
+        known = True
+        _parse_items(value["user_actions"], parse_click, result.clicks, result)
+    if not known:
+        result.ignored += 1  # inbound messages and anything else on the messages field
+
+
+def _parse_change(change: Any, entry: Mapping[str, Any], result: ParsedWebhook) -> None:
+    """One ``entry[].changes[]`` item, routed by its ``field``."""
+    if not isinstance(change, Mapping):
+        result.skipped += 1
+        return
+    name = change.get("field")
+    value = change.get("value")
+    signal_parser = SIGNAL_PARSERS.get(name) if isinstance(name, str) else None
+    if signal_parser is not None:
+        tally = signal_parser(value, entry, result.signals)
+        result.skipped += tally.skipped
+        result.ignored += tally.ignored
+    elif name is not None and name != "messages":
+        result.ignored += 1  # a field the receiver does not read
+    else:
+        _parse_messages(value, result)
+
+
 def parse_webhook(payload: Any) -> ParsedWebhook:
     """Parse a decoded webhook body.
 
@@ -379,26 +417,7 @@ def parse_webhook(payload: Any) -> ParsedWebhook:
             result.skipped += 1
             continue
         for change in changes:
-            if not isinstance(change, Mapping):
-                result.skipped += 1
-                continue
-            name = change.get("field")
-            value = change.get("value")
-            if name is not None and name != "messages":
-                result.ignored += 1  # template status, quality, account updates...: not ours
-                continue
-            if not isinstance(value, Mapping):
-                result.skipped += 1
-                continue
-            known = False
-            if "statuses" in value:
-                known = True
-                _parse_items(value["statuses"], parse_status, result.statuses, result)
-            if "user_actions" in value:
-                known = True
-                _parse_items(value["user_actions"], parse_click, result.clicks, result)
-            if not known:
-                result.ignored += 1  # inbound messages and anything else on the messages field
+            _parse_change(change, entry, result)
     return result
 
 

@@ -26,6 +26,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "wamm_sharded_campaign": {"send": set(), "report": {"send"}},
     "wamm_report_on_asset": {"report": set()},
     "wamm_safe_backfill": {"send": set()},
+    "wamm_campaign_on_template_approval": {"send": set()},
 }
 
 

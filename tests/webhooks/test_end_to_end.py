@@ -3,17 +3,8 @@ receiver over real HTTP, and the report built from what the receiver stored."""
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import pathlib
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from datetime import timedelta
-
-import pytest
-import uvicorn
 
 from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.campaign.personalise import Personaliser
@@ -21,37 +12,7 @@ from airflow_provider_wamm.campaign.report import build_report, settle_state
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.sandbox import Sandbox
-from airflow_provider_wamm.webhooks import WebhookSettings, create_app
-from tests.webhooks.conftest import VERIFY_TOKEN
-
-SANDBOX_SECRET = "sandbox-app-secret"
-
-
-@pytest.fixture
-def live_receiver(tmp_path: pathlib.Path) -> Iterator[tuple[str, Ledger]]:
-    """The receiver served by uvicorn on a free port, over a fresh SQLite ledger: ``(url, ledger)``."""
-    ledger = Ledger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
-    app = create_app(WebhookSettings(app_secret=SANDBOX_SECRET, verify_token=VERIFY_TOKEN, ledger=ledger))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=1)
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "receiver did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/", ledger
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-        ledger.dispose()
+from tests.webhooks.conftest import SANDBOX_SECRET
 
 
 def test_sandbox_webhooks_settle_a_campaign(sandbox: Sandbox, live_receiver: tuple[str, Ledger]) -> None:

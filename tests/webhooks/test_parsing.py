@@ -105,13 +105,38 @@ def test_parse_webhook_counts() -> None:
 
 
 def test_other_webhook_fields_are_ignored() -> None:
+    # account_update is read now (tests/webhooks/test_signals_parsing.py); a template edit is not.
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "1",
+                "changes": [
+                    {
+                        "field": "message_template_components_update",
+                        "value": {"message_template_id": 1, "message_template_element": "Hi"},
+                    }
+                ],
+            }
+        ],
+    }
+    parsed = parse_webhook(payload)
+    assert parsed.counts() == {"statuses": 0, "clicks": 0, "skipped": 0, "ignored": 1}
+    assert not parsed.signals
+
+
+def test_account_update_is_read_as_a_signal_not_ignored() -> None:
     payload = {
         "object": "whatsapp_business_account",
         "entry": [
             {"id": "1", "changes": [{"field": "account_update", "value": {"event": "MM_LITE_TERMS_SIGNED"}}]}
         ],
     }
-    assert parse_webhook(payload).counts() == {"statuses": 0, "clicks": 0, "skipped": 0, "ignored": 1}
+    parsed = parse_webhook(payload)
+    assert parsed.counts() == {"statuses": 0, "clicks": 0, "skipped": 0, "ignored": 0}
+    assert [(s.kind, s.event, s.waba_id) for s in parsed.signals.account_signals] == [
+        ("account_update", "MM_LITE_TERMS_SIGNED", "1")
+    ]
 
 
 @pytest.mark.parametrize("payload", [None, [], "x", {"entry": "x"}, {"object": "whatsapp_business_account"}])

@@ -211,10 +211,13 @@ def test_bad_items_are_skipped_and_counted(client: ASGIClient, ledger: Ledger) -
     counts = response.json()
     assert counts["statuses"] == 2  # wamid.ok and wamid.err
     assert counts["clicks"] == 1
-    # "not an entry", changes-not-a-list, 7, value-not-an-object, 8 bad statuses, None, 2 bad actions
-    assert counts["skipped"] == 15
-    # template status field, inbound message, "deleted" status, landing page view
-    assert counts["ignored"] == 4
+    # "not an entry", changes-not-a-list, 7, value-not-an-object, a template status naming no
+    # template, 8 bad statuses, None, 2 bad actions
+    assert counts["skipped"] == 16
+    # inbound message, "deleted" status, landing page view
+    assert counts["ignored"] == 3
+    assert "template_events" not in counts
+    assert ledger.template_events_since() == []
     assert ledger.status_of("wamid.ok")["status"] == "read"  # type: ignore[index]
     err = ledger.status_of("wamid.err")
     assert err is not None and err["status"] == "failed" and err["error_code"] is None

@@ -18,8 +18,9 @@ The parts, each in its own module: :mod:`~airflow_provider_wamm.campaign.ledger.
 record types), :mod:`~airflow_provider_wamm.campaign.ledger.schema` (tables and SQL dialects),
 :mod:`~airflow_provider_wamm.campaign.ledger.transactions`,
 :mod:`~airflow_provider_wamm.campaign.ledger.claims`, :mod:`~airflow_provider_wamm.campaign.ledger.runs`,
-:mod:`~airflow_provider_wamm.campaign.ledger.deliveries` and
-:mod:`~airflow_provider_wamm.campaign.ledger.suppressions`, composed by
+:mod:`~airflow_provider_wamm.campaign.ledger.deliveries`,
+:mod:`~airflow_provider_wamm.campaign.ledger.suppressions` and the signal tables
+(:mod:`~airflow_provider_wamm.campaign.ledger.signal_tables`), composed by
 :class:`~airflow_provider_wamm.campaign.ledger.facade.Ledger`. Every public name is importable from here.
 The report's counts (``send_counts``, ``delivery_counts``, ``error_counts``) are in
 :mod:`airflow_provider_wamm.campaign.report`.
@@ -49,15 +50,28 @@ from airflow_provider_wamm.campaign.ledger.records import (
     ClickEvent,
     DeliveryStatus,
     ExistingSend,
+    PreferenceChange,
+    PreferenceValue,
     RunState,
     SendOutcome,
     SendState,
     StatusUpdate,
     Suppression,
+    SuppressionAction,
+    SuppressionChange,
+    SuppressionSource,
     as_utc,
     utcnow,
 )
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, default_ledger_path, upsert
+from airflow_provider_wamm.campaign.ledger.signal_records import (
+    AccountSignal,
+    AccountSignalKind,
+    SignalBatch,
+    TemplateEvent,
+    TemplateEventKind,
+    TemplateState,
+)
 
 __all__ = [
     "ACCEPTED",
@@ -78,15 +92,26 @@ __all__ = [
     "SUPPRESS_PER_USER_LIMIT",
     "SUPPRESS_STOPPED_MARKETING",
     "UNKNOWN",
+    "AccountSignal",
+    "AccountSignalKind",
     "ClickEvent",
     "DeliveryStatus",
     "ExistingSend",
     "Ledger",
+    "PreferenceChange",
+    "PreferenceValue",
     "RunState",
     "SendOutcome",
     "SendState",
+    "SignalBatch",
     "StatusUpdate",
     "Suppression",
+    "SuppressionAction",
+    "SuppressionChange",
+    "SuppressionSource",
+    "TemplateEvent",
+    "TemplateEventKind",
+    "TemplateState",
     "as_utc",
     "default_ledger_path",
     "upsert",

@@ -1,4 +1,5 @@
-"""The :class:`Ledger`: one object over the ledger's parts (claims, runs, deliveries, suppressions).
+"""The :class:`Ledger`: one object over the ledger's parts (claims, runs, deliveries, suppressions, and
+Meta's other signals: the suppression audit, template events, account signals).
 
 Each part gets the tables and the transaction runner it needs; the ledger only composes them and
 keeps the one public API the sender, the operator, the webhook receiver and the report use.
@@ -7,27 +8,41 @@ keeps the one public API the sender, the operator, the webhook receiver and the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from airflow_provider_wamm.campaign.ledger.account_signals import AccountLog
 from airflow_provider_wamm.campaign.ledger.claims import Claims
 from airflow_provider_wamm.campaign.ledger.deliveries import Deliveries
 from airflow_provider_wamm.campaign.ledger.records import (
     FINAL_STATES,
     ClickEvent,
     ExistingSend,
+    PreferenceChange,
     SendOutcome,
     StatusUpdate,
     Suppression,
+    SuppressionChange,
+    as_utc,
+    utcnow,
 )
 from airflow_provider_wamm.campaign.ledger.runs import Runs
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, define_tables, ledger_engine
+from airflow_provider_wamm.campaign.ledger.signal_records import (
+    AccountSignal,
+    SignalBatch,
+    TemplateEvent,
+    TemplateState,
+)
 from airflow_provider_wamm.campaign.ledger.suppressions import SuppressionList
+from airflow_provider_wamm.campaign.ledger.template_events import TemplateLog
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
+
+_ResultT = TypeVar("_ResultT")
 
 
 class Ledger:
@@ -52,11 +67,16 @@ class Ledger:
         self.clicks = tables.clicks
         self.suppressions = tables.suppressions
         self.runs = tables.runs
+        self.suppression_audit = tables.signals.suppression_audit
+        self.template_events = tables.signals.template_events
+        self.account_signals = tables.signals.account_signals
         self._tx = Transactions(engine, tables.metadata)
         self._claims = Claims(tables, self._tx)
         self._runs = Runs(tables, self._tx)
         self._suppression_list = SuppressionList(tables, self._tx)
         self._deliveries = Deliveries(tables, self._tx, self._suppression_list)
+        self._templates = TemplateLog(tables.signals.template_events, self._tx)
+        self._accounts = AccountLog(tables.signals.account_signals, self._tx)
 
     @classmethod
     def from_url(
@@ -88,6 +108,14 @@ class Ledger:
         """A read-only connection (SQLite: no write lock is taken, so webhooks keep flowing)."""
         with self._tx.read() as conn:
             yield conn
+
+    def atomic(self, work: Callable[[], _ResultT]) -> _ResultT:
+        """Run ``work`` so that every ledger write it makes (on this thread) is one transaction.
+
+        Either all of them are stored or none (the webhook receiver stores one body this way). The
+        whole of ``work`` is run again when the database reports a deadlock, so keep it to ledger calls.
+        """
+        return self._tx.write(lambda _conn: work())
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -249,9 +277,11 @@ class Ledger:
         """
         self._suppression_list.add_suppressions(entries, now=now)
 
-    def remove_suppressions(self, recipients: Sequence[str]) -> int:
-        """Lift suppressions (e.g. a user opted back in); returns how many were removed."""
-        return self._suppression_list.remove_suppressions(recipients)
+    def remove_suppressions(self, recipients: Sequence[str], *, now: datetime | None = None) -> int:
+        """Lift suppressions by hand (the business's decision, audited as ``manual``); returns how many
+        were removed. A person's own resume arrives as a ``user_preferences`` webhook instead
+        (:meth:`record_preferences`)."""
+        return self._suppression_list.remove_suppressions(recipients, now=now)
 
     def active_suppressions(
         self, recipients: Sequence[str], *, now: datetime | None = None
@@ -269,6 +299,127 @@ class Ledger:
         """Recipients Meta took a message for (accepted/held/paused) in any campaign since ``since``."""
         return self._suppression_list.recently_messaged(
             recipients, since=since, exclude_campaign_id=exclude_campaign_id
+        )
+
+    def suppression_history(self, recipient: str) -> list[SuppressionChange]:
+        """Every change of one person's suppression, oldest first: what, when (Meta's time and the
+        recording time), and from which signal (webhook, error code and campaign, or by hand).
+
+        :param recipient: E.164 digits, or a business-scoped user id.
+        """
+        return self._suppression_list.history(recipient)
+
+    # -- Meta's other signals -------------------------------------------------------------------
+
+    def record_preferences(self, changes: Sequence[PreferenceChange], *, now: datetime | None = None) -> int:
+        """Apply stops and resumes of marketing messages (``user_preferences``); returns how many.
+
+        A stop suppresses the person for ever; a resume lifts a stop (from a webhook or a 131050) but
+        never a ``manual`` suppression nor a per-user-limit wait. A change older, by Meta's clock, than
+        the last one applied to that person is recorded as stale and not applied. Every change is audited.
+        """
+        return self._suppression_list.record_preferences(changes, now=now)
+
+    def record_template_events(self, events: Sequence[TemplateEvent], *, now: datetime | None = None) -> int:
+        """Store template status, quality and category events (deduplicated); returns how many distinct."""
+        at = as_utc(now) or utcnow()
+        return int(self._tx.write(lambda conn: self._templates.record_in(conn, events, at)))
+
+    def record_account_signals(self, signals: Sequence[AccountSignal], *, now: datetime | None = None) -> int:
+        """Store account, capability, phone-number quality and alert signals (deduplicated)."""
+        at = as_utc(now) or utcnow()
+        return int(self._tx.write(lambda conn: self._accounts.record_in(conn, signals, at)))
+
+    def record_signals(self, batch: SignalBatch, *, now: datetime | None = None) -> dict[str, int]:
+        """Store everything in ``batch`` in one transaction; returns the counts per kind."""
+
+        def work() -> dict[str, int]:
+            return {
+                "preferences": self.record_preferences(batch.preferences, now=now),
+                "template_events": self.record_template_events(batch.template_events, now=now),
+                "account_signals": self.record_account_signals(batch.account_signals, now=now),
+            }
+
+        return self.atomic(work)
+
+    def template_state(
+        self,
+        *,
+        template_id: str | None = None,
+        name: str | None = None,
+        language: str | None = None,
+        waba_id: str | None = None,
+    ) -> TemplateState | None:
+        """The current status, category and quality of one template, from its newest events by Meta's
+        time (``None`` when no event named it).
+
+        Name it by ``template_id``, or by ``name`` and ``language``. The category changes only on a
+        completed category change; an announced one shows as ``pending_category``.
+        """
+        return self._templates.template_state(
+            template_id=template_id, name=name, language=language, waba_id=waba_id
+        )
+
+    def template_events_since(
+        self,
+        since: datetime | None = None,
+        *,
+        after_id: int | None = None,
+        kinds: Iterable[str] | None = None,
+        events: Iterable[str] | None = None,
+        template_id: str | None = None,
+        name: str | None = None,
+        language: str | None = None,
+        waba_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[TemplateEvent]:
+        """Template events received at or after ``since`` (and after row ``after_id``), oldest first.
+
+        ``kinds`` (``status``, ``quality``, ``category``), ``events`` (``APPROVED``, ``PAUSED``,
+        ``RED``...) and a template (by id, or by name and language) narrow them.
+        """
+        return self._templates.events_since(
+            since,
+            after_id=after_id,
+            kinds=kinds,
+            events=events,
+            template_id=template_id,
+            name=name,
+            language=language,
+            waba_id=waba_id,
+            limit=limit,
+        )
+
+    def latest_messaging_limit(
+        self, *, phone_number: str | None = None, waba_id: str | None = None
+    ) -> AccountSignal | None:
+        """The newest signal that reported a messaging limit (``messaging_limit`` holds the tier), for a
+        phone number (as displayed, digits compared) and/or an account; ``None`` when none did."""
+        return self._accounts.latest_messaging_limit(phone_number=phone_number, waba_id=waba_id)
+
+    def phone_number_quality(self, phone_number: str) -> AccountSignal | None:
+        """The newest ``phone_number_quality_update`` of a number (its ``event``: ``FLAGGED``,
+        ``UNFLAGGED``, ``THROUGHPUT_UPGRADE``...; its limit), or ``None``."""
+        return self._accounts.phone_number_quality(phone_number)
+
+    def latest_account_signal(
+        self, kind: str, *, waba_id: str | None = None, events: Iterable[str] | None = None
+    ) -> AccountSignal | None:
+        """The newest signal of one kind (``account_update``...), optionally of one account and event."""
+        return self._accounts.latest_signal(kind, waba_id=waba_id, events=events)
+
+    def account_signals_since(
+        self,
+        since: datetime | None = None,
+        *,
+        after_id: int | None = None,
+        kinds: Iterable[str] | None = None,
+        waba_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[AccountSignal]:
+        """Account signals received at or after ``since`` (and after row ``after_id``), oldest first."""
+        return self._accounts.signals_since(
+            since, after_id=after_id, kinds=kinds, waba_id=waba_id, limit=limit
         )
 
     # -- webhook statuses and clicks ------------------------------------------------------------

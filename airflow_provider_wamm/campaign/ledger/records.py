@@ -67,6 +67,41 @@ class DeliveryStatus(StrEnum):
     """Meta could not deliver it (terminal; the error is kept)."""
 
 
+class SuppressionSource(StrEnum):
+    """Where a change of a person's suppression came from (the ``source`` of an audit row)."""
+
+    USER_PREFERENCES = "user_preferences"
+    """A ``user_preferences`` webhook: the person stopped or resumed marketing messages."""
+    STATUS_WEBHOOK = "status_webhook"
+    """A failed status webhook (131050 stopped marketing, 131049 Meta's per-user limit)."""
+    SEND_ERROR = "send_error"
+    """Meta's answer to a send of a campaign (131050, 131049)."""
+    MANUAL = "manual"
+    """The business itself (:meth:`Ledger.add_suppressions` / :meth:`Ledger.remove_suppressions`)."""
+
+
+class SuppressionAction(StrEnum):
+    """What a signal did to a person's suppression (the ``action`` of an audit row)."""
+
+    ADDED = "added"
+    """A suppression was created, or its reason or end changed."""
+    UNCHANGED = "unchanged"
+    """Nothing changed: a suppression already covered it, or a resume found no stop to lift."""
+    LIFTED = "lifted"
+    """The suppression was removed."""
+    STALE = "stale"
+    """Not applied: Meta's time of the signal is older than the last stop or resume applied."""
+
+
+class PreferenceValue(StrEnum):
+    """A person's marketing preference in a ``user_preferences`` webhook (``value``)."""
+
+    STOP = "stop"
+    """Stopped marketing messages from the business."""
+    RESUME = "resume"
+    """Resumed them."""
+
+
 CLAIMED = SendState.CLAIMED
 ACCEPTED = SendState.ACCEPTED
 HELD = SendState.HELD
@@ -216,15 +251,84 @@ class Suppression:
     """End of the suppression; ``None`` means for ever."""
     campaign_id: str | None = None
     """The campaign whose send revealed it."""
+    event_at: datetime | None = None
+    """When the signal happened by Meta's clock (``None``: when it is recorded)."""
+    source: SuppressionSource | None = None
+    """Where it came from; ``None`` derives it (see :func:`suppression_source`)."""
+
+
+def suppression_source(entry: Suppression) -> SuppressionSource:
+    """The source of a suppression: as given, else a send error when an error code and a campaign name
+    it, a status webhook when only an error code does, and the business itself otherwise."""
+    if entry.source is not None:
+        return entry.source
+    if entry.error_code is not None:
+        return SuppressionSource.SEND_ERROR if entry.campaign_id else SuppressionSource.STATUS_WEBHOOK
+    return SuppressionSource.MANUAL
 
 
 def suppression_for_error(recipient: str, code: int | None, at: datetime) -> Suppression | None:
-    """The suppression an error code calls for: 131050 for ever, 131049 for a day; else none."""
+    """The suppression a failed status webhook's error code calls for: 131050 for ever, 131049 for a
+    day; else none. ``at`` is the status's time."""
+    webhook = SuppressionSource.STATUS_WEBHOOK
     if code == CODE_STOPPED_MARKETING:
-        return Suppression(recipient, SUPPRESS_STOPPED_MARKETING, code)
+        return Suppression(recipient, SUPPRESS_STOPPED_MARKETING, code, event_at=at, source=webhook)
     if code == CODE_PER_USER_LIMIT:
-        return Suppression(recipient, SUPPRESS_PER_USER_LIMIT, code, at + PER_USER_LIMIT_WAIT)
+        until = at + PER_USER_LIMIT_WAIT
+        return Suppression(recipient, SUPPRESS_PER_USER_LIMIT, code, until, event_at=at, source=webhook)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceChange:
+    """A person stopped or resumed marketing messages (one ``user_preferences[]`` item of a webhook)."""
+
+    recipient: str
+    """Who: the ``wa_id`` (digits), or the business-scoped user id when Meta gives no ``wa_id``."""
+    value: PreferenceValue
+    """``stop`` or ``resume``."""
+    timestamp: datetime
+    """When the person changed it, by Meta's clock (aware UTC)."""
+    user_id: str | None = None
+    """The business-scoped user id, when Meta gives it."""
+    waba_id: str | None = None
+    """The WhatsApp Business Account the webhook is for."""
+    detail: str | None = None
+    """Meta's ``detail`` text."""
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionChange:
+    """One dated row of a person's suppression history: what changed, when, and which signal did it."""
+
+    recipient: str
+    """Whose suppression (E.164 digits, or a business-scoped user id)."""
+    action: SuppressionAction
+    """What the signal did."""
+    reason: str
+    """The suppression's reason (``stopped_marketing``, ``per_user_limit``, ``manual``...)."""
+    source: SuppressionSource
+    """Where the signal came from."""
+    recorded_at: datetime
+    """When the ledger recorded it (aware UTC)."""
+    event_at: datetime | None = None
+    """When the signal happened by Meta's clock (a webhook's timestamp), if known."""
+    preference: PreferenceValue | None = None
+    """``stop`` or ``resume`` for a ``user_preferences`` webhook."""
+    error_code: int | None = None
+    """The Graph error code of a failed send or status (131050, 131049)."""
+    campaign_id: str | None = None
+    """The campaign whose send revealed it."""
+    until: datetime | None = None
+    """End of the suppression the change left in force (``None``: for ever or none)."""
+    user_id: str | None = None
+    """The business-scoped user id, when known."""
+    waba_id: str | None = None
+    """The WhatsApp Business Account of a webhook signal."""
+    detail: str | None = None
+    """A short note (Meta's ``detail`` text, or why nothing changed)."""
+    id: int | None = None
+    """The row's id (order of recording); ``None`` before it is stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,14 +402,20 @@ __all__ = [
     "ClickEvent",
     "DeliveryStatus",
     "ExistingSend",
+    "PreferenceChange",
+    "PreferenceValue",
     "RunState",
     "SendOutcome",
     "SendState",
     "StatusUpdate",
     "Suppression",
+    "SuppressionAction",
+    "SuppressionChange",
+    "SuppressionSource",
     "as_utc",
     "clip",
     "naive_utc",
     "suppression_for_error",
+    "suppression_source",
     "utcnow",
 ]

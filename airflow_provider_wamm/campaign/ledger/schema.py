@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
@@ -22,6 +22,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from airflow_provider_wamm.graph.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from airflow_provider_wamm.campaign.ledger.signal_tables import SignalTables
 
 #: Prefix of the ledger's table names unless another is given (``wamm_sends``, ``wamm_statuses``...).
 DEFAULT_TABLE_PREFIX = "wamm_"
@@ -88,7 +91,7 @@ def datetime_type() -> sa.types.TypeEngine[datetime]:
 
 @dataclass(frozen=True)
 class LedgerTables:
-    """The ledger's five tables, defined in one :class:`sqlalchemy.MetaData`."""
+    """The ledger's tables, defined in one :class:`sqlalchemy.MetaData`."""
 
     metadata: sa.MetaData
     """Holds every table (``create_all`` creates the missing ones)."""
@@ -102,6 +105,8 @@ class LedgerTables:
     """One row per recipient that later campaigns must skip."""
     runs: sa.Table
     """One row per attempt of a campaign (one shard of it)."""
+    signals: SignalTables
+    """Meta's other signals: the suppression audit, template events, account signals."""
 
 
 def _sends_table(metadata: sa.MetaData, p: str) -> sa.Table:
@@ -210,6 +215,8 @@ def define_tables(table_prefix: str = DEFAULT_TABLE_PREFIX, schema: str | None =
 
     :raises ConfigurationError: for a prefix or schema name that is not a plain identifier.
     """
+    from airflow_provider_wamm.campaign.ledger.signal_tables import define_signal_tables  # uses key_type
+
     validate_table_prefix(table_prefix)
     validate_schema_name(schema)
     metadata = sa.MetaData(schema=schema)
@@ -220,6 +227,7 @@ def define_tables(table_prefix: str = DEFAULT_TABLE_PREFIX, schema: str | None =
         clicks=_clicks_table(metadata, table_prefix),
         suppressions=_suppressions_table(metadata, table_prefix),
         runs=_runs_table(metadata, table_prefix),
+        signals=define_signal_tables(metadata, table_prefix),
     )
 
 

@@ -37,6 +37,7 @@ class Transactions:
         self.metadata = metadata
         self._ready = False
         self._init_lock = threading.Lock()
+        self._ambient = threading.local()  # the connection of this thread's write in progress
         # SQLite has a single writer anyway; serialising here avoids "database is locked" surprises
         # and makes a shared in-memory connection (StaticPool) safe across threads.
         self._lock: contextlib.AbstractContextManager[Any] = (
@@ -67,12 +68,20 @@ class Transactions:
 
         Concurrent claims of overlapping recipients can deadlock on PostgreSQL and MySQL (each waits
         for a key the other inserted); the database aborts one transaction and it is simply redone.
+        A write started inside another one on the same thread joins its transaction (and its retries).
         """
+        ambient: Connection | None = getattr(self._ambient, "conn", None)
+        if ambient is not None:
+            return work(ambient)
         self.ensure_schema()
         for attempt in range(TX_RETRIES):
             try:
                 with self._lock, self.engine.begin() as conn:
-                    return work(conn)
+                    self._ambient.conn = conn
+                    try:
+                        return work(conn)
+                    finally:
+                        self._ambient.conn = None
             except sa.exc.DBAPIError as exc:
                 if attempt == TX_RETRIES - 1 or not is_retryable(exc):
                     raise

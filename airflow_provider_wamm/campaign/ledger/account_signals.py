@@ -1,0 +1,209 @@
+"""Account signals: the ``account_signals`` table and the latest messaging limit or quality of a number.
+
+Account updates (Marketing Messages terms signed, restrictions, bans...), capability updates (the
+portfolio's messaging limit), phone-number quality updates (a number's limit, throughput, quality
+flag) and account alerts are kept as dated rows, deduplicated. "Latest" always means newest by
+Meta's time (else by arrival), so out-of-order webhooks never make an old limit current again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from airflow_provider_wamm.campaign.ledger.audit import row_id_type
+from airflow_provider_wamm.campaign.ledger.records import as_utc, clip, naive_utc
+from airflow_provider_wamm.campaign.ledger.schema import datetime_type, key_type, upsert
+from airflow_provider_wamm.campaign.ledger.signal_records import AccountSignal, AccountSignalKind
+from airflow_provider_wamm.campaign.ledger.transactions import Transactions
+
+#: Longest stored JSON of a signal's other fields.
+ACCOUNT_DETAILS_MAX = 4000
+#: Most signals one query returns unless told otherwise.
+DEFAULT_SIGNAL_LIMIT = 1000
+
+
+def define_account_signals(metadata: sa.MetaData, p: str) -> sa.Table:
+    """The ``account_signals`` table of a ledger with table prefix ``p``."""
+    dt = datetime_type
+    return sa.Table(
+        f"{p}account_signals",
+        metadata,
+        sa.Column("id", row_id_type(), primary_key=True, autoincrement=True),
+        sa.Column("event_key", sa.String(32), nullable=False, unique=True),
+        sa.Column("kind", sa.String(40), nullable=False),
+        sa.Column("event", sa.String(64)),
+        sa.Column("waba_id", key_type(64)),
+        sa.Column("phone_number", key_type(32)),
+        sa.Column("messaging_limit", sa.String(32)),
+        sa.Column("previous_limit", sa.String(32)),
+        sa.Column("max_phone_numbers", sa.Integer),
+        sa.Column("details", sa.Text),
+        sa.Column("event_at", dt()),
+        sa.Column("received_at", dt(), nullable=False),
+        sa.Index(f"ix_{p}acctsig_phone", "phone_number", "kind"),
+        sa.Index(f"ix_{p}acctsig_waba", "waba_id", "kind"),
+        sa.Index(f"ix_{p}acctsig_received", "received_at"),
+    )
+
+
+def _details_text(details: dict[str, Any]) -> str | None:
+    """The details as compact JSON, or a note that they were too large to keep."""
+    if not details:
+        return None
+    text = json.dumps(details, sort_keys=True, default=str, separators=(",", ":"))
+    if len(text) > ACCOUNT_DETAILS_MAX:
+        return json.dumps({"truncated": True, "keys": sorted(details)[:50]})[:ACCOUNT_DETAILS_MAX]
+    return text
+
+
+def _row(signal: AccountSignal, db_now: datetime | None) -> dict[str, Any]:
+    """The bound values of one ``account_signals`` row."""
+    row: dict[str, Any] = {
+        "kind": str(signal.kind),
+        "event": clip(signal.event, 64),
+        "waba_id": clip(signal.waba_id, 64),
+        "phone_number": clip(signal.phone_number, 32),
+        "messaging_limit": clip(signal.messaging_limit, 32),
+        "previous_limit": clip(signal.previous_limit, 32),
+        "max_phone_numbers": signal.max_phone_numbers,
+        "details": _details_text(signal.details),
+        "event_at": naive_utc(signal.event_at),
+    }
+    raw = json.dumps(row, sort_keys=True, default=str, ensure_ascii=True).encode()
+    row["event_key"] = hashlib.blake2b(raw, digest_size=16).hexdigest()
+    row["received_at"] = db_now
+    return row
+
+
+def _signal(row: Any) -> AccountSignal:
+    """A stored row read back."""
+    details: dict[str, Any] = {}
+    if row.details:
+        try:
+            loaded = json.loads(row.details)
+        except ValueError:
+            loaded = None
+        details = loaded if isinstance(loaded, dict) else {}
+    return AccountSignal(
+        kind=AccountSignalKind(row.kind),
+        waba_id=row.waba_id,
+        event=row.event,
+        event_at=as_utc(row.event_at),
+        phone_number=row.phone_number,
+        messaging_limit=row.messaging_limit,
+        previous_limit=row.previous_limit,
+        max_phone_numbers=row.max_phone_numbers,
+        details=details,
+        id=int(row.id),
+        received_at=as_utc(row.received_at),
+    )
+
+
+class AccountLog:
+    """Store account signals and answer "latest messaging limit / quality of number X".
+
+    :param table: the ``account_signals`` table.
+    :param tx: the ledger's transaction runner.
+    """
+
+    def __init__(self, table: sa.Table, tx: Transactions) -> None:
+        self.table = table
+        self.tx = tx
+
+    def record_in(self, conn: Connection, signals: Sequence[AccountSignal], at: datetime) -> int:
+        """Store ``signals`` (deduplicated) in the caller's transaction; returns how many distinct ones."""
+        rows = {r["event_key"]: r for r in (_row(s, naive_utc(at)) for s in signals)}
+        upsert(conn, self.table, [rows[k] for k in sorted(rows)], key=("event_key",))
+        return len(rows)
+
+    def _newest(self, *where: Any) -> AccountSignal | None:
+        """The newest signal (by Meta's time, else arrival) matching ``where``."""
+        t = self.table.c
+        query = (
+            sa.select(self.table)
+            .where(*where)
+            .order_by(sa.func.coalesce(t.event_at, t.received_at).desc(), t.id.desc())
+            .limit(1)
+        )
+        with self.tx.read() as conn:
+            row = conn.execute(query).first()
+        return _signal(row) if row is not None else None
+
+    def latest_messaging_limit(
+        self, *, phone_number: str | None = None, waba_id: str | None = None
+    ) -> AccountSignal | None:
+        """The newest signal that reported a messaging limit, for a phone number (its displayed digits)
+        and/or a WhatsApp Business Account; ``None`` when none did.
+
+        Capability updates name only the account; phone-number quality updates name the number.
+        """
+        t = self.table.c
+        where: list[Any] = [t.messaging_limit.is_not(None)]
+        if phone_number is not None:
+            where.append(t.phone_number == _digits(phone_number))
+        if waba_id is not None:
+            where.append(t.waba_id == str(waba_id))
+        return self._newest(*where)
+
+    def phone_number_quality(self, phone_number: str) -> AccountSignal | None:
+        """The newest ``phone_number_quality_update`` of a number (its displayed digits), if any."""
+        t = self.table.c
+        return self._newest(
+            t.kind == str(AccountSignalKind.PHONE_NUMBER_QUALITY), t.phone_number == _digits(phone_number)
+        )
+
+    def latest_signal(
+        self, kind: str, *, waba_id: str | None = None, events: Iterable[str] | None = None
+    ) -> AccountSignal | None:
+        """The newest signal of ``kind`` (optionally of one account, and one of ``events``)."""
+        t = self.table.c
+        where: list[Any] = [t.kind == str(kind)]
+        if waba_id is not None:
+            where.append(t.waba_id == str(waba_id))
+        if events is not None:
+            where.append(t.event.in_([str(e).upper() for e in events]))
+        return self._newest(*where)
+
+    def signals_since(
+        self,
+        since: datetime | None = None,
+        *,
+        after_id: int | None = None,
+        kinds: Iterable[str] | None = None,
+        waba_id: str | None = None,
+        limit: int = DEFAULT_SIGNAL_LIMIT,
+    ) -> list[AccountSignal]:
+        """Signals received at or after ``since`` (and with an id above ``after_id``), oldest first."""
+        t = self.table.c
+        where: list[Any] = []
+        if since is not None:
+            where.append(t.received_at >= naive_utc(as_utc(since)))
+        if after_id is not None:
+            where.append(t.id > after_id)
+        if kinds is not None:
+            where.append(t.kind.in_([str(k) for k in kinds]))
+        if waba_id is not None:
+            where.append(t.waba_id == str(waba_id))
+        query = sa.select(self.table).where(*where).order_by(t.id).limit(limit)
+        with self.tx.read() as conn:
+            return [_signal(r) for r in conn.execute(query)]
+
+
+def _digits(phone_number: str) -> str:
+    """The digits of a displayed phone number (``+1 555-010-0001`` -> ``15550100001``)."""
+    return "".join(ch for ch in str(phone_number) if ch.isdigit())
+
+
+__all__ = [
+    "ACCOUNT_DETAILS_MAX",
+    "DEFAULT_SIGNAL_LIMIT",
+    "AccountLog",
+    "define_account_signals",
+]
