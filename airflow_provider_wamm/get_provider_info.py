@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_wamm.graph.versions import API_VERSION_FORM_PATTERN, DEFAULT_API_VERSION
+
 PACKAGE = "airflow_provider_wamm"
 DOCS_URL = "https://developers.facebook.com/docs/whatsapp/marketing-messages-lite-api"
 
@@ -30,8 +32,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     ),
     "api_version": _field(
         "Graph API version",
-        "Graph API version used in request paths, e.g. v23.0.",
-        {"type": ["string", "null"], "default": "v23.0", "pattern": "^(v[0-9]+\\.[0-9]+)?$"},
+        f"Graph API version used in request paths, e.g. {DEFAULT_API_VERSION}.",
+        {"type": ["string", "null"], "default": DEFAULT_API_VERSION, "pattern": API_VERSION_FORM_PATTERN},
     ),
     "app_id": _field(
         "App ID",
@@ -111,7 +113,7 @@ def get_provider_info() -> dict[str, Any]:
                         "host": "https://graph.facebook.com",
                         "password": "System-user access token",
                         "phone_number_id": "123456789012345",
-                        "api_version": "v23.0",
+                        "api_version": DEFAULT_API_VERSION,
                     },
                 },
                 "conn-fields": CONN_FIELDS,

@@ -28,7 +28,6 @@ import ipaddress
 import json
 import logging
 import random as _random
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -53,6 +52,7 @@ from airflow_provider_wamm.graph.recipients import mask_phone
 from airflow_provider_wamm.graph.redaction import Secret, redact, scrub
 from airflow_provider_wamm.graph.results import SendResult
 from airflow_provider_wamm.graph.transport import RawResponse, Transport, map_transport_errors
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION, is_api_version
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -82,10 +82,19 @@ DEFAULT_PHONE_NUMBER_FIELDS = (
 )
 #: Fields read by :meth:`GraphClient.get_waba` unless told otherwise.
 DEFAULT_WABA_FIELDS = ("id", "name", "marketing_messages_onboarding_status")
-#: Fields read by :meth:`GraphClient.list_templates` unless told otherwise.
-DEFAULT_TEMPLATE_FIELDS = ("id", "name", "language", "status", "category", "parameter_format", "components")
+#: Fields read by :meth:`GraphClient.list_templates` unless told otherwise (``message_send_ttl_seconds``:
+#: the template's time-to-live, "Configure message time-to-live", Meta, May 21, 2026).
+DEFAULT_TEMPLATE_FIELDS = (
+    "id",
+    "name",
+    "language",
+    "status",
+    "category",
+    "parameter_format",
+    "components",
+    "message_send_ttl_seconds",
+)
 
-_API_VERSION_RE = re.compile(r"v\d+\.\d+")
 _MAX_ANALYTICS_TEMPLATES = 10
 _RETRIED_ACTIONS = frozenset({Action.RETRY, Action.THROTTLE})
 
@@ -140,8 +149,8 @@ def _check_settings(
     api_version: str, timeouts: Mapping[str, float], max_retries: int, backoff: tuple[float, float]
 ) -> None:
     """Raise :class:`ConfigurationError` for the first unusable setting among these."""
-    if not isinstance(api_version, str) or not _API_VERSION_RE.fullmatch(api_version):
-        raise ConfigurationError(f"api_version must look like 'v23.0', got {api_version!r}")
+    if not is_api_version(api_version):
+        raise ConfigurationError(f"api_version must look like {DEFAULT_API_VERSION!r}, got {api_version!r}")
     for name, value in timeouts.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 600:
             raise ConfigurationError(f"{name} must be a number of seconds in (0, 600], got {value!r}")
@@ -189,7 +198,8 @@ class GraphClient:
     :param phone_number_id: the sending phone number's id (needed for sends).
     :param waba_id: the WhatsApp Business Account id (needed for templates and analytics).
     :param base_url: ``https://graph.facebook.com`` or a local sandbox URL.
-    :param api_version: Graph API version such as ``v23.0``.
+    :param api_version: Graph API version such as ``v25.0`` (the default,
+        :data:`~airflow_provider_wamm.graph.versions.DEFAULT_API_VERSION`).
     :param timeout: read timeout in seconds for every call.
     :param connect_timeout: connect timeout in seconds.
     :param max_retries: retries (after the first attempt) for retryable failures; ``0`` disables.
@@ -215,7 +225,7 @@ class GraphClient:
         phone_number_id: str | None = None,
         waba_id: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
-        api_version: str = "v23.0",
+        api_version: str = DEFAULT_API_VERSION,
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_retries: int = 3,
