@@ -137,7 +137,7 @@ def test_providers_manager_ui_metadata() -> None:
     assert {w.field_name for w in widgets.values() if w.is_sensitive} == SECRET_FIELDS
     assert all(w.hook_class_name == HOOK_CLASS for w in widgets.values())
     api_version = widgets["extra__whatsapp__api_version"].field
-    assert api_version["value"] == "v23.0" and api_version["schema"]["title"] == "Graph API version"
+    assert api_version["value"] == "v25.0" and api_version["schema"]["title"] == "Graph API version"
 
 
 def test_hook_meta_service_serves_the_form() -> None:
