@@ -85,7 +85,14 @@ from airflow_provider_wamm.graph.payload import (
     video_param,
 )
 from airflow_provider_wamm.graph.ratelimit import TokenBucket
-from airflow_provider_wamm.graph.recipients import mask_phone, normalize_phone
+from airflow_provider_wamm.graph.recipients import (
+    RecipientKind,
+    is_bsuid,
+    is_parent_bsuid,
+    mask_phone,
+    normalize_phone,
+    recipient_kind,
+)
 from airflow_provider_wamm.graph.results import SendResult
 from airflow_provider_wamm.graph.templates import (
     ButtonSpec,
@@ -129,6 +136,7 @@ __all__ = [
     "PermissionDeniedError",
     "RawResponse",
     "RecipientError",
+    "RecipientKind",
     "SendResult",
     "SessionTransport",
     "SocketPoolTransport",
@@ -161,7 +169,9 @@ __all__ = [
     "flow_button",
     "header_component",
     "image_param",
+    "is_bsuid",
     "is_loopback_host",
+    "is_parent_bsuid",
     "limited_time_offer_component",
     "location_param",
     "mask_phone",
@@ -169,6 +179,7 @@ __all__ = [
     "parameter_from_spec",
     "parse_error_envelope",
     "quick_reply_button",
+    "recipient_kind",
     "text_param",
     "url_button",
     "validate_marketing_message",

@@ -24,11 +24,13 @@ from airflow_provider_wamm.graph.limits import (
     PARAMETER_NAME_RE,
     PRODUCT_POLICIES,
     check_bsuid,
+    check_callback_data,
     check_list,
     check_mapping,
     check_param_text,
     check_to,
 )
+from airflow_provider_wamm.graph.recipients import is_bsuid
 from airflow_provider_wamm.graph.validation import (
     check_button,
     check_carousel,
@@ -82,13 +84,16 @@ def build_marketing_message(
     product_policy: str | None = None,
     message_activity_sharing: bool | None = None,
     language_policy: str | None = None,
+    biz_opaque_callback_data: str | None = None,
 ) -> dict[str, Any]:
     """Build and validate the JSON body of one ``marketing_messages`` request.
 
-    :param to: the recipient's phone number in international format (digits, optional ``+``;
-        normalise raw input with :func:`~airflow_provider_wamm.graph.recipients.normalize_phone`).
-    :param recipient: a business-scoped user id (BSUID) instead of, or besides, ``to`` (Meta uses
-        ``to`` when both are given). Sending by BSUID disables Meta's delivery optimisation.
+    :param to: the recipient: a phone number in international format (digits, optional ``+``;
+        normalise raw input with :func:`~airflow_provider_wamm.graph.recipients.normalize_phone`),
+        or a business-scoped user id (``US.1349…``), which is sent as ``recipient`` instead.
+    :param recipient: a business-scoped user id (BSUID) instead of, or besides, a phone number
+        (Meta uses ``to`` when both are given). Sending by BSUID disables Meta's delivery
+        optimisation, and Meta refuses it for templates with a max price (131062).
     :param template_name: name of an approved marketing template.
     :param language: the template's language code, e.g. ``en_US``.
     :param components: send-time components (header, body, buttons, limited-time offer,
@@ -98,18 +103,14 @@ def build_marketing_message(
     :param message_activity_sharing: per-message override of the account's activity-sharing
         setting; ``None`` leaves the account default.
     :param language_policy: ``deterministic`` or ``None`` (omitted, as in Meta's examples).
+    :param biz_opaque_callback_data: your own reference for this message (at most 512
+        characters). Meta echoes it in the status webhooks of ``/messages`` sends; it does not
+        document the echo for ``marketing_messages``, so do not rely on it to join statuses.
     :raises PayloadError: naming the first invalid field (``InvalidRecipientError`` for the
         recipient).
     """
     payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
-    if to is None and recipient is None:
-        raise InvalidRecipientError(
-            "to", "give a phone number ('to') or a business-scoped user id ('recipient')"
-        )
-    if to is not None:
-        payload["to"] = check_to(to)
-    if recipient is not None:
-        payload["recipient"] = check_bsuid(recipient)
+    payload.update(_recipient_fields(to, recipient))
     payload["type"] = "template"
     payload["template"] = check_template(template_name, language, language_policy, components)
     if product_policy is not None:
@@ -124,7 +125,30 @@ def build_marketing_message(
                 "message_activity_sharing", f"must be true or false, got {message_activity_sharing!r}"
             )
         payload["message_activity_sharing"] = message_activity_sharing
+    if biz_opaque_callback_data is not None:
+        payload["biz_opaque_callback_data"] = check_callback_data(biz_opaque_callback_data)
     return payload
+
+
+def _recipient_fields(to: object, recipient: object) -> dict[str, str]:
+    """``to`` and/or ``recipient`` of a send: a business-scoped user id given as ``to`` moves to
+    ``recipient``; phone numbers stay in ``to``."""
+    if to is None and recipient is None:
+        raise InvalidRecipientError(
+            "to", "give a phone number ('to') or a business-scoped user id ('recipient')"
+        )
+    if is_bsuid(to):
+        if recipient is not None:
+            raise InvalidRecipientError(
+                "to", "is a business-scoped user id and 'recipient' is given too; give the id once"
+            )
+        return {"recipient": check_bsuid(to)}
+    fields: dict[str, str] = {}
+    if to is not None:
+        fields["to"] = check_to(to)
+    if recipient is not None:
+        fields["recipient"] = check_bsuid(recipient)
+    return fields
 
 
 # --------------------------------------------------------------------------------------------

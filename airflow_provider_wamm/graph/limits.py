@@ -20,10 +20,13 @@ from airflow_provider_wamm.graph.errors import InvalidRecipientError, PayloadErr
 
 __all__ = [
     "BAD_PARAMETER_TEXT_RE",
+    "BIZ_OPAQUE_CALLBACK_DATA_MAX",
     "BODY_ONLY_TEXT_MAX",
     "BODY_PARAMETER_TYPES",
     "BODY_TEXT_MAX",
+    "BSUID_ID_MAX",
     "BSUID_MAX",
+    "BSUID_RE",
     "BUTTON_PARAMETER_TYPE",
     "BUTTON_SUB_TYPES",
     "CARD_HEADER_PARAMETER_TYPES",
@@ -57,6 +60,7 @@ __all__ = [
     "URL_SUFFIX_MAX",
     "WHITESPACE_RE",
     "check_bsuid",
+    "check_callback_data",
     "check_coordinate",
     "check_index",
     "check_int",
@@ -87,8 +91,14 @@ URL_SUFFIX_MAX = 2000
 MAX_BUTTONS = 10
 #: Most cards of a carousel.
 MAX_CAROUSEL_CARDS = 10
-#: Longest business-scoped user id (``recipient``).
-BSUID_MAX = 256
+#: Most letters and digits after the country prefix of a business-scoped user id (Meta lowered it
+#: from 256 on 2026-02-06: "Business-scoped user IDs", Meta, Jun 29, 2026).
+BSUID_ID_MAX = 128
+#: Longest business-scoped user id (``recipient``): a parent id's ``CC.ENT.`` prefix and 128 characters.
+BSUID_MAX = len("CC.ENT.") + BSUID_ID_MAX
+#: Longest ``biz_opaque_callback_data`` ("Increased biz_opaque_callback_data character maximum from
+#: 256 to 512", WhatsApp Business Platform changelog).
+BIZ_OPAQUE_CALLBACK_DATA_MAX = 512
 #: Longest uploaded media id.
 MEDIA_ID_MAX = 256
 #: Longest media ``link``.
@@ -173,6 +183,11 @@ PHONE_DIGITS_RE = re.compile(r"\+?([0-9]{5,15})")
 BAD_PARAMETER_TEXT_RE = re.compile(r"[\n\r\t]| {5}")
 #: White space anywhere (``search``): not allowed in URL suffixes and BSUIDs.
 WHITESPACE_RE = re.compile(r"\s")
+#: A business-scoped user id: an ISO 3166 alpha-2 country code, ``.``, ``ENT.`` for a parent id, then up
+#: to 128 letters and digits (``US.13491208655302741918``, ``US.ENT.11815799212886844830``); see
+#: "Business-scoped user IDs", https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids
+#: (Jun 29, 2026).
+BSUID_RE = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 #: An ``http(s)`` URL without white space (media links).
 HTTP_LINK_RE = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
 
@@ -275,9 +290,16 @@ def check_to(value: object, field: str = "to") -> str:
 
 
 def check_bsuid(value: object, field: str = "recipient") -> str:
-    """``recipient``: a business-scoped user id without white space."""
-    if type(value) is not str or not value or len(value) > BSUID_MAX or WHITESPACE_RE.search(value):
+    """``recipient``: a business-scoped user id (:data:`BSUID_RE`), returned as given."""
+    if type(value) is not str or not BSUID_RE.fullmatch(value):
         raise InvalidRecipientError(
-            field, f"must be a business-scoped user id without white space (at most {BSUID_MAX} characters)"
+            field,
+            "must be a business-scoped user id without white space: a country code, '.', 'ENT.' for a "
+            f"parent id, then up to {BSUID_ID_MAX} letters and digits (e.g. 'US.13491208655302741918')",
         )
     return value
+
+
+def check_callback_data(value: object, field: str = "biz_opaque_callback_data") -> str:
+    """``biz_opaque_callback_data``: a non-empty string of at most 512 characters, returned as given."""
+    return check_str(value, field, max_len=BIZ_OPAQUE_CALLBACK_DATA_MAX)

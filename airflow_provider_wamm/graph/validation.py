@@ -54,6 +54,7 @@ from airflow_provider_wamm.graph.limits import (
     URL_SUFFIX_MAX,
     WHITESPACE_RE,
     check_bsuid,
+    check_callback_data,
     check_coordinate,
     check_index,
     check_int,
@@ -527,6 +528,11 @@ def validate_marketing_message(payload: Mapping[str, Any]) -> None:
     check_template(
         template.get("name"), language.get("code"), language.get("policy"), template.get("components")
     )
+    _check_options(p)
+
+
+def _check_options(p: Mapping[str, Any]) -> None:
+    """The optional top-level fields of a send: policies, activity sharing, max price, callback data."""
     if "product_policy" in p and p["product_policy"] not in PRODUCT_POLICIES:
         raise PayloadError(
             "product_policy", f"must be one of {list(PRODUCT_POLICIES)}, got {p['product_policy']!r}"
@@ -535,6 +541,8 @@ def validate_marketing_message(payload: Mapping[str, Any]) -> None:
         raise PayloadError(
             "message_activity_sharing", f"must be true or false, got {p['message_activity_sharing']!r}"
         )
+    if "biz_opaque_callback_data" in p:
+        check_callback_data(p["biz_opaque_callback_data"])
     if "bid_spec" in p:
         bid = check_mapping(p["bid_spec"], "bid_spec")
         multiplier = bid.get("per_message_bid_multiplier")
