@@ -30,6 +30,7 @@ __all__ = [
     "BUTTON_PARAMETER_TYPE",
     "BUTTON_SUB_TYPES",
     "CARD_HEADER_PARAMETER_TYPES",
+    "CATALOG_ID_RE",
     "COUPON_CODE_MAX",
     "CURRENCY_CODE_RE",
     "DOCUMENT_FILENAME_MAX",
@@ -49,6 +50,7 @@ __all__ = [
     "MAX_CAROUSEL_CARDS",
     "MEDIA_ID_MAX",
     "MEDIA_LINK_MAX",
+    "OPTIONAL_PARAMETER_BUTTONS",
     "PARAMETER_NAME_RE",
     "PHONE_DIGITS_RE",
     "PRODUCT_POLICIES",
@@ -111,7 +113,7 @@ LOCATION_TEXT_MAX = 1000
 QUICK_REPLY_PAYLOAD_MAX = 1000
 #: Longest ``flow_token`` of a ``flow`` button.
 FLOW_TOKEN_MAX = 1000
-#: Longest ``thumbnail_product_retailer_id`` of a ``catalog`` button.
+#: Longest product retailer id (a ``catalog`` button's thumbnail, a ``product`` header's product).
 RETAILER_ID_MAX = 100
 #: Latest ``expiration_time_ms`` of a limited-time offer (the largest integer JSON keeps exact).
 EXPIRATION_TIME_MS_MAX = 2**53
@@ -143,6 +145,9 @@ BUTTON_PARAMETER_TYPE: dict[str, str] = {
     "catalog": "action",
     "mpm": "action",
 }
+#: Button ``sub_type`` values whose parameter may be left out: a ``catalog`` button without one shows
+#: the first product of the catalogue ("Catalog templates", Meta, Jun 18, 2026).
+OPTIONAL_PARAMETER_BUTTONS = frozenset({"catalog"})
 #: Top-level fields of a ``marketing_messages`` body.
 TOP_LEVEL_KEYS = frozenset(
     {
@@ -158,12 +163,15 @@ TOP_LEVEL_KEYS = frozenset(
         "biz_opaque_callback_data",
     }
 )
-#: Parameter types of a template header.
-HEADER_PARAMETER_TYPES = frozenset({"text", "image", "video", "document", "location"})
+#: Parameter types of a template header: ``gif`` headers exist only on the Marketing Messages API,
+#: ``product`` headers on single-product templates ("Template components", "Single-product message
+#: templates", Meta, 2026).
+HEADER_PARAMETER_TYPES = frozenset({"text", "image", "video", "document", "location", "gif", "product"})
 #: Parameter types of a template body.
 BODY_PARAMETER_TYPES = frozenset({"text", "currency", "date_time"})
-#: Parameter types of a carousel card's header.
-CARD_HEADER_PARAMETER_TYPES = frozenset({"image", "video"})
+#: Parameter types of a carousel card's header: media cards, or product cards ("Product card
+#: carousel templates", Meta, Jun 18, 2026).
+CARD_HEADER_PARAMETER_TYPES = frozenset({"image", "video", "product"})
 
 # --------------------------------------------------------------------------------------------
 # Patterns (matched with ``fullmatch`` unless said otherwise)
@@ -183,6 +191,8 @@ PHONE_DIGITS_RE = re.compile(r"\+?([0-9]{5,15})")
 BAD_PARAMETER_TEXT_RE = re.compile(r"[\n\r\t]| {5}")
 #: White space anywhere (``search``): not allowed in URL suffixes and BSUIDs.
 WHITESPACE_RE = re.compile(r"\s")
+#: A catalogue id (``catalog_id`` of a ``product`` parameter): the digits of a Meta object id.
+CATALOG_ID_RE = re.compile(r"[0-9]{1,32}")
 #: A business-scoped user id: an ISO 3166 alpha-2 country code, ``.``, ``ENT.`` for a parent id, then up
 #: to 128 letters and digits (``US.13491208655302741918``, ``US.ENT.11815799212886844830``); see
 #: "Business-scoped user IDs", https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids
