@@ -14,6 +14,13 @@ Nothing here imports Airflow, so it can be used (and tested) on its own::
 
 from __future__ import annotations
 
+from airflow_provider_wamm.graph.analytics import (
+    ANALYTICS_PRODUCT_TYPES,
+    CONVERSION_METRIC_TYPES,
+    PRODUCT_TYPE_CLOUD_API,
+    PRODUCT_TYPE_MARKETING_MESSAGES,
+    TemplateAnalytics,
+)
 from airflow_provider_wamm.graph.client import (
     DEFAULT_BASE_URL,
     DEFAULT_PHONE_NUMBER_FIELDS,
@@ -105,11 +112,15 @@ from airflow_provider_wamm.graph.templates import (
     example_components,
 )
 from airflow_provider_wamm.graph.transport import RawResponse, Transport
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION
 
 __all__ = [
+    "ANALYTICS_PRODUCT_TYPES",
     "CODE_PER_USER_LIMIT",
     "CODE_STOPPED_MARKETING",
     "CODE_TOKEN_EXPIRED",
+    "CONVERSION_METRIC_TYPES",
+    "DEFAULT_API_VERSION",
     "DEFAULT_BASE_URL",
     "DEFAULT_PHONE_NUMBER_FIELDS",
     "DEFAULT_TEMPLATE_FIELDS",
@@ -118,6 +129,8 @@ __all__ = [
     "HALT_CODES",
     "PAIR_LIMIT_CODES",
     "PER_USER_PERMANENT_CODES",
+    "PRODUCT_TYPE_CLOUD_API",
+    "PRODUCT_TYPE_MARKETING_MESSAGES",
     "RECIPIENT_CODES",
     "RETRY_CODES",
     "THROTTLE_CODES",
@@ -145,6 +158,7 @@ __all__ = [
     "SessionTransport",
     "SocketPoolTransport",
     "TLSError",
+    "TemplateAnalytics",
     "TemplateError",
     "TemplateSpec",
     "ThrottlingError",

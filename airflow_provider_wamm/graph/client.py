@@ -30,7 +30,7 @@ import logging
 import random as _random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -38,6 +38,7 @@ import requests.utils
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_wamm import __version__
+from airflow_provider_wamm.graph.analytics import TemplateAnalytics, analytics_queries
 from airflow_provider_wamm.graph.answers import read_answer, read_send_answer
 from airflow_provider_wamm.graph.codes import Action
 from airflow_provider_wamm.graph.connections import default_transport
@@ -95,7 +96,6 @@ DEFAULT_TEMPLATE_FIELDS = (
     "message_send_ttl_seconds",
 )
 
-_MAX_ANALYTICS_TEMPLATES = 10
 _RETRIED_ACTIONS = frozenset({Action.RETRY, Action.THROTTLE})
 
 
@@ -526,34 +526,30 @@ class GraphClient:
         start: str | int | _dt.date | _dt.datetime,
         end: str | int | _dt.date | _dt.datetime,
         metric_types: Sequence[str] | None = None,
-        product_type: str | None = None,
-    ) -> list[dict[str, Any]]:
+        product_type: str | Sequence[str] | None = None,
+    ) -> list[TemplateAnalytics]:
         """``GET /{waba_id}/template_analytics`` (daily); more than 10 ids are fetched in chunks.
 
         :param template_ids: Meta template ids.
         :param start: first day: Unix seconds, a ``date`` or ``datetime``, or ``YYYY-MM-DD``.
         :param end: last day, same forms.
-        :param metric_types: e.g. ``["SENT", "DELIVERED", "READ", "CLICKED"]``; Meta's default when ``None``.
-        :param product_type: e.g. ``MARKETING_MESSAGES_LITE_API``; omitted means Cloud API only.
-        :returns: the ``data`` entries of every page (each with ``data_points``).
+        :param metric_types: e.g. ``["SENT", "DELIVERED", "READ", "CLICKED"]`` or conversion metrics
+            (:data:`~airflow_provider_wamm.graph.analytics.CONVERSION_METRIC_TYPES`); Meta's default
+            when ``None``.
+        :param product_type: ``MARKETING_MESSAGES_API_FOR_WHATSAPP`` or ``CLOUD_API``, or several
+            (:data:`~airflow_provider_wamm.graph.analytics.ANALYTICS_PRODUCT_TYPES`: every send,
+            fallbacks to the Cloud API included), each asked for in its own requests; omitted means
+            Cloud API only.
+        :returns: the ``data`` entries of every page (each with ``product_type`` and ``data_points``).
         """
         waba_id = self._need(self.waba_id, "waba_id")
         ids = [str(t) for t in template_ids]
         if not ids:
             raise ConfigurationError("template_ids must name at least one template")
-        out: list[dict[str, Any]] = []
-        for i in range(0, len(ids), _MAX_ANALYTICS_TEMPLATES):
-            params: dict[str, Any] = {
-                "start": _to_param(start),
-                "end": _to_param(end),
-                "granularity": "DAILY",
-                "template_ids": json.dumps(ids[i : i + _MAX_ANALYTICS_TEMPLATES]),
-            }
-            if metric_types:
-                params["metric_types"] = json.dumps([str(m).upper() for m in metric_types])
-            if product_type:
-                params["product_type"] = product_type
-            out.extend(self._paged(f"{waba_id}/template_analytics", params))
+        out: list[TemplateAnalytics] = []
+        path = f"{waba_id}/template_analytics"
+        for params in analytics_queries(ids, _to_param(start), _to_param(end), metric_types, product_type):
+            out.extend(cast(TemplateAnalytics, entry) for entry in self._paged(path, params))
         return out
 
     def debug_token(self, *, app_id: str, app_secret: str) -> dict[str, Any]:

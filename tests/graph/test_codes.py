@@ -40,12 +40,12 @@ def test_titles_and_classes(code: int, action: Action, title: str) -> None:
 
 
 def test_per_user_permanent_codes() -> None:
-    assert PER_USER_PERMANENT_CODES == {130472, 131050, 137000}
+    assert {130472, 131050, 137000} == PER_USER_PERMANENT_CODES
     assert PER_USER_PERMANENT_CODES <= RECIPIENT_CODES  # the sender still records them per recipient
     assert all(code in ERROR_TITLES for code in PER_USER_PERMANENT_CODES)
 
 
 def test_template_sync_codes() -> None:
-    assert TEMPLATE_SYNC_CODES == {131009, 134101}
+    assert {131009, 134101} == TEMPLATE_SYNC_CODES
     assert TEMPLATE_SYNC_WAIT_S == 600
     assert 134101 in HALT_CODES and 131009 in RECIPIENT_CODES  # reactions unchanged
