@@ -88,10 +88,10 @@ _CONVERSION_KEYS = frozenset(m.lower() for m in CONVERSION_METRIC_TYPES)
 
 
 class AnalyticsClick(TypedDict, total=False):
-    """One ``clicked`` entry of a data point."""
+    """One ``clicked`` entry of a data point; its ``type`` is ``quick_reply_button``, ``url_button`` or
+    ``unique_url_button``."""
 
     type: str
-    """``quick_reply_button``, ``url_button`` or ``unique_url_button``."""
     button_content: str
     """The button's label."""
     count: int
@@ -99,10 +99,10 @@ class AnalyticsClick(TypedDict, total=False):
 
 
 class AnalyticsCost(TypedDict, total=False):
-    """One ``cost`` entry of a data point (in the account's currency)."""
+    """One ``cost`` entry of a data point (in the account's currency); its ``type`` is ``amount_spent``,
+    ``cost_per_delivered`` or ``cost_per_url_button_click``."""
 
     type: str
-    """``amount_spent``, ``cost_per_delivered`` or ``cost_per_url_button_click``."""
     value: float
     """The amount."""
 
