@@ -1,7 +1,7 @@
 """Meta's limits on the fields of a marketing message, as data, and the checks of single values.
 
 The numbers, option lists and patterns below come from Meta's template and parameter references and
-from its OpenAPI spec (where the spec is known to be wrong, the reference wins; see the facts file).
+from its OpenAPI spec (where the spec is known to be wrong, the reference wins; see docs/meta-api.md).
 The ``check_*`` functions test one value against them and raise
 :class:`~airflow_provider_wamm.graph.errors.PayloadError` naming the field as a dotted path; the
 structure of a payload (parameters, components, the whole message) is checked in
