@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+# Equal to graph.versions.DEFAULT_API_VERSION and API_VERSION_FORM_PATTERN, and to
+# campaign.ledger.DEFAULT_TABLE_PREFIX below (tests keep them so): Airflow imports this module in every
+# command while it discovers providers, so it imports nothing of the package.
+DEFAULT_API_VERSION = "v25.0"
+API_VERSION_FORM_PATTERN = "^(v[0-9]+\\.[0-9]+)?$"
+
 PACKAGE = "airflow_provider_wamm"
 DOCS_URL = "https://developers.facebook.com/docs/whatsapp/marketing-messages-lite-api"
 
@@ -32,8 +38,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     ),
     "api_version": _field(
         "Graph API version",
-        "Graph API version used in request paths, e.g. v23.0.",
-        {"type": ["string", "null"], "default": "v23.0", "pattern": "^(v[0-9]+\\.[0-9]+)?$"},
+        f"Graph API version used in request paths, e.g. {DEFAULT_API_VERSION}.",
+        {"type": ["string", "null"], "default": DEFAULT_API_VERSION, "pattern": API_VERSION_FORM_PATTERN},
     ),
     "app_id": _field(
         "App ID",
@@ -89,8 +95,7 @@ CONFIG_OPTIONS: dict[str, dict[str, Any]] = {
         "",
         "wamm_ledger",
     ),
-    # Equal to campaign.ledger.DEFAULT_TABLE_PREFIX (a test keeps them so): importing it here would
-    # load the campaign engine at every provider discovery, that is in every Airflow command.
+    # Equal to campaign.ledger.DEFAULT_TABLE_PREFIX (see the note at the top of the module).
     "ledger_table_prefix": _option(
         "Prefix of the ledger's tables written by the webhook receiver; keep it equal to the "
         "operators' and sensors' ``ledger_table_prefix`` (default ``wamm_``).",
@@ -150,7 +155,7 @@ CONNECTION_TYPE: dict[str, Any] = {
             "port": "443",
             "password": "System-user access token",
             "phone_number_id": "123456789012345",
-            "api_version": "v23.0",
+            "api_version": DEFAULT_API_VERSION,
         },
     },
     "conn-fields": CONN_FIELDS,

@@ -139,7 +139,7 @@ def test_providers_manager_ui_metadata() -> None:
     assert {w.field_name for w in widgets.values() if w.is_sensitive} == SECRET_FIELDS
     assert all(w.hook_class_name == HOOK_CLASS for w in widgets.values())
     api_version = widgets["extra__whatsapp__api_version"].field
-    assert api_version["value"] == "v23.0" and api_version["schema"]["title"] == "Graph API version"
+    assert api_version["value"] == "v25.0" and api_version["schema"]["title"] == "Graph API version"
 
 
 def test_hook_meta_service_serves_the_form() -> None:
@@ -236,3 +236,23 @@ def test_the_registered_table_prefix_is_the_ledgers_default() -> None:
     from airflow_provider_wamm.get_provider_info import CONFIG_OPTIONS
 
     assert CONFIG_OPTIONS["ledger_table_prefix"]["default"] == DEFAULT_TABLE_PREFIX
+
+
+def test_the_form_knows_the_graph_layers_default_version_and_pattern() -> None:
+    from airflow_provider_wamm import get_provider_info as info
+    from airflow_provider_wamm.graph import versions
+
+    assert info.DEFAULT_API_VERSION == versions.DEFAULT_API_VERSION
+    assert info.API_VERSION_FORM_PATTERN == versions.API_VERSION_FORM_PATTERN
+
+
+def test_provider_discovery_imports_nothing_of_the_package() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, airflow_provider_wamm.get_provider_info as g; g.get_provider_info()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('airflow_provider_wamm.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['airflow_provider_wamm.get_provider_info']"

@@ -65,6 +65,7 @@ _SAMPLE_VALUES: dict[str, Any] = {
     "expiration_time_ms": 4102444800000,
     "index": 0,
     "filename": "sample.pdf",
+    "catalog_id": "100000000000000",  # a product header's catalogue id is digits
 }
 
 

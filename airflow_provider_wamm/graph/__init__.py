@@ -14,6 +14,13 @@ Nothing here imports Airflow, so it can be used (and tested) on its own::
 
 from __future__ import annotations
 
+from airflow_provider_wamm.graph.analytics import (
+    ANALYTICS_PRODUCT_TYPES,
+    CONVERSION_METRIC_TYPES,
+    PRODUCT_TYPE_CLOUD_API,
+    PRODUCT_TYPE_MARKETING_MESSAGES,
+    TemplateAnalytics,
+)
 from airflow_provider_wamm.graph.client import (
     DEFAULT_BASE_URL,
     DEFAULT_PHONE_NUMBER_FIELDS,
@@ -30,6 +37,7 @@ from airflow_provider_wamm.graph.errors import (
     ERROR_TITLES,
     HALT_CODES,
     PAIR_LIMIT_CODES,
+    PER_USER_PERMANENT_CODES,
     RECIPIENT_CODES,
     RETRY_CODES,
     THROTTLE_CODES,
@@ -73,11 +81,13 @@ from airflow_provider_wamm.graph.payload import (
     date_time_param,
     document_param,
     flow_button,
+    gif_param,
     header_component,
     image_param,
     limited_time_offer_component,
     location_param,
     parameter_from_spec,
+    product_param,
     quick_reply_button,
     text_param,
     url_button,
@@ -85,7 +95,14 @@ from airflow_provider_wamm.graph.payload import (
     video_param,
 )
 from airflow_provider_wamm.graph.ratelimit import TokenBucket
-from airflow_provider_wamm.graph.recipients import mask_phone, normalize_phone
+from airflow_provider_wamm.graph.recipients import (
+    RecipientKind,
+    is_bsuid,
+    is_parent_bsuid,
+    mask_phone,
+    normalize_phone,
+    recipient_kind,
+)
 from airflow_provider_wamm.graph.results import SendResult
 from airflow_provider_wamm.graph.templates import (
     ButtonSpec,
@@ -95,11 +112,15 @@ from airflow_provider_wamm.graph.templates import (
     example_components,
 )
 from airflow_provider_wamm.graph.transport import RawResponse, Transport
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION
 
 __all__ = [
+    "ANALYTICS_PRODUCT_TYPES",
     "CODE_PER_USER_LIMIT",
     "CODE_STOPPED_MARKETING",
     "CODE_TOKEN_EXPIRED",
+    "CONVERSION_METRIC_TYPES",
+    "DEFAULT_API_VERSION",
     "DEFAULT_BASE_URL",
     "DEFAULT_PHONE_NUMBER_FIELDS",
     "DEFAULT_TEMPLATE_FIELDS",
@@ -107,6 +128,9 @@ __all__ = [
     "ERROR_TITLES",
     "HALT_CODES",
     "PAIR_LIMIT_CODES",
+    "PER_USER_PERMANENT_CODES",
+    "PRODUCT_TYPE_CLOUD_API",
+    "PRODUCT_TYPE_MARKETING_MESSAGES",
     "RECIPIENT_CODES",
     "RETRY_CODES",
     "THROTTLE_CODES",
@@ -129,10 +153,12 @@ __all__ = [
     "PermissionDeniedError",
     "RawResponse",
     "RecipientError",
+    "RecipientKind",
     "SendResult",
     "SessionTransport",
     "SocketPoolTransport",
     "TLSError",
+    "TemplateAnalytics",
     "TemplateError",
     "TemplateSpec",
     "ThrottlingError",
@@ -159,16 +185,21 @@ __all__ = [
     "error_title",
     "example_components",
     "flow_button",
+    "gif_param",
     "header_component",
     "image_param",
+    "is_bsuid",
     "is_loopback_host",
+    "is_parent_bsuid",
     "limited_time_offer_component",
     "location_param",
     "mask_phone",
     "normalize_phone",
     "parameter_from_spec",
     "parse_error_envelope",
+    "product_param",
     "quick_reply_button",
+    "recipient_kind",
     "text_param",
     "url_button",
     "validate_marketing_message",

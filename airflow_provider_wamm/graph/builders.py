@@ -24,11 +24,13 @@ from airflow_provider_wamm.graph.limits import (
     PARAMETER_NAME_RE,
     PRODUCT_POLICIES,
     check_bsuid,
+    check_callback_data,
     check_list,
     check_mapping,
     check_param_text,
     check_to,
 )
+from airflow_provider_wamm.graph.recipients import is_bsuid
 from airflow_provider_wamm.graph.validation import (
     check_button,
     check_carousel,
@@ -39,6 +41,7 @@ from airflow_provider_wamm.graph.validation import (
     check_media,
     check_parameter,
     check_parameters,
+    check_product,
     check_template,
 )
 
@@ -55,11 +58,13 @@ __all__ = [
     "date_time_param",
     "document_param",
     "flow_button",
+    "gif_param",
     "header_component",
     "image_param",
     "limited_time_offer_component",
     "location_param",
     "parameter_from_spec",
+    "product_param",
     "quick_reply_button",
     "text_param",
     "url_button",
@@ -82,13 +87,16 @@ def build_marketing_message(
     product_policy: str | None = None,
     message_activity_sharing: bool | None = None,
     language_policy: str | None = None,
+    biz_opaque_callback_data: str | None = None,
 ) -> dict[str, Any]:
     """Build and validate the JSON body of one ``marketing_messages`` request.
 
-    :param to: the recipient's phone number in international format (digits, optional ``+``;
-        normalise raw input with :func:`~airflow_provider_wamm.graph.recipients.normalize_phone`).
-    :param recipient: a business-scoped user id (BSUID) instead of, or besides, ``to`` (Meta uses
-        ``to`` when both are given). Sending by BSUID disables Meta's delivery optimisation.
+    :param to: the recipient: a phone number in international format (digits, optional ``+``;
+        normalise raw input with :func:`~airflow_provider_wamm.graph.recipients.normalize_phone`),
+        or a business-scoped user id (``US.1349…``), which is sent as ``recipient`` instead.
+    :param recipient: a business-scoped user id (BSUID) instead of, or besides, a phone number
+        (Meta uses ``to`` when both are given). Sending by BSUID disables Meta's delivery
+        optimisation, and Meta refuses it for templates with a max price (131062).
     :param template_name: name of an approved marketing template.
     :param language: the template's language code, e.g. ``en_US``.
     :param components: send-time components (header, body, buttons, limited-time offer,
@@ -98,18 +106,14 @@ def build_marketing_message(
     :param message_activity_sharing: per-message override of the account's activity-sharing
         setting; ``None`` leaves the account default.
     :param language_policy: ``deterministic`` or ``None`` (omitted, as in Meta's examples).
+    :param biz_opaque_callback_data: your own reference for this message (at most 512
+        characters). Meta echoes it in the status webhooks of ``/messages`` sends; it does not
+        document the echo for ``marketing_messages``, so do not rely on it to join statuses.
     :raises PayloadError: naming the first invalid field (``InvalidRecipientError`` for the
         recipient).
     """
     payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
-    if to is None and recipient is None:
-        raise InvalidRecipientError(
-            "to", "give a phone number ('to') or a business-scoped user id ('recipient')"
-        )
-    if to is not None:
-        payload["to"] = check_to(to)
-    if recipient is not None:
-        payload["recipient"] = check_bsuid(recipient)
+    payload.update(_recipient_fields(to, recipient))
     payload["type"] = "template"
     payload["template"] = check_template(template_name, language, language_policy, components)
     if product_policy is not None:
@@ -124,7 +128,30 @@ def build_marketing_message(
                 "message_activity_sharing", f"must be true or false, got {message_activity_sharing!r}"
             )
         payload["message_activity_sharing"] = message_activity_sharing
+    if biz_opaque_callback_data is not None:
+        payload["biz_opaque_callback_data"] = check_callback_data(biz_opaque_callback_data)
     return payload
+
+
+def _recipient_fields(to: object, recipient: object) -> dict[str, str]:
+    """``to`` and/or ``recipient`` of a send: a business-scoped user id given as ``to`` moves to
+    ``recipient``; phone numbers stay in ``to``."""
+    if to is None and recipient is None:
+        raise InvalidRecipientError(
+            "to", "give a phone number ('to') or a business-scoped user id ('recipient')"
+        )
+    if is_bsuid(to):
+        if recipient is not None:
+            raise InvalidRecipientError(
+                "to", "is a business-scoped user id and 'recipient' is given too; give the id once"
+            )
+        return {"recipient": check_bsuid(to)}
+    fields: dict[str, str] = {}
+    if to is not None:
+        fields["to"] = check_to(to)
+    if recipient is not None:
+        fields["recipient"] = check_bsuid(recipient)
+    return fields
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,6 +227,22 @@ def document_param(
 ) -> dict[str, Any]:
     """A ``document`` (PDF) header parameter; ``filename`` is what the recipient sees."""
     return _media_param("document", id, link, filename)
+
+
+def gif_param(*, id: str | None = None, link: str | None = None) -> dict[str, Any]:
+    """A ``gif`` header parameter (an mp4 of at most 3.5 MB) by uploaded media ``id`` or public ``link``.
+
+    GIF headers exist only on the Marketing Messages API ("Template components", Meta). Meta prints
+    no send example for them; this is the form of its other media parameters.
+    """
+    return _media_param("gif", id, link)
+
+
+def product_param(product_retailer_id: str, catalog_id: str) -> dict[str, Any]:
+    """A ``product`` header parameter: the product of a single-product template or of a product card
+    ("Single-product message templates", Meta, Jun 24, 2026)."""
+    product = {"product_retailer_id": product_retailer_id, "catalog_id": catalog_id}
+    return {"type": "product", "product": check_product(product, "product")}
 
 
 def location_param(
@@ -278,10 +321,14 @@ def flow_button(
 
 
 def catalog_button(index: int | str, thumbnail_product_retailer_id: str | None = None) -> dict[str, Any]:
-    """A ``catalog`` button; the product's retailer id picks the thumbnail (first product when omitted)."""
-    action: dict[str, Any] = {}
-    if thumbnail_product_retailer_id is not None:
-        action["thumbnail_product_retailer_id"] = thumbnail_product_retailer_id
+    """A ``catalog`` button; the product's retailer id picks the thumbnail.
+
+    Without one the button is sent without ``parameters``, and Meta shows the first product of the
+    catalogue ("Catalog templates", Meta, Jun 18, 2026).
+    """
+    if thumbnail_product_retailer_id is None:
+        return check_button({"type": "button", "sub_type": "catalog", "index": index}, "button")
+    action = {"thumbnail_product_retailer_id": thumbnail_product_retailer_id}
     return _button("catalog", index, {"type": "action", "action": action})
 
 
@@ -297,7 +344,7 @@ def limited_time_offer_component(expiration_time_ms: int) -> dict[str, Any]:
 
 
 def carousel_card(card_index: int, components: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One carousel card: its media header, optional body and buttons."""
+    """One carousel card: its media or product header, optional body and buttons."""
     card = {"card_index": card_index, "components": components}
     checked: dict[str, Any] = check_carousel({"type": "carousel", "cards": [card]}, "carousel")["cards"][0]
     return checked
@@ -345,7 +392,9 @@ def _int_from_spec(value: object) -> Any:
     return value
 
 
-_SPEC_PARAMETER_TYPES = frozenset({"text", "currency", "date_time", "image", "video", "document", "location"})
+_SPEC_PARAMETER_TYPES = frozenset(
+    {"text", "currency", "date_time", "image", "video", "document", "location", "gif", "product"}
+)
 
 
 def parameter_from_spec(value: Any, *, field: str = "parameter") -> dict[str, Any]:
@@ -354,8 +403,10 @@ def parameter_from_spec(value: Any, *, field: str = "parameter") -> dict[str, An
     ``value`` is a string or number (a text parameter), a Meta parameter object (``{"type":
     "currency", "currency": {...}}``) or the flat form ``{"type": "currency", "fallback_value":
     ..., "code": "EUR", "amount_1000": "12500"}`` / ``{"type": "date_time", "fallback_value": ...}``
-    / ``{"type": "image", "link": ...}`` / ``{"type": "location", "latitude": ..., ...}``, where
-    numeric strings are accepted for integers. ``parameter_name`` may be given in a mapping.
+    / ``{"type": "image", "link": ...}`` (also ``video``, ``document`` and ``gif``) / ``{"type":
+    "location", "latitude": ..., ...}`` / ``{"type": "product", "product_retailer_id": ...,
+    "catalog_id": ...}``, where numeric strings are accepted for integers and numbers for a product's
+    ids. ``parameter_name`` may be given in a mapping.
     """
     if not isinstance(value, Mapping):
         return {
@@ -371,23 +422,32 @@ def parameter_from_spec(value: Any, *, field: str = "parameter") -> dict[str, An
         if ptype == "text":
             param["text"] = _scalar_text(value["text"], f"{field}.text")
     else:
-        rest = {k: v for k, v in value.items() if k not in ("type", "parameter_name")}
         if ptype == "text":
             raise PayloadError(f"{field}.text", "is required for a text parameter")
-        if ptype == "currency":
-            rest = dict(rest)
-            if "amount_1000" in rest:
-                rest["amount_1000"] = _int_from_spec(rest["amount_1000"])
-            if "fallback_value" in rest:
-                rest["fallback_value"] = _scalar_text(
-                    rest["fallback_value"], f"{field}.currency.fallback_value"
-                )
-        elif ptype == "date_time" and "fallback_value" in rest:
-            rest["fallback_value"] = _scalar_text(rest["fallback_value"], f"{field}.date_time.fallback_value")
-        param = {"type": ptype, ptype: rest}
+        rest = {k: v for k, v in value.items() if k not in ("type", "parameter_name")}
+        param = {"type": ptype, ptype: _flat_value(ptype, rest, field)}
         if "parameter_name" in value:
             param["parameter_name"] = value["parameter_name"]
     return check_parameter(param, field, _SPEC_PARAMETER_TYPES, BODY_ONLY_TEXT_MAX)
+
+
+#: The keys of a flat parameter whose personalisation values are turned into text.
+_FLAT_TEXT_KEYS: dict[str, tuple[str, ...]] = {
+    "currency": ("fallback_value",),
+    "date_time": ("fallback_value",),
+    "product": ("product_retailer_id", "catalog_id"),
+}
+
+
+def _flat_value(ptype: str, rest: dict[str, Any], field: str) -> dict[str, Any]:
+    """The value object of a flat parameter: numbers made text where Meta wants text, integers where it
+    wants integers (``amount_1000``)."""
+    for key in _FLAT_TEXT_KEYS.get(ptype, ()):
+        if key in rest:
+            rest[key] = _scalar_text(rest[key], f"{field}.{ptype}.{key}")
+    if ptype == "currency" and "amount_1000" in rest:
+        rest["amount_1000"] = _int_from_spec(rest["amount_1000"])
+    return rest
 
 
 _BUTTON_SPEC_FIELD = {
@@ -403,8 +463,9 @@ def button_from_spec(spec: Mapping[str, Any], *, field: str = "button") -> dict[
     Forms: ``{"type": "url", "index": 0, "text": ...}``, ``{"type": "quick_reply", "index": 1,
     "payload": ...}``, ``{"type": "copy_code", "index": 0, "coupon_code": ...}``, ``{"type":
     "flow", "index": 0, "flow_token": ..., "flow_action_data": {...}}``, ``{"type": "catalog",
-    "index": 0, "thumbnail_product_retailer_id": ...}``. A Meta button component (``"type":
-    "button"``) is validated and returned as is. Numbers are accepted for text values.
+    "index": 0, "thumbnail_product_retailer_id": ...}`` (without the id the button goes without
+    parameters). A Meta button component (``"type": "button"``) is validated and returned as is.
+    Numbers are accepted for text values.
     """
     s = check_mapping(spec, field)
     if s.get("type") == "button":
@@ -428,6 +489,8 @@ def button_from_spec(spec: Mapping[str, Any], *, field: str = "button") -> dict[
         action = {k: s[k] for k in keys if s.get(k) is not None}
         if isinstance(s.get("action"), Mapping):
             action = {**s["action"], **action}
+        if kind == "catalog" and not action:  # the catalogue's first product is the thumbnail
+            return check_button({"type": "button", "sub_type": "catalog", "index": s["index"]}, field)
         param = {"type": "action", "action": action}
     return check_button(
         {"type": "button", "sub_type": kind, "index": s["index"], "parameters": [param]}, field
@@ -444,7 +507,8 @@ def components_from_spec(
     """Build a components list from the flat personalisation syntax.
 
     :param header: a string (text parameter) or a parameter description (see
-        :func:`parameter_from_spec`), e.g. ``{"type": "image", "link": ...}``.
+        :func:`parameter_from_spec`), e.g. ``{"type": "image", "link": ...}``, ``{"type": "gif",
+        "link": ...}`` or ``{"type": "product", "product_retailer_id": ..., "catalog_id": ...}``.
     :param body: a list (positional) or a mapping ``name -> value`` (named) of parameter values.
     :param buttons: flat button descriptions (see :func:`button_from_spec`).
     :param limited_time_offer_ms: expiry of a limited-time offer, Unix time in milliseconds.

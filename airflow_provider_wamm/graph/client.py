@@ -28,10 +28,9 @@ import ipaddress
 import json
 import logging
 import random as _random
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -39,6 +38,7 @@ import requests.utils
 from requests.adapters import HTTPAdapter
 
 from airflow_provider_wamm import __version__
+from airflow_provider_wamm.graph.analytics import TemplateAnalytics, analytics_queries
 from airflow_provider_wamm.graph.answers import read_answer, read_send_answer
 from airflow_provider_wamm.graph.codes import Action
 from airflow_provider_wamm.graph.connections import default_transport
@@ -53,6 +53,7 @@ from airflow_provider_wamm.graph.recipients import mask_phone
 from airflow_provider_wamm.graph.redaction import Secret, redact, scrub
 from airflow_provider_wamm.graph.results import SendResult
 from airflow_provider_wamm.graph.transport import RawResponse, Transport, map_transport_errors
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION, is_api_version
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -82,11 +83,19 @@ DEFAULT_PHONE_NUMBER_FIELDS = (
 )
 #: Fields read by :meth:`GraphClient.get_waba` unless told otherwise.
 DEFAULT_WABA_FIELDS = ("id", "name", "marketing_messages_onboarding_status")
-#: Fields read by :meth:`GraphClient.list_templates` unless told otherwise.
-DEFAULT_TEMPLATE_FIELDS = ("id", "name", "language", "status", "category", "parameter_format", "components")
+#: Fields read by :meth:`GraphClient.list_templates` unless told otherwise (``message_send_ttl_seconds``:
+#: the template's time-to-live, "Configure message time-to-live", Meta, May 21, 2026).
+DEFAULT_TEMPLATE_FIELDS = (
+    "id",
+    "name",
+    "language",
+    "status",
+    "category",
+    "parameter_format",
+    "components",
+    "message_send_ttl_seconds",
+)
 
-_API_VERSION_RE = re.compile(r"v\d+\.\d+")
-_MAX_ANALYTICS_TEMPLATES = 10
 _RETRIED_ACTIONS = frozenset({Action.RETRY, Action.THROTTLE})
 
 
@@ -140,8 +149,8 @@ def _check_settings(
     api_version: str, timeouts: Mapping[str, float], max_retries: int, backoff: tuple[float, float]
 ) -> None:
     """Raise :class:`ConfigurationError` for the first unusable setting among these."""
-    if not isinstance(api_version, str) or not _API_VERSION_RE.fullmatch(api_version):
-        raise ConfigurationError(f"api_version must look like 'v23.0', got {api_version!r}")
+    if not is_api_version(api_version):
+        raise ConfigurationError(f"api_version must look like {DEFAULT_API_VERSION!r}, got {api_version!r}")
     for name, value in timeouts.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 600:
             raise ConfigurationError(f"{name} must be a number of seconds in (0, 600], got {value!r}")
@@ -189,7 +198,8 @@ class GraphClient:
     :param phone_number_id: the sending phone number's id (needed for sends).
     :param waba_id: the WhatsApp Business Account id (needed for templates and analytics).
     :param base_url: ``https://graph.facebook.com`` or a local sandbox URL.
-    :param api_version: Graph API version such as ``v23.0``.
+    :param api_version: Graph API version such as ``v25.0`` (the default,
+        :data:`~airflow_provider_wamm.graph.versions.DEFAULT_API_VERSION`).
     :param timeout: read timeout in seconds for every call.
     :param connect_timeout: connect timeout in seconds.
     :param max_retries: retries (after the first attempt) for retryable failures; ``0`` disables.
@@ -215,7 +225,7 @@ class GraphClient:
         phone_number_id: str | None = None,
         waba_id: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
-        api_version: str = "v23.0",
+        api_version: str = DEFAULT_API_VERSION,
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_retries: int = 3,
@@ -516,34 +526,30 @@ class GraphClient:
         start: str | int | _dt.date | _dt.datetime,
         end: str | int | _dt.date | _dt.datetime,
         metric_types: Sequence[str] | None = None,
-        product_type: str | None = None,
-    ) -> list[dict[str, Any]]:
+        product_type: str | Sequence[str] | None = None,
+    ) -> list[TemplateAnalytics]:
         """``GET /{waba_id}/template_analytics`` (daily); more than 10 ids are fetched in chunks.
 
         :param template_ids: Meta template ids.
         :param start: first day: Unix seconds, a ``date`` or ``datetime``, or ``YYYY-MM-DD``.
         :param end: last day, same forms.
-        :param metric_types: e.g. ``["SENT", "DELIVERED", "READ", "CLICKED"]``; Meta's default when ``None``.
-        :param product_type: e.g. ``MARKETING_MESSAGES_LITE_API``; omitted means Cloud API only.
-        :returns: the ``data`` entries of every page (each with ``data_points``).
+        :param metric_types: e.g. ``["SENT", "DELIVERED", "READ", "CLICKED"]`` or conversion metrics
+            (:data:`~airflow_provider_wamm.graph.analytics.CONVERSION_METRIC_TYPES`); Meta's default
+            when ``None``.
+        :param product_type: ``MARKETING_MESSAGES_API_FOR_WHATSAPP`` or ``CLOUD_API``, or several
+            (:data:`~airflow_provider_wamm.graph.analytics.ANALYTICS_PRODUCT_TYPES`: every send,
+            fallbacks to the Cloud API included), each asked for in its own requests; omitted means
+            Cloud API only.
+        :returns: the ``data`` entries of every page (each with ``product_type`` and ``data_points``).
         """
         waba_id = self._need(self.waba_id, "waba_id")
         ids = [str(t) for t in template_ids]
         if not ids:
             raise ConfigurationError("template_ids must name at least one template")
-        out: list[dict[str, Any]] = []
-        for i in range(0, len(ids), _MAX_ANALYTICS_TEMPLATES):
-            params: dict[str, Any] = {
-                "start": _to_param(start),
-                "end": _to_param(end),
-                "granularity": "DAILY",
-                "template_ids": json.dumps(ids[i : i + _MAX_ANALYTICS_TEMPLATES]),
-            }
-            if metric_types:
-                params["metric_types"] = json.dumps([str(m).upper() for m in metric_types])
-            if product_type:
-                params["product_type"] = product_type
-            out.extend(self._paged(f"{waba_id}/template_analytics", params))
+        out: list[TemplateAnalytics] = []
+        path = f"{waba_id}/template_analytics"
+        for params in analytics_queries(ids, _to_param(start), _to_param(end), metric_types, product_type):
+            out.extend(cast(TemplateAnalytics, entry) for entry in self._paged(path, params))
         return out
 
     def debug_token(self, *, app_id: str, app_secret: str) -> dict[str, Any]:

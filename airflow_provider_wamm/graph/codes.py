@@ -5,6 +5,37 @@ subcodes or HTTP status. :func:`classify` maps a code to an :class:`Action`; the
 the table it reads, :data:`ERROR_TITLES` names the codes in reports and log lines, and
 :data:`HALT_ADVICE` says what to fix when an account-level code stops a campaign. The exception
 classes built from these codes live in :mod:`airflow_provider_wamm.graph.errors`.
+
+Besides the action, some codes say something about the recipient or the template that outlasts one
+campaign; that is kept as data here (:data:`PER_USER_PERMANENT_CODES`, :data:`TEMPLATE_SYNC_CODES`)
+for the campaign engine to act on. Sources (Meta's pages, developers.facebook.com):
+
+* "WhatsApp error codes" (``/documentation/business-messaging/whatsapp/support/error-codes``,
+  Jun 18, 2026): act on ``code`` and ``error_data.details``, never on titles;
+* 131009 on ``marketing_messages``: "Using Templates before syncing is complete may send the message
+  without optimization or conversion tracking enabled, or may fail with error 131009"; the sync takes
+  up to 10 minutes after a template is created, after onboarding, and on the first send of a
+  template unused for 7 days ("Marketing Messages Lite API support",
+  ``developers.secure.facebook.com/docs/whatsapp/marketing-messages-lite-api/support``; "Send
+  Marketing Messages",
+  ``/documentation/business-messaging/whatsapp/marketing-messages/send-marketing-messages``,
+  May 21, 2026);
+* 130472: the user is in Meta's marketing-message experiment; "Attempting to resend the message will
+  result in the same error", with no end date and no opt-out ("Experiments",
+  ``/documentation/business-messaging/whatsapp/support/experiments``, Jun 17, 2026);
+* 131050: the user stopped marketing messages from the business, until they resume them
+  ("Marketing templates", ``/documentation/business-messaging/whatsapp/templates/marketing-templates``,
+  Jun 17, 2026);
+* 137000: the message carried ``recipient_identity_key_hash`` and the user's identity changed: "assume
+  the customer's phone number can no longer be trusted" (Business phone numbers, identity change
+  check);
+* 131062: a business-scoped user id as recipient of a template with a max price, or of an
+  authentication template ("Business-scoped user IDs",
+  ``/documentation/business-messaging/whatsapp/business-scoped-user-ids``, Jun 29, 2026);
+* 131052 / 131053: media download / upload errors; 131053 names the unusable header media in
+  ``error_data.details``;
+* 134102 / 134103: Marketing Messages API codes listed since v23.0 ("MM API Changelog", May 20,
+  2025) whose meaning Meta does not publish; their titles here are descriptive only.
 """
 
 from __future__ import annotations
@@ -20,10 +51,13 @@ __all__ = [
     "HALT_CODES",
     "PAIR_LIMIT_CODES",
     "PERMISSION_ADVICE",
+    "PER_USER_PERMANENT_CODES",
     "RECIPIENT_CODES",
     "RETRY_CODES",
     "TEMPLATE_ADVICE",
     "TEMPLATE_HALT_CODES",
+    "TEMPLATE_SYNC_CODES",
+    "TEMPLATE_SYNC_WAIT_S",
     "THROTTLE_CODES",
     "Action",
     "classify",
@@ -89,6 +123,7 @@ RECIPIENT_CODES = frozenset(
         134102,
         134103,
         135000,
+        137000,
     }
 )
 
@@ -98,6 +133,18 @@ CODE_STOPPED_MARKETING = 131050
 CODE_PER_USER_LIMIT = 131049
 #: Expired or invalid access token.
 CODE_TOKEN_EXPIRED = 190
+
+#: Codes that are final for the recipient, not just this message: resending the same marketing message
+#: fails the same way until the user acts (130472: Meta's experiment holds the user out of marketing
+#: messages, for now without an end; 131050: the user stopped marketing messages until they resume;
+#: 137000: the user's identity changed and must be verified again). Sources in the module docstring.
+PER_USER_PERMANENT_CODES = frozenset({130472, 131050, 137000})
+
+#: Codes that may mean a template is not yet synced for the Marketing Messages API (131009 on
+#: ``marketing_messages``, 134101): a send after :data:`TEMPLATE_SYNC_WAIT_S` may work.
+TEMPLATE_SYNC_CODES = frozenset({131009, 134101})
+#: How long Meta says a template's sync takes ("about 10 minutes"), in seconds.
+TEMPLATE_SYNC_WAIT_S = 600
 
 #: Template-wide halts: the template itself cannot be sent to anyone. 134101 (template not synced
 #: yet) is not among them: it is a plain halt, since an Airflow retry ten minutes later works.
@@ -127,7 +174,7 @@ ERROR_TITLES: dict[int, str] = {
     131000: "Something went wrong",
     131005: "Access denied",
     131008: "Required parameter is missing",
-    131009: "Parameter value is not valid",
+    131009: "Parameter value is not valid (or the template is not synced yet: wait about 10 minutes)",
     131016: "Service unavailable",
     131021: "Recipient cannot be sender",
     131026: "Message undeliverable",
@@ -175,6 +222,7 @@ ERROR_TITLES: dict[int, str] = {
     134102: "Marketing Messages API: template or user not eligible",
     134103: "Marketing Messages API error",
     135000: "Generic user error",
+    137000: "Identity key hash mismatch",
 }
 
 

@@ -1,7 +1,7 @@
 """Meta's limits on the fields of a marketing message, as data, and the checks of single values.
 
 The numbers, option lists and patterns below come from Meta's template and parameter references and
-from its OpenAPI spec (where the spec is known to be wrong, the reference wins; see the facts file).
+from its OpenAPI spec (where the spec is known to be wrong, the reference wins; see docs/meta-api.md).
 The ``check_*`` functions test one value against them and raise
 :class:`~airflow_provider_wamm.graph.errors.PayloadError` naming the field as a dotted path; the
 structure of a payload (parameters, components, the whole message) is checked in
@@ -20,13 +20,17 @@ from airflow_provider_wamm.graph.errors import InvalidRecipientError, PayloadErr
 
 __all__ = [
     "BAD_PARAMETER_TEXT_RE",
+    "BIZ_OPAQUE_CALLBACK_DATA_MAX",
     "BODY_ONLY_TEXT_MAX",
     "BODY_PARAMETER_TYPES",
     "BODY_TEXT_MAX",
+    "BSUID_ID_MAX",
     "BSUID_MAX",
+    "BSUID_RE",
     "BUTTON_PARAMETER_TYPE",
     "BUTTON_SUB_TYPES",
     "CARD_HEADER_PARAMETER_TYPES",
+    "CATALOG_ID_RE",
     "COUPON_CODE_MAX",
     "CURRENCY_CODE_RE",
     "DOCUMENT_FILENAME_MAX",
@@ -46,6 +50,7 @@ __all__ = [
     "MAX_CAROUSEL_CARDS",
     "MEDIA_ID_MAX",
     "MEDIA_LINK_MAX",
+    "OPTIONAL_PARAMETER_BUTTONS",
     "PARAMETER_NAME_RE",
     "PHONE_DIGITS_RE",
     "PRODUCT_POLICIES",
@@ -58,6 +63,7 @@ __all__ = [
     "WHITESPACE_RE",
     "ProductPolicy",
     "check_bsuid",
+    "check_callback_data",
     "check_coordinate",
     "check_index",
     "check_int",
@@ -88,8 +94,14 @@ URL_SUFFIX_MAX = 2000
 MAX_BUTTONS = 10
 #: Most cards of a carousel.
 MAX_CAROUSEL_CARDS = 10
-#: Longest business-scoped user id (``recipient``).
-BSUID_MAX = 256
+#: Most letters and digits after the country prefix of a business-scoped user id (Meta lowered it
+#: from 256 on 2026-02-06: "Business-scoped user IDs", Meta, Jun 29, 2026).
+BSUID_ID_MAX = 128
+#: Longest business-scoped user id (``recipient``): a parent id's ``CC.ENT.`` prefix and 128 characters.
+BSUID_MAX = len("CC.ENT.") + BSUID_ID_MAX
+#: Longest ``biz_opaque_callback_data`` ("Increased biz_opaque_callback_data character maximum from
+#: 256 to 512", WhatsApp Business Platform changelog).
+BIZ_OPAQUE_CALLBACK_DATA_MAX = 512
 #: Longest uploaded media id.
 MEDIA_ID_MAX = 256
 #: Longest media ``link``.
@@ -102,7 +114,7 @@ LOCATION_TEXT_MAX = 1000
 QUICK_REPLY_PAYLOAD_MAX = 1000
 #: Longest ``flow_token`` of a ``flow`` button.
 FLOW_TOKEN_MAX = 1000
-#: Longest ``thumbnail_product_retailer_id`` of a ``catalog`` button.
+#: Longest product retailer id (a ``catalog`` button's thumbnail, a ``product`` header's product).
 RETAILER_ID_MAX = 100
 #: Latest ``expiration_time_ms`` of a limited-time offer (the largest integer JSON keeps exact).
 EXPIRATION_TIME_MS_MAX = 2**53
@@ -135,6 +147,9 @@ BUTTON_PARAMETER_TYPE: dict[str, str] = {
     "catalog": "action",
     "mpm": "action",
 }
+#: Button ``sub_type`` values whose parameter may be left out: a ``catalog`` button without one shows
+#: the first product of the catalogue ("Catalog templates", Meta, Jun 18, 2026).
+OPTIONAL_PARAMETER_BUTTONS = frozenset({"catalog"})
 #: Top-level fields of a ``marketing_messages`` body.
 TOP_LEVEL_KEYS = frozenset(
     {
@@ -150,12 +165,15 @@ TOP_LEVEL_KEYS = frozenset(
         "biz_opaque_callback_data",
     }
 )
-#: Parameter types of a template header.
-HEADER_PARAMETER_TYPES = frozenset({"text", "image", "video", "document", "location"})
+#: Parameter types of a template header: ``gif`` headers exist only on the Marketing Messages API,
+#: ``product`` headers on single-product templates ("Template components", "Single-product message
+#: templates", Meta, 2026).
+HEADER_PARAMETER_TYPES = frozenset({"text", "image", "video", "document", "location", "gif", "product"})
 #: Parameter types of a template body.
 BODY_PARAMETER_TYPES = frozenset({"text", "currency", "date_time"})
-#: Parameter types of a carousel card's header.
-CARD_HEADER_PARAMETER_TYPES = frozenset({"image", "video"})
+#: Parameter types of a carousel card's header: media cards, or product cards ("Product card
+#: carousel templates", Meta, Jun 18, 2026).
+CARD_HEADER_PARAMETER_TYPES = frozenset({"image", "video", "product"})
 
 # --------------------------------------------------------------------------------------------
 # Patterns (matched with ``fullmatch`` unless said otherwise)
@@ -175,6 +193,13 @@ PHONE_DIGITS_RE = re.compile(r"\+?([0-9]{5,15})")
 BAD_PARAMETER_TEXT_RE = re.compile(r"[\n\r\t]| {5}")
 #: White space anywhere (``search``): not allowed in URL suffixes and BSUIDs.
 WHITESPACE_RE = re.compile(r"\s")
+#: A catalogue id (``catalog_id`` of a ``product`` parameter): the digits of a Meta object id.
+CATALOG_ID_RE = re.compile(r"[0-9]{1,32}")
+#: A business-scoped user id: an ISO 3166 alpha-2 country code, ``.``, ``ENT.`` for a parent id, then up
+#: to 128 letters and digits (``US.13491208655302741918``, ``US.ENT.11815799212886844830``); see
+#: "Business-scoped user IDs", https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids
+#: (Jun 29, 2026).
+BSUID_RE = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 #: An ``http(s)`` URL without white space (media links).
 HTTP_LINK_RE = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
 
@@ -277,9 +302,16 @@ def check_to(value: object, field: str = "to") -> str:
 
 
 def check_bsuid(value: object, field: str = "recipient") -> str:
-    """``recipient``: a business-scoped user id without white space."""
-    if type(value) is not str or not value or len(value) > BSUID_MAX or WHITESPACE_RE.search(value):
+    """``recipient``: a business-scoped user id (:data:`BSUID_RE`), returned as given."""
+    if type(value) is not str or not BSUID_RE.fullmatch(value):
         raise InvalidRecipientError(
-            field, f"must be a business-scoped user id without white space (at most {BSUID_MAX} characters)"
+            field,
+            "must be a business-scoped user id without white space: a country code, '.', 'ENT.' for a "
+            f"parent id, then up to {BSUID_ID_MAX} letters and digits (e.g. 'US.13491208655302741918')",
         )
     return value
+
+
+def check_callback_data(value: object, field: str = "biz_opaque_callback_data") -> str:
+    """``biz_opaque_callback_data``: a non-empty string of at most 512 characters, returned as given."""
+    return check_str(value, field, max_len=BIZ_OPAQUE_CALLBACK_DATA_MAX)

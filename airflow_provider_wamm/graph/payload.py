@@ -23,7 +23,9 @@ Limits enforced (see Meta's template and parameter references):
 * URL button suffix at most 2,000 characters, without white space (percent-encode it);
 * at most 10 buttons, button ``index`` 0-9, at most 10 carousel cards;
 * currency codes ISO 4217 (three capital letters), ``amount_1000`` a 32-bit integer;
-* media by ``id`` or by ``http(s)`` ``link``, never both;
+* media (image, video, document, GIF) by ``id`` or by ``http(s)`` ``link``, never both;
+* a ``product`` header names ``product_retailer_id`` and a ``catalog_id`` of digits;
+* a ``catalog`` button may go without ``parameters`` (the catalogue's first product is shown);
 * named parameters (``parameter_name``) and positional ones are never mixed in one component.
 
 Validation is written for the hot path of a bulk sender (a few microseconds per payload).
@@ -44,11 +46,13 @@ from airflow_provider_wamm.graph.builders import (
     date_time_param,
     document_param,
     flow_button,
+    gif_param,
     header_component,
     image_param,
     limited_time_offer_component,
     location_param,
     parameter_from_spec,
+    product_param,
     quick_reply_button,
     text_param,
     url_button,
@@ -96,11 +100,13 @@ __all__ = [
     "date_time_param",
     "document_param",
     "flow_button",
+    "gif_param",
     "header_component",
     "image_param",
     "limited_time_offer_component",
     "location_param",
     "parameter_from_spec",
+    "product_param",
     "quick_reply_button",
     "text_param",
     "url_button",

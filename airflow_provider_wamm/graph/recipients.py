@@ -1,21 +1,41 @@
-"""Recipient phone numbers: normalisation to the digits WhatsApp expects, and masking for logs.
+"""Recipients: phone numbers normalised to the digits WhatsApp expects, business-scoped user ids told
+apart from them, and masking for logs.
 
 WhatsApp identifies a user by the international (E.164) number without the ``+``, e.g.
 ``4915123456789``. :func:`normalize_phone` accepts what people type or store (``+49 151
 2345-6789``, ``0049 151 23456789``, ``0151 23456789`` with ``default_region="DE"``) and
 rejects anything ``phonenumbers`` (Google's libphonenumber metadata) does not consider a
 valid number, so that a campaign records bad rows instead of paying for failed sends.
+
+A user may also be addressed by the business-scoped user id (BSUID) Meta gives them, e.g.
+``US.13491208655302741918`` (a parent id: ``US.ENT.11815799212886844830``); such a recipient goes in a
+send's ``recipient`` field instead of ``to`` (:func:`recipient_kind`). Source: "Business-scoped user
+IDs", https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids
+(Meta, Jun 29, 2026).
 """
 
 from __future__ import annotations
 
 import unicodedata
+from typing import Literal
 
 import phonenumbers
 
 from airflow_provider_wamm.graph.errors import ConfigurationError, InvalidRecipientError
+from airflow_provider_wamm.graph.limits import BSUID_RE
 
-__all__ = ["InvalidRecipientError", "mask_phone", "normalize_phone"]
+__all__ = [
+    "InvalidRecipientError",
+    "RecipientKind",
+    "is_bsuid",
+    "is_parent_bsuid",
+    "mask_phone",
+    "normalize_phone",
+    "recipient_kind",
+]
+
+#: How a recipient is addressed: by phone number (``to``) or by business-scoped user id (``recipient``).
+RecipientKind = Literal["phone", "bsuid"]
 
 _MAX_INPUT = 64
 _SEPARATORS = frozenset(" -().\u00a0\u2010\u2011\u2012\u2013\u2014/\t")
@@ -111,6 +131,22 @@ def normalize_phone(value: object, *, default_region: str | None = None, field: 
         return e164
     hint = "" if plus or region else " (include the country code, or set default_region)"
     raise InvalidRecipientError(field, f"is not a valid phone number{hint}")
+
+
+def is_bsuid(value: object) -> bool:
+    """Whether ``value`` is a business-scoped user id (``US.1349…``), a parent one (``US.ENT.…``) included."""
+    return isinstance(value, str) and BSUID_RE.fullmatch(value) is not None
+
+
+def is_parent_bsuid(value: object) -> bool:
+    """Whether ``value`` is a parent business-scoped user id (``US.ENT.1181…``)."""
+    return is_bsuid(value) and str(value)[2:7] == ".ENT."
+
+
+def recipient_kind(value: object) -> RecipientKind:
+    """``"bsuid"`` for a business-scoped user id, else ``"phone"`` (whether the number is valid is
+    :func:`normalize_phone`'s question)."""
+    return "bsuid" if is_bsuid(value) else "phone"
 
 
 def _country_code_length(digits: str) -> int:

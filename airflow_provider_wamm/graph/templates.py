@@ -1,51 +1,45 @@
-"""Message templates as Meta returns them, and a preflight check of send-time components against them.
+"""A preflight check of send-time components against a template, and sample components for one.
 
-``GET /<WABA_ID>/message_templates`` describes each template's components in upper case
-(``HEADER`` with a ``format``, ``BODY`` with ``{{1}}`` or ``{{name}}`` placeholders,
-``BUTTONS``, ``LIMITED_TIME_OFFER``, ``CAROUSEL``). :class:`TemplateSpec` turns such an
-entry into what a send must supply, and :func:`check_components` lists, in plain words,
-what a components list gets wrong (the problems Meta would answer with 132000 or 132018),
-before the first message goes out.
+:func:`check_components` lists, in plain words, what a components list gets wrong for a template
+(the problems Meta would answer with 132000, 132012 or 132018), before the first message goes out;
+:func:`example_components` builds a list that fits, from the template's example values. Templates
+are read by :mod:`airflow_provider_wamm.graph.template_specs`; :class:`TemplateSpec`,
+:class:`CardSpec` and :class:`ButtonSpec` stay importable from here.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ButtonSpec", "CardSpec", "TemplateSpec", "check_components", "example_components"]
+from airflow_provider_wamm.graph.limits import MAX_CAROUSEL_CARDS
+from airflow_provider_wamm.graph.template_specs import (
+    HEADER_FORMAT_PARAMETER_TYPES,
+    ButtonSpec,
+    CardSpec,
+    TemplateSpec,
+)
+from airflow_provider_wamm.graph.template_specs import describe_placeholders as _describe
 
-_PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
-_MEDIA_FORMATS = {"IMAGE": "image", "VIDEO": "video", "DOCUMENT": "document", "LOCATION": "location"}
-# Template button type -> send-time sub_type (None: the button takes no send-time parameter).
-_BUTTON_SUB_TYPES: dict[str, str | None] = {
-    "URL": "url",
-    "QUICK_REPLY": "quick_reply",
-    "COPY_CODE": "copy_code",
-    "FLOW": "flow",
-    "CATALOG": "catalog",
-    "MPM": "mpm",
-    "PHONE_NUMBER": None,
-    "VOICE_CALL": None,
-    "OTP": "url",
-}
-_SAMPLE_MEDIA = {
+__all__ = [
+    "SAMPLE_MEDIA_LINKS",
+    "SAMPLE_PRODUCT",
+    "ButtonSpec",
+    "CardSpec",
+    "TemplateSpec",
+    "check_components",
+    "example_components",
+]
+
+#: Placeholder links of the media headers in :func:`example_components`.
+SAMPLE_MEDIA_LINKS: dict[str, str] = {
     "image": "https://example.com/sample.jpg",
     "video": "https://example.com/sample.mp4",
     "document": "https://example.com/sample.pdf",
+    "gif": "https://example.com/sample-animation.mp4",
 }
-
-
-def _placeholders(text: object) -> tuple[str, ...]:
-    """Distinct placeholder names in order of first appearance (``("1", "2")`` or ``("first_name",)``)."""
-    if not isinstance(text, str):
-        return ()
-    seen: dict[str, None] = {}
-    for name in _PLACEHOLDER_RE.findall(text):
-        seen.setdefault(name, None)
-    return tuple(seen)
+#: The product of the ``PRODUCT`` headers in :func:`example_components` (a placeholder catalogue item).
+SAMPLE_PRODUCT: dict[str, str] = {"product_retailer_id": "sample-sku", "catalog_id": "100000000000000"}
 
 
 def _upper(value: object) -> str:
@@ -54,186 +48,6 @@ def _upper(value: object) -> str:
 
 def _lower(value: object) -> str:
     return value.lower() if isinstance(value, str) else ""
-
-
-def _describe(names: Sequence[str]) -> str:
-    return ", ".join("{{" + n + "}}" for n in names)
-
-
-@dataclass(frozen=True)
-class ButtonSpec:
-    """One button of a template, as defined at creation time."""
-
-    index: int
-    """Zero-based position; the send-time ``index``."""
-    type: str
-    """Meta's button type: ``URL``, ``QUICK_REPLY``, ``COPY_CODE``, ``FLOW``, ``PHONE_NUMBER``..."""
-    text: str | None = None
-    """The button label."""
-    dynamic: bool = False
-    """For ``URL`` buttons: the URL ends in a placeholder, so a suffix must be sent."""
-
-    @property
-    def sub_type(self) -> str | None:
-        """The send-time ``sub_type`` for this button, or ``None`` if it takes no parameter."""
-        if self.type == "URL" and not self.dynamic:
-            return None
-        return _BUTTON_SUB_TYPES.get(self.type, _lower(self.type) or None)
-
-    @property
-    def required(self) -> bool:
-        """Whether every send must include a component for this button."""
-        return (self.type == "URL" and self.dynamic) or self.type in ("COPY_CODE", "MPM")
-
-
-@dataclass(frozen=True)
-class CardSpec:
-    """The parameters a header/body/buttons layout needs (a template, or one carousel card)."""
-
-    header_format: str | None = None
-    """``TEXT``, ``IMAGE``, ``VIDEO``, ``DOCUMENT``, ``LOCATION`` or ``None`` (no header)."""
-    header_params: tuple[str, ...] = ()
-    """Placeholders of a ``TEXT`` header (at most one)."""
-    body_params: tuple[str, ...] = ()
-    """Body placeholders in order: ``("1", "2")`` or ``("first_name", "discount")``."""
-    buttons: tuple[ButtonSpec, ...] = ()
-    """Buttons in template order."""
-
-    @classmethod
-    def from_components(cls, components: object) -> CardSpec:
-        """Read the ``HEADER``/``BODY``/``BUTTONS`` components of a template or card."""
-        header_format: str | None = None
-        header_params: tuple[str, ...] = ()
-        body_params: tuple[str, ...] = ()
-        buttons: list[ButtonSpec] = []
-        for comp in (
-            components if isinstance(components, Sequence) and not isinstance(components, str) else ()
-        ):
-            if not isinstance(comp, Mapping):
-                continue
-            ctype = _upper(comp.get("type"))
-            if ctype == "HEADER":
-                header_format = _upper(comp.get("format")) or "TEXT"
-                if header_format == "TEXT":
-                    header_params = _placeholders(comp.get("text"))
-            elif ctype == "BODY":
-                body_params = _placeholders(comp.get("text"))
-            elif ctype == "BUTTONS":
-                for btn in comp.get("buttons") or ():
-                    if not isinstance(btn, Mapping):
-                        continue
-                    btype = _upper(btn.get("type"))
-                    label = btn.get("text")
-                    buttons.append(
-                        ButtonSpec(
-                            index=len(buttons),
-                            type=btype,
-                            text=label if isinstance(label, str) else None,
-                            dynamic=btype == "URL" and bool(_placeholders(btn.get("url"))),
-                        )
-                    )
-        return cls(header_format, header_params, body_params, tuple(buttons))
-
-    def describe(self) -> str:
-        """One line saying what a send must supply."""
-        parts = []
-        if self.header_format == "TEXT" and self.header_params:
-            parts.append(f"header text {_describe(self.header_params)}")
-        elif self.header_format and self.header_format != "TEXT":
-            parts.append(f"{self.header_format.lower()} header")
-        if self.body_params:
-            parts.append(f"body {_describe(self.body_params)}")
-        for b in self.buttons:
-            if b.sub_type:
-                parts.append(f"button {b.index} {b.sub_type}{'' if b.required else ' (optional)'}")
-        return ", ".join(parts) or "no parameters"
-
-
-@dataclass(frozen=True)
-class TemplateSpec(CardSpec):
-    """A ``message_templates`` entry reduced to what matters at send time."""
-
-    name: str = ""
-    """Template name."""
-    language: str = ""
-    """Language code, e.g. ``en_US``."""
-    status: str = ""
-    """``APPROVED``, ``PENDING``, ``REJECTED``, ``PAUSED``, ``DISABLED``..."""
-    category: str = ""
-    """``MARKETING``, ``UTILITY`` or ``AUTHENTICATION``."""
-    parameter_format: str = "POSITIONAL"
-    """``POSITIONAL`` (``{{1}}``) or ``NAMED`` (``{{first_name}}``)."""
-    id: str | None = None
-    """Meta's template id (used by template analytics)."""
-    limited_time_offer: bool = False
-    """The template has a ``LIMITED_TIME_OFFER`` component."""
-    offer_expires: bool = False
-    """The offer has an expiration, so each send must give ``expiration_time_ms``."""
-    cards: tuple[CardSpec, ...] = field(default=())
-    """Carousel cards (empty when the template is not a carousel)."""
-
-    @classmethod
-    def from_api(cls, entry: Mapping[str, Any]) -> TemplateSpec:
-        """Build from one element of ``message_templates``' ``data``."""
-        components = entry.get("components") or ()
-        layout = CardSpec.from_components(components)
-        lto = False
-        expires = False
-        cards: list[CardSpec] = []
-        for comp in components if isinstance(components, Sequence) else ():
-            if not isinstance(comp, Mapping):
-                continue
-            ctype = _upper(comp.get("type"))
-            if ctype == "LIMITED_TIME_OFFER":
-                lto = True
-                offer = comp.get("limited_time_offer")
-                expires = bool(offer.get("has_expiration")) if isinstance(offer, Mapping) else False
-            elif ctype == "CAROUSEL":
-                cards = [
-                    CardSpec.from_components(card.get("components"))
-                    for card in comp.get("cards") or ()
-                    if isinstance(card, Mapping)
-                ]
-        names = layout.header_params + layout.body_params
-        declared = _upper(entry.get("parameter_format"))
-        if declared not in ("POSITIONAL", "NAMED"):
-            declared = "NAMED" if any(not n.isdigit() for n in names) else "POSITIONAL"
-        template_id = entry.get("id")
-        return cls(
-            header_format=layout.header_format,
-            header_params=layout.header_params,
-            body_params=layout.body_params,
-            buttons=layout.buttons,
-            name=str(entry.get("name") or ""),
-            language=str(entry.get("language") or ""),
-            status=_upper(entry.get("status")),
-            category=_upper(entry.get("category")),
-            parameter_format=declared,
-            id=str(template_id) if template_id is not None else None,
-            limited_time_offer=lto,
-            offer_expires=expires,
-            cards=tuple(cards),
-        )
-
-    @property
-    def named(self) -> bool:
-        """Whether the template uses named parameters."""
-        return self.parameter_format == "NAMED"
-
-    def marketing_problems(self) -> list[str]:
-        """Why this template cannot go through the Marketing Messages API (empty if it can)."""
-        problems = []
-        if self.status != "APPROVED":
-            problems.append(
-                f"template {self.name!r} ({self.language}) has status {self.status or 'unknown'}; "
-                "only APPROVED templates can be sent"
-            )
-        if self.category != "MARKETING":
-            problems.append(
-                f"template {self.name!r} is in category {self.category or 'unknown'}; the Marketing "
-                "Messages API sends only MARKETING templates (Meta error 134100)"
-            )
-        return problems
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,7 +126,7 @@ def _check_header(layout: CardSpec, header: Mapping[str, Any] | None, named: boo
         if any(_lower(p.get("type")) != "text" for p in header_params):
             return [f"{prefix}header: the template's header is TEXT; send a text parameter"]
         return _check_named(f"{prefix}header", layout.header_params, header_params, named)
-    kind = _MEDIA_FORMATS.get(fmt, fmt.lower())
+    kind = HEADER_FORMAT_PARAMETER_TYPES.get(fmt, fmt.lower())
     if header is None:
         return [
             f"{prefix}header: the template's header is {fmt}; send a header component with a {kind} parameter"
@@ -389,26 +203,42 @@ def check_components(
     if offers and not spec.limited_time_offer:
         problems.append("limited_time_offer: the template has no limited-time offer; remove the component")
 
+    return problems + _check_carousel(spec, comps)
+
+
+def _check_carousel(spec: TemplateSpec, comps: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What the carousel of a send gets wrong: a media carousel sends the template's cards, a product
+    carousel 1 to 10 cards that all follow the template's card layout."""
     carousels = [c for c in comps if _lower(c.get("type")) == "carousel"]
     if spec.cards and not carousels:
-        problems.append(f"carousel: the template has {len(spec.cards)} cards; send a carousel component")
-    elif carousels and not spec.cards:
-        problems.append("carousel: the template is not a carousel; remove the component")
-    elif carousels:
-        cards = carousels[0].get("cards")
-        cards = [c for c in cards if isinstance(c, Mapping)] if isinstance(cards, Sequence) else []
+        return [f"carousel: the template has {len(spec.cards)} cards; send a carousel component"]
+    if carousels and not spec.cards:
+        return ["carousel: the template is not a carousel; remove the component"]
+    if not carousels:
+        return []
+    problems: list[str] = []
+    cards = carousels[0].get("cards")
+    cards = [c for c in cards if isinstance(c, Mapping)] if isinstance(cards, Sequence) else []
+    if spec.product_carousel:
+        last_index = MAX_CAROUSEL_CARDS - 1
+        if not 1 <= len(cards) <= MAX_CAROUSEL_CARDS:
+            problems.append(f"carousel: send 1 to {MAX_CAROUSEL_CARDS} product cards, got {len(cards)}")
+    else:
+        last_index = len(spec.cards) - 1
         if len(cards) != len(spec.cards):
             problems.append(f"carousel: the template has {len(spec.cards)} cards, got {len(cards)}")
-        for card in cards:
-            idx = card.get("card_index")
-            if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx < len(spec.cards):
-                problems.append(f"carousel: card_index {idx!r} does not exist in the template")
-                continue
-            card_comps = card.get("components")
-            card_comps = (
-                [c for c in card_comps if isinstance(c, Mapping)] if isinstance(card_comps, Sequence) else []
-            )
-            problems += _check_layout(spec.cards[idx], card_comps, spec.named, f"card {idx} ")
+    for card in cards:
+        idx = card.get("card_index")
+        if not isinstance(idx, int) or isinstance(idx, bool) or not 0 <= idx <= last_index:
+            where = "is out of range (0-9)" if spec.product_carousel else "does not exist in the template"
+            problems.append(f"carousel: card_index {idx!r} {where}")
+            continue
+        card_comps = card.get("components")
+        card_comps = (
+            [c for c in card_comps if isinstance(c, Mapping)] if isinstance(card_comps, Sequence) else []
+        )
+        layout = spec.cards[min(idx, len(spec.cards) - 1)]
+        problems += _check_layout(layout, card_comps, spec.named, f"card {idx} ")
     return problems
 
 
@@ -442,9 +272,9 @@ def _examples(component: Mapping[str, Any], key: str, named_key: str) -> dict[st
 
 
 def _sample_layout(layout: CardSpec, raw: object, named: bool) -> list[dict[str, Any]]:
+    """Sample header, body and button components for ``layout`` (``raw``: its template components)."""
     comps = [c for c in raw if isinstance(c, Mapping)] if isinstance(raw, Sequence) else []
     by_type = {_upper(c.get("type")): c for c in comps}
-    out: list[dict[str, Any]] = []
 
     def param(name: str, value: str) -> dict[str, Any]:
         p: dict[str, Any] = {"type": "text", "text": value or f"sample {name}"}
@@ -452,44 +282,49 @@ def _sample_layout(layout: CardSpec, raw: object, named: bool) -> list[dict[str,
             p["parameter_name"] = name
         return p
 
-    fmt = layout.header_format
-    if fmt == "TEXT" and layout.header_params:
+    out: list[dict[str, Any]] = []
+    if layout.header_format == "TEXT" and layout.header_params:
         ex = _examples(by_type.get("HEADER", {}), "header_text", "header_text_named_params")
         out.append({"type": "header", "parameters": [param(n, ex.get(n, "")) for n in layout.header_params]})
-    elif fmt in ("IMAGE", "VIDEO", "DOCUMENT"):
-        kind = _MEDIA_FORMATS[fmt]
-        out.append({"type": "header", "parameters": [{"type": kind, kind: {"link": _SAMPLE_MEDIA[kind]}}]})
-    elif fmt == "LOCATION":
+    elif layout.header_format in HEADER_FORMAT_PARAMETER_TYPES:
+        out.append({"type": "header", "parameters": [_sample_header_parameter(layout.header_format)]})
+    if layout.body_params:
+        ex = _examples(by_type.get("BODY", {}), "body_text", "body_text_named_params")
+        out.append({"type": "body", "parameters": [param(n, ex.get(n, "")) for n in layout.body_params]})
+    return out + _sample_buttons(layout)
+
+
+def _sample_header_parameter(header_format: str) -> dict[str, Any]:
+    """The sample parameter of a media, location or product header."""
+    kind = HEADER_FORMAT_PARAMETER_TYPES[header_format]
+    if kind == "location":
         location = {
             "latitude": "52.520008",
             "longitude": "13.404954",
             "name": "Sample",
             "address": "Sample street 1",
         }
-        out.append({"type": "header", "parameters": [{"type": "location", "location": location}]})
-    if layout.body_params:
-        ex = _examples(by_type.get("BODY", {}), "body_text", "body_text_named_params")
-        out.append({"type": "body", "parameters": [param(n, ex.get(n, "")) for n in layout.body_params]})
+        return {"type": "location", "location": location}
+    if kind == "product":
+        return {"type": "product", "product": dict(SAMPLE_PRODUCT)}
+    return {"type": kind, kind: {"link": SAMPLE_MEDIA_LINKS[kind]}}
+
+
+def _sample_buttons(layout: CardSpec) -> list[dict[str, Any]]:
+    """Sample components of the buttons every send must carry (optional ones are left out)."""
+    out: list[dict[str, Any]] = []
     for b in layout.buttons:
         if not b.required:
             continue
         if b.sub_type == "url":
-            out.append(
-                {
-                    "type": "button",
-                    "sub_type": "url",
-                    "index": str(b.index),
-                    "parameters": [{"type": "text", "text": "sample"}],
-                }
-            )
+            params: list[dict[str, Any]] = [{"type": "text", "text": "sample"}]
         elif b.sub_type == "copy_code":
-            params: list[dict[str, Any]] = [{"type": "coupon_code", "coupon_code": "SAMPLE10"}]
-            out.append(
-                {"type": "button", "sub_type": "copy_code", "index": str(b.index), "parameters": params}
-            )
+            params = [{"type": "coupon_code", "coupon_code": "SAMPLE10"}]
         elif b.sub_type == "mpm":
             params = [{"type": "action", "action": {"sections": []}}]
-            out.append({"type": "button", "sub_type": "mpm", "index": str(b.index), "parameters": params})
+        else:
+            continue
+        out.append({"type": "button", "sub_type": b.sub_type, "index": str(b.index), "parameters": params})
     return out
 
 

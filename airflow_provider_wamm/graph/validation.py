@@ -25,6 +25,7 @@ from airflow_provider_wamm.graph.limits import (
     BUTTON_PARAMETER_TYPE,
     BUTTON_SUB_TYPES,
     CARD_HEADER_PARAMETER_TYPES,
+    CATALOG_ID_RE,
     COUPON_CODE_MAX,
     CURRENCY_CODE_RE,
     DOCUMENT_FILENAME_MAX,
@@ -44,6 +45,7 @@ from airflow_provider_wamm.graph.limits import (
     MAX_CAROUSEL_CARDS,
     MEDIA_ID_MAX,
     MEDIA_LINK_MAX,
+    OPTIONAL_PARAMETER_BUTTONS,
     PARAMETER_NAME_RE,
     PRODUCT_POLICIES,
     QUICK_REPLY_PAYLOAD_MAX,
@@ -54,6 +56,7 @@ from airflow_provider_wamm.graph.limits import (
     URL_SUFFIX_MAX,
     WHITESPACE_RE,
     check_bsuid,
+    check_callback_data,
     check_coordinate,
     check_index,
     check_int,
@@ -74,6 +77,7 @@ __all__ = [
     "check_media",
     "check_parameter",
     "check_parameters",
+    "check_product",
     "check_template",
     "validate_marketing_message",
 ]
@@ -85,7 +89,8 @@ __all__ = [
 
 
 def check_media(value: object, field: str, kind: str) -> dict[str, Any]:
-    """A media object (``image``, ``video``, ``document``): exactly one of ``id`` and an http(s) ``link``."""
+    """A media object (``image``, ``video``, ``document``, ``gif``): exactly one of ``id`` and an
+    http(s) ``link``."""
     media = check_mapping(value, field)
     has_id = "id" in media and media["id"] is not None
     has_link = "link" in media and media["link"] is not None
@@ -122,6 +127,24 @@ def check_location(value: object, field: str) -> dict[str, Any]:
     for key in ("name", "address"):
         if key in location and location[key] is not None:
             out[key] = check_str(location[key], f"{field}.{key}", max_len=LOCATION_TEXT_MAX)
+    return out
+
+
+def check_product(value: object, field: str) -> dict[str, Any]:
+    """A product of a ``product`` header: its ``product_retailer_id`` and the ``catalog_id`` holding it."""
+    product = check_mapping(value, field)
+    for key in ("product_retailer_id", "catalog_id"):
+        if key not in product:
+            raise PayloadError(f"{field}.{key}", "is required")
+    out = dict(product)
+    out["product_retailer_id"] = check_str(
+        product["product_retailer_id"], f"{field}.product_retailer_id", max_len=RETAILER_ID_MAX
+    )
+    catalog_id = product["catalog_id"]
+    if type(catalog_id) is not str or not CATALOG_ID_RE.fullmatch(catalog_id):
+        raise PayloadError(
+            f"{field}.catalog_id", f"must be the catalogue's id as a string of digits, got {catalog_id!r}"
+        )
     return out
 
 
@@ -173,7 +196,11 @@ def check_parameter(param: object, field: str, allowed: frozenset[str], text_max
         if "location" not in p:
             raise PayloadError(f"{field}.location", "is required for a location parameter")
         out["location"] = check_location(p["location"], f"{field}.location")
-    else:  # image, video, document
+    elif ptype == "product":
+        if "product" not in p:
+            raise PayloadError(f"{field}.product", "is required for a product parameter")
+        out["product"] = check_product(p["product"], f"{field}.product")
+    else:  # image, video, document, gif
         if ptype not in p:
             raise PayloadError(f"{field}.{ptype}", f"is required for a {ptype} parameter")
         out[ptype] = check_media(p[ptype], f"{field}.{ptype}", ptype)
@@ -229,7 +256,8 @@ def check_parameters(
 
 
 def check_button(comp: Mapping[str, Any], field: str) -> dict[str, Any]:
-    """A ``button`` component: a known ``sub_type`` (any case), an ``index`` 0-9 and one parameter."""
+    """A ``button`` component: a known ``sub_type`` (any case), an ``index`` 0-9 and one parameter (none
+    at all for a ``catalog`` button that shows the catalogue's first product)."""
     sub_type = comp.get("sub_type")
     if type(sub_type) is str and sub_type.lower() != sub_type and sub_type.lower() in BUTTON_PARAMETER_TYPE:
         sub_type = sub_type.lower()  # Meta's catalog examples spell it "CATALOG".
@@ -243,6 +271,8 @@ def check_button(comp: Mapping[str, Any], field: str) -> dict[str, Any]:
     out["sub_type"] = sub_type
     out["index"] = check_index(comp["index"], f"{field}.index")
     pfield = f"{field}.parameters"
+    if "parameters" not in comp and sub_type in OPTIONAL_PARAMETER_BUTTONS:
+        return out
     if "parameters" not in comp:
         raise PayloadError(pfield, f"is required for a {sub_type} button")
     seq = check_list(comp["parameters"], pfield)
@@ -527,6 +557,11 @@ def validate_marketing_message(payload: Mapping[str, Any]) -> None:
     check_template(
         template.get("name"), language.get("code"), language.get("policy"), template.get("components")
     )
+    _check_options(p)
+
+
+def _check_options(p: Mapping[str, Any]) -> None:
+    """The optional top-level fields of a send: policies, activity sharing, max price, callback data."""
     if "product_policy" in p and p["product_policy"] not in PRODUCT_POLICIES:
         raise PayloadError(
             "product_policy", f"must be one of {list(PRODUCT_POLICIES)}, got {p['product_policy']!r}"
@@ -535,6 +570,8 @@ def validate_marketing_message(payload: Mapping[str, Any]) -> None:
         raise PayloadError(
             "message_activity_sharing", f"must be true or false, got {p['message_activity_sharing']!r}"
         )
+    if "biz_opaque_callback_data" in p:
+        check_callback_data(p["biz_opaque_callback_data"])
     if "bid_spec" in p:
         bid = check_mapping(p["bid_spec"], "bid_spec")
         multiplier = bid.get("per_message_bid_multiplier")

@@ -17,9 +17,8 @@ from urllib.parse import urlsplit, urlunsplit
 from airflow_provider_wamm.graph.client import DEFAULT_BASE_URL
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.graph.redaction import scrub
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION, is_api_version
 
-#: Graph API version used when the connection does not name one.
-DEFAULT_API_VERSION = "v23.0"
 #: Meta's default per-number throughput cap (messages per second).
 DEFAULT_MAX_MESSAGES_PER_SECOND = 80.0
 #: Highest throughput Meta grants a phone number.
@@ -37,7 +36,6 @@ SYSTEM_USER_TOKEN_HELP = (
     "whatsapp_business_management; put it in the connection's password ('Access token') field."
 )
 
-_API_VERSION_RE = re.compile(r"^v\d+\.\d+$")
 _DIGITS_RE = re.compile(r"^\d+$")
 _LOOSE_NUMBER_RE = re.compile(r"^\+?[\d\s().-]+$")
 
@@ -125,7 +123,7 @@ def _base_url(conn: Any, conn_id: str) -> str:
 def _api_version(override: Any, extras: ConnectionExtras, conn_id: str) -> str:
     """The Graph API version: ``override``, else the connection's, else :data:`DEFAULT_API_VERSION`."""
     version = optional_text(override) or optional_text(extras.get("api_version")) or DEFAULT_API_VERSION
-    if not _API_VERSION_RE.match(version):
+    if not is_api_version(version):
         raise ConfigurationError(
             f"Connection {conn_id!r}: 'api_version' must look like {DEFAULT_API_VERSION!r}, got {version!r}."
         )

@@ -1,5 +1,12 @@
 """``GET /{version}/{waba_id}/template_analytics``: daily sent, delivered, read, clicked and cost per
-template, counted from the messages the sandbox accepted."""
+template, counted from the messages the sandbox accepted, and conversions for Marketing Messages sends.
+
+``product_type`` is ``CLOUD_API`` (Meta's default: sends that went through, or fell back to, the Cloud
+API) or ``MARKETING_MESSAGES_API_FOR_WHATSAPP`` (its earlier name ``MARKETING_MESSAGES_LITE_API`` too);
+conversion metrics exist only for the latter ("Analytics", Meta, Jun 11, 2026). Meta does not print
+how conversions appear in the answer; the sandbox answers each as a key named after the metric in lower
+case (a count, or an amount for ``*_CONVERSION_VALUE``), derived from the clicks it recorded.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +26,32 @@ from airflow_provider_wamm.sandbox.responses import graph_error, json_response
 from airflow_provider_wamm.sandbox.state import SandboxContext, SandboxMessage
 
 _MM_PRODUCT_TYPES = frozenset({"MARKETING_MESSAGES_LITE_API", "MARKETING_MESSAGES_API_FOR_WHATSAPP"})
+_PRODUCT_TYPES = _MM_PRODUCT_TYPES | {"CLOUD_API"}
 _ANALYTICS_METRICS = ("SENT", "DELIVERED", "READ", "CLICKED", "COST")
+#: Conversion metrics (Marketing Messages API only), as Meta lists them.
+CONVERSION_METRICS = frozenset(
+    {
+        f"{source}_{event}"
+        for source in ("APP", "WEBSITE")
+        for event in (
+            "ADD_TO_CART",
+            "CHECKOUTS_INITIATED",
+            "PURCHASES",
+            "PURCHASES_CONVERSION_VALUE",
+            "ADD_PAYMENT_INFO",
+            "ADD_TO_WISHLIST",
+            "COMPLETE_REGISTRATION",
+            "SEARCH",
+            "VIEW_CONTENT",
+        )
+    }
+    | {"APP_ACTIVATIONS", "APP_LEVEL_ACHIEVED", "APP_OTHER", "APP_RATE", "APP_TUTORIAL_COMPLETION"}
+    | {"WEBSITE_CUSTOM", "WEBSITE_LEAD"}
+)
+#: Conversions per click, by the end of the metric's name (others: none).
+_CONVERSIONS_PER_CLICK = {"ADD_TO_CART": 1.0, "CHECKOUTS_INITIATED": 0.75, "PURCHASES": 0.5}
+#: What one purchase is worth in ``*_PURCHASES_CONVERSION_VALUE``.
+_PURCHASE_VALUE = 20.0
 _DAY = 86400
 
 
@@ -61,7 +93,12 @@ class AnalyticsQuery:
         if len(template_ids) > 10:
             raise graph_error(100, "Invalid parameter template_ids: at most 10 template ids")
         metrics = [m.upper() for m in parse_list(params.get("metric_types"))] or list(_ANALYTICS_METRICS)
+        unknown = sorted(set(metrics) - set(_ANALYTICS_METRICS) - CONVERSION_METRICS)
+        if unknown:
+            raise graph_error(100, f"Invalid parameter metric_types: unknown metric {unknown[0]}")
         product_type = (params.get("product_type") or "CLOUD_API").upper()
+        if product_type not in _PRODUCT_TYPES:
+            raise graph_error(100, f"Invalid parameter product_type: {product_type}")
         return cls(start, end, template_ids, metrics, product_type)
 
 
@@ -153,4 +190,22 @@ def data_point(
         if clicked:
             cost.append({"type": "cost_per_url_button_click", "value": round(spent / clicked, 4)})
         point["cost"] = cost
+    if query.product_type in _MM_PRODUCT_TYPES:
+        point.update(conversion_counts(metrics, clicked))
     return point
+
+
+def conversion_counts(metrics: Sequence[str], clicked: int) -> dict[str, float | int]:
+    """The asked-for conversion metrics of a day with ``clicked`` clicks (keys in lower case)."""
+    out: dict[str, float | int] = {}
+    for metric in metrics:
+        if metric not in CONVERSION_METRICS:
+            continue
+        if metric.endswith("_PURCHASES_CONVERSION_VALUE"):
+            out[metric.lower()] = round(
+                int(clicked * _CONVERSIONS_PER_CLICK["PURCHASES"]) * _PURCHASE_VALUE, 2
+            )
+            continue
+        share = next((v for k, v in _CONVERSIONS_PER_CLICK.items() if metric.endswith(k)), 0.0)
+        out[metric.lower()] = int(clicked * share)
+    return out

@@ -29,7 +29,16 @@ _PHONE_DEFAULT_FIELDS = (
     "id",
 )
 _WABA_DEFAULT_FIELDS = ("id", "name", "timezone_id", "message_template_namespace")
-_TEMPLATE_FIELDS = ("name", "parameter_format", "components", "language", "status", "category", "id")
+_TEMPLATE_FIELDS = (
+    "name",
+    "parameter_format",
+    "components",
+    "language",
+    "status",
+    "category",
+    "id",
+    "message_send_ttl_seconds",
+)
 
 
 # ---------------------------------------------------------------------- GET /{phone number or WABA id}

@@ -218,6 +218,32 @@ def record_message(
     return msg
 
 
+def whatsapp_id(digits: str) -> str:
+    """The ``wa_id`` Meta answers for a number: as sent, except that it drops the ninth digit of a
+    Brazilian mobile number (``55 11 9xxxxxxxx`` -> ``55 11 xxxxxxxx``) and adds the ``1`` of a Mexican
+    mobile number (``52 xxxxxxxxxx`` -> ``521 xxxxxxxxxx``).
+
+    Meta: "For Brazil and Mexico, the extra added prefix of the phone number may be modified by the
+    Cloud API. This is a standard behavior of the system and is not considered a bug" ("Service
+    messages", https://developers.facebook.com/documentation/business-messaging/whatsapp/messages/send-messages,
+    May 21, 2026). Which digit changes is what integrators report, not a rule Meta publishes; the
+    sandbox rewrites every such number, so that callers never take ``wa_id`` for the number they sent.
+    """
+    if len(digits) == 13 and digits.startswith("55") and digits[4] == "9":
+        return digits[:4] + digits[5:]
+    if len(digits) == 12 and digits.startswith("52"):
+        return "521" + digits[2:]
+    return digits
+
+
+def answer_contact(recipient: Recipient) -> dict[str, str]:
+    """The answer's ``contacts[]`` entry: ``input`` as sent, and ``wa_id`` for a phone number or
+    ``user_id`` for a business-scoped user id (``to`` wins when both were sent, as at Meta)."""
+    if recipient.by_phone:
+        return {"input": recipient.given, "wa_id": whatsapp_id(recipient.key)}
+    return {"input": recipient.given, "user_id": recipient.key}
+
+
 async def answer_message(
     call: GraphCall, msg: SandboxMessage, recipient: Recipient, action: str | None
 ) -> Response:
@@ -237,7 +263,7 @@ async def answer_message(
     if action == "slow":
         msg.answer = "slow"
         await asyncio.sleep(cfg.slow_response_s)
-    contact = {"input": recipient.given, ("wa_id" if recipient.by_phone else "user_id"): recipient.key}
+    contact = answer_contact(recipient)
     return json_response(
         200,
         {

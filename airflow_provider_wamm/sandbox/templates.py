@@ -1,7 +1,11 @@
 """Message templates the sandbox knows: how they are described, the default set, and loading others.
 
 A template is described the way Meta stores it (``GET /<WABA_ID>/message_templates``); the send-time
-checks (:mod:`airflow_provider_wamm.sandbox.validation`) are derived from its text.
+checks (:mod:`airflow_provider_wamm.sandbox.validation`) are derived from its text. The default set
+holds one template of each kind a marketing campaign sends: text, media, GIF (Marketing Messages API
+only) and product headers, URL, quick-reply, copy-code, catalog and request-contact-info buttons, and a
+product-card carousel (Meta's "Template components", "Single-product message templates", "Product card
+carousel templates", "Catalog templates" and "Business-scoped user IDs" pages, 2026).
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ from typing import Any
 MESSAGE_STATUSES = ("accepted", "held_for_quality_assessment", "paused")
 TEMPLATE_CATEGORIES = ("MARKETING", "UTILITY", "AUTHENTICATION")
 TEMPLATE_STATUSES = ("APPROVED", "PENDING", "REJECTED", "PAUSED", "DISABLED", "PENDING_DELETION")
-HEADER_FORMATS = ("TEXT", "IMAGE", "VIDEO", "DOCUMENT", "LOCATION")
+HEADER_FORMATS = ("TEXT", "IMAGE", "VIDEO", "DOCUMENT", "LOCATION", "GIF", "PRODUCT")
+#: The time-to-live a template may have, by category, in seconds (``-1``: 30 days), as "Configure
+#: message time-to-live" (Meta, May 21, 2026) allows; marketing TTLs are honoured only by the
+#: Marketing Messages API.
+TTL_RANGES: dict[str, tuple[int, int]] = {
+    "MARKETING": (43_200, 2_592_000),
+    "UTILITY": (30, 43_200),
+    "AUTHENTICATION": (30, 900),
+}
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 #: Meta's rule for template names.
@@ -67,6 +79,11 @@ class SandboxTemplate:
     """Template id; derived from name and language when not given."""
     examples: Mapping[str, Any] | None = None
     """Example values by placeholder name, shown in the template's ``example`` blocks."""
+    cards: tuple[Mapping[str, Any], ...] = ()
+    """Carousel cards in Meta's format (``{"components": [HEADER, BODY?, BUTTONS?]}``); a carousel
+    whose cards have ``PRODUCT`` headers is a product-card carousel."""
+    message_send_ttl_seconds: int | None = None
+    """The template's time-to-live (``None``: Meta's default, 30 days for marketing templates)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not TEMPLATE_NAME.match(self.name):
@@ -84,12 +101,26 @@ class SandboxTemplate:
         if self.header_format is not None:
             object.__setattr__(self, "header_format", self.header_format.upper())
         object.__setattr__(self, "buttons", tuple(dict(b) for b in self.buttons))
+        object.__setattr__(self, "cards", tuple(dict(c) for c in self.cards))
+        self._check_ttl()
         if self.id is None:
             digest = hashlib.sha256(f"{self.name}|{self.language}".encode()).digest()
             object.__setattr__(self, "id", str(10**15 + int.from_bytes(digest[:6], "big") % (9 * 10**15)))
         positional, named = self._body_kinds()
         if positional and named:
             raise ValueError(f"template {self.name!r} mixes positional and named placeholders")
+
+    def _check_ttl(self) -> None:
+        ttl = self.message_send_ttl_seconds
+        if ttl is None:
+            return
+        low, high = TTL_RANGES[self.category]
+        if isinstance(ttl, bool) or not isinstance(ttl, int):
+            raise ValueError(f"message_send_ttl_seconds must be an integer, got {ttl!r}")
+        if not (low <= ttl <= high or (ttl == -1 and self.category != "MARKETING")):
+            raise ValueError(
+                f"message_send_ttl_seconds of a {self.category} template must be {low} to {high}, got {ttl}"
+            )
 
     def _body_kinds(self) -> tuple[list[str], list[str]]:
         names = placeholders(self.body_text)
@@ -134,8 +165,8 @@ class SandboxTemplate:
                 else:
                     header["example"] = {"header_text": [self._example(names[0])]}
             components.append(header)
-        elif self.header_format == "LOCATION":
-            components.append({"type": "HEADER", "format": "LOCATION"})
+        elif self.header_format in ("LOCATION", "PRODUCT"):
+            components.append({"type": "HEADER", "format": self.header_format})
         elif self.header_format is not None:
             handle = f"https://scontent.whatsapp.net/sandbox/{self.name}.{self.header_format.lower()}"
             components.append(
@@ -154,7 +185,9 @@ class SandboxTemplate:
             components.append({"type": "FOOTER", "text": self.footer_text})
         if self.buttons:
             components.append({"type": "BUTTONS", "buttons": [dict(b) for b in self.buttons]})
-        return {
+        if self.cards:
+            components.append({"type": "CAROUSEL", "cards": [dict(c) for c in self.cards]})
+        meta: dict[str, Any] = {
             "name": self.name,
             "parameter_format": self.parameter_format,
             "components": components,
@@ -163,6 +196,9 @@ class SandboxTemplate:
             "category": self.category,
             "id": self.id,
         }
+        if self.message_send_ttl_seconds is not None:
+            meta["message_send_ttl_seconds"] = self.message_send_ttl_seconds
+        return meta
 
     @classmethod
     def from_meta(cls, data: Mapping[str, Any], *, message_status: str = "accepted") -> SandboxTemplate:
@@ -170,6 +206,7 @@ class SandboxTemplate:
         header_format = header_text = footer_text = None
         body_text = ""
         buttons: tuple[Mapping[str, Any], ...] = ()
+        cards: tuple[Mapping[str, Any], ...] = ()
         examples: dict[str, Any] = {}
         for comp in data.get("components") or ():
             kind = str(comp.get("type", "")).upper()
@@ -193,6 +230,9 @@ class SandboxTemplate:
                 footer_text = comp.get("text")
             elif kind == "BUTTONS":
                 buttons = tuple(comp.get("buttons") or ())
+            elif kind == "CAROUSEL":
+                cards = tuple(comp.get("cards") or ())
+        ttl = data.get("message_send_ttl_seconds")
         return cls(
             name=str(data["name"]),
             language=str(data.get("language", "en_US")),
@@ -206,6 +246,8 @@ class SandboxTemplate:
             message_status=str(data.get("message_status", message_status)),
             id=str(data["id"]) if data.get("id") is not None else None,
             examples=examples or None,
+            cards=cards,
+            message_send_ttl_seconds=int(ttl) if ttl is not None else None,
         )
 
     @classmethod
@@ -222,6 +264,8 @@ class SandboxTemplate:
             values["buttons"] = tuple(values["buttons"] or ())
         return cls(**values)
 
+
+_SPM_BUTTONS = {"type": "BUTTONS", "buttons": [{"type": "SPM", "text": "View"}]}
 
 #: The default templates, as :class:`SandboxTemplate` fields (all ``en_US``).
 _DEFAULT_TEMPLATES: tuple[dict[str, Any], ...] = (
@@ -264,11 +308,47 @@ _DEFAULT_TEMPLATES: tuple[dict[str, Any], ...] = (
         "message_status": "held_for_quality_assessment",
         "examples": {"1": "Ana"},
     },
+    {
+        "name": "product_spotlight",
+        "header_format": "PRODUCT",
+        "body_text": "Use code {{code}} to get {{percent}} off our newest succulent!",
+        "footer_text": "Offer ends soon",
+        "buttons": ({"type": "SPM", "text": "View"},),
+        "examples": {"code": "15OFF", "percent": "15%"},
+        "message_send_ttl_seconds": 172_800,
+    },
+    {
+        "name": "gif_teaser",
+        "header_format": "GIF",
+        "body_text": "{{1}}, something is coming.",
+        "examples": {"1": "Ana"},
+    },
+    {
+        "name": "catalog_browse",
+        "body_text": "{{1}}, browse our catalogue.",
+        "buttons": ({"type": "CATALOG", "text": "View catalog"},),
+        "examples": {"1": "Ana"},
+    },
+    {
+        "name": "contact_request",
+        "body_text": "Share your contact details and we will keep you posted.",
+        "buttons": ({"type": "REQUEST_CONTACT_INFO"},),
+    },
+    {
+        "name": "product_carousel",
+        "body_text": "Rare succulents for sale! {{1}}, have a look.",
+        "cards": tuple(
+            {"components": [{"type": "HEADER", "format": "PRODUCT"}, _SPM_BUTTONS]} for _ in range(2)
+        ),
+        "examples": {"1": "Pablo"},
+    },
 )
 
 
 def default_templates() -> dict[str, SandboxTemplate]:
-    """A few realistic templates: marketing ones of each parameter kind, a utility one, a paced one."""
+    """A few realistic templates: marketing ones of each parameter and header kind, a single-product
+    template, a catalog and a request-contact-info button, a product-card carousel, a utility one and
+    a paced one."""
     templates = [SandboxTemplate(**fields) for fields in _DEFAULT_TEMPLATES]
     return {t.name: t for t in templates}
 

@@ -12,7 +12,7 @@ This is the sandbox's own reading of Meta's rules, written apart from the provid
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +51,12 @@ _PARAM_REQUIRED: dict[str, tuple[str, ...]] = {
     "action": ("action",),
     "limited_time_offer": ("limited_time_offer",),
     "product": ("product",),
+    "gif": ("gif",),
 }
-_MEDIA = frozenset({"image", "video", "document"})
+_MEDIA = frozenset({"image", "video", "document", "gif"})
+#: A business-scoped user id: country code, ``.``, ``ENT.`` for a parent id, up to 128 letters and digits.
+_BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+_CALLBACK_DATA_MAX = 512
 _BUTTON_PARAM_TYPES: dict[str, frozenset[str]] = {
     "url": frozenset({"text"}),
     "quick_reply": frozenset({"payload", "text"}),
@@ -64,6 +68,7 @@ _BUTTON_PARAM_TYPES: dict[str, frozenset[str]] = {
     "voice_call": frozenset({"action", "text"}),
 }
 _BAD_TEXT = re.compile(r"[\n\t]| {5,}")
+_MAX_CARDS = 10
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,12 @@ def _check_parameter(param: Any, path: str) -> Problem | None:
         for key in ("latitude", "longitude"):
             if key not in value:
                 return _required(f"{path}.location.{key}")
+    elif kind == "product":
+        if not isinstance(value, Mapping):
+            return _invalid(f"{path}.product", "must be an object")
+        for key in ("product_retailer_id", "catalog_id"):
+            if not isinstance(value.get(key), str) or not value[key]:
+                return _required(f"{path}.product.{key}")
     elif not isinstance(value, Mapping):
         return _invalid(f"{path}.{kind}", "must be an object")
     if "parameter_name" in param and not (
@@ -233,8 +244,8 @@ def _check_recipient(payload: Mapping[str, Any]) -> Problem | None:
         return _required("to")
     if to is not None and (not isinstance(to, str) or normalize_to(to) is None):
         return _invalid("to", "is not a valid WhatsApp phone number")
-    if to is None and (not isinstance(recipient, str) or not recipient.strip()):
-        return _invalid("recipient", "must be a business-scoped user id")
+    if to is None and (not isinstance(recipient, str) or not _BSUID.match(recipient)):
+        return _invalid("recipient", "must be a business-scoped user id such as US.13491208655302741918")
     return None
 
 
@@ -269,13 +280,18 @@ def _check_template_ref(payload: Mapping[str, Any]) -> Problem | None:
 
 
 def _check_options(payload: Mapping[str, Any]) -> Problem | None:
-    """Optional settings: ``product_policy`` and ``message_activity_sharing``."""
+    """Optional settings: ``product_policy``, ``message_activity_sharing``, ``biz_opaque_callback_data``."""
     policy = payload.get("product_policy")
     if policy is not None and policy not in ("CLOUD_API_FALLBACK", "STRICT"):
         return _invalid("product_policy", "must be CLOUD_API_FALLBACK or STRICT")
     sharing = payload.get("message_activity_sharing")
     if sharing is not None and not isinstance(sharing, bool):
         return _invalid("message_activity_sharing", "must be a boolean")
+    data = payload.get("biz_opaque_callback_data")
+    if data is not None and (not isinstance(data, str) or len(data) > _CALLBACK_DATA_MAX):
+        return _invalid(
+            "biz_opaque_callback_data", f"must be a string of at most {_CALLBACK_DATA_MAX} characters"
+        )
     return None
 
 
@@ -308,44 +324,58 @@ def check_payload(payload: Any) -> Problem | None:
 
 
 @dataclass(frozen=True)
-class CompiledTemplate:
-    """What a send of one template must carry, computed once per configuration."""
+class Layout:
+    """What the header, body and buttons of a send (or of one carousel card) must carry."""
 
-    template: SandboxTemplate
     body_count: int
     body_names: frozenset[str]
     header_kind: str | None
-    """Parameter type the header needs (``text``, ``image``...), ``None`` when it takes none."""
+    """Parameter type the header needs (``text``, ``image``, ``product``...), ``None`` when it takes none."""
+    header_format: str | None
     buttons: dict[int, tuple[str, bool]]
     """Button index -> (sub_type, needs a parameter)."""
 
     @classmethod
-    def build(cls, template: SandboxTemplate) -> CompiledTemplate:
-        """Derive the send-time expectations of ``template``."""
+    def build(
+        cls, header_format: str | None, header_text: str | None, body_text: str, buttons: Sequence[Any]
+    ) -> Layout:
+        """Derive the send-time expectations from a template's (or card's) parts."""
         header_kind: str | None = None
-        if template.header_format == "TEXT":
-            header_kind = "text" if placeholders(template.header_text) else None
-        elif template.header_format is not None:
-            header_kind = template.header_format.lower()
-        buttons: dict[int, tuple[str, bool]] = {}
-        for i, button in enumerate(template.buttons):
-            kind = str(button.get("type", "")).lower()
+        if header_format == "TEXT":
+            header_kind = "text" if placeholders(header_text) else None
+        elif header_format is not None:
+            header_kind = header_format.lower()
+        expected: dict[int, tuple[str, bool]] = {}
+        for i, button in enumerate(buttons):
+            kind = str(button.get("type", "")).lower() if isinstance(button, Mapping) else ""
             if kind == "url":
-                buttons[i] = ("url", bool(placeholders(str(button.get("url", "")))))
-            elif kind == "copy_code":
-                buttons[i] = ("copy_code", True)
+                expected[i] = ("url", bool(placeholders(str(button.get("url", "")))))
             else:
-                buttons[i] = (kind, False)
-        return cls(
-            template=template,
-            body_count=template.body_param_count,
-            body_names=frozenset(template.body_param_names),
-            header_kind=header_kind,
-            buttons=buttons,
+                expected[i] = (kind, kind == "copy_code")
+        names = placeholders(body_text)
+        named = frozenset(n for n in names if not n.isdigit())
+        count = len(named) if named else len([n for n in names if n.isdigit()])
+        return cls(count, named, header_kind, header_format, expected)
+
+    @classmethod
+    def of_card(cls, card: Any) -> Layout:
+        """The expectations of one carousel card, described in Meta's format."""
+        parts: dict[str, Mapping[str, Any]] = {}
+        components = card.get("components") if isinstance(card, Mapping) else None
+        for comp in components if isinstance(components, list) else []:
+            if isinstance(comp, Mapping):
+                parts[str(comp.get("type", "")).upper()] = comp
+        header = parts.get("HEADER")
+        header_format = str(header.get("format", "TEXT")).upper() if header else None
+        return cls.build(
+            header_format,
+            header.get("text") if header else None,
+            str(parts.get("BODY", {}).get("text", "")),
+            list(parts.get("BUTTONS", {}).get("buttons") or []),
         )
 
-    def check(self, components: list[Any]) -> Problem | None:
-        """Compare send-time components with the template (132000 count, 132012 kind, 132018 text)."""
+    def check(self, components: list[Any], where: str = "") -> Problem | None:
+        """Compare send-time components with the layout (132000 count, 132012 kind, 132018 text)."""
         body: Mapping[str, Any] | None = None
         header: Mapping[str, Any] | None = None
         sent_buttons: dict[int, Mapping[str, Any]] = {}
@@ -358,18 +388,18 @@ class CompiledTemplate:
             elif kind == "button":
                 sent_buttons[int(comp["index"])] = comp
         return _first_problem(
-            lambda: self._check_body(list(body.get("parameters", [])) if body else []),
-            lambda: self._check_header(list(header.get("parameters", [])) if header else []),
-            lambda: self._check_buttons(sent_buttons),
+            lambda: self._check_body(list(body.get("parameters", [])) if body else [], where),
+            lambda: self._check_header(list(header.get("parameters", [])) if header else [], where),
+            lambda: self._check_buttons(sent_buttons, where),
         )
 
-    def _check_body(self, params: list[Any]) -> Problem | None:
+    def _check_body(self, params: list[Any], where: str) -> Problem | None:
         """Body parameters: clean text, and the template's count (positional) or names (named)."""
         for i, param in enumerate(params):
             if param.get("type") == "text" and _BAD_TEXT.search(param["text"]):
                 return Problem(
                     132018,
-                    f"body.parameters[{i}].text: a parameter cannot have new-line or tab characters "
+                    f"{where}body.parameters[{i}].text: a parameter cannot have new-line or tab characters "
                     "or more than 4 consecutive spaces",
                 )
         if self.body_names:
@@ -377,36 +407,36 @@ class CompiledTemplate:
             if len(params) != len(self.body_names) or set(names) != self.body_names:
                 return Problem(
                     132000,
-                    f"body: expected named parameters {sorted(self.body_names)}, got "
+                    f"{where}body: expected named parameters {sorted(self.body_names)}, got "
                     f"{sorted(str(n) for n in names)}",
                 )
             return None
-        return _count_problem("body", len(params), self.body_count)
+        return _count_problem(f"{where}body", len(params), self.body_count)
 
-    def _check_header(self, params: list[Any]) -> Problem | None:
-        """One header parameter of the header's format when the template's header takes one."""
-        problem = _count_problem("header", len(params), 1 if self.header_kind else 0)
+    def _check_header(self, params: list[Any], where: str) -> Problem | None:
+        """One header parameter of the header's format when the header takes one."""
+        problem = _count_problem(f"{where}header", len(params), 1 if self.header_kind else 0)
         if problem:
             return problem
         if self.header_kind and params[0].get("type") != self.header_kind:
             return Problem(
                 132012,
-                f"header: parameter type {params[0].get('type')} does not match the format "
-                f"{self.template.header_format} of the template header",
+                f"{where}header: parameter type {params[0].get('type')} does not match the format "
+                f"{self.header_format} of the template header",
             )
         return None
 
-    def _check_buttons(self, sent: dict[int, Mapping[str, Any]]) -> Problem | None:
+    def _check_buttons(self, sent: dict[int, Mapping[str, Any]], where: str) -> Problem | None:
         """Sent buttons exist with the template's sub_type; buttons that need a parameter have one."""
         for index, comp in sent.items():
             if index not in self.buttons:
-                return Problem(132000, f"button at index {index} does not exist in the template")
+                return Problem(132000, f"{where}button at index {index} does not exist in the template")
             sub_type, _needs = self.buttons[index]
             if str(comp["sub_type"]).lower() != sub_type:
                 return Problem(
                     132012,
-                    f"button at index {index}: sub_type {comp['sub_type']} does not match the template's "
-                    f"{sub_type.upper()} button",
+                    f"{where}button at index {index}: sub_type {comp['sub_type']} does not match the "
+                    f"template's {sub_type.upper()} button",
                 )
         for index, (sub_type, needs) in self.buttons.items():
             button = sent.get(index)
@@ -414,9 +444,64 @@ class CompiledTemplate:
             if needs and count != 1:
                 return Problem(
                     132000,
-                    f"button at index {index} ({sub_type.upper()}): number of params ({count}) does not "
-                    "match the expected number of params (1)",
+                    f"{where}button at index {index} ({sub_type.upper()}): number of params ({count}) does "
+                    "not match the expected number of params (1)",
                 )
+        return None
+
+
+@dataclass(frozen=True)
+class CompiledTemplate:
+    """What a send of one template must carry, computed once per configuration."""
+
+    template: SandboxTemplate
+    layout: Layout
+    """The header, body and buttons of the message."""
+    cards: tuple[Layout, ...]
+    """The carousel's cards (empty when the template is no carousel)."""
+
+    @classmethod
+    def build(cls, template: SandboxTemplate) -> CompiledTemplate:
+        """Derive the send-time expectations of ``template``."""
+        layout = Layout.build(
+            template.header_format, template.header_text, template.body_text, template.buttons
+        )
+        return cls(template, layout, tuple(Layout.of_card(card) for card in template.cards))
+
+    @property
+    def product_cards(self) -> bool:
+        """A product-card carousel: a send carries 1 to 10 cards, all like the template's first."""
+        return bool(self.cards) and all(card.header_kind == "product" for card in self.cards)
+
+    def check(self, components: list[Any]) -> Problem | None:
+        """Compare send-time components with the template, carousel cards included."""
+        problem = self.layout.check(components)
+        if problem:
+            return problem
+        carousels = [c for c in components if str(c.get("type", "")).lower() == "carousel"]
+        if not self.cards:
+            return Problem(132000, "carousel: the template has no carousel") if carousels else None
+        if not carousels:
+            return Problem(132000, f"carousel: the template has {len(self.cards)} cards; none were sent")
+        return self._check_cards(carousels[0]["cards"])
+
+    def _check_cards(self, cards: list[Mapping[str, Any]]) -> Problem | None:
+        """The number of cards, their indexes and each card's components."""
+        allowed = range(_MAX_CARDS) if self.product_cards else range(len(self.cards))
+        if not (1 <= len(cards) <= _MAX_CARDS if self.product_cards else len(cards) == len(self.cards)):
+            return Problem(
+                132000, f"carousel: number of cards ({len(cards)}) does not match the template's cards"
+            )
+        seen: set[int] = set()
+        for card in cards:
+            index = card.get("card_index")
+            if not isinstance(index, int) or isinstance(index, bool) or index not in allowed or index in seen:
+                return Problem(100, f"Invalid parameter carousel.cards.card_index: {index!r}")
+            seen.add(index)
+            layout = self.cards[min(index, len(self.cards) - 1)]
+            problem = layout.check(list(card["components"]), f"cards[{index}].")
+            if problem:
+                return problem
         return None
 
 

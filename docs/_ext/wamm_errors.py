@@ -113,6 +113,8 @@ ADVICE: dict[int, str] = {
     134102: "Read `details`; the template or the user is not eligible for the Marketing Messages API.",
     134103: "Read `details` and quote the `fbtrace_id` to Meta support.",
     135000: "Read `details`; if it persists, quote the `fbtrace_id` to Meta support.",
+    137000: "The user's identity changed since you set `recipient_identity_key_hash`: verify them again "
+    "outside WhatsApp, then send without the hash.",
     # -- halt --------------------------------------------------------------------------------------
     0: "Generate a new system-user token that never expires and put it in the connection (see "
     f"{_CONNECTION}); clear the task.",

@@ -9,11 +9,12 @@ import pytest
 import requests
 
 from airflow_provider_wamm.graph import GraphClient
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION
 
 TOKEN = "EAAGtestSECRETtoken0123456789abcdef"
 PHONE_NUMBER_ID = "1000000001"
 WABA_ID = "2000000002"
-GRAPH = "https://graph.facebook.com/v23.0"
+GRAPH = f"https://graph.facebook.com/{DEFAULT_API_VERSION}"
 SEND_URL = f"{GRAPH}/{PHONE_NUMBER_ID}/marketing_messages"
 
 

@@ -33,6 +33,7 @@ from airflow_provider_wamm.graph import (
     build_marketing_message,
     is_loopback_host,
 )
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION
 from tests.graph.conftest import GRAPH, PHONE_NUMBER_ID, SEND_URL, TOKEN, WABA_ID, graph_error, send_ok
 
 MakeClient = Callable[..., GraphClient]
@@ -406,7 +407,8 @@ def test_plain_http_is_refused_off_loopback(base_url: str) -> None:
 def test_plain_http_is_allowed_on_loopback(base_url: str, requests_mock: Any) -> None:
     client = GraphClient(TOKEN, phone_number_id=PHONE_NUMBER_ID, base_url=base_url)
     assert client.base_url == base_url.rstrip("/")
-    requests_mock.get(f"{client.base_url}/v23.0/{PHONE_NUMBER_ID}", json={"id": PHONE_NUMBER_ID})
+    phone_url = f"{client.base_url}/{DEFAULT_API_VERSION}/{PHONE_NUMBER_ID}"
+    requests_mock.get(phone_url, json={"id": PHONE_NUMBER_ID})
     assert client.get_phone_number()["id"] == PHONE_NUMBER_ID
 
 

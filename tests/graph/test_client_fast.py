@@ -38,6 +38,7 @@ from airflow_provider_wamm.graph import (
     build_marketing_message,
 )
 from airflow_provider_wamm.graph.connections import SessionTransport, SocketPoolTransport
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION
 from tests.graph.conftest import PHONE_NUMBER_ID, TOKEN, graph_error, send_ok
 
 PAYLOAD = build_marketing_message(
@@ -46,7 +47,7 @@ PAYLOAD = build_marketing_message(
     language="en_US",
     components=[{"type": "body", "parameters": [{"type": "text", "text": "Anna ünd Zoë"}]}],
 )
-SEND_PATH = f"/v23.0/{PHONE_NUMBER_ID}/marketing_messages"
+SEND_PATH = f"/{DEFAULT_API_VERSION}/{PHONE_NUMBER_ID}/marketing_messages"
 
 
 class _Server(ThreadingHTTPServer):
@@ -382,7 +383,7 @@ def test_close_closes_the_idle_connections(server: _Server, make: Callable[..., 
 
 
 def test_a_session_given_by_the_caller_is_used(requests_mock: Any) -> None:
-    url = f"https://graph.facebook.com/v23.0/{PHONE_NUMBER_ID}/marketing_messages"
+    url = f"https://graph.facebook.com/{DEFAULT_API_VERSION}/{PHONE_NUMBER_ID}/marketing_messages"
     requests_mock.post(url, json=send_ok("wamid.session"))
     session = requests.Session()
     client = GraphClient(TOKEN, phone_number_id=PHONE_NUMBER_ID, session=session)
@@ -397,7 +398,7 @@ def test_an_environment_proxy_keeps_sends_on_the_session(
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    url = f"https://graph.facebook.com/v23.0/{PHONE_NUMBER_ID}/marketing_messages"
+    url = f"https://graph.facebook.com/{DEFAULT_API_VERSION}/{PHONE_NUMBER_ID}/marketing_messages"
     requests_mock.post(url, json=send_ok("wamid.proxied"))
     with GraphClient(TOKEN, phone_number_id=PHONE_NUMBER_ID) as client:
         assert isinstance(client.transport, SessionTransport)

@@ -19,6 +19,7 @@ from airflow_provider_wamm.graph import (
     UnknownOutcomeError,
     build_marketing_message,
 )
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION
 from tests.graph.conftest import PHONE_NUMBER_ID, TOKEN
 
 PAYLOAD = build_marketing_message(to="4915123456789", template_name="spring_sale", language="en")
@@ -50,7 +51,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.hits.append(self.path)
-        if self.path.startswith("/v23.0/debug_token"):
+        if self.path.startswith(f"/{DEFAULT_API_VERSION}/debug_token"):
             self._reply(200, {"data": {"is_valid": True, "expires_at": 0}})
         else:
             self._reply(200, {"id": PHONE_NUMBER_ID})
@@ -94,7 +95,7 @@ def _client(server: _Server, sleeps: list[float], **kwargs: Any) -> GraphClient:
 def test_send_over_http_to_loopback(server: _Server, sleeps: list[float]) -> None:
     with _client(server, sleeps) as client:
         assert client.send_marketing_message(PAYLOAD).wamid == "wamid.1"
-    assert server.hits == [f"/v23.0/{PHONE_NUMBER_ID}/marketing_messages"]
+    assert server.hits == [f"/{DEFAULT_API_VERSION}/{PHONE_NUMBER_ID}/marketing_messages"]
 
 
 def test_read_timeout_on_send_is_unknown_and_not_retried(server: _Server, sleeps: list[float]) -> None:
@@ -143,8 +144,9 @@ def test_urllib3_debug_lines_never_show_secrets(
         client.send_marketing_message(PAYLOAD)
 
     urllib3_lines = [r.getMessage() for r in caplog.records if r.name.startswith("urllib3")]
-    assert any("/v23.0/debug_token?input_token=***" in line for line in urllib3_lines), urllib3_lines
-    assert server.hits[0] == f"/v23.0/debug_token?input_token={TOKEN}"  # the server did get the real token
+    debug_path = f"/{DEFAULT_API_VERSION}/debug_token"
+    assert any(f"{debug_path}?input_token=***" in line for line in urllib3_lines), urllib3_lines
+    assert server.hits[0] == f"{debug_path}?input_token={TOKEN}"  # the server did get the real token
     assert TOKEN not in caplog.text
     assert APP_SECRET not in caplog.text
     assert "4915123456789" not in caplog.text  # phone numbers are masked

@@ -3,14 +3,17 @@
 ``jsonschema`` ignores OpenAPI ``discriminator`` mappings, so besides the whole payload
 (``MarketingMessageRequestPayload``) each component and parameter is also validated against
 the schema its discriminator names (``BodyComponent``, ``CurrencyParameter``...), as an
-OpenAPI-aware validator would. Where the spec is known to be wrong (facts file, section 7),
-the exact expected errors are filtered by name; every other error fails the test.
+OpenAPI-aware validator would. Against Meta's file as it is, the errors where the spec is known to
+be wrong are filtered by name and every other error fails the test; against the file with the
+fixture's documented overlay (``tests/plugins/spec_fixtures.py``), every payload must validate with
+no error at all, and every overlay entry must still be needed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -26,15 +29,18 @@ from airflow_provider_wamm.graph import (
     date_time_param,
     document_param,
     flow_button,
+    gif_param,
     header_component,
     image_param,
     limited_time_offer_component,
     location_param,
+    product_param,
     quick_reply_button,
     text_param,
     url_button,
     video_param,
 )
+from tests.plugins.spec_fixtures import SPEC_OVERLAY, apply_overlay, make_validator
 
 Validator = Callable[[Any, str], list[str]]
 
@@ -77,25 +83,66 @@ PARAMETER_SCHEMAS = {
 BUTTON_PARAMETER_SCHEMAS = {"payload": "ButtonPayloadParameter", "text": "ButtonTextParameter"}
 
 
-def all_spec_errors(validate: Validator, payload: dict[str, Any]) -> list[str]:
+@dataclass(frozen=True)
+class Schemas:
+    """Which schema each discriminated ``type`` names (the spec's mappings, or the overlay's)."""
+
+    components: Mapping[str, str]
+    parameters: Mapping[str, str]
+    button_parameters: Mapping[str, str]
+    cards: bool = False
+    """Validate the components of carousel cards too."""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+META_SCHEMAS = Schemas(COMPONENT_SCHEMAS, PARAMETER_SCHEMAS, BUTTON_PARAMETER_SCHEMAS)
+OVERLAY_SCHEMAS = Schemas(
+    {**COMPONENT_SCHEMAS, "limited_time_offer": "LimitedTimeOfferComponent", "carousel": "CarouselComponent"},
+    {
+        **PARAMETER_SCHEMAS,
+        "location": "LocationParameter",
+        "gif": "GifParameter",
+        "product": "ProductParameter",
+    },
+    {
+        **BUTTON_PARAMETER_SCHEMAS,
+        "coupon_code": "ButtonCouponCodeParameter",
+        "action": "ButtonActionParameter",
+    },
+    cards=True,
+)
+
+
+def component_errors(validate: Validator, comp: dict[str, Any], where: str, schemas: Schemas) -> list[str]:
+    """Errors of one component against its discriminated schema, and of its parameters (and cards)."""
+    schema = schemas.components.get(comp["type"])
+    if schema is None:
+        return [f"{where}/{e}" for e in validate(comp, "TemplateComponent")]
+    errors = [f"{where}/{e}" for e in validate(comp, schema)]
+    if comp["type"] in ("limited_time_offer", "carousel"):
+        for c, card in enumerate(comp.get("cards", []) if schemas.cards else []):
+            for k, sub in enumerate(card["components"]):
+                errors += component_errors(validate, sub, f"{where}/cards/{c}/components/{k}", schemas)
+        return errors
+    table = schemas.button_parameters if comp["type"] == "button" else schemas.parameters
+    for j, param in enumerate(comp.get("parameters", [])):
+        pschema = table.get(param["type"])
+        ppath = f"{where}/parameters/{j}"
+        if pschema is None:
+            base = "ButtonParameterObject" if comp["type"] == "button" else "ParameterObject"
+            errors += [f"{ppath}/{e}" for e in validate(param, base)]
+        else:
+            errors += [f"{ppath}/{e}" for e in validate(param, pschema)]
+    return errors
+
+
+def all_spec_errors(
+    validate: Validator, payload: dict[str, Any], schemas: Schemas = META_SCHEMAS
+) -> list[str]:
     """Errors of the whole payload plus those of each part against its discriminated schema."""
     errors = validate(payload, "MarketingMessageRequestPayload")
     for i, comp in enumerate(payload["template"].get("components", [])):
-        where = f"template/components/{i}"
-        schema = COMPONENT_SCHEMAS.get(comp["type"])
-        if schema is None:
-            errors += [f"{where}/{e}" for e in validate(comp, "TemplateComponent")]
-            continue
-        errors += [f"{where}/{e}" for e in validate(comp, schema)]
-        table = BUTTON_PARAMETER_SCHEMAS if comp["type"] == "button" else PARAMETER_SCHEMAS
-        for j, param in enumerate(comp.get("parameters", [])):
-            pschema = table.get(param["type"])
-            ppath = f"{where}/parameters/{j}"
-            if pschema is None:
-                base = "ButtonParameterObject" if comp["type"] == "button" else "ParameterObject"
-                errors += [f"{ppath}/{e}" for e in validate(param, base)]
-            else:
-                errors += [f"{ppath}/{e}" for e in validate(param, pschema)]
+        errors += component_errors(validate, comp, f"template/components/{i}", schemas)
     return errors
 
 
@@ -263,3 +310,88 @@ def test_the_validator_does_catch_mistakes(spec_validator: Validator) -> None:
     errors = unexpected(all_spec_errors(spec_validator, payload), set(SPEC_GAPS))
     assert any("'text' is a required property" in e for e in errors)
     assert any("'ALWAYS' is not one of" in e for e in errors)
+
+
+# -- the overlay ----------------------------------------------------------------------------------------
+
+CATALOG = "194836987003835"
+
+
+def product_carousel(count: int, url_buttons: bool = False) -> list[dict[str, Any]]:
+    cards = []
+    for i in range(count):
+        card = [header_component(product_param(f"sku-{i}", CATALOG))]
+        if url_buttons:
+            card.append(url_button(0, f"sku-{i}"))
+        cards.append(carousel_card(i, card))
+    return [body_component(["Pablo"]), carousel_component(cards)]
+
+
+#: Payloads Meta documents that its v23.0 file cannot describe: each fails on the file as it is.
+OVERLAY_CASES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+    (
+        "product header",
+        lambda: message(
+            [header_component(product_param("nqryix03ez", CATALOG)), body_component({"code": "25OFF"})]
+        ),
+    ),
+    ("gif header by link", lambda: message([header_component(gif_param(link="https://cdn.example/a.mp4"))])),
+    ("gif header by id", lambda: message([header_component(gif_param(id="1234567890"))])),
+    ("catalog button without parameters", lambda: message([body_component(["Ana"]), catalog_button(0)])),
+    ("product card carousel", lambda: message(product_carousel(3))),
+    ("product card carousel of ten", lambda: message(product_carousel(10))),
+    ("product card carousel with url buttons", lambda: message(product_carousel(4, url_buttons=True))),
+    ("bsuid given as to", lambda: message(to="US.13491208655302741918")),
+    ("parent bsuid", lambda: message(to=None, recipient="US.ENT.11815799212886844830")),
+    ("biz_opaque_callback_data", lambda: message(biz_opaque_callback_data="order-42")),
+    (
+        "bsuid with callback data",
+        lambda: message(to=None, recipient="US.13491208655302741918", biz_opaque_callback_data="x" * 512),
+    ),
+]
+ALL_CASES = [(name, make) for name, make, _gaps in CASES] + OVERLAY_CASES
+
+
+@pytest.mark.parametrize("make", [c[1] for c in ALL_CASES], ids=[c[0] for c in ALL_CASES])
+def test_payload_matches_the_overlaid_spec(
+    overlaid_spec_validator: Validator, make: Callable[[], dict[str, Any]]
+) -> None:
+    assert all_spec_errors(overlaid_spec_validator, make(), OVERLAY_SCHEMAS) == []
+
+
+@pytest.mark.parametrize("make", [c[1] for c in OVERLAY_CASES], ids=[c[0] for c in OVERLAY_CASES])
+def test_metas_file_alone_refuses_the_new_kinds(
+    spec_validator: Validator, make: Callable[[], dict[str, Any]]
+) -> None:
+    assert all_spec_errors(spec_validator, make()) != []
+
+
+def test_every_overlay_entry_is_needed(openapi_spec: dict[str, Any]) -> None:
+    """Without any one entry, some documented payload fails: the overlay holds nothing superfluous."""
+    for entry in SPEC_OVERLAY:
+        validate = make_validator(apply_overlay(openapi_spec, [e for e in SPEC_OVERLAY if e is not entry]))
+        failing = [name for name, make in ALL_CASES if all_spec_errors(validate, make(), OVERLAY_SCHEMAS)]
+        assert failing, f"overlay entry {entry.name!r} is no longer needed"
+
+
+def test_the_overlay_leaves_metas_file_unchanged(openapi_spec: dict[str, Any]) -> None:
+    before = repr(openapi_spec["components"]["schemas"]["MarketingMessageRequestPayload"])
+    apply_overlay(openapi_spec)
+    assert repr(openapi_spec["components"]["schemas"]["MarketingMessageRequestPayload"]) == before
+    assert (
+        "recipient"
+        not in openapi_spec["components"]["schemas"]["MarketingMessageRequestPayload"]["properties"]
+    )
+
+
+def test_the_overlaid_spec_still_catches_mistakes(overlaid_spec_validator: Validator) -> None:
+    payload = message(product_carousel(2))
+    payload["template"]["components"][1]["cards"][0]["components"][0]["parameters"][0]["product"] = {
+        "catalog_id": "1"
+    }
+    payload["biz_opaque_callback_data"] = "x" * 513
+    del payload["to"]
+    errors = all_spec_errors(overlaid_spec_validator, payload, OVERLAY_SCHEMAS)
+    assert any("'product_retailer_id' is a required property" in e for e in errors)
+    assert any("is too long" in e for e in errors)
+    assert any("is not valid under any of the given schemas" in e for e in errors)

@@ -37,6 +37,7 @@ from airflow_provider_wamm.graph.transport import (
     map_transport_errors,
     transport_error,
 )
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION
 from tests.graph.conftest import PHONE_NUMBER_ID, TOKEN, graph_error, send_ok
 
 WHAT = "POST /v23.0/1/marketing_messages"
@@ -292,7 +293,7 @@ def test_a_send_posts_the_payload_through_the_transport(sleeps: list[float]) -> 
     client = _client(fake, sleeps)
     assert client.send_marketing_message(PAYLOAD).wamid == "wamid.FAKE"
     ((path, body, headers),) = fake.posts
-    assert path == f"/v23.0/{PHONE_NUMBER_ID}/marketing_messages"
+    assert path == f"/{DEFAULT_API_VERSION}/{PHONE_NUMBER_ID}/marketing_messages"
     assert json.loads(body) == PAYLOAD
     assert headers["Authorization"] == f"Bearer {TOKEN}" and headers["Content-Type"] == "application/json"
     assert headers["Accept"] == "application/json" and headers["User-Agent"].startswith(

@@ -21,6 +21,7 @@ import requests
 
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION
 from airflow_provider_wamm.hooks import whatsapp as whatsapp_module
 from airflow_provider_wamm.hooks.whatsapp import (
     DEFAULT_BASE_URL,
@@ -37,7 +38,7 @@ APP_SECRET = "appsecret-0123456789abcdef"
 VERIFY_TOKEN = "verify-token-0123456789"
 SECRETS = (TOKEN, APP_SECRET, VERIFY_TOKEN)
 
-GRAPH = "https://graph.facebook.com/v23.0"
+GRAPH = f"https://graph.facebook.com/{DEFAULT_API_VERSION}"
 PHONE_URL = f"{GRAPH}/{TEST_PHONE_NUMBER_ID}"
 WABA_URL = f"{GRAPH}/{TEST_WABA_ID}"
 DEBUG_URL = f"{GRAPH}/debug_token"
@@ -144,7 +145,7 @@ def test_json_connection_builds_the_client(wa_conn: Callable[..., str], requests
     settings = hook.settings
     assert settings.base_url == DEFAULT_BASE_URL
     assert settings.access_token == TOKEN
-    assert settings.api_version == "v23.0"
+    assert settings.api_version == "v25.0"
     assert (hook.phone_number_id, hook.waba_id) == (TEST_PHONE_NUMBER_ID, TEST_WABA_ID)
     assert hook.max_messages_per_second == 250.0
     assert settings.timeout == 12.5
@@ -192,7 +193,7 @@ def test_uri_with_a_loopback_http_host_and_port(
     )
     hook = hook_for(conn_id)
     assert hook.settings.base_url == "http://127.0.0.1:8099"
-    requests_mock.get(f"http://127.0.0.1:8099/v23.0/{TEST_PHONE_NUMBER_ID}", json=PHONE_OK)
+    requests_mock.get(f"http://127.0.0.1:8099/{DEFAULT_API_VERSION}/{TEST_PHONE_NUMBER_ID}", json=PHONE_OK)
     assert hook.get_conn().get_phone_number()["id"] == TEST_PHONE_NUMBER_ID
 
 
@@ -745,11 +746,11 @@ class _FakeGraph(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
-        if path == f"/v23.0/{TEST_PHONE_NUMBER_ID}":
+        if path == f"/{DEFAULT_API_VERSION}/{TEST_PHONE_NUMBER_ID}":
             status, body = 200, PHONE_OK
-        elif path == f"/v23.0/{TEST_WABA_ID}":
+        elif path == f"/{DEFAULT_API_VERSION}/{TEST_WABA_ID}":
             status, body = 200, {**WABA_OK, "marketing_messages_onboarding_status": "ELIGIBLE"}
-        elif path == "/v23.0/debug_token":
+        elif path == f"/{DEFAULT_API_VERSION}/debug_token":
             status, body = 200, debug_data(expires_at=int(time.time()) + 600)
         else:
             status, body = 400, graph_error(100, f"Unknown path {self.path}")

@@ -16,12 +16,21 @@ def test_default_templates() -> None:
         "image_promo",
         "utility_notice",
         "paced_promo",
+        "product_spotlight",
+        "gif_teaser",
+        "catalog_browse",
+        "contact_request",
+        "product_carousel",
     }
     assert templates["spring_sale"].body_param_count == 2
     assert templates["welcome_named"].body_param_names == ("first_name",)
     assert templates["image_promo"].header_format == "IMAGE"
     assert templates["utility_notice"].category == "UTILITY"
     assert templates["paced_promo"].message_status == "held_for_quality_assessment"
+    assert templates["product_spotlight"].header_format == "PRODUCT"
+    assert templates["product_spotlight"].message_send_ttl_seconds == 172_800
+    assert templates["gif_teaser"].header_format == "GIF"
+    assert len(templates["product_carousel"].cards) == 2
     assert len({t.id for t in templates.values()}) == len(templates)
 
 
@@ -77,9 +86,13 @@ def test_invalid_settings_are_refused(changes: dict[str, object]) -> None:
         {"name": "Bad Name"},
         {"name": "ok", "category": "PROMO"},
         {"name": "ok", "status": "LIVE"},
-        {"name": "ok", "header_format": "GIF"},
+        {"name": "ok", "header_format": "AUDIO"},  # GIF and PRODUCT headers exist (Marketing Messages)
         {"name": "ok", "message_status": "queued"},
         {"name": "ok", "body_text": "{{1}} and {{name}}"},
+        {"name": "ok", "message_send_ttl_seconds": 3600},  # marketing: 12 hours to 30 days
+        {"name": "ok", "message_send_ttl_seconds": -1},
+        {"name": "ok", "category": "UTILITY", "message_send_ttl_seconds": 86_400},
+        {"name": "ok", "message_send_ttl_seconds": "1 day"},
     ],
 )
 def test_invalid_templates_are_refused(kwargs: dict[str, str]) -> None:

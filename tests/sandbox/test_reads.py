@@ -74,7 +74,8 @@ def test_template_listing_pages_with_metas_cursors(sandbox: Sandbox, graph: Grap
         pages.append(body)
         assert set(body["paging"]["cursors"]) == {"before", "after"}
         url = body["paging"].get("next")
-    assert [len(p["data"]) for p in pages] == [2, 2, 2]
+    count = len(sandbox.config.templates)
+    assert [len(p["data"]) for p in pages] == [2] * (count // 2) + [1] * (count % 2)
     names = [t["name"] for p in pages for t in p["data"]]
     assert sorted(names) == sorted(t.name for t in sandbox.config.templates.values())
     assert "previous" in pages[1]["paging"] and "previous" not in pages[0]["paging"]

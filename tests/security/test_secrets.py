@@ -27,6 +27,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.graph.client import GraphClient
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION
 from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
 from airflow_provider_wamm.operators.marketing import HALTED_RESULT_KEY, MarketingMessageOperator
 from airflow_provider_wamm.sandbox import Sandbox
@@ -71,7 +72,7 @@ def _digits(i: int) -> str:
 
 def _stand_in_access_line(record: logging.LogRecord) -> bool:
     """An access-log line of the sandbox, the stand-in for Meta's servers (not the provider's logs)."""
-    return record.name == "uvicorn.access" and "/v23.0/" in record.getMessage()
+    return record.name == "uvicorn.access" and f"/{DEFAULT_API_VERSION}/" in record.getMessage()
 
 
 def _record_text(record: logging.LogRecord) -> str:
