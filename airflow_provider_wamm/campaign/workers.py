@@ -16,6 +16,7 @@ import heapq
 import itertools
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,6 +116,18 @@ class JobQueue:
         """The next ready job (there must be one)."""
         return self._ready.popleft()
 
+    def take_many(self, n: int) -> list[Job]:
+        """The next ``n`` ready jobs (or all of them, if fewer are ready)."""
+        ready = self._ready
+        return [ready.popleft() for _ in range(min(n, len(ready)))]
+
+    def drain(self) -> list[Job]:
+        """Every job, ready or held back, taking them out of the queue (a run that stops)."""
+        jobs = [*self._ready, *(job for _, _, job in self._delayed)]
+        self._ready.clear()
+        self._delayed.clear()
+        return jobs
+
 
 class AnswerKind(enum.StrEnum):
     """How a job came back from a worker."""
@@ -170,7 +183,7 @@ class NotSent(Answer):
 
 @dataclass(frozen=True, slots=True)
 class Unsent(Answer):
-    """The run stopped before the request left; the recipient is still claimed."""
+    """The run stopped before the request left; the recipient is still claimed (and is released)."""
 
     kind: ClassVar[AnswerKind] = AnswerKind.UNSENT
 
@@ -282,15 +295,17 @@ class WorkerPool:
                 return answers
 
     def close(self, timeout: float = 60.0) -> None:
-        """Stop the run's sending, let every worker finish its job and retire (each waited for up to
-        ``timeout`` seconds)."""
+        """Stop the run's sending, let every worker finish its job and retire, waiting up to ``timeout``
+        seconds in all (threads still busy then are left to end on their own: they are daemons, and
+        what they answer is no longer read)."""
         self._stop.set()
         with self._lock:
             threads = list(self._threads)
         for _ in threads:
             self._jobs.put(None)
+        deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout=timeout)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._size = 0
 
     def _work(self) -> None:

@@ -76,8 +76,9 @@ def assert_accounted(result: CampaignResult) -> None:
         + result.duplicates
         + result.would_send
         + result.released
+        + result.foreign_claimed
     )
-    assert buckets == result.total, result.to_dict()
+    assert buckets == result.total == result.accounted, result.to_dict()
 
 
 @pytest.fixture
