@@ -5,8 +5,9 @@ of attempts that are over (they become ``unknown``: their request may have left)
 run row, naming the task instance it belongs to when the caller knows it (an opaque ``owner`` and a
 ``try_number``), so that a newer try of the same task takes over an older try's claims as soon as that
 try stopped beating. While it runs it beats a heartbeat, claims recipients just before they are handed
-to a worker, gives back the claims of jobs waiting for a retry, and writes outcomes in batches; at the
-end it releases what it claimed and never sent, and records how it ended.
+to a worker (writing the outcomes answered since first), gives back the claims of jobs waiting for a
+retry, and writes outcomes in batches; at the end it releases what it claimed and never sent, and
+records how it ended.
 
 Claims of another attempt that is still alive are never counted as done: :class:`ForeignClaims` keeps
 those recipients aside and looks again now and then until each row is final, released (this run then
@@ -124,8 +125,13 @@ class Attempt:
 
     def claim(self, recipients: Sequence[str]) -> set[str]:
         """Claim ``recipients`` (one transaction) just before their jobs go to the workers; returns those
-        this attempt got. Claims waiting to be given back are given back first."""
-        self.give_back_now()
+        this attempt got.
+
+        The outcomes answered since the last hand-over are written first (and claims waiting to be
+        given back given back), so that the rows this attempt holds claimed without an outcome never
+        exceed the jobs its workers hold: all a crash can leave ``claimed``.
+        """
+        self.flush(force=True, now=time.monotonic())
         s = self.s
         return self.ledger.claim(
             s.campaign_id,
