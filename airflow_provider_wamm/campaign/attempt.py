@@ -237,7 +237,9 @@ class ForeignClaims:
         self._attempt = attempt
         self._jobs: dict[str, Job] = {}
         self._every_s = min(LOOK_EVERY_MAX_S, max(LOOK_EVERY_MIN_S, s.heartbeat_interval_s))
-        self._longest_wait_s = s.claims_abandoned_after_s + s.heartbeat_interval_s
+        # An attempt that stopped beating before the wait began is over within claims_abandoned_after_s;
+        # two looks more make sure the run sees it.
+        self._longest_wait_s = s.claims_abandoned_after_s + 2 * self._every_s
         self._next_look = 0.0
         self._wait_until = math.inf
 
