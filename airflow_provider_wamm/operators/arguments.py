@@ -17,6 +17,9 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 #: What to do when a campaign has no recipients.
 OnEmpty = Literal["succeed", "skip", "fail"]
+#: What to do when a campaign ends with recipients whose outcome is open (``unknown``, or still
+#: claimed by another attempt): log a warning, or fail the task.
+OnUnknown = Literal["warn", "fail"]
 #: Meta's ``product_policy``: fall back to the Cloud API (Meta's default), or never.
 ProductPolicy = Literal["CLOUD_API_FALLBACK", "STRICT"]
 
@@ -24,6 +27,8 @@ ProductPolicy = Literal["CLOUD_API_FALLBACK", "STRICT"]
 PRODUCT_POLICIES: tuple[ProductPolicy, ...] = get_args(ProductPolicy)
 #: Values of ``on_empty``.
 ON_EMPTY: tuple[OnEmpty, ...] = get_args(OnEmpty)
+#: Values of ``on_unknown``.
+ON_UNKNOWN: tuple[OnUnknown, ...] = get_args(OnUnknown)
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", "", "none"})
@@ -49,6 +54,13 @@ def check_on_empty(value: str) -> OnEmpty:
     """``value`` as an :data:`OnEmpty` option; ``ValueError`` naming the options otherwise."""
     if value not in ON_EMPTY:
         raise ValueError(f"'on_empty' must be one of {ON_EMPTY}, got {value!r}.")
+    return value
+
+
+def check_on_unknown(value: str) -> OnUnknown:
+    """``value`` as an :data:`OnUnknown` option; ``ValueError`` naming the options otherwise."""
+    if value not in ON_UNKNOWN:
+        raise ValueError(f"'on_unknown' must be one of {ON_UNKNOWN}, got {value!r}.")
     return value
 
 
@@ -125,8 +137,10 @@ def as_int(value: Any, name: str) -> int:
 
 __all__ = [
     "ON_EMPTY",
+    "ON_UNKNOWN",
     "PRODUCT_POLICIES",
     "OnEmpty",
+    "OnUnknown",
     "ProductPolicy",
     "as_bool",
     "as_int",
@@ -135,6 +149,7 @@ __all__ = [
     "check_campaign_options",
     "check_failure_ratio",
     "check_on_empty",
+    "check_on_unknown",
     "check_recipient_source",
     "is_templated",
     "parse_product_policy",
