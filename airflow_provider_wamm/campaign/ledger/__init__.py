@@ -57,6 +57,7 @@ from airflow_provider_wamm.campaign.ledger.records import (
     as_utc,
     utcnow,
 )
+from airflow_provider_wamm.campaign.ledger.runs import Liveness
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, upsert
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
     "DeliveryStatus",
     "ExistingSend",
     "Ledger",
+    "Liveness",
     "RunState",
     "SendOutcome",
     "SendState",
