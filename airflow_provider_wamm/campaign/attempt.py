@@ -246,6 +246,9 @@ class ForeignClaims:
     def __len__(self) -> int:
         return len(self._jobs)
 
+    def __contains__(self, recipient: object) -> bool:
+        return recipient in self._jobs
+
     def add(self, job: Job) -> None:
         """Keep ``job`` aside until its recipient's claim settles."""
         self._jobs[job.recipient] = job

@@ -266,7 +266,10 @@ class _Run:
         aside those another attempt holds."""
         now = L.utcnow()
         unsent: list[SendOutcome] = []
-        for decision in self.eligibility.decide(candidates, now=now):
+        for decided in self.eligibility.decide(candidates, now=now):
+            decision = decided
+            if isinstance(decided, Send | HeldElsewhere) and self._has_job(decided.recipient):
+                decision = Skip(decided.recipient, SkipReason.DUPLICATE)
             if isinstance(decision, Send):
                 if self.s.dry_run:
                     self.result.would_send += 1
@@ -281,6 +284,12 @@ class _Run:
                     unsent.append(outcome)
         if not self.s.dry_run:
             self.attempt.record_unsent(unsent, now=now)
+
+    def _has_job(self, recipient: str) -> bool:
+        """Whether this run has a job for ``recipient`` already: queued (unclaimed), waiting for a retry
+        (its claim given back), in flight or set aside. A repeat of it beyond the in-memory window of
+        the intake is then a duplicate, as the ledger cannot tell yet."""
+        return recipient in self.jobs or recipient in self.dispatched or recipient in self.foreign
 
     def _count_decision(self, decision: Skip | Invalid) -> None:
         """Count a recipient that is not sent to."""

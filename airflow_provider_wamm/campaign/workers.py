@@ -76,12 +76,16 @@ class Job:
 
 class JobQueue:
     """Jobs waiting for a worker: new ones in order, retries held back until they are due (and then
-    sent before new ones)."""
+    sent before new ones). One job per recipient: ``recipient in queue`` tells whether it has one."""
 
     def __init__(self) -> None:
         self._ready: deque[Job] = deque()
         self._delayed: list[tuple[float, int, Job]] = []  # a heap of (due, sequence, job)
         self._sequence = itertools.count()
+        self._recipients: set[str] = set()
+
+    def __contains__(self, recipient: object) -> bool:
+        return recipient in self._recipients
 
     @property
     def ready(self) -> int:
@@ -100,10 +104,12 @@ class JobQueue:
     def add(self, job: Job) -> None:
         """Queue a new job behind the others."""
         self._ready.append(job)
+        self._recipients.add(job.recipient)
 
     def later(self, job: Job, due: float) -> None:
         """Hold ``job`` back until ``due`` (monotonic seconds)."""
         heapq.heappush(self._delayed, (due, next(self._sequence), job))
+        self._recipients.add(job.recipient)
 
     def release_due(self, now: float) -> None:
         """Move the jobs due by ``now`` to the front of the ready ones."""
@@ -114,18 +120,23 @@ class JobQueue:
 
     def take(self) -> Job:
         """The next ready job (there must be one)."""
-        return self._ready.popleft()
+        job = self._ready.popleft()
+        self._recipients.discard(job.recipient)
+        return job
 
     def take_many(self, n: int) -> list[Job]:
         """The next ``n`` ready jobs (or all of them, if fewer are ready)."""
         ready = self._ready
-        return [ready.popleft() for _ in range(min(n, len(ready)))]
+        jobs = [ready.popleft() for _ in range(min(n, len(ready)))]
+        self._recipients.difference_update(job.recipient for job in jobs)
+        return jobs
 
     def drain(self) -> list[Job]:
         """Every job, ready or held back, taking them out of the queue (a run that stops)."""
         jobs = [*self._ready, *(job for _, _, job in self._delayed)]
         self._ready.clear()
         self._delayed.clear()
+        self._recipients.clear()
         return jobs
 
 

@@ -516,3 +516,20 @@ def test_public_names_stay_importable_where_they_were() -> None:
     assert sender.CampaignHalted is result.CampaignHalted is campaign.CampaignHalted
     assert sender.MessageSender is workers.MessageSender
     assert sender.run_campaign is campaign.run_campaign
+
+
+def test_a_repeat_read_while_the_first_job_waits_for_its_retry_is_a_duplicate(
+    sandbox: Sandbox, client: GraphClient, sqlite_ledger: Ledger
+) -> None:
+    """Claims are taken when a job is handed over, and a job waiting for a retry gives its claim back:
+    the run itself makes sure a recipient has at most one job, so a repeat beyond the in-memory window
+    read meanwhile is a duplicate (neither a second message nor counted twice)."""
+    sandbox.configure(forced_outcomes={digits(0): "error:131056#1"})  # pair limit: retried after 1 s
+    data = rows(1) + rows(30, start=1) + rows(1)
+    cfg = settings("repeats", batch_size=5, dedupe_window=0, max_messages_per_second=50.0, concurrency=2)
+    result = run_campaign(data, client=client, ledger=sqlite_ledger, settings=cfg)
+    sends = sandbox.sends_per_recipient()
+    assert len(sends) == 31 and set(sends.values()) == {1}
+    assert result.pair_limited == 1 and result.accepted == 31 and result.duplicates == 1
+    assert result.already_done == 0
+    assert_accounted(result)
