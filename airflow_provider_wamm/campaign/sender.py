@@ -67,8 +67,9 @@ _SKIP_COUNTERS: dict[SkipReason, tuple[str, ...]] = {
 }
 #: Longest nap of the coordinating thread between looks at finished requests.
 _POLL_S = 0.005
-#: Fewest jobs handed to the pool in one claim transaction while more are ready than slots are free:
-#: a claim per answer would cost a transaction per message.
+#: Fewest jobs handed to the pool in one claim transaction while more are ready than slots are free
+#: (a claim per answer would cost a transaction per message), and how few jobs the pool's queue may
+#: be down to before the next hand-over.
 MIN_HAND_OVER = 4
 #: How long a run that halted or failed waits for the answers in flight (a stop cuts it to the grace).
 DRAIN_LIMIT_S = 300.0
@@ -305,10 +306,13 @@ class _Run:
     def _dispatch(self) -> None:
         """Hand ready jobs to the pool while slots are free, each hand-over claimed in one transaction.
 
-        A hand-over takes the free slots, at most ``batch_size``; while more jobs are ready than slots
-        are free, it waits for a few slots, so that claims are not one transaction per message.
+        A hand-over takes the free slots, at most ``batch_size``. While more jobs are ready than slots
+        are free, it waits until the jobs queued in the pool beyond its workers are down to a few
+        (:data:`MIN_HAND_OVER`): the workers never run dry, and a claim transaction serves many
+        messages, not one.
         """
-        least = min(self.s.batch_size, max(MIN_HAND_OVER, (self.max_in_flight - self.pool.size) // 2))
+        slack = self.max_in_flight - self.pool.size  # jobs the pool may hold beyond one per worker
+        least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER))
         while True:
             ready = self.jobs.ready
             n = min(self.max_in_flight - self.in_flight, ready, self.s.batch_size)

@@ -93,10 +93,11 @@ class Claims:
     ) -> set[str]:
         """Claim ``recipients`` for this attempt; returns those actually claimed by it.
 
-        The rows are read in the claiming transaction. Absent recipients are inserted as ``claimed``
-        (insert-if-absent: the primary key makes sure two attempts or shards never both claim one);
+        Absent recipients are inserted as ``claimed`` (insert-if-absent: the primary key makes sure two
+        attempts or shards never both claim one); the rows are then read in the same transaction, and
         recipients whose row may be re-sent (see :meth:`ExistingSend.reclaimable`) are taken over with
-        a conditional update that only succeeds if the row is still as it was read.
+        a conditional update that only succeeds if the row is still as it was read. Two statements
+        when nothing is taken over (a claim per hand-over to the workers must stay cheap).
         """
         if not recipients:
             return set()
@@ -113,19 +114,25 @@ class Claims:
         sends = self.tables.sends
 
         def work(conn: Connection) -> set[str]:
+            upsert(
+                conn,
+                sends,
+                [_claim_row(campaign_id, r, owner) for r in wanted],
+                key=("campaign_id", "recipient"),
+            )
             known = read_existing_sends(conn, sends, campaign_id, wanted)
-            fresh: list[dict[str, Any]] = []
+            claimed: set[str] = set()
             retake: list[dict[str, Any]] = []
-            for recipient in wanted:
-                prior = known.get(recipient)
-                if prior is None:
-                    fresh.append(_claim_row(campaign_id, recipient, owner))
+            for recipient, prior in known.items():
+                if prior.attempt_id == attempt_id and prior.state == SendState.CLAIMED:
+                    claimed.add(recipient)
                 elif prior.reclaimable(now, resend_unknown=resend_unknown):
                     retake.append(_retake_params(recipient, prior))
-            upsert(conn, sends, fresh, key=("campaign_id", "recipient"))
             if retake:
                 conn.execute(self._retake_statement(campaign_id, owner), retake)
-            return self._claimed_by(conn, campaign_id, wanted, attempt_id)
+                taken = [p["b_recipient"] for p in retake]
+                claimed |= self._claimed_by(conn, campaign_id, taken, attempt_id)
+            return claimed
 
         return self.tx.write(work)
 
