@@ -421,7 +421,7 @@ def test_streaming_keeps_only_a_bounded_window_in_memory(client: GraphClient, sq
     cfg = settings("stream", batch_size=100, concurrency=8)
     result = run_campaign(source(), client=CountingClient(), ledger=sqlite_ledger, settings=cfg)
     assert result.accepted == 1500
-    # Claimed-but-queued jobs (< half a batch), a batch being read, the requests in flight.
+    # Jobs queued unclaimed (< half a batch), a batch being read, the requests in flight.
     bound = 3 * cfg.batch_size + max(2 * cfg.concurrency, int(cfg.max_messages_per_second / 4))
     assert lead <= bound
 
