@@ -36,7 +36,8 @@ class CampaignSettings:
     :param max_messages_per_second: send-rate cap of this run (the phone number's cap divided by the
         number of shards sending at the same time).
     :param concurrency: requests in flight at once (worker threads).
-    :param batch_size: recipients claimed, and outcomes written, per ledger round trip.
+    :param batch_size: recipients read and checked against the ledger per round trip; at most this
+        many are claimed in one hand-over to the workers, and outcomes are written at least this often.
     :param dry_run: validate and personalise everything, send nothing, write nothing.
     :param resend_unknown: also send to recipients whose earlier request got no answer (``unknown``);
         they may then receive the message twice.

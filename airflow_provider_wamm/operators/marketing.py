@@ -139,7 +139,8 @@ class MarketingMessageOperator(BaseOperator):
         ``shard_count``.
     :param concurrency: Requests in flight at once. Default: enough to hold the rate at round trips of
         up to 200 ms (rate / 5, between 8 and 256).
-    :param batch_size: Recipients claimed and recorded per ledger round trip (also the SQL fetch size).
+    :param batch_size: Recipients read and checked per ledger round trip, at most claimed in one
+        hand-over to the sending threads (also the SQL fetch size).
     :param product_policy: ``CLOUD_API_FALLBACK`` (Meta's default) or ``STRICT`` (never fall back to
         Cloud API).
     :param message_activity_sharing: Per-message override of the WABA's activity sharing setting.
