@@ -3,9 +3,10 @@
 For a batch of :class:`~.intake.Candidate` recipients the ledger is read (already handled in this
 campaign, suppressed, messaged by another campaign within the frequency cap) and each remaining
 recipient is personalised into a Graph payload. The answer is one typed decision per candidate:
-:class:`Send`, :class:`Skip` (with a :class:`SkipReason`) or :class:`Invalid` (with the reason). Nothing
-is written and no count is kept here: the caller records the decisions, claims the recipients to send
-to, and counts.
+:class:`Send`, :class:`HeldElsewhere` (another attempt holds the recipient's claim: wait for it to
+settle, never count it as done), :class:`Skip` (with a :class:`SkipReason`) or :class:`Invalid` (with
+the reason). Nothing is written and no count is kept here: the caller records the decisions, claims the
+recipients to send to when it hands them to a worker, and counts.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class SkipReason(enum.StrEnum):
     DUPLICATE = "duplicate"
     """This run already handled the recipient (a repeat beyond the in-memory window)."""
     ALREADY_DONE = "already_done"
-    """An earlier run, or another worker, already handled the recipient in this campaign."""
+    """An earlier run, or another worker, already handled the recipient in this campaign (its row is
+    final: a claim still held by another attempt is never counted here)."""
     SUPPRESSED = "suppressed"
     """The recipient stopped marketing messages or must wait after Meta's per-user limit."""
     FREQUENCY_CAPPED = "frequency_capped"
@@ -39,6 +41,18 @@ class SkipReason(enum.StrEnum):
 @dataclass(frozen=True, slots=True)
 class Send:
     """Send this payload to the recipient (once it is claimed)."""
+
+    recipient: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldElsewhere:
+    """Another attempt of the campaign holds the recipient's claim: its request may be in flight.
+
+    Not done yet, and not this run's to send: the run keeps the payload aside until the claim settles
+    (a final outcome, a release, or the other attempt is over).
+    """
 
     recipient: str
     payload: dict[str, Any]
@@ -77,7 +91,7 @@ class Invalid:
         return SendOutcome(self.recipient, L.INVALID, error_details=f"row {self.row_number}: {self.reason}")
 
 
-Decision = Send | Skip | Invalid
+Decision = Send | HeldElsewhere | Skip | Invalid
 """What to do with one candidate recipient."""
 
 
@@ -99,12 +113,16 @@ class Eligibility:
 
         :param now: the time the ledger's rules are read at (``not_before``, suppressions, the cap).
         """
-        decisions: dict[str, Decision] = self._earlier_sends(candidates, now)
+        decisions, held = self._earlier_sends(candidates, now)
         todo = [c for c in candidates if c.recipient not in decisions]
         decisions.update(self._suppressed_or_capped([c.recipient for c in todo], now))
         for candidate in todo:
             if candidate.recipient not in decisions:
-                decisions[candidate.recipient] = self.personalise(candidate)
+                decision = self.personalise(candidate)
+                if isinstance(decision, Send) and decision.recipient in held:
+                    decisions[candidate.recipient] = HeldElsewhere(decision.recipient, decision.payload)
+                else:
+                    decisions[candidate.recipient] = decision
         return [decisions[c.recipient] for c in candidates]
 
     def personalise(self, candidate: Candidate) -> Send | Invalid:
@@ -124,17 +142,23 @@ class Eligibility:
             return Invalid(candidate.recipient, candidate.row.number, str(exc))
         return Send(candidate.recipient, payload)
 
-    def _earlier_sends(self, candidates: Sequence[Candidate], now: datetime) -> dict[str, Decision]:
-        """Skips for recipients this campaign already has a final (or someone else's live) row for."""
+    def _earlier_sends(
+        self, candidates: Sequence[Candidate], now: datetime
+    ) -> tuple[dict[str, Decision], set[str]]:
+        """Skips for recipients this campaign already has a final row for, and the recipients another
+        attempt holds claimed (a dry run counts those as done: it waits for nobody)."""
         existing = self._ledger.existing_sends(self._s.campaign_id, [c.recipient for c in candidates])
-        own_rows_are_duplicates = not self._s.dry_run
+        sending = not self._s.dry_run
         skips: dict[str, Decision] = {}
+        held: set[str] = set()
         for recipient, prior in existing.items():
-            if prior.attempt_id == self._attempt_id and own_rows_are_duplicates:
+            if prior.attempt_id == self._attempt_id and sending:
                 skips[recipient] = Skip(recipient, SkipReason.DUPLICATE)
+            elif prior.state == L.CLAIMED and sending:
+                held.add(recipient)
             elif not prior.reclaimable(now, resend_unknown=self._s.resend_unknown):
                 skips[recipient] = Skip(recipient, SkipReason.ALREADY_DONE)
-        return skips
+        return skips, held
 
     def _suppressed_or_capped(self, recipients: list[str], now: datetime) -> dict[str, Decision]:
         """Skips for suppressed recipients and, with a frequency cap, recently messaged ones."""
@@ -158,4 +182,4 @@ class Eligibility:
         return skips
 
 
-__all__ = ["Decision", "Eligibility", "Invalid", "Send", "Skip", "SkipReason"]
+__all__ = ["Decision", "Eligibility", "HeldElsewhere", "Invalid", "Send", "Skip", "SkipReason"]

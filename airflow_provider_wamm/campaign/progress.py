@@ -102,6 +102,7 @@ class ProgressLog:
         r = result
         self._log.info(
             "campaign %s%s: %d rows, %d sent (%d accepted, %d held, %d paused), %d failed, %d unknown, "
+            "%d taken over as unknown, %d still claimed by another attempt, "
             "%d skipped, %d suppressed, %d invalid, %d duplicates%s in %.1f s (%.1f msg/s)",
             r.campaign_id,
             " (dry run)" if r.dry_run else "",
@@ -112,6 +113,8 @@ class ProgressLog:
             r.paused,
             r.failed,
             r.unknown,
+            r.stale_unknown,
+            r.foreign_claimed,
             r.skipped,
             r.suppressed,
             r.invalid,

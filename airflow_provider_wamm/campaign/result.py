@@ -18,7 +18,8 @@ class CampaignResult:
 
     Every input row this shard is responsible for ends up in exactly one of ``accepted``, ``held``,
     ``paused``, ``failed``, ``unknown``, ``skipped``, ``suppressed``, ``invalid``, ``duplicates``,
-    ``would_send`` (dry run) or ``released`` (a halted run gave it back unsent).
+    ``would_send`` (dry run), ``released`` (a halted or stopped run gave it back unsent) or
+    ``foreign_claimed`` (another attempt still held it at the end).
     """
 
     campaign_id: str
@@ -62,9 +63,13 @@ class CampaignResult:
     would_send: int = 0
     """Messages a dry run would have sent."""
     released: int = 0
-    """Claimed recipients a halted run gave back unsent (a later run sends them)."""
+    """Recipients a halted or stopped run gave back unsent (a later run sends them)."""
+    foreign_claimed: int = 0
+    """Recipients another attempt, still alive, held claimed until the end of this run: not counted as
+    done, not sent by this run; a later run finds them settled."""
     stale_unknown: int = 0
-    """Recipients left ``claimed`` by an earlier attempt that crashed, marked ``unknown`` at start."""
+    """Recipients left ``claimed`` by another attempt that is over (it crashed, or it was an older try
+    of this task), recorded ``unknown`` by this run (and counted in ``already_done`` too)."""
     retries: int = 0
     """Requests repeated after a transient error."""
     throttled: int = 0
@@ -83,11 +88,37 @@ class CampaignResult:
     """The run stopped on a HALT error."""
     halt_error: dict[str, Any] | None = None
     """The error that halted the run (``GraphError.to_dict()``)."""
+    stopped: bool = False
+    """The run was stopped from outside (its :class:`~.control.CampaignControl`)."""
+    stop_reason: str | None = None
+    """Why it was stopped, as the caller said."""
 
     @property
     def sent(self) -> int:
         """Messages Meta took (accepted, held or paused)."""
         return self.accepted + self.held + self.paused
+
+    @property
+    def accounted(self) -> int:
+        """Rows that ended up in one of the buckets above (``total`` once the run is over)."""
+        return (
+            self.sent
+            + self.failed
+            + self.unknown
+            + self.skipped
+            + self.suppressed
+            + self.invalid
+            + self.duplicates
+            + self.would_send
+            + self.released
+            + self.foreign_claimed
+        )
+
+    @property
+    def unsettled(self) -> int:
+        """Recipients whose outcome this run leaves open: ``unknown`` (this run's and those taken over
+        from an attempt that was over) and ``foreign_claimed``."""
+        return self.unknown + self.stale_unknown + self.foreign_claimed
 
     @property
     def messages_per_second(self) -> float:
@@ -129,6 +160,7 @@ class CampaignResult:
             "duplicates": self.duplicates,
             "would_send": self.would_send,
             "released": self.released,
+            "foreign_claimed": self.foreign_claimed,
             "stale_unknown": self.stale_unknown,
             "retries": self.retries,
             "throttled": self.throttled,
@@ -140,6 +172,8 @@ class CampaignResult:
             "final_rate": self.final_rate,
             "halted": self.halted,
             "halt_error": self.halt_error,
+            "stopped": self.stopped,
+            "stop_reason": self.stop_reason,
         }
 
 
@@ -162,4 +196,26 @@ class CampaignHalted(WammError):
         return (type(self), (self.error, self.result))
 
 
-__all__ = ["MAX_INVALID_REASONS", "CampaignHalted", "CampaignResult"]
+class CampaignStopped(WammError):
+    """The campaign was stopped from outside (its :class:`~.control.CampaignControl`, e.g. a killed task).
+
+    Nothing more was sent; answers that came back within the grace were recorded, requests still in
+    flight after it recorded ``unknown``, claimed-but-unsent recipients released, so a later run
+    continues without sending anyone a second message. The message names the counts.
+    """
+
+    def __init__(self, result: CampaignResult) -> None:
+        reason = f" ({result.stop_reason})" if result.stop_reason else ""
+        super().__init__(
+            f"campaign {result.campaign_id!r} stopped{reason} after {result.sent} messages: "
+            f"{result.unknown} unknown (no answer in time), {result.released} released unsent, "
+            f"{result.foreign_claimed} still claimed by another attempt"
+        )
+        #: Counts of the run up to the stop.
+        self.result = result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.result,))
+
+
+__all__ = ["MAX_INVALID_REASONS", "CampaignHalted", "CampaignResult", "CampaignStopped"]

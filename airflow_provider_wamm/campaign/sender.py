@@ -2,12 +2,19 @@
 
 Flow: rows are read lazily, normalised (bad rows recorded as ``invalid``), deduplicated and filtered
 to this shard (:mod:`~.intake`); checked against the ledger (already handled in this campaign,
-suppressed, inside the frequency cap) and personalised (:mod:`~.eligibility`); *claimed* in the
-ledger in batches, then sent by a pool of threads (:mod:`~.workers`) sharing one
-:class:`~airflow_provider_wamm.graph.client.GraphClient` and one pace (:mod:`~.pacing`). Failures are
-handled by what their code means (:class:`~airflow_provider_wamm.graph.errors.Action`): retried with
-backoff, slowed down, delayed for that recipient only, recorded, or the whole run halted. Outcomes
-are written back in batches.
+suppressed, inside the frequency cap) and personalised (:mod:`~.eligibility`); queued unclaimed, and
+*claimed* in the ledger only when handed to the pool of threads (:mod:`~.workers`) that send them, one
+transaction per hand-over, so that a crash leaves claimed only the requests in flight. The workers
+share one :class:`~airflow_provider_wamm.graph.client.GraphClient` and one pace (:mod:`~.pacing`).
+Failures are handled by what their code means (:class:`~airflow_provider_wamm.graph.errors.Action`):
+retried with backoff (the claim given back while the job waits), slowed down, delayed for that
+recipient only, recorded, or the whole run halted. Outcomes are written back in batches
+(:mod:`~.attempt`). Recipients another live attempt holds claimed are kept aside until that claim
+settles, never counted as done.
+
+A :class:`~.control.CampaignControl` stops the run from another thread or a signal handler: no new
+request starts, answers in flight are awaited for ``stop_grace_s`` and recorded, the rest recorded
+``unknown``, unsent claims released, and :class:`~.result.CampaignStopped` raised.
 
 Only the coordinating thread (this module) touches the ledger and the counts; worker threads only
 make HTTP requests. Memory is bounded by the batch size and the number of requests in flight, never
@@ -18,52 +25,39 @@ from __future__ import annotations
 
 import gc
 import logging
-import random
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
-from airflow_provider_wamm.campaign.eligibility import Eligibility, Invalid, Send, Skip, SkipReason
+from airflow_provider_wamm.campaign.answers import AnswerHandler
+from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims
+from airflow_provider_wamm.campaign.control import CampaignControl, StopEvent
+from airflow_provider_wamm.campaign.eligibility import (
+    Eligibility,
+    HeldElsewhere,
+    Invalid,
+    Send,
+    Skip,
+    SkipReason,
+)
 from airflow_provider_wamm.campaign.intake import Candidate, Intake, IntakeBatch
-from airflow_provider_wamm.campaign.ledger import Ledger, SendOutcome, Suppression
+from airflow_provider_wamm.campaign.ledger import Ledger, RunState, SendOutcome
 from airflow_provider_wamm.campaign.pacing import Pacer
 from airflow_provider_wamm.campaign.progress import ProgressLog, expected_rows
-from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult
+from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult, CampaignStopped
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.campaign.workers import (
-    Accepted,
     Answer,
-    Crashed,
     Job,
     JobQueue,
     MessageSender,
-    Misconfigured,
-    NotSent,
-    Refused,
     SendResultLike,
-    Unanswered,
-    Unsent,
     WorkerPool,
 )
-from airflow_provider_wamm.graph.errors import (
-    CODE_PER_USER_LIMIT,
-    CODE_STOPPED_MARKETING,
-    Action,
-    ConfigurationError,
-    GraphError,
-    TransientError,
-)
-from airflow_provider_wamm.graph.recipients import mask_phone
+from airflow_provider_wamm.graph.errors import ConfigurationError
 
-_MESSAGE_STATES = {
-    "accepted": L.ACCEPTED,
-    "held_for_quality_assessment": L.HELD,
-    "paused": L.PAUSED,
-}
 #: Counters of :class:`CampaignResult` raised by each kind of skip.
 _SKIP_COUNTERS: dict[SkipReason, tuple[str, ...]] = {
     SkipReason.DUPLICATE: ("duplicates",),
@@ -73,13 +67,14 @@ _SKIP_COUNTERS: dict[SkipReason, tuple[str, ...]] = {
 }
 #: Longest nap of the coordinating thread between looks at finished requests.
 _POLL_S = 0.005
-
-
-def _code_key(error: GraphError) -> str:
-    """The key of an error in ``errors_by_code``: the Graph code, else the HTTP status."""
-    if error.code is not None:
-        return str(error.code)
-    return f"http_{error.http_status}" if error.http_status is not None else "transport"
+#: Fewest jobs handed to the pool in one claim transaction while more are ready than slots are free
+#: (a claim per answer would cost a transaction per message), and how few jobs the pool's queue may
+#: be down to before the next hand-over.
+MIN_HAND_OVER = 4
+#: How long a run that halted or failed waits for the answers in flight (a stop cuts it to the grace).
+DRAIN_LIMIT_S = 300.0
+#: What the ledger says of a request still in flight when the run stopped waiting for it.
+IN_FLIGHT_AT_STOP = "in flight when the run stopped: the message may or may not have been sent"
 
 
 class _Run:
@@ -92,9 +87,12 @@ class _Run:
         ledger: Ledger,
         settings: CampaignSettings,
         log: Any,
+        *,
+        control: CampaignControl | None = None,
+        owner: str | None = None,
+        try_number: int | None = None,
     ) -> None:
         self.s = settings
-        self.ledger = ledger
         self.log = log
         self.attempt_id = uuid.uuid4().hex
         self.result = CampaignResult(
@@ -106,34 +104,50 @@ class _Run:
             shard_count=settings.shard_count,
             dry_run=settings.dry_run,
         )
-        self.stop = threading.Event()
+        self.control = control
+        self.stop = StopEvent(control)
         self.intake = Intake(recipients, settings)
         self.eligibility = Eligibility(ledger, settings, self.attempt_id)
+        self.attempt = Attempt(ledger, settings, self.attempt_id, owner=owner, try_number=try_number)
+        self.foreign = ForeignClaims(self.attempt)
         self.pacer = Pacer.for_campaign(settings, self.stop)
         self.pool = WorkerPool(client, self.pacer, self.stop)
         self.jobs = JobQueue()
-        self.in_flight = 0
+        self.dispatched: dict[str, Job] = {}  # handed to the pool and not answered, by recipient
         self.max_in_flight = max(2 * settings.concurrency, int(settings.max_messages_per_second / 4))
-        self.outcomes: list[SendOutcome] = []
-        self.suppressions: list[Suppression] = []
-        self.halt_error: GraphError | None = None
-        self.fatal: BaseException | None = None
+        self.answers = AnswerHandler(
+            settings,
+            self.result,
+            attempt=self.attempt,
+            jobs=self.jobs,
+            pacer=self.pacer,
+            stop=self.stop,
+            log=log,
+        )
+        self.gave_up_in_flight = False
+        self.stopped = False  # wound down on a stop request (one coming after the last answer is too late)
         self.started = time.monotonic()
-        self.last_flush = self.last_heartbeat = self.started
         self.progress = ProgressLog(log, settings, expected_rows(recipients, settings), self.started)
-        self.processed = 0  # rows of this shard fully handled (for the ETA)
-        self.on_action: dict[Action, Callable[[Job, GraphError], None]] = {
-            Action.RETRY: self._retry,
-            Action.THROTTLE: self._throttled,
-            Action.PAIR_LIMIT: self._pair_limited,
-            Action.HALT: self._halt,
-            Action.RECIPIENT: self._recipient_error,
-        }
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs handed to the pool and not answered yet (each holds a claim)."""
+        return len(self.dispatched)
+
+    @property
+    def halted_or_failed(self) -> bool:
+        """A HALT error or a fatal error stopped the run."""
+        return self.answers.halt_error is not None or self.answers.fatal is not None
+
+    @property
+    def stop_requested(self) -> bool:
+        """The caller asked the run to stop through its control."""
+        return self.control is not None and self.control.stop_requested
 
     # -- top level ------------------------------------------------------------------------------
 
     def run(self) -> CampaignResult:
-        """Send the campaign and record every outcome; raise on a halt or a fatal error."""
+        """Send the campaign and record every outcome; raise on a stop, a halt or a fatal error."""
         if not self.s.dry_run:
             self._start_attempt()
             self.pool.resize(self.s.concurrency)
@@ -144,61 +158,48 @@ class _Run:
             self._abort(exc)
             raise
         finally:
-            self.pool.close()
+            # Threads still in a request the run gave up on are not waited for: they are daemons.
+            self.pool.close(timeout=0.2 if self.gave_up_in_flight else 60.0)
         self._finish()
-        if self.halt_error is not None:
-            raise CampaignHalted(self.halt_error, self.result)
-        if self.fatal is not None:
-            raise self.fatal
+        if self.stopped:
+            raise CampaignStopped(self.result)
+        if self.answers.halt_error is not None:
+            raise CampaignHalted(self.answers.halt_error, self.result)
+        if self.answers.fatal is not None:
+            raise self.answers.fatal
         return self.result
 
     def _start_attempt(self) -> None:
-        """Turn abandoned claims of earlier attempts into ``unknown`` and record this attempt."""
-        s = self.s
-        stale = self.ledger.mark_stale_claims(
-            s.campaign_id,
-            attempt_id=self.attempt_id,
-            shard_index=s.shard_index if s.shard_count > 1 else None,
-            live_within=timedelta(seconds=s.claims_abandoned_after_s),
-        )
+        """Take over the claims of attempts that are over (they become ``unknown``), record this one."""
+        stale = self.attempt.start()
         self.result.stale_unknown = stale
         if stale:
             self.log.warning(
-                "campaign %s: %d recipients were left claimed by an attempt that did not finish; "
-                "recorded as unknown (not sent again unless resend_unknown=True)",
-                s.campaign_id,
+                "campaign %s: %d recipients were left claimed by an attempt that is over; recorded as "
+                "unknown (not sent again unless resend_unknown=True)",
+                self.s.campaign_id,
                 stale,
             )
-        self.ledger.start_run(
-            s.campaign_id,
-            self.attempt_id,
-            shard_index=s.shard_index,
-            shard_count=s.shard_count,
-            dry_run=False,
-        )
 
     def _loop(self) -> None:
-        """Until the input is done and every job answered: collect, dispatch, read more, nap."""
-        batch_size = self.s.batch_size
+        """Until the input is done, every job answered and no claim of another attempt is left to wait
+        for: collect answers, read input, hand jobs over, nap."""
         while True:
             self._collect(timeout=0.0)
             now = time.monotonic()
             self._housekeeping(now)
-            if self.halt_error is not None or self.fatal is not None:
-                self._drain_in_flight()
+            if self.halted_or_failed or self.stop_requested:
+                self._wind_down()
                 return
-            jobs = self.jobs
-            while jobs.ready and self.in_flight < self.max_in_flight:
-                self.pool.submit(jobs.take())
-                self.in_flight += 1
+            jobs, batch_size = self.jobs, self.s.batch_size
             if (
                 not self.intake.exhausted
                 and jobs.ready < max(1, batch_size // 2)
                 and jobs.delayed < 4 * batch_size
             ):
                 self._read_batch()
-                continue
-            if self.intake.exhausted and not jobs.ready and not self.in_flight and not jobs.delayed:
+            self._dispatch()
+            if self._all_done(now):
                 return
             timeout = 0.2
             due = jobs.next_due()
@@ -207,36 +208,49 @@ class _Run:
             # Short naps instead of waking up for every answer: answers are handled a few at a time,
             # which costs the sending threads fewer hand-overs of the interpreter lock.
             time.sleep(min(timeout, _POLL_S))
-            self._collect(timeout=0.0)
 
     def _housekeeping(self, now: float) -> None:
-        """The periodic work of the loop: flush, heartbeat, due retries, rate recovery, progress."""
-        self._flush(force=False, now=now)
-        self._heartbeat(now)
+        """The periodic work of the loop: flush, heartbeat, due retries, rate recovery, held claims,
+        progress."""
+        self.attempt.flush(force=False, now=now)
+        self.attempt.beat(now)
         self.jobs.release_due(now)
         raised = self.pacer.tick(now)
         if raised is not None:
             self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, raised)
+        if self.foreign.due(now):
+            self._settle_foreign(now)
         self.progress.tick(
-            now, self.result, processed=self.processed, in_flight=self.in_flight, rate=self.pacer.rate
+            now, self.result, processed=self.result.accounted, in_flight=self.in_flight, rate=self.pacer.rate
         )
+
+    def _all_done(self, now: float) -> bool:
+        """Nothing left to read, send or wait for; claims other attempts still hold once waited out."""
+        jobs = self.jobs
+        if not self.intake.exhausted or jobs.ready or jobs.delayed or self.in_flight:
+            return False
+        if not self.foreign:
+            return True
+        if not self.foreign.waited_out(now):
+            return False
+        held = self.foreign.drop()
+        self.result.foreign_claimed += held
+        self.log.warning(
+            "campaign %s: %d recipients are still claimed by another attempt that is alive; not counted "
+            "as done and not sent by this run (a later run finds them settled)",
+            self.s.campaign_id,
+            held,
+        )
+        return True
 
     # -- input ----------------------------------------------------------------------------------
 
     def _read_batch(self) -> None:
         """Read a batch of input, record its invalid rows, and queue what may be sent."""
-        s = self.s
-        batch = self.intake.read_batch(s.batch_size)
+        batch = self.intake.read_batch(self.s.batch_size)
         self._count_intake(batch)
-        if batch.invalid and not s.dry_run:
-            self.ledger.record_unsent(
-                s.campaign_id,
-                [row.outcome() for row in batch.invalid],
-                attempt_id=self.attempt_id,
-                shard_index=s.shard_index,
-                template_name=s.template_name,
-                language=s.language,
-            )
+        if batch.invalid and not self.s.dry_run:
+            self.attempt.record_unsent([row.outcome() for row in batch.invalid])
         if batch.candidates:
             self._admit(batch.candidates)
 
@@ -247,65 +261,88 @@ class _Run:
         r.duplicates += batch.duplicates
         for row in batch.invalid:
             r.add_invalid(row.reason)
-        self.processed += batch.duplicates + len(batch.invalid)
 
     def _admit(self, candidates: Sequence[Candidate]) -> None:
-        """Decide about the candidates, record those not sent to, claim the others and queue them."""
-        s, ledger = self.s, self.ledger
+        """Decide about the candidates, record those not sent to, queue the others (unclaimed) and set
+        aside those another attempt holds."""
         now = L.utcnow()
-        sends: list[Send] = []
         unsent: list[SendOutcome] = []
-        for decision in self.eligibility.decide(candidates, now=now):
+        for decided in self.eligibility.decide(candidates, now=now):
+            decision = decided
+            if isinstance(decided, Send | HeldElsewhere) and self._has_job(decided.recipient):
+                decision = Skip(decided.recipient, SkipReason.DUPLICATE)
             if isinstance(decision, Send):
-                sends.append(decision)
-                continue
-            self._count_decision(decision)
-            outcome = decision.outcome()
-            if outcome is not None:
-                unsent.append(outcome)
-        if s.dry_run:
-            self.result.would_send += len(sends)
-            self.processed += len(sends)
-            return
-        ledger.record_unsent(
-            s.campaign_id,
-            unsent,
-            attempt_id=self.attempt_id,
-            shard_index=s.shard_index,
-            template_name=s.template_name,
-            language=s.language,
-            now=now,
-        )
-        self._claim(sends, now=now)
+                if self.s.dry_run:
+                    self.result.would_send += 1
+                else:
+                    self.jobs.add(Job(decision.recipient, decision.payload))
+            elif isinstance(decision, HeldElsewhere):
+                self.foreign.add(Job(decision.recipient, decision.payload))
+            else:
+                self._count_decision(decision)
+                outcome = decision.outcome()
+                if outcome is not None:
+                    unsent.append(outcome)
+        if not self.s.dry_run:
+            self.attempt.record_unsent(unsent, now=now)
+
+    def _has_job(self, recipient: str) -> bool:
+        """Whether this run has a job for ``recipient`` already: queued (unclaimed), waiting for a retry
+        (its claim given back), in flight or set aside. A repeat of it beyond the in-memory window of
+        the intake is then a duplicate, as the ledger cannot tell yet."""
+        return recipient in self.jobs or recipient in self.dispatched or recipient in self.foreign
 
     def _count_decision(self, decision: Skip | Invalid) -> None:
         """Count a recipient that is not sent to."""
         r = self.result
-        self.processed += 1
         if isinstance(decision, Invalid):
             r.add_invalid(decision.reason)
             return
         for counter in _SKIP_COUNTERS[decision.reason]:
             setattr(r, counter, getattr(r, counter) + 1)
 
-    def _claim(self, sends: list[Send], *, now: datetime) -> None:
-        """Claim the recipients in the ledger and queue the jobs of those this attempt got."""
-        s = self.s
-        claimed = self.ledger.claim(
-            s.campaign_id,
-            [d.recipient for d in sends],
-            attempt_id=self.attempt_id,
-            shard_index=s.shard_index,
-            template_name=s.template_name,
-            language=s.language,
-            resend_unknown=s.resend_unknown,
-            now=now,
-        )
-        for send in sends:
-            if send.recipient in claimed:
-                self.jobs.add(Job(send.recipient, send.payload))
-            else:  # another attempt or shard got there first
-                self._count_decision(Skip(send.recipient, SkipReason.ALREADY_DONE))
+    # -- hand-over ------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Hand ready jobs to the pool while slots are free, each hand-over claimed in one transaction.
+
+        A hand-over takes the free slots, at most ``batch_size``. While more jobs are ready than slots
+        are free, it waits until the jobs queued in the pool beyond its workers are down to a few
+        (:data:`MIN_HAND_OVER`): the workers never run dry, and a claim transaction serves many
+        messages, not one.
+        """
+        slack = self.max_in_flight - self.pool.size  # jobs the pool may hold beyond one per worker
+        least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER))
+        while True:
+            ready = self.jobs.ready
+            n = min(self.max_in_flight - self.in_flight, ready, self.s.batch_size)
+            if n <= 0 or (n < least and n < ready):
+                return
+            jobs = self.jobs.take_many(n)
+            claimed = self.attempt.claim([job.recipient for job in jobs])
+            for job in jobs:
+                if job.recipient in claimed:
+                    self.dispatched[job.recipient] = job
+                    self.pool.submit(job)
+                else:  # another attempt claimed it (or settled it) since it was read: look again later
+                    self.foreign.add(job)
+
+    def _settle_foreign(self, now: float) -> None:
+        """Look at the claims other attempts hold: send the released, count the final ones as done."""
+        settled = self.foreign.settle(now)
+        for job in settled.send:
+            self.jobs.add(job)
+        r = self.result
+        r.skipped += settled.done
+        r.already_done += settled.done
+        r.stale_unknown += settled.taken_over
+        if settled.taken_over:
+            self.log.warning(
+                "campaign %s: %d recipients claimed by an attempt that is now over were recorded as "
+                "unknown (not sent again unless resend_unknown=True)",
+                self.s.campaign_id,
+                settled.taken_over,
+            )
 
     # -- answers --------------------------------------------------------------------------------
 
@@ -314,211 +351,90 @@ class _Run:
         for answer in self.pool.collect(timeout):
             self._handle(answer)
 
-    def _drain_in_flight(self, limit_s: float = 300.0) -> None:
-        """After a stop: wait for every request in flight to come back and record it."""
+    def _wind_down(self) -> None:
+        """Stop sending: no new request starts; settle the requests in flight (all of them after a halt
+        or an error, those answered within ``stop_grace_s`` after a stop)."""
+        self.stop.set()
+        if self.stop_requested:
+            self.log.warning(
+                "campaign %s: stopping (%s): no new request; waiting up to %g s for %d in flight",
+                self.s.campaign_id,
+                self.control.reason if self.control is not None else "",
+                self.s.stop_grace_s,
+                self.in_flight,
+            )
+        self._settle_in_flight(self.s.stop_grace_s if self.stop_requested else DRAIN_LIMIT_S)
+
+    def _settle_in_flight(self, limit_s: float) -> None:
+        """Record the answers of requests in flight for up to ``limit_s`` (a stop request cuts it to
+        ``stop_grace_s``), beating the heartbeat; then record those still out ``unknown``."""
         self.stop.set()
         deadline = time.monotonic() + limit_s
-        while self.in_flight > 0 and time.monotonic() < deadline:
-            self._collect(timeout=0.5)
+        graced = self.stop_requested
+        while self.in_flight > 0:
+            now = time.monotonic()
+            if not graced and self.stop_requested:
+                graced, deadline = True, min(deadline, now + self.s.stop_grace_s)
+            if now >= deadline:
+                break
+            self._collect(timeout=min(0.05, deadline - now))
+            now = time.monotonic()
+            self.attempt.beat(now)
+            self.attempt.flush(force=False, now=now)
+        for job in self.dispatched.values():
+            self.gave_up_in_flight = True
+            self.answers.unknown(job, IN_FLIGHT_AT_STOP)
+        self.dispatched.clear()
+        self.stopped = self.stop_requested
 
     def _handle(self, answer: Answer) -> None:
-        """Act on one answer of a worker, by its kind."""
-        self.in_flight -= 1
-        self.pacer.on_answer()
-        match answer:
-            case Accepted():
-                self._accepted(answer.job, answer.result)
-            case Refused():
-                self._refused(answer.job, answer.error)
-            case NotSent():
-                self._refused(answer.job, TransientError(f"request not sent: {answer.error}"))
-            case Unanswered():
-                self._unknown(answer.job, answer.error)
-            case Crashed():
-                self._unknown(answer.job, answer.error)
-                self._stop_on(answer.error)
-            case Misconfigured():
-                self._stop_on(answer.error)  # still claimed: released before the error is raised
-            case Unsent():
-                pass  # still claimed: released after a halt
-
-    def _accepted(self, job: Job, sent: SendResultLike) -> None:
-        """Meta took the message: count it by the state Meta answered."""
-        r = self.result
-        status = str(getattr(sent, "message_status", "") or "accepted")
-        state = _MESSAGE_STATES.get(status, L.ACCEPTED)
-        setattr(r, state, getattr(r, state) + 1)
-        self.processed += 1
-        self.outcomes.append(
-            SendOutcome(job.recipient, state, wamid=sent.wamid, message_status=status, attempts=job.attempts)
-        )
-
-    def _refused(self, job: Job, error: GraphError) -> None:
-        """Act on a Graph error by what its code means (retry, slow down, delay, halt, record)."""
-        self.on_action.get(error.action, self._recipient_error)(job, error)
-
-    def _unknown(self, job: Job, error: BaseException) -> None:
-        """No answer: Meta may or may not have the message, so it is recorded ``unknown``."""
-        r = self.result
-        r.unknown += 1
-        self.processed += 1
-        r.errors_by_code["unknown"] += 1
-        self.outcomes.append(
-            SendOutcome(
-                job.recipient,
-                L.UNKNOWN,
-                error_details=f"{type(error).__name__}: {error}"[:500],
-                attempts=job.attempts,
-            )
-        )
-
-    def _stop_on(self, error: BaseException) -> None:
-        """Stop the run; ``error`` is raised at the end (the first such error wins)."""
-        if self.fatal is None:
-            self.fatal = error
-            self.stop.set()
-
-    def _retry(self, job: Job, error: GraphError) -> None:
-        """Transient: send again after a backoff, or give up after ``max_attempts``."""
-        job.transient += 1
-        if job.transient >= self.s.max_attempts:
-            self._fail(job, error, not_before_in=timedelta(0))
-        else:
-            self.result.retries += 1
-            self._later(job, self._backoff(job.transient))
-
-    def _throttled(self, job: Job, error: GraphError) -> None:
-        """Throttled: maybe slow the whole run down; send this one again after a backoff."""
-        self.result.throttled += 1
-        job.throttles += 1
-        lowered = self.pacer.on_throttle()
-        if lowered is not None:
-            self.log.warning(
-                "campaign %s: throttled by Meta (code %s); send rate lowered to %g msg/s",
-                self.s.campaign_id,
-                error.code,
-                lowered,
-            )
-        if job.throttles > 4 * self.s.max_attempts:
-            self._fail(job, error, not_before_in=timedelta(0))
-        else:
-            self._later(job, self._backoff(job.throttles))
-
-    def _pair_limited(self, job: Job, error: GraphError) -> None:
-        """Too many messages to this recipient: delay only them, 4^n seconds."""
-        self.result.pair_limited += 1
-        job.pair_hits += 1
-        if job.pair_hits > self.s.max_attempts:
-            self._fail(job, error, not_before_in=timedelta(0))
-        else:
-            self._later(job, float(4 ** min(job.pair_hits - 1, self.s.max_pair_limit_exponent)))
-
-    def _halt(self, job: Job, error: GraphError) -> None:
-        """The account, token or template is broken: stop at once (the job stays claimed, then released)."""
-        if self.halt_error is None:
-            self.halt_error = error
-            self.stop.set()
-            self.log.error("campaign %s: halting: %s", self.s.campaign_id, error)
-
-    def _recipient_error(self, job: Job, error: GraphError) -> None:
-        """Permanent for this recipient; a stop or Meta's per-user limit also suppresses them."""
-        s = self.s
-        if error.code == CODE_STOPPED_MARKETING:
-            self.suppressions.append(
-                Suppression(job.recipient, L.SUPPRESS_STOPPED_MARKETING, error.code, None, s.campaign_id)
-            )
-            self._fail(job, error)
-        elif error.code == CODE_PER_USER_LIMIT:
-            until = L.utcnow() + s.per_user_limit_wait
-            self.suppressions.append(
-                Suppression(job.recipient, L.SUPPRESS_PER_USER_LIMIT, error.code, until, s.campaign_id)
-            )
-            self._fail(job, error, not_before_in=s.per_user_limit_wait)
-        else:
-            self._fail(job, error)
-
-    def _fail(self, job: Job, error: GraphError, *, not_before_in: timedelta | None = None) -> None:
-        """Record a final refusal; ``not_before_in`` lets a later run try again after that long."""
-        r = self.result
-        r.failed += 1
-        self.processed += 1
-        r.errors_by_code[_code_key(error)] += 1
-        self.outcomes.append(
-            SendOutcome(
-                job.recipient,
-                L.FAILED,
-                error_code=error.code,
-                error_title=error.title,
-                error_details=error.details or error.message,
-                attempts=job.attempts,
-                not_before=L.utcnow() + not_before_in if not_before_in is not None else None,
-            )
-        )
-        self.log.debug("campaign %s: %s failed: %s", self.s.campaign_id, mask_phone(job.recipient), error)
-
-    def _backoff(self, n: int) -> float:
-        """Delay before the ``n``-th retry: doubling up to the maximum, half of it jittered."""
-        delay = min(self.s.retry_backoff_max_s, self.s.retry_backoff_s * (2 ** max(0, n - 1)))
-        return delay / 2 + random.uniform(0, delay / 2)
-
-    def _later(self, job: Job, delay: float) -> None:
-        """Send ``job`` again in ``delay`` seconds."""
-        self.jobs.later(job, time.monotonic() + delay)
-
-    # -- the ledger and the log -----------------------------------------------------------------
-
-    def _heartbeat(self, now: float) -> None:
-        """Tell concurrent attempts of this campaign that this one is alive (its claims are not stale)."""
-        if self.s.dry_run or now - self.last_heartbeat < self.s.heartbeat_interval_s:
-            return
-        self.last_heartbeat = now
-        self.ledger.heartbeat(self.attempt_id)
-
-    def _flush(self, *, force: bool, now: float) -> None:
-        """Write outcomes and suppressions: a batch full, a second gone by, or ``force``."""
-        if not self.outcomes and not self.suppressions:
-            return
-        if not force and len(self.outcomes) < self.s.batch_size and now - self.last_flush < 1.0:
-            return
-        if self.outcomes:
-            self.ledger.record_results(self.s.campaign_id, self.outcomes, attempt_id=self.attempt_id)
-            self.outcomes = []
-        if self.suppressions:
-            self.ledger.add_suppressions(self.suppressions)
-            self.suppressions = []
-        self.last_flush = now
+        """Act on one answer of a worker (:class:`~.answers.AnswerHandler`)."""
+        self.dispatched.pop(answer.job.recipient, None)
+        self.answers.handle(answer)
 
     # -- endings --------------------------------------------------------------------------------
 
     def _release(self) -> None:
-        """Give this attempt's unsent claims back, so a later run sends them."""
-        released = self.ledger.release_claims(self.s.campaign_id, attempt_id=self.attempt_id)
-        self.result.released = released
+        """Give back what this run will not send: its unsent claims (deleted, so a later run sends
+        them) and the jobs it never handed over; count what other attempts still hold."""
+        released = self.attempt.release_all() + len(self.jobs.drain())
+        held = self.foreign.drop()
+        r = self.result
+        r.released += released
+        r.foreign_claimed += held
         if released:
             self.log.warning(
-                "campaign %s: %d claimed recipients were not sent and were released for a later run",
+                "campaign %s: %d recipients were not sent and were released for a later run",
                 self.s.campaign_id,
                 released,
             )
 
+    def _end_state(self) -> RunState:
+        """How the run ended, as the ledger records it (the result notes a halt and a stop too)."""
+        r = self.result
+        if self.answers.halt_error is not None:
+            r.halted = True
+            r.halt_error = self.answers.halt_error.to_dict()
+        if self.stopped:
+            r.stopped = True
+            r.stop_reason = self.control.reason if self.control is not None else None
+            return RunState.KILLED
+        if self.answers.halt_error is not None:
+            return RunState.HALTED
+        return RunState.ERROR if self.answers.fatal is not None else RunState.FINISHED
+
     def _finish(self) -> None:
         """Final counts, the last writes, and the attempt's end in the ledger."""
-        r, s = self.result, self.s
+        r = self.result
         r.elapsed_s = time.monotonic() - self.started
         r.final_rate = self.pacer.rate
-        if s.dry_run:
-            self.progress.summary(self.result)
-            return
-        self._flush(force=True, now=time.monotonic())
-        state = "finished"
-        if self.halt_error is not None or self.fatal is not None:
-            self._release()
-            state = "halted" if self.halt_error is not None else "error"
-        if self.halt_error is not None:
-            r.halted = True
-            r.halt_error = self.halt_error.to_dict()
-        self.ledger.finish_run(self.attempt_id, state=state, summary=r.to_dict())
-        self.progress.summary(self.result)
+        state = self._end_state()
+        if not self.s.dry_run:
+            self.attempt.flush(force=True, now=time.monotonic())
+            if state != RunState.FINISHED:
+                self._release()
+            self.attempt.finish(state, r.to_dict())
+        self.progress.summary(r)
 
     def _abort(self, exc: BaseException) -> None:
         """The coordinator itself failed: stop, record what came back, release unsent claims."""
@@ -526,11 +442,12 @@ class _Run:
         if self.s.dry_run:
             return
         try:
-            self._drain_in_flight(limit_s=60.0)
-            self._flush(force=True, now=time.monotonic())
+            self._settle_in_flight(limit_s=60.0)
+            self.attempt.flush(force=True, now=time.monotonic())
             self._release()
             self.result.elapsed_s = time.monotonic() - self.started
-            self.ledger.finish_run(self.attempt_id, state="error", summary=self.result.to_dict())
+            state = RunState.KILLED if self.stopped else RunState.ERROR
+            self.attempt.finish(state, self.result.to_dict())
         except Exception:
             self.log.exception(
                 "campaign %s: could not record the state after %s; recipients still claimed will be "
@@ -547,6 +464,9 @@ def run_campaign(
     ledger: Ledger,
     settings: CampaignSettings,
     log: logging.Logger | Any | None = None,
+    control: CampaignControl | None = None,
+    owner: str | None = None,
+    try_number: int | None = None,
 ) -> CampaignResult:
     """Send one campaign (or one shard of it) and return its counts.
 
@@ -558,6 +478,14 @@ def run_campaign(
     :param settings: what to send and how.
     :param log: logger for progress lines (a ``logging.Logger`` or a compatible one such as the
         Airflow task logger); phone numbers are masked.
+    :param control: lets the caller stop the run from another thread or a signal handler
+        (:meth:`CampaignControl.stop` only sets flags); the run then raises :class:`CampaignStopped`.
+    :param owner: the task instance this attempt belongs to (an opaque name, e.g.
+        ``dag_id.task_id.run_id.map_index``), recorded with the attempt: a later try of the same owner
+        takes over this attempt's claims as soon as it stopped beating its heartbeat.
+    :param try_number: which try of ``owner`` this is.
+    :raises CampaignStopped: ``control`` stopped the run; answers in flight within ``stop_grace_s``
+        were recorded, the requests still out recorded ``unknown``, unsent claims released.
     :raises CampaignHalted: a HALT error (token, account, template) stopped the run; in-flight
         results were recorded and unsent claims released, so a later run resumes safely.
     :raises ConfigurationError: invalid settings, or the recipient field is missing from the input.
@@ -573,16 +501,28 @@ def run_campaign(
     already_frozen = gc.get_freeze_count() > 0
     gc.freeze()
     try:
-        return _Run(recipients, client, ledger, settings, log or logging.getLogger(__name__)).run()
+        run = _Run(
+            recipients,
+            client,
+            ledger,
+            settings,
+            log or logging.getLogger(__name__),
+            control=control,
+            owner=owner,
+            try_number=try_number,
+        )
+        return run.run()
     finally:
         if not already_frozen:
             gc.unfreeze()
 
 
 __all__ = [
+    "CampaignControl",
     "CampaignHalted",
     "CampaignResult",
     "CampaignSettings",
+    "CampaignStopped",
     "MessageSender",
     "SendResultLike",
     "run_campaign",

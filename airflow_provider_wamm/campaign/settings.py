@@ -36,7 +36,8 @@ class CampaignSettings:
     :param max_messages_per_second: send-rate cap of this run (the phone number's cap divided by the
         number of shards sending at the same time).
     :param concurrency: requests in flight at once (worker threads).
-    :param batch_size: recipients claimed, and outcomes written, per ledger round trip.
+    :param batch_size: recipients read and checked against the ledger per round trip; at most this
+        many are claimed in one hand-over to the workers, and outcomes are written at least this often.
     :param dry_run: validate and personalise everything, send nothing, write nothing.
     :param resend_unknown: also send to recipients whose earlier request got no answer (``unknown``);
         they may then receive the message twice.
@@ -56,8 +57,13 @@ class CampaignSettings:
     :param heartbeat_interval_s: how often a running attempt records in the ledger that it is alive.
     :param claims_abandoned_after_s: claims of another attempt of the same campaign that has not
         recorded a heartbeat for this long are abandoned (the process died): they become ``unknown``.
-        Claims of a live attempt (two runs of one campaign at once) are left to it. Keep it well above
-        ``heartbeat_interval_s``.
+        Claims of a live attempt (two runs of one campaign at once) are left to it: the run waits up
+        to this long, once its own input is done, for them to settle. Keep it well above
+        ``heartbeat_interval_s``. An older try of the same task instance is over sooner, once its
+        heartbeat is older than twice ``heartbeat_interval_s``.
+    :param stop_grace_s: when the run is stopped from outside (a killed task), how long it waits for
+        the answers of requests already in flight before recording the rest ``unknown``. Airflow kills
+        a task 5 s after asking it to stop, so keep it below that, with room to record.
     :param throttle_share: the rate is halved only when throttling answers make up at least this share
         of the answers of the last second (and at least three of them): an isolated throttle is retried
         on its own, a real overload slows the whole sender down.
@@ -101,6 +107,7 @@ class CampaignSettings:
     throttle_share: float = 0.2
     heartbeat_interval_s: float = 5.0
     claims_abandoned_after_s: float = 60.0
+    stop_grace_s: float = 3.0
     max_pair_limit_exponent: int = 5
     per_user_limit_wait: timedelta = field(default_factory=lambda: timedelta(hours=24))
     total_hint: int | None = None
@@ -154,7 +161,8 @@ def _check_counts(settings: CampaignSettings) -> None:
 
 
 def _check_pacing(settings: CampaignSettings) -> None:
-    """Periods and floors: the frequency cap, the lowest rate, progress lines, heartbeats, headroom."""
+    """Periods and floors: the frequency cap, the lowest rate, progress lines, heartbeats, the stop
+    grace, headroom."""
     if settings.frequency_cap is not None and settings.frequency_cap <= timedelta(0):
         raise ConfigurationError("frequency_cap must be a positive timedelta or None")
     if (
@@ -171,6 +179,9 @@ def _check_pacing(settings: CampaignSettings) -> None:
             "heartbeat_interval_s must be positive and below claims_abandoned_after_s, got "
             f"{settings.heartbeat_interval_s!r} and {settings.claims_abandoned_after_s!r}"
         )
+    grace = settings.stop_grace_s
+    if not _is_number(grace) or not 0 <= grace < math.inf:
+        raise ConfigurationError(f"stop_grace_s must be a number of seconds >= 0, got {grace!r}")
     headroom = settings.rate_headroom
     if not _is_number(headroom) or not 0 <= headroom < 0.5:
         raise ConfigurationError(f"rate_headroom must be a number in [0, 0.5), got {headroom!r}")

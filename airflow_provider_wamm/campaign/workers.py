@@ -16,6 +16,7 @@ import heapq
 import itertools
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -75,12 +76,16 @@ class Job:
 
 class JobQueue:
     """Jobs waiting for a worker: new ones in order, retries held back until they are due (and then
-    sent before new ones)."""
+    sent before new ones). One job per recipient: ``recipient in queue`` tells whether it has one."""
 
     def __init__(self) -> None:
         self._ready: deque[Job] = deque()
         self._delayed: list[tuple[float, int, Job]] = []  # a heap of (due, sequence, job)
         self._sequence = itertools.count()
+        self._recipients: set[str] = set()
+
+    def __contains__(self, recipient: object) -> bool:
+        return recipient in self._recipients
 
     @property
     def ready(self) -> int:
@@ -99,10 +104,12 @@ class JobQueue:
     def add(self, job: Job) -> None:
         """Queue a new job behind the others."""
         self._ready.append(job)
+        self._recipients.add(job.recipient)
 
     def later(self, job: Job, due: float) -> None:
         """Hold ``job`` back until ``due`` (monotonic seconds)."""
         heapq.heappush(self._delayed, (due, next(self._sequence), job))
+        self._recipients.add(job.recipient)
 
     def release_due(self, now: float) -> None:
         """Move the jobs due by ``now`` to the front of the ready ones."""
@@ -113,7 +120,24 @@ class JobQueue:
 
     def take(self) -> Job:
         """The next ready job (there must be one)."""
-        return self._ready.popleft()
+        job = self._ready.popleft()
+        self._recipients.discard(job.recipient)
+        return job
+
+    def take_many(self, n: int) -> list[Job]:
+        """The next ``n`` ready jobs (or all of them, if fewer are ready)."""
+        ready = self._ready
+        jobs = [ready.popleft() for _ in range(min(n, len(ready)))]
+        self._recipients.difference_update(job.recipient for job in jobs)
+        return jobs
+
+    def drain(self) -> list[Job]:
+        """Every job, ready or held back, taking them out of the queue (a run that stops)."""
+        jobs = [*self._ready, *(job for _, _, job in self._delayed)]
+        self._ready.clear()
+        self._delayed.clear()
+        self._recipients.clear()
+        return jobs
 
 
 class AnswerKind(enum.StrEnum):
@@ -170,7 +194,7 @@ class NotSent(Answer):
 
 @dataclass(frozen=True, slots=True)
 class Unsent(Answer):
-    """The run stopped before the request left; the recipient is still claimed."""
+    """The run stopped before the request left; the recipient is still claimed (and is released)."""
 
     kind: ClassVar[AnswerKind] = AnswerKind.UNSENT
 
@@ -282,15 +306,17 @@ class WorkerPool:
                 return answers
 
     def close(self, timeout: float = 60.0) -> None:
-        """Stop the run's sending, let every worker finish its job and retire (each waited for up to
-        ``timeout`` seconds)."""
+        """Stop the run's sending, let every worker finish its job and retire, waiting up to ``timeout``
+        seconds in all (threads still busy then are left to end on their own: they are daemons, and
+        what they answer is no longer read)."""
         self._stop.set()
         with self._lock:
             threads = list(self._threads)
         for _ in threads:
             self._jobs.put(None)
+        deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout=timeout)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         self._size = 0
 
     def _work(self) -> None:

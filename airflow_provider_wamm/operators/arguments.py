@@ -19,9 +19,14 @@ from airflow_provider_wamm.graph.limits import PRODUCT_POLICIES, ProductPolicy
 
 #: What to do when a campaign has no recipients.
 OnEmpty = Literal["succeed", "skip", "fail"]
+#: What to do when a campaign ends with recipients whose outcome is open (``unknown``, or still
+#: claimed by another attempt): log a warning, or fail the task.
+OnUnknown = Literal["warn", "fail"]
 
 #: Values of ``on_empty``.
 ON_EMPTY: tuple[OnEmpty, ...] = get_args(OnEmpty)
+#: Values of ``on_unknown``.
+ON_UNKNOWN: tuple[OnUnknown, ...] = get_args(OnUnknown)
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", "", "none"})
@@ -47,6 +52,13 @@ def check_on_empty(value: str) -> OnEmpty:
     """``value`` as an :data:`OnEmpty` option; ``ValueError`` naming the options otherwise."""
     if value not in ON_EMPTY:
         raise ValueError(f"'on_empty' must be one of {ON_EMPTY}, got {value!r}.")
+    return value
+
+
+def check_on_unknown(value: str) -> OnUnknown:
+    """``value`` as an :data:`OnUnknown` option; ``ValueError`` naming the options otherwise."""
+    if value not in ON_UNKNOWN:
+        raise ValueError(f"'on_unknown' must be one of {ON_UNKNOWN}, got {value!r}.")
     return value
 
 
@@ -123,8 +135,10 @@ def as_int(value: Any, name: str) -> int:
 
 __all__ = [
     "ON_EMPTY",
+    "ON_UNKNOWN",
     "PRODUCT_POLICIES",
     "OnEmpty",
+    "OnUnknown",
     "ProductPolicy",
     "as_bool",
     "as_int",
@@ -133,6 +147,7 @@ __all__ = [
     "check_campaign_options",
     "check_failure_ratio",
     "check_on_empty",
+    "check_on_unknown",
     "check_recipient_source",
     "is_templated",
     "parse_product_policy",

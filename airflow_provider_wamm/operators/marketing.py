@@ -23,8 +23,9 @@ from airflow.providers.common.compat.sdk import (
     BaseOperator,
 )
 
+from airflow_provider_wamm.campaign.control import CampaignControl
 from airflow_provider_wamm.campaign.personalise import Personaliser
-from airflow_provider_wamm.campaign.result import CampaignHalted
+from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.graph.errors import (
@@ -32,7 +33,6 @@ from airflow_provider_wamm.graph.errors import (
     ConfigurationError,
     PermissionDeniedError,
     TemplateError,
-    advice_for,
 )
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger
 from airflow_provider_wamm.hooks.recipients import (
@@ -44,8 +44,10 @@ from airflow_provider_wamm.hooks.recipients import (
 from airflow_provider_wamm.hooks.whatsapp import WhatsAppConnectionSettings, WhatsAppHook
 from airflow_provider_wamm.operators.arguments import (
     ON_EMPTY,
+    ON_UNKNOWN,
     PRODUCT_POLICIES,
     OnEmpty,
+    OnUnknown,
     ProductPolicy,
     as_bool,
     as_int,
@@ -54,10 +56,12 @@ from airflow_provider_wamm.operators.arguments import (
     check_campaign_options,
     check_failure_ratio,
     check_on_empty,
+    check_on_unknown,
     check_recipient_source,
     is_templated,
     parse_product_policy,
 )
+from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
 from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
@@ -65,7 +69,8 @@ from airflow_provider_wamm.operators.safeguards import check_outcome, check_rati
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-#: XCom key of the counts pushed when a campaign halts (the task then fails, so it returns nothing).
+#: XCom key of the counts pushed when a campaign halts or is stopped (the task then fails, so it returns
+#: nothing).
 HALTED_RESULT_KEY = "campaign_result"
 
 #: Settings of :class:`CampaignSettings` the operator sets from its own arguments or the context.
@@ -97,11 +102,16 @@ class MarketingMessageOperator(BaseOperator):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
-    campaign instead of messaging anyone twice. Recipients come from ``recipients`` (a list or an XComArg
-    of phone strings or dicts) or from ``sql`` run on ``sql_conn_id`` (rows streamed, never loaded whole).
+    campaign instead of messaging anyone twice. A task killed while it sends (cleared, marked failed,
+    timed out) stops cleanly through :meth:`on_kill`: no new request, answers in flight recorded for
+    a few seconds, the rest recorded ``unknown``, unsent recipients released; the task then fails
+    with those counts, and clearing it resumes the campaign. Recipients come from ``recipients`` (a list
+    or an XComArg of phone strings or dicts) or from ``sql`` run on ``sql_conn_id`` (rows streamed, never
+    loaded whole).
     Returns a small dict of counts as XCom (never per-recipient data): ``campaign_id``, ``total``,
     ``accepted``, ``held``, ``paused``, ``failed``, ``skipped``, ``unknown``, ``duplicates``, ``invalid``,
-    ``suppressed``, ``errors_by_code``, ``elapsed_s``, ``messages_per_second`` and more.
+    ``suppressed``, ``foreign_claimed``, ``errors_by_code``, ``elapsed_s``, ``messages_per_second`` and
+    more.
 
     :param template_name: Name of an approved MARKETING template.
     :param language: Template language code, e.g. ``en_US``.
@@ -134,7 +144,8 @@ class MarketingMessageOperator(BaseOperator):
         ``shard_count``.
     :param concurrency: Requests in flight at once. Default: enough to hold the rate at round trips of
         up to 200 ms (rate / 5, between 8 and 256).
-    :param batch_size: Recipients claimed and recorded per ledger round trip (also the SQL fetch size).
+    :param batch_size: Recipients read and checked per ledger round trip, at most claimed in one
+        hand-over to the sending threads (also the SQL fetch size).
     :param product_policy: ``CLOUD_API_FALLBACK`` (Meta's default) or ``STRICT`` (never fall back to
         Cloud API).
     :param message_activity_sharing: Per-message override of the WABA's activity sharing setting.
@@ -158,6 +169,11 @@ class MarketingMessageOperator(BaseOperator):
     :param preflight: Check the template (APPROVED, MARKETING, language, parameters) before the first
         send. Default: on when the connection has a WABA id, except in a dry run.
     :param on_empty: What to do when there are no recipients: ``"succeed"``, ``"skip"`` or ``"fail"``.
+    :param on_unknown: What to do when the run ends with recipients whose outcome is open: ``unknown``
+        ones (a request without an answer, or a claim taken over from an attempt that died) or ones
+        another attempt still holds claimed (``foreign_claimed``). ``"warn"`` (default) logs a warning
+        with the counts; ``"fail"`` fails the task without retries, so that a person decides (see the
+        docs' reliability page, "Resolving unknown").
     :param campaign_options: Advanced settings of the campaign engine, by name (see
         :class:`~airflow_provider_wamm.campaign.sender.CampaignSettings`), e.g.
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
@@ -233,6 +249,7 @@ class MarketingMessageOperator(BaseOperator):
         shard_count: int = 1,
         preflight: bool | None = None,
         on_empty: OnEmpty = "succeed",
+        on_unknown: OnUnknown = "warn",
         campaign_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -250,7 +267,9 @@ class MarketingMessageOperator(BaseOperator):
         self._set_safeguards(dry_run, preflight, max_lateness, max_failure_ratio, on_empty)
         self.max_invalid_ratio = check_ratio(max_invalid_ratio, "max_invalid_ratio")
         self.count_rows = count_rows
+        self.on_unknown: OnUnknown = check_on_unknown(on_unknown)
         self.campaign_options = check_campaign_options(campaign_options, CAMPAIGN_OPTIONS)
+        self._control: CampaignControl | None = None
 
     # -- the arguments, by theme (checked here unless they hold a template) --------------------------------
 
@@ -330,6 +349,7 @@ class MarketingMessageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run (or resume) the campaign and return its counts."""
+        self._control = CampaignControl()  # on_kill stops the campaign through it
         product_policy = as_product_policy(self.product_policy)
         dry_run = as_bool(self.is_dry_run, "dry_run")
         skip_if_too_late(context.get("logical_date"), self.max_lateness, self.log)
@@ -356,7 +376,21 @@ class MarketingMessageOperator(BaseOperator):
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
+        check_unsettled(summary, self.on_unknown, self.log)
         return summary
+
+    def on_kill(self) -> None:
+        """Stop the running campaign (Airflow calls this when the task is killed).
+
+        Airflow's task runner calls it from its SIGTERM handler, in the main thread, while that thread
+        is suspended inside the campaign loop, and sends SIGKILL 5 s later. So it only sets the
+        campaign's stop flag: no ledger, no network, no lock. The campaign then stops sending, records
+        the answers in flight within ``stop_grace_s`` (3 s), records the rest ``unknown``, releases
+        the unsent recipients, and the task fails with those counts.
+        """
+        control = self._control
+        if control is not None:
+            control.stop("the task was killed")
 
     def _send(self, context: Context, hook: WhatsAppHook, settings: CampaignSettings) -> dict[str, Any]:
         """Check the template (unless told not to), then run the campaign; its counts."""
@@ -383,11 +417,30 @@ class MarketingMessageOperator(BaseOperator):
         self, context: Context, settings: CampaignSettings, client: GraphClient | None
     ) -> dict[str, Any]:
         ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
+        ti = context["ti"]
+        try_number = getattr(ti, "try_number", None)
         try:
             recipient_source = self._recipient_source(settings)
             with recipient_source as source:
                 settings = recipient_source.settings_with_total(settings)
-                result = run_campaign(source, client=client, ledger=ledger, settings=settings, log=self.log)
+                result = run_campaign(
+                    source,
+                    client=client,
+                    ledger=ledger,
+                    settings=settings,
+                    log=self.log,
+                    control=self._control,
+                    owner=attempt_owner(context),
+                    try_number=try_number if isinstance(try_number, int) else None,
+                )
+        except CampaignStopped as stopped:
+            message = stop_message(stopped)
+            self.log.error("%s", message)
+            try:
+                ti.xcom_push(key=HALTED_RESULT_KEY, value=stopped.result.to_dict())
+            except Exception as exc:  # the task is being killed: its XCom may be refused by then
+                self.log.warning("could not push the counts of the stopped campaign to XCom: %s", exc)
+            raise AirflowException(message) from stopped
         except CampaignHalted as halted:
             context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict())
             message = halt_message(halted)
@@ -490,27 +543,23 @@ def default_campaign_id(context: Mapping[str, Any], task_id: str | None = None) 
     return f"{ti.dag_id}.{task_id or ti.task_id}.{context['run_id']}"
 
 
-def halt_message(halted: CampaignHalted) -> str:
-    """What happened and what to fix, for a campaign stopped by an account-level error."""
-    error, result = halted.error, halted.result
-    advice = advice_for(error)
-    text = (
-        f"Campaign {result.campaign_id!r} halted after {result.sent} messages on Graph error {error.code} "
-        f"({error.title}): {error}."
-    )
-    if advice:
-        text += f" {advice}"
-    return text + (
-        f" {result.released} claimed recipients were released unsent. After fixing this, clear the task "
-        "(same campaign_id): the campaign resumes and nobody gets a second message."
-    )
+def attempt_owner(context: Mapping[str, Any]) -> str:
+    """``dag_id.task_id.run_id.map_index``: the task instance a campaign attempt belongs to (its tries
+    share it, so a newer try takes an older try's claims over as soon as that try is gone)."""
+    ti = context["ti"]
+    return f"{ti.dag_id}.{ti.task_id}.{context['run_id']}.{getattr(ti, 'map_index', -1)}"
 
 
 __all__ = [
     "CAMPAIGN_OPTIONS",
     "HALTED_RESULT_KEY",
     "ON_EMPTY",
+    "ON_UNKNOWN",
     "PRODUCT_POLICIES",
     "MarketingMessageOperator",
+    "attempt_owner",
+    "check_unsettled",
     "default_campaign_id",
+    "halt_message",
+    "stop_message",
 ]

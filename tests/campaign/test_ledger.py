@@ -86,7 +86,7 @@ def test_state_values_are_the_strings_the_database_holds() -> None:
     )
     assert L.DELIVERED_TO_META == ("accepted", "held", "paused")
     assert L.FINAL_STATES == ("accepted", "held", "paused", "failed", "skipped", "invalid", "unknown")
-    assert [state.value for state in RunState] == ["running", "finished", "halted", "error"]
+    assert [state.value for state in RunState] == ["running", "finished", "halted", "error", "killed"]
     assert [status.value for status in DeliveryStatus] == ["sent", "delivered", "read", "played", "failed"]
     assert L.STATUS_RANKS == {"sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 10}
     assert L.SETTLED_STATUSES == ("delivered", "read", "played", "failed")

@@ -76,8 +76,9 @@ def assert_accounted(result: CampaignResult) -> None:
         + result.duplicates
         + result.would_send
         + result.released
+        + result.foreign_claimed
     )
-    assert buckets == result.total, result.to_dict()
+    assert buckets == result.total == result.accounted, result.to_dict()
 
 
 @pytest.fixture
@@ -420,7 +421,7 @@ def test_streaming_keeps_only_a_bounded_window_in_memory(client: GraphClient, sq
     cfg = settings("stream", batch_size=100, concurrency=8)
     result = run_campaign(source(), client=CountingClient(), ledger=sqlite_ledger, settings=cfg)
     assert result.accepted == 1500
-    # Claimed-but-queued jobs (< half a batch), a batch being read, the requests in flight.
+    # Jobs queued unclaimed (< half a batch), a batch being read, the requests in flight.
     bound = 3 * cfg.batch_size + max(2 * cfg.concurrency, int(cfg.max_messages_per_second / 4))
     assert lead <= bound
 
@@ -515,3 +516,20 @@ def test_public_names_stay_importable_where_they_were() -> None:
     assert sender.CampaignHalted is result.CampaignHalted is campaign.CampaignHalted
     assert sender.MessageSender is workers.MessageSender
     assert sender.run_campaign is campaign.run_campaign
+
+
+def test_a_repeat_read_while_the_first_job_waits_for_its_retry_is_a_duplicate(
+    sandbox: Sandbox, client: GraphClient, sqlite_ledger: Ledger
+) -> None:
+    """Claims are taken when a job is handed over, and a job waiting for a retry gives its claim back:
+    the run itself makes sure a recipient has at most one job, so a repeat beyond the in-memory window
+    read meanwhile is a duplicate (neither a second message nor counted twice)."""
+    sandbox.configure(forced_outcomes={digits(0): "error:131056#1"})  # pair limit: retried after 1 s
+    data = rows(1) + rows(30, start=1) + rows(1)
+    cfg = settings("repeats", batch_size=5, dedupe_window=0, max_messages_per_second=50.0, concurrency=2)
+    result = run_campaign(data, client=client, ledger=sqlite_ledger, settings=cfg)
+    sends = sandbox.sends_per_recipient()
+    assert len(sends) == 31 and set(sends.values()) == {1}
+    assert result.pair_limited == 1 and result.accepted == 31 and result.duplicates == 1
+    assert result.already_done == 0
+    assert_accounted(result)

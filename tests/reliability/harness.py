@@ -463,6 +463,7 @@ def verify(
             + run.invalid
             + run.duplicates
             + run.released
+            + run.foreign_claimed
         )
         if accounted != run.total:
             problems.append(f"run {run.attempt_id[:8]}: {accounted} rows accounted for, {run.total} read")

@@ -63,6 +63,7 @@ from airflow_provider_wamm.campaign.ledger.records import (
     as_utc,
     utcnow,
 )
+from airflow_provider_wamm.campaign.ledger.runs import Liveness
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, default_ledger_path, upsert
 from airflow_provider_wamm.campaign.ledger.signal_records import (
     AccountSignal,
@@ -98,6 +99,7 @@ __all__ = [
     "DeliveryStatus",
     "ExistingSend",
     "Ledger",
+    "Liveness",
     "PreferenceChange",
     "PreferenceValue",
     "RunState",

@@ -2,7 +2,8 @@
 
 Each recipient is *claimed* (insert-if-absent on the table's primary key) before its request leaves,
 so two attempts or shards never both send to one person; outcomes are recorded in batches afterwards.
-A ``claimed`` row left behind by a crashed attempt becomes ``unknown``.
+A ``claimed`` row left behind by an attempt that is over (it crashed, or a newer try replaced it)
+becomes ``unknown``; a claim given back unsent is deleted, so a later run sends it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from airflow_provider_wamm.campaign.ledger.records import (
     DELIVERED_TO_META,
     FINAL_STATES,
     ExistingSend,
-    RunState,
     SendOutcome,
     SendState,
     as_utc,
@@ -26,6 +26,7 @@ from airflow_provider_wamm.campaign.ledger.records import (
     naive_utc,
     utcnow,
 )
+from airflow_provider_wamm.campaign.ledger.runs import Liveness, live_attempts
 from airflow_provider_wamm.campaign.ledger.schema import (
     DETAILS_MAX,
     TITLE_MAX,
@@ -92,10 +93,11 @@ class Claims:
     ) -> set[str]:
         """Claim ``recipients`` for this attempt; returns those actually claimed by it.
 
-        The rows are read in the claiming transaction. Absent recipients are inserted as ``claimed``
-        (insert-if-absent: the primary key makes sure two attempts or shards never both claim one);
+        Absent recipients are inserted as ``claimed`` (insert-if-absent: the primary key makes sure two
+        attempts or shards never both claim one); the rows are then read in the same transaction, and
         recipients whose row may be re-sent (see :meth:`ExistingSend.reclaimable`) are taken over with
-        a conditional update that only succeeds if the row is still as it was read.
+        a conditional update that only succeeds if the row is still as it was read. Two statements
+        when nothing is taken over (a claim per hand-over to the workers must stay cheap).
         """
         if not recipients:
             return set()
@@ -112,19 +114,25 @@ class Claims:
         sends = self.tables.sends
 
         def work(conn: Connection) -> set[str]:
+            upsert(
+                conn,
+                sends,
+                [_claim_row(campaign_id, r, owner) for r in wanted],
+                key=("campaign_id", "recipient"),
+            )
             known = read_existing_sends(conn, sends, campaign_id, wanted)
-            fresh: list[dict[str, Any]] = []
+            claimed: set[str] = set()
             retake: list[dict[str, Any]] = []
-            for recipient in wanted:
-                prior = known.get(recipient)
-                if prior is None:
-                    fresh.append(_claim_row(campaign_id, recipient, owner))
+            for recipient, prior in known.items():
+                if prior.attempt_id == attempt_id and prior.state == SendState.CLAIMED:
+                    claimed.add(recipient)
                 elif prior.reclaimable(now, resend_unknown=resend_unknown):
                     retake.append(_retake_params(recipient, prior))
-            upsert(conn, sends, fresh, key=("campaign_id", "recipient"))
             if retake:
                 conn.execute(self._retake_statement(campaign_id, owner), retake)
-            return self._claimed_by(conn, campaign_id, wanted, attempt_id)
+                taken = [p["b_recipient"] for p in retake]
+                claimed |= self._claimed_by(conn, campaign_id, taken, attempt_id)
+            return claimed
 
         return self.tx.write(work)
 
@@ -180,50 +188,65 @@ class Claims:
         shard_index: int | None = None,
         live_within: timedelta | None = None,
         now: datetime | None = None,
+        liveness: Liveness | None = None,
+        recipients: Sequence[str] | None = None,
     ) -> int:
-        """Turn ``claimed`` rows of other, abandoned attempts into ``unknown``; returns how many.
+        """Turn ``claimed`` rows of other attempts that are over into ``unknown``; returns how many.
 
-        An attempt still ``running`` whose last heartbeat is within ``live_within`` is alive: its
-        claims are left to it. ``shard_index`` restricts it to one shard's rows.
+        An attempt is over unless ``liveness`` says it is alive (see :class:`Liveness`: running, with a
+        recent heartbeat); its claims are then left to it. ``live_within`` is the short form of
+        ``Liveness(live_within)``; with neither, every other attempt is over. ``shard_index`` restricts
+        it to one shard's rows, ``recipients`` to those recipients.
         """
-        s, r = self.tables.sends.c, self.tables.runs.c
+        at = now or utcnow()
+        s = self.tables.sends.c
         cond = sa.and_(s.campaign_id == campaign_id, s.state == SendState.CLAIMED, s.attempt_id != attempt_id)
         if shard_index is not None:
             cond = sa.and_(cond, s.shard_index == shard_index)
-        if live_within is not None:
-            cutoff = naive_utc((now or utcnow()) - live_within)
-            live = sa.select(r.attempt_id).where(
-                r.campaign_id == campaign_id,
-                r.state == RunState.RUNNING,
-                sa.func.coalesce(r.heartbeat_at, r.started_at) >= cutoff,
-            )
-            cond = sa.and_(cond, s.attempt_id.not_in(live))
-        stmt = (
-            self.tables.sends.update()
-            .where(cond)
-            .values(
-                state=SendState.UNKNOWN,
-                error_details=STALE_CLAIM_DETAILS,
-                updated_at=naive_utc(now or utcnow()),
-            )
+        rule = liveness if liveness is not None else Liveness(live_within)
+        if rule.live_within is not None:
+            cond = sa.and_(cond, s.attempt_id.not_in(live_attempts(self.tables.runs, campaign_id, rule, at)))
+        values = {
+            "state": SendState.UNKNOWN,
+            "error_details": STALE_CLAIM_DETAILS,
+            "updated_at": naive_utc(at),
+        }
+        statements = (
+            [self.tables.sends.update().where(cond).values(values)]
+            if recipients is None
+            else [
+                self.tables.sends.update().where(cond, s.recipient.in_(chunk)).values(values)
+                for chunk in chunks(sorted(set(recipients)))
+            ]
         )
 
         def work(conn: Connection) -> int:
-            return int(conn.execute(stmt).rowcount or 0)
+            return sum(int(conn.execute(stmt).rowcount or 0) for stmt in statements)
 
-        return self.tx.write(work)
+        return self.tx.write(work) if statements else 0
 
-    def release_claims(self, campaign_id: str, *, attempt_id: str) -> int:
-        """Delete this attempt's rows still ``claimed`` (never sent), so a later run sends them."""
+    def release_claims(
+        self, campaign_id: str, *, attempt_id: str, recipients: Sequence[str] | None = None
+    ) -> int:
+        """Delete this attempt's rows still ``claimed`` (never sent), so a later run sends them.
+
+        :param recipients: only these (a job waiting for a retry); default every such row.
+        """
         s = self.tables.sends.c
-        stmt = self.tables.sends.delete().where(
-            s.campaign_id == campaign_id, s.attempt_id == attempt_id, s.state == SendState.CLAIMED
+        cond = sa.and_(s.campaign_id == campaign_id, s.attempt_id == attempt_id, s.state == SendState.CLAIMED)
+        statements = (
+            [self.tables.sends.delete().where(cond)]
+            if recipients is None
+            else [
+                self.tables.sends.delete().where(cond, s.recipient.in_(chunk))
+                for chunk in chunks(sorted(set(recipients)))
+            ]
         )
 
         def work(conn: Connection) -> int:
-            return int(conn.execute(stmt).rowcount or 0)
+            return sum(int(conn.execute(stmt).rowcount or 0) for stmt in statements)
 
-        return self.tx.write(work)
+        return self.tx.write(work) if statements else 0
 
     # -- outcomes -------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from airflow_provider_wamm.campaign.ledger.records import (
     as_utc,
     utcnow,
 )
-from airflow_provider_wamm.campaign.ledger.runs import Runs
+from airflow_provider_wamm.campaign.ledger.runs import Liveness, Runs
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, define_tables, ledger_engine
 from airflow_provider_wamm.campaign.ledger.signal_records import (
     AccountSignal,
@@ -128,8 +128,16 @@ class Ledger:
         shard_count: int = 1,
         dry_run: bool = False,
         now: datetime | None = None,
+        owner: str | None = None,
+        try_number: int | None = None,
     ) -> None:
-        """Record that an attempt of a campaign (one shard of it) started."""
+        """Record that an attempt of a campaign (one shard of it) started.
+
+        :param owner: the task instance the attempt belongs to, if any (an opaque name such as
+            ``dag_id.task_id.run_id.map_index``): a newer try of it takes over the older try's claims
+            at once when that try stopped beating its heartbeat.
+        :param try_number: which try of ``owner`` this is.
+        """
         self._runs.start_run(
             campaign_id,
             attempt_id,
@@ -137,6 +145,8 @@ class Ledger:
             shard_count=shard_count,
             dry_run=dry_run,
             now=now,
+            owner=owner,
+            try_number=try_number,
         )
 
     def heartbeat(self, attempt_id: str, *, now: datetime | None = None) -> None:
@@ -146,7 +156,7 @@ class Ledger:
     def finish_run(
         self, attempt_id: str, *, state: str, summary: Mapping[str, Any], now: datetime | None = None
     ) -> None:
-        """Record how an attempt ended (``finished``, ``halted``, ``error``) with its counts."""
+        """Record how an attempt ended (``finished``, ``halted``, ``error``, ``killed``) with its counts."""
         self._runs.finish_run(attempt_id, state=state, summary=summary, now=now)
 
     def list_runs(self, campaign_id: str) -> list[dict[str, Any]]:
@@ -163,16 +173,26 @@ class Ledger:
         shard_index: int | None = None,
         live_within: timedelta | None = None,
         now: datetime | None = None,
+        liveness: Liveness | None = None,
+        recipients: Sequence[str] | None = None,
     ) -> int:
-        """Turn ``claimed`` rows of other, abandoned attempts into ``unknown``; returns how many.
+        """Turn ``claimed`` rows of other attempts that are over into ``unknown``; returns how many.
 
-        Called when an attempt starts. An attempt still ``running`` whose last heartbeat is within
-        ``live_within`` is alive (two runs of one campaign at once): its claims are left to it.
-        Restrict it to the attempt's own ``shard_index`` when shards of the same campaign run
-        concurrently.
+        Called when an attempt starts, and for the recipients it waits for. An attempt still
+        ``running`` whose last heartbeat is within ``live_within`` is alive (two runs of one campaign at
+        once): its claims are left to it. ``liveness`` says the same with the looking attempt's task
+        instance, so that an older try of it is over sooner (see
+        :class:`~airflow_provider_wamm.campaign.ledger.runs.Liveness`). Restrict it to the attempt's
+        own ``shard_index`` when shards of the same campaign run concurrently, or to ``recipients``.
         """
         return self._claims.mark_stale_claims(
-            campaign_id, attempt_id=attempt_id, shard_index=shard_index, live_within=live_within, now=now
+            campaign_id,
+            attempt_id=attempt_id,
+            shard_index=shard_index,
+            live_within=live_within,
+            now=now,
+            liveness=liveness,
+            recipients=recipients,
         )
 
     def existing_sends(self, campaign_id: str, recipients: Sequence[str]) -> dict[str, ExistingSend]:
@@ -249,12 +269,15 @@ class Ledger:
         """
         return self._claims.record_results(campaign_id, outcomes, attempt_id=attempt_id, now=now)
 
-    def release_claims(self, campaign_id: str, *, attempt_id: str) -> int:
+    def release_claims(
+        self, campaign_id: str, *, attempt_id: str, recipients: Sequence[str] | None = None
+    ) -> int:
         """Delete this attempt's rows still ``claimed`` (never sent), so a later run sends them.
 
-        Used when a campaign halts: results of in-flight requests must be recorded first.
+        Used when a campaign halts or stops (results of in-flight requests must be recorded first), and
+        for ``recipients`` whose request was answered with an error and waits for a retry.
         """
-        return self._claims.release_claims(campaign_id, attempt_id=attempt_id)
+        return self._claims.release_claims(campaign_id, attempt_id=attempt_id, recipients=recipients)
 
     def iter_sends(
         self, campaign_id: str, *, states: Iterable[str] | None = None, batch_size: int = 1000

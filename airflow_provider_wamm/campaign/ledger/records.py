@@ -50,6 +50,8 @@ class RunState(StrEnum):
     """Stopped by an error that makes further sends pointless (its unsent claims were released)."""
     ERROR = "error"
     """Stopped by an unexpected error."""
+    KILLED = "killed"
+    """Stopped from outside (the task was killed); answers in flight were recorded, unsent claims released."""
 
 
 class DeliveryStatus(StrEnum):

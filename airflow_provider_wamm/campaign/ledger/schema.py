@@ -1,11 +1,13 @@
 """The ledger's tables and what differs between databases: key types, upserts, SQLite set-up, retries.
 
 Portable to SQLite, PostgreSQL and MySQL/MariaDB. The only identifiers that vary (table prefix,
-schema) are validated here before any table is defined, so they can never carry SQL.
+schema) are validated here before any table is defined, so they can never carry SQL. Tables made by
+an earlier version get the nullable columns added since (:func:`add_missing_columns`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import re
@@ -46,6 +48,10 @@ DETAILS_MAX = 2000
 #: Most values in one ``IN (...)`` list or one batch of a bulk statement.
 CHUNK_SIZE = 500
 
+#: Longest ``owner`` of an attempt (an opaque name such as ``dag_id.task_id.run_id.map_index``).
+OWNER_MAX = 1024
+
+_log = logging.getLogger(__name__)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 _ItemsT = TypeVar("_ItemsT")
 
@@ -206,6 +212,10 @@ def _runs_table(metadata: sa.MetaData, p: str) -> sa.Table:
         sa.Column("heartbeat_at", datetime_type()),
         sa.Column("finished_at", datetime_type()),
         sa.Column("summary", sa.Text),
+        # Added later (nullable, so that existing ledgers get them with ALTER TABLE ... ADD COLUMN):
+        # the task instance the attempt belongs to, and which try of it this is.
+        sa.Column("owner", key_type(OWNER_MAX)),
+        sa.Column("try_number", sa.Integer),
         sa.Index(f"ix_{p}runs_campaign", "campaign_id"),
     )
 
@@ -229,6 +239,51 @@ def define_tables(table_prefix: str = DEFAULT_TABLE_PREFIX, schema: str | None =
         runs=_runs_table(metadata, table_prefix),
         signals=define_signal_tables(metadata, table_prefix),
     )
+
+
+def add_missing_columns(engine: Engine, metadata: sa.MetaData) -> list[str]:
+    """Add the columns a table of ``metadata`` lacks in the database; returns ``table.column`` of each.
+
+    Tables created by an earlier version of the ledger lack the columns added since; every such column
+    is nullable, so ``ALTER TABLE ... ADD COLUMN`` adds it on SQLite, PostgreSQL and MySQL/MariaDB alike
+    (existing rows read ``NULL``). Tables that do not exist are left to ``create_all``. Two processes
+    adding the same column at once is fine: the one that loses finds the column there.
+
+    :raises ConfigurationError: a missing column is not nullable (it cannot be added to existing rows).
+    """
+    added: list[str] = []
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        if not inspector.has_table(table.name, schema=table.schema):
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name, schema=table.schema)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise ConfigurationError(
+                    f"the ledger table {table.name} lacks the column {column.name}, which cannot be "
+                    "added to existing rows; create the ledger's tables anew (another table_prefix)"
+                )
+            _add_column(engine, table, column)
+            added.append(f"{table.name}.{column.name}")
+    if added:
+        _log.info("ledger tables upgraded: added columns %s", ", ".join(added))
+    return added
+
+
+def _add_column(engine: Engine, table: sa.Table, column: sa.Column[Any]) -> None:
+    """``ALTER TABLE <table> ADD COLUMN <column>`` (identifiers quoted by the dialect, no values)."""
+    dialect = engine.dialect
+    name = dialect.identifier_preparer.format_table(table)
+    spec = sa.schema.CreateColumn(column).compile(dialect=dialect)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {spec}")
+    except sa.exc.DBAPIError:
+        columns = sa.inspect(engine).get_columns(table.name, schema=table.schema)
+        if column.name not in {c["name"] for c in columns}:
+            raise  # not a concurrent upgrade that got there first
 
 
 # --- statements that differ per database -------------------------------------------------------
@@ -340,8 +395,10 @@ __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_TABLE_PREFIX",
     "DETAILS_MAX",
+    "OWNER_MAX",
     "TITLE_MAX",
     "LedgerTables",
+    "add_missing_columns",
     "chunks",
     "configure_sqlite",
     "datetime_type",

@@ -1,8 +1,8 @@
 """How every part of the ledger reaches its database: retried write transactions, read-only reads.
 
-The tables are created on first use. Writes run in one transaction each and are redone when the
-database reports a deadlock or a busy lock; reads take no write lock on SQLite, so webhooks keep
-flowing while a report runs.
+The tables are created (or given the columns added since) on first use. Writes run in one transaction
+each and are redone when the database reports a deadlock or a busy lock; reads take no write lock on
+SQLite, so webhooks keep flowing while a report runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from airflow_provider_wamm.campaign.ledger.schema import is_retryable
+from airflow_provider_wamm.campaign.ledger.schema import add_missing_columns, is_retryable
 
 #: Tries of one transaction (and of creating the tables) before the error is raised.
 TX_RETRIES = 6
@@ -54,6 +54,7 @@ class Transactions:
             for attempt in range(TX_RETRIES):
                 try:
                     self.metadata.create_all(self.engine, checkfirst=True)
+                    add_missing_columns(self.engine, self.metadata)  # tables of an earlier version
                     break
                 except sa.exc.DBAPIError:
                     # Another process created one of the tables between the check and the CREATE

@@ -1,0 +1,243 @@
+"""What a campaign run does with each answer of a worker: count it, record it, send it again, or stop.
+
+:class:`AnswerHandler` acts on the typed answers of :mod:`~.workers`. Meta took the message: its state
+is recorded. No usable answer: ``unknown``. A Graph error is handled by what its code means
+(:class:`~airflow_provider_wamm.graph.errors.Action`): retried with backoff (the claim given back while
+the job waits), slowed down, delayed for that recipient only, recorded as failed (opt-outs and Meta's
+per-user limit also suppress the recipient), or the whole run halted. Only the run's coordinating
+thread calls it.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from airflow_provider_wamm.campaign import ledger as L
+from airflow_provider_wamm.campaign.attempt import Attempt
+from airflow_provider_wamm.campaign.ledger import SendOutcome, Suppression
+from airflow_provider_wamm.campaign.pacing import Pacer
+from airflow_provider_wamm.campaign.result import CampaignResult
+from airflow_provider_wamm.campaign.settings import CampaignSettings
+from airflow_provider_wamm.campaign.workers import (
+    Accepted,
+    Answer,
+    Crashed,
+    Job,
+    JobQueue,
+    Misconfigured,
+    NotSent,
+    Refused,
+    SendResultLike,
+    Unanswered,
+    Unsent,
+)
+from airflow_provider_wamm.graph.errors import (
+    CODE_PER_USER_LIMIT,
+    CODE_STOPPED_MARKETING,
+    Action,
+    GraphError,
+    TransientError,
+)
+from airflow_provider_wamm.graph.recipients import mask_phone
+
+#: The send state of each ``message_status`` Meta answers.
+MESSAGE_STATES = {
+    "accepted": L.ACCEPTED,
+    "held_for_quality_assessment": L.HELD,
+    "paused": L.PAUSED,
+}
+
+
+def code_key(error: GraphError) -> str:
+    """The key of an error in ``errors_by_code``: the Graph code, else the HTTP status."""
+    if error.code is not None:
+        return str(error.code)
+    return f"http_{error.http_status}" if error.http_status is not None else "transport"
+
+
+class AnswerHandler:
+    """Acts on the answers of one run's workers.
+
+    :param settings: the campaign (attempts, backoff, pair-limit exponent, per-user limit wait).
+    :param result: the run's counts, raised here.
+    :param attempt: where outcomes and suppressions are queued and claims given back.
+    :param jobs: where jobs to send again wait for their turn.
+    :param pacer: slowed down by throttling answers.
+    :param stop: set on a halt or a fatal error, so that no worker starts another request.
+    :param log: the run's logger.
+    """
+
+    def __init__(
+        self,
+        settings: CampaignSettings,
+        result: CampaignResult,
+        *,
+        attempt: Attempt,
+        jobs: JobQueue,
+        pacer: Pacer,
+        stop: threading.Event,
+        log: Any,
+    ) -> None:
+        self.s = settings
+        self.result = result
+        self.attempt = attempt
+        self.jobs = jobs
+        self.pacer = pacer
+        self.stop = stop
+        self.log = log
+        self.halt_error: GraphError | None = None
+        """The error that halted the run, if one did."""
+        self.fatal: BaseException | None = None
+        """The error the run raises at the end (a crash of a send, a misconfigured client)."""
+        self._on_action: dict[Action, Callable[[Job, GraphError], None]] = {
+            Action.RETRY: self._retry,
+            Action.THROTTLE: self._throttled,
+            Action.PAIR_LIMIT: self._pair_limited,
+            Action.HALT: self._halt,
+            Action.RECIPIENT: self._recipient_error,
+        }
+
+    def handle(self, answer: Answer) -> None:
+        """Act on one answer, by its kind."""
+        self.pacer.on_answer()
+        match answer:
+            case Accepted():
+                self._accepted(answer.job, answer.result)
+            case Refused():
+                self._refused(answer.job, answer.error)
+            case NotSent():
+                self._refused(answer.job, TransientError(f"request not sent: {answer.error}"))
+            case Unanswered():
+                self.unknown(answer.job, f"{type(answer.error).__name__}: {answer.error}")
+            case Crashed():
+                self.unknown(answer.job, f"{type(answer.error).__name__}: {answer.error}")
+                self._stop_on(answer.error)
+            case Misconfigured():
+                self._stop_on(answer.error)  # still claimed: released before the error is raised
+            case Unsent():
+                pass  # still claimed: released at the end
+
+    def unknown(self, job: Job, details: str) -> None:
+        """No answer: Meta may or may not have the message, so it is recorded ``unknown``."""
+        r = self.result
+        r.unknown += 1
+        r.errors_by_code["unknown"] += 1
+        self.attempt.record(
+            SendOutcome(job.recipient, L.UNKNOWN, error_details=details[:500], attempts=job.attempts)
+        )
+
+    def _accepted(self, job: Job, sent: SendResultLike) -> None:
+        """Meta took the message: count it by the state Meta answered."""
+        r = self.result
+        status = str(getattr(sent, "message_status", "") or "accepted")
+        state = MESSAGE_STATES.get(status, L.ACCEPTED)
+        setattr(r, state, getattr(r, state) + 1)
+        self.attempt.record(
+            SendOutcome(job.recipient, state, wamid=sent.wamid, message_status=status, attempts=job.attempts)
+        )
+
+    def _refused(self, job: Job, error: GraphError) -> None:
+        """Act on a Graph error by what its code means (retry, slow down, delay, halt, record)."""
+        self._on_action.get(error.action, self._recipient_error)(job, error)
+
+    def _stop_on(self, error: BaseException) -> None:
+        """Stop the run; ``error`` is raised at the end (the first such error wins)."""
+        if self.fatal is None:
+            self.fatal = error
+            self.stop.set()
+
+    def _retry(self, job: Job, error: GraphError) -> None:
+        """Transient: send again after a backoff, or give up after ``max_attempts``."""
+        job.transient += 1
+        if job.transient >= self.s.max_attempts:
+            self._fail(job, error, not_before_in=timedelta(0))
+        else:
+            self.result.retries += 1
+            self._later(job, self._backoff(job.transient))
+
+    def _throttled(self, job: Job, error: GraphError) -> None:
+        """Throttled: maybe slow the whole run down; send this one again after a backoff."""
+        self.result.throttled += 1
+        job.throttles += 1
+        lowered = self.pacer.on_throttle()
+        if lowered is not None:
+            self.log.warning(
+                "campaign %s: throttled by Meta (code %s); send rate lowered to %g msg/s",
+                self.s.campaign_id,
+                error.code,
+                lowered,
+            )
+        if job.throttles > 4 * self.s.max_attempts:
+            self._fail(job, error, not_before_in=timedelta(0))
+        else:
+            self._later(job, self._backoff(job.throttles))
+
+    def _pair_limited(self, job: Job, error: GraphError) -> None:
+        """Too many messages to this recipient: delay only them, 4^n seconds."""
+        self.result.pair_limited += 1
+        job.pair_hits += 1
+        if job.pair_hits > self.s.max_attempts:
+            self._fail(job, error, not_before_in=timedelta(0))
+        else:
+            self._later(job, float(4 ** min(job.pair_hits - 1, self.s.max_pair_limit_exponent)))
+
+    def _halt(self, job: Job, error: GraphError) -> None:
+        """The account, token or template is broken: stop at once (the job stays claimed, then released)."""
+        if self.halt_error is None:
+            self.halt_error = error
+            self.stop.set()
+            self.log.error("campaign %s: halting: %s", self.s.campaign_id, error)
+
+    def _recipient_error(self, job: Job, error: GraphError) -> None:
+        """Permanent for this recipient; a stop or Meta's per-user limit also suppresses them."""
+        s = self.s
+        if error.code == CODE_STOPPED_MARKETING:
+            self.attempt.suppress(
+                Suppression(job.recipient, L.SUPPRESS_STOPPED_MARKETING, error.code, None, s.campaign_id)
+            )
+            self._fail(job, error)
+        elif error.code == CODE_PER_USER_LIMIT:
+            until = L.utcnow() + s.per_user_limit_wait
+            self.attempt.suppress(
+                Suppression(job.recipient, L.SUPPRESS_PER_USER_LIMIT, error.code, until, s.campaign_id)
+            )
+            self._fail(job, error, not_before_in=s.per_user_limit_wait)
+        else:
+            self._fail(job, error)
+
+    def _fail(self, job: Job, error: GraphError, *, not_before_in: timedelta | None = None) -> None:
+        """Record a final refusal; ``not_before_in`` lets a later run try again after that long."""
+        r = self.result
+        r.failed += 1
+        r.errors_by_code[code_key(error)] += 1
+        self.attempt.record(
+            SendOutcome(
+                job.recipient,
+                L.FAILED,
+                error_code=error.code,
+                error_title=error.title,
+                error_details=error.details or error.message,
+                attempts=job.attempts,
+                not_before=L.utcnow() + not_before_in if not_before_in is not None else None,
+            )
+        )
+        self.log.debug("campaign %s: %s failed: %s", self.s.campaign_id, mask_phone(job.recipient), error)
+
+    def _backoff(self, n: int) -> float:
+        """Delay before the ``n``-th retry: doubling up to the maximum, half of it jittered."""
+        delay = min(self.s.retry_backoff_max_s, self.s.retry_backoff_s * (2 ** max(0, n - 1)))
+        return delay / 2 + random.uniform(0, delay / 2)
+
+    def _later(self, job: Job, delay: float) -> None:
+        """Send ``job`` again in ``delay`` seconds; its claim is given back meanwhile (it is claimed
+        again when handed over), so a crash in between does not leave it claimed."""
+        self.attempt.give_back(job.recipient)
+        self.jobs.later(job, time.monotonic() + delay)
+
+
+__all__ = ["MESSAGE_STATES", "AnswerHandler", "code_key"]

@@ -1,0 +1,70 @@
+"""What the operator says when a campaign ends unsettled, is stopped from outside, or halts.
+
+Each message names the counts the ledger recorded and what a person can do next; the operator logs it
+and fails the task with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
+from airflow_provider_wamm.graph.errors import advice_for
+from airflow_provider_wamm.operators.arguments import OnUnknown
+
+#: Where the docs explain ``unknown`` outcomes and how to resolve them.
+UNKNOWN_DOCS = "the reliability page of the provider's docs, section 'Resolving unknown'"
+
+
+def check_unsettled(summary: Mapping[str, Any], on_unknown: OnUnknown, log: Any) -> None:
+    """Warn, or fail the task (``on_unknown="fail"``), when the run left outcomes open: ``unknown``
+    recipients or recipients another attempt still holds claimed."""
+    unknown = int(summary.get("unknown", 0)) + int(summary.get("stale_unknown", 0))
+    held = int(summary.get("foreign_claimed", 0))
+    if not unknown and not held:
+        return
+    message = (
+        f"Campaign {summary.get('campaign_id')!r} ended with {unknown} unknown outcomes "
+        f"({summary.get('unknown', 0)} requests without an answer, {summary.get('stale_unknown', 0)} "
+        f"claims taken over from an attempt that was over) and {held} recipients still claimed by "
+        "another attempt (foreign_claimed). An unknown recipient may or may not have the message and is "
+        "not sent again unless resend_unknown=True; recipients still claimed are settled by a later "
+        f"run once the other attempt ends. To resolve them see {UNKNOWN_DOCS}."
+    )
+    if on_unknown == "fail":
+        raise AirflowFailException(message + " (on_unknown='fail')")
+    log.warning("%s", message)
+
+
+def stop_message(stopped: CampaignStopped) -> str:
+    """What a campaign stopped from outside (a killed task) recorded, and how to resume it."""
+    r = stopped.result
+    return (
+        f"Campaign {r.campaign_id!r} was stopped ({r.stop_reason}) after {r.sent} messages: "
+        f"{r.unknown} requests had no answer in time and are recorded unknown, {r.released} recipients "
+        f"were released unsent, {r.foreign_claimed} are still claimed by another attempt. Clear the "
+        "task (same campaign_id) to resume: nobody gets a second message. For the unknown ones see "
+        f"{UNKNOWN_DOCS}."
+    )
+
+
+def halt_message(halted: CampaignHalted) -> str:
+    """What happened and what to fix, for a campaign stopped by an account-level error."""
+    error, result = halted.error, halted.result
+    advice = advice_for(error)
+    text = (
+        f"Campaign {result.campaign_id!r} halted after {result.sent} messages on Graph error {error.code} "
+        f"({error.title}): {error}."
+    )
+    if advice:
+        text += f" {advice}"
+    return text + (
+        f" {result.released} claimed recipients were released unsent. After fixing this, clear the task "
+        "(same campaign_id): the campaign resumes and nobody gets a second message."
+    )
+
+
+__all__ = ["UNKNOWN_DOCS", "check_unsettled", "halt_message", "stop_message"]
