@@ -195,17 +195,16 @@ def date_time_param(fallback_value: str, *, parameter_name: str | None = None) -
     return _named({"type": "date_time", "date_time": {"fallback_value": value}}, parameter_name)
 
 
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields whose value is not ``None``, in the order given (optional fields are left out)."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
 def _media_param(
     kind: str, media_id: str | None, link: str | None, filename: str | None = None
 ) -> dict[str, Any]:
     """An ``image``, ``video`` or ``document`` parameter from the arguments given."""
-    media: dict[str, Any] = {}
-    if media_id is not None:
-        media["id"] = media_id
-    if link is not None:
-        media["link"] = link
-    if filename is not None:
-        media["filename"] = filename
+    media = _given(id=media_id, link=link, filename=filename)
     return {"type": kind, kind: check_media(media, kind, kind)}
 
 
@@ -312,11 +311,7 @@ def flow_button(
     index: int | str, *, flow_token: str | None = None, flow_action_data: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """A ``flow`` button: ``flow_token`` names the flow session, ``flow_action_data`` seeds its screen."""
-    action: dict[str, Any] = {}
-    if flow_token is not None:
-        action["flow_token"] = flow_token
-    if flow_action_data is not None:
-        action["flow_action_data"] = flow_action_data
+    action = _given(flow_token=flow_token, flow_action_data=flow_action_data)
     return _button("flow", index, {"type": "action", "action": action})
 
 

@@ -33,31 +33,8 @@ Validation is written for the hot path of a bulk sender (a few microseconds per 
 
 from __future__ import annotations
 
-from airflow_provider_wamm.graph.builders import (
-    body_component,
-    build_marketing_message,
-    button_from_spec,
-    carousel_card,
-    carousel_component,
-    catalog_button,
-    components_from_spec,
-    copy_code_button,
-    currency_param,
-    date_time_param,
-    document_param,
-    flow_button,
-    gif_param,
-    header_component,
-    image_param,
-    limited_time_offer_component,
-    location_param,
-    parameter_from_spec,
-    product_param,
-    quick_reply_button,
-    text_param,
-    url_button,
-    video_param,
-)
+from airflow_provider_wamm.graph import builders as _builders
+from airflow_provider_wamm.graph.builders import *  # noqa: F403 (exactly the builders' __all__)
 from airflow_provider_wamm.graph.errors import InvalidRecipientError, PayloadError
 from airflow_provider_wamm.graph.limits import (
     BODY_ONLY_TEXT_MAX,
@@ -88,28 +65,7 @@ __all__ = [
     "URL_SUFFIX_MAX",
     "InvalidRecipientError",
     "PayloadError",
-    "body_component",
-    "build_marketing_message",
-    "button_from_spec",
-    "carousel_card",
-    "carousel_component",
-    "catalog_button",
-    "components_from_spec",
-    "copy_code_button",
-    "currency_param",
-    "date_time_param",
-    "document_param",
-    "flow_button",
-    "gif_param",
-    "header_component",
-    "image_param",
-    "limited_time_offer_component",
-    "location_param",
-    "parameter_from_spec",
-    "product_param",
-    "quick_reply_button",
-    "text_param",
-    "url_button",
     "validate_marketing_message",
-    "video_param",
 ]
+# Every builder, as the builders module lists them.
+__all__ += _builders.__all__

@@ -115,12 +115,18 @@ def check_media(value: object, field: str, kind: str) -> dict[str, Any]:
     return out
 
 
+def _with_keys(value: object, field: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
+    """An object holding every one of ``keys`` (the first missing one is named)."""
+    mapping = check_mapping(value, field)
+    for key in keys:
+        if key not in mapping:
+            raise PayloadError(f"{field}.{key}", "is required")
+    return mapping
+
+
 def check_location(value: object, field: str) -> dict[str, Any]:
     """A location: latitude and longitude in range, optional ``name`` and ``address``."""
-    location = check_mapping(value, field)
-    for key in ("latitude", "longitude"):
-        if key not in location:
-            raise PayloadError(f"{field}.{key}", "is required")
+    location = _with_keys(value, field, ("latitude", "longitude"))
     out = dict(location)
     out["latitude"] = check_coordinate(location["latitude"], f"{field}.latitude", LATITUDE_MAX)
     out["longitude"] = check_coordinate(location["longitude"], f"{field}.longitude", LONGITUDE_MAX)
@@ -132,10 +138,7 @@ def check_location(value: object, field: str) -> dict[str, Any]:
 
 def check_product(value: object, field: str) -> dict[str, Any]:
     """A product of a ``product`` header: its ``product_retailer_id`` and the ``catalog_id`` holding it."""
-    product = check_mapping(value, field)
-    for key in ("product_retailer_id", "catalog_id"):
-        if key not in product:
-            raise PayloadError(f"{field}.{key}", "is required")
+    product = _with_keys(value, field, ("product_retailer_id", "catalog_id"))
     out = dict(product)
     out["product_retailer_id"] = check_str(
         product["product_retailer_id"], f"{field}.product_retailer_id", max_len=RETAILER_ID_MAX
@@ -150,11 +153,8 @@ def check_product(value: object, field: str) -> dict[str, Any]:
 
 def check_currency(value: object, field: str) -> dict[str, Any]:
     """A currency: ``fallback_value``, an ISO 4217 ``code`` and ``amount_1000`` (a 32-bit integer)."""
-    currency = check_mapping(value, field)
+    currency = _with_keys(value, field, ("fallback_value", "code", "amount_1000"))
     out = dict(currency)
-    for key in ("fallback_value", "code", "amount_1000"):
-        if key not in currency:
-            raise PayloadError(f"{field}.{key}", "is required")
     out["fallback_value"] = check_param_text(
         currency["fallback_value"], f"{field}.fallback_value", BODY_ONLY_TEXT_MAX
     )
