@@ -167,43 +167,38 @@ def check_currency(value: object, field: str) -> dict[str, Any]:
     return out
 
 
+def _check_date_time(value: object, field: str) -> dict[str, Any]:
+    """A ``date_time`` parameter's object: its ``fallback_value`` is the text shown."""
+    date_time = _with_keys(value, field, ("fallback_value",))
+    out = dict(date_time)
+    out["fallback_value"] = check_param_text(
+        date_time["fallback_value"], f"{field}.fallback_value", BODY_ONLY_TEXT_MAX
+    )
+    return out
+
+
 def check_parameter(param: object, field: str, allowed: frozenset[str], text_max: int) -> dict[str, Any]:
     """Validate one header/body parameter and return a shallow copy."""
     p = check_mapping(param, field)
     ptype = p.get("type")
     if ptype not in allowed:
         raise PayloadError(f"{field}.type", f"must be one of {sorted(allowed)}, got {ptype!r}")
+    if ptype not in p:
+        raise PayloadError(f"{field}.{ptype}", f"is required for a {ptype} parameter")
+    value, at = p[ptype], f"{field}.{ptype}"
     out = dict(p)
     if ptype == "text":
-        if "text" not in p:
-            raise PayloadError(f"{field}.text", "is required for a text parameter")
-        out["text"] = check_param_text(p["text"], f"{field}.text", text_max)
+        out["text"] = check_param_text(value, at, text_max)
     elif ptype == "currency":
-        if "currency" not in p:
-            raise PayloadError(f"{field}.currency", "is required for a currency parameter")
-        out["currency"] = check_currency(p["currency"], f"{field}.currency")
+        out["currency"] = check_currency(value, at)
     elif ptype == "date_time":
-        if "date_time" not in p:
-            raise PayloadError(f"{field}.date_time", "is required for a date_time parameter")
-        dt = check_mapping(p["date_time"], f"{field}.date_time")
-        if "fallback_value" not in dt:
-            raise PayloadError(f"{field}.date_time.fallback_value", "is required")
-        out["date_time"] = dict(dt)
-        out["date_time"]["fallback_value"] = check_param_text(
-            dt["fallback_value"], f"{field}.date_time.fallback_value", BODY_ONLY_TEXT_MAX
-        )
+        out["date_time"] = _check_date_time(value, at)
     elif ptype == "location":
-        if "location" not in p:
-            raise PayloadError(f"{field}.location", "is required for a location parameter")
-        out["location"] = check_location(p["location"], f"{field}.location")
+        out["location"] = check_location(value, at)
     elif ptype == "product":
-        if "product" not in p:
-            raise PayloadError(f"{field}.product", "is required for a product parameter")
-        out["product"] = check_product(p["product"], f"{field}.product")
+        out["product"] = check_product(value, at)
     else:  # image, video, document, gif
-        if ptype not in p:
-            raise PayloadError(f"{field}.{ptype}", f"is required for a {ptype} parameter")
-        out[ptype] = check_media(p[ptype], f"{field}.{ptype}", ptype)
+        out[ptype] = check_media(value, at, ptype)
     name = p.get("parameter_name")
     if name is not None and (type(name) is not str or not PARAMETER_NAME_RE.fullmatch(name)):
         raise PayloadError(

@@ -19,21 +19,13 @@ from typing import Any
 from airflow_provider_wamm.sandbox.templates import TEMPLATE_NAME, SandboxTemplate, placeholders
 
 _PHONE_CHARS = re.compile(r"^\+?[0-9 ()\-.]+$")
-_TOP_LEVEL = frozenset(
-    {
-        "messaging_product",
-        "recipient_type",
-        "to",
-        "recipient",
-        "type",
-        "template",
-        "product_policy",
-        "message_activity_sharing",
-        "bid_spec",
-        "biz_opaque_callback_data",
-        "context",
-    }
+#: Top-level fields of a send, read from Meta's reference: who and what (the recipient by phone number or
+#: business-scoped id, the template), and the options beside it (``context`` quotes an earlier message).
+_ADDRESS_KEYS = frozenset({"messaging_product", "recipient_type", "to", "recipient", "type", "template"})
+_OPTION_KEYS = frozenset(
+    {"product_policy", "message_activity_sharing", "bid_spec", "biz_opaque_callback_data", "context"}
 )
+_TOP_LEVEL = _ADDRESS_KEYS | _OPTION_KEYS
 _COMPONENT_TYPES = frozenset({"header", "body", "button", "limited_time_offer", "carousel"})
 _BUTTON_SUB_TYPES = frozenset(
     {"url", "quick_reply", "copy_code", "flow", "catalog", "mpm", "order_details", "voice_call"}
