@@ -27,15 +27,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from airflow_provider_wamm.campaign.ledger import ClickEvent, DeliveryStatus, SignalBatch, StatusUpdate
 from airflow_provider_wamm.graph.errors import error_title
 from airflow_provider_wamm.webhooks.signals import SIGNAL_PARSERS
+from airflow_provider_wamm.webhooks.values import integer, mapping, text, timestamp
 
 #: Delivery statuses the ledger stores; other status names are ignored.
 KNOWN_STATUSES = frozenset(status.value for status in DeliveryStatus)
@@ -50,8 +49,6 @@ _MAX_COMPONENT = 32
 _MAX_PRODUCT = 191
 _MAX_TOKEN = 255
 _MAX_TEXT = 2000
-_MAX_TIMESTAMP = 253402300799  # 9999-12-31T23:59:59Z, the largest datetime every database stores
-_MIN_INT, _MAX_INT = -(2**31), 2**31 - 1  # an SQL INTEGER column
 
 
 class WebhookPricing(TypedDict, total=False):
@@ -161,71 +158,14 @@ class ParsedWebhook:
 
 
 # --- scalar readers: return None for anything unusable, never raise ------------------------------
-
-
-def _text(value: Any, limit: int) -> str | None:
-    """A non-empty string of at most ``limit`` characters (numbers are accepted as their digits)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    if not value or len(value) > limit:
-        return None
-    return value
+# The shared ones are in :mod:`airflow_provider_wamm.webhooks.values`.
 
 
 def _clipped(value: Any, limit: int) -> str | None:
-    """A string, cut to ``limit`` characters (free text such as error details)."""
+    """A string as Meta sent it (not stripped), cut to ``limit`` characters (error titles and details)."""
     if not isinstance(value, str) or not value.strip():
         return None
     return value if len(value) <= limit else value[: limit - 1] + "…"
-
-
-def _timestamp(value: Any) -> datetime | None:
-    """Unix seconds (a number or a numeric string) -> aware UTC datetime, within a storable range."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        if not value or len(value) > 32:
-            return None
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-    elif isinstance(value, (int, float)):
-        number = float(value)
-    else:
-        return None
-    if not math.isfinite(number) or not 0 <= number <= _MAX_TIMESTAMP:
-        return None
-    try:
-        return datetime.fromtimestamp(number, tz=UTC)
-    except (OverflowError, OSError, ValueError):  # pragma: no cover - range checked above
-        return None
-
-
-def _int_code(value: Any) -> int | None:
-    """An error code: an integer (or a string of digits) that fits an SQL INTEGER."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        value = value.strip()
-        if not value or len(value) > 12 or not value.lstrip("-").isdigit():
-            return None
-        value = int(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or not _MIN_INT <= value <= _MAX_INT:
-        return None
-    return value
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 # --- items ---------------------------------------------------------------------------------------
@@ -239,18 +179,18 @@ def parse_status(obj: Any) -> StatusUpdate | None:
     """
     if not isinstance(obj, Mapping):
         return None
-    wamid = _text(obj.get("id"), _MAX_ID)
+    wamid = text(obj.get("id"), _MAX_ID)
     raw_status = obj.get("status")
     if wamid is None or not isinstance(raw_status, str):
         return None
     status = raw_status.strip().lower()
-    timestamp = _timestamp(obj.get("timestamp"))
-    if timestamp is None:
+    when = timestamp(obj.get("timestamp"))
+    if when is None:
         return None
     if status not in KNOWN_STATUSES:
         raise KeyError(status)
-    pricing = _mapping(obj.get("pricing"))
-    category = _text(pricing.get("category"), _MAX_CATEGORY)
+    pricing = mapping(obj.get("pricing"))
+    category = text(pricing.get("category"), _MAX_CATEGORY)
     code: int | None = None
     title: str | None = None
     details: str | None = None
@@ -258,9 +198,9 @@ def parse_status(obj: Any) -> StatusUpdate | None:
     if isinstance(errors, list):
         first = next((e for e in errors if isinstance(e, Mapping)), None)
         if first is not None:
-            code = _int_code(first.get("code"))
+            code = integer(first.get("code"))
             title = _clipped(first.get("title"), 255)
-            error_data = _mapping(first.get("error_data"))
+            error_data = mapping(first.get("error_data"))
             details = _clipped(error_data.get("details"), _MAX_TEXT) or _clipped(
                 first.get("message"), _MAX_TEXT
             )
@@ -269,10 +209,10 @@ def parse_status(obj: Any) -> StatusUpdate | None:
     return StatusUpdate(
         wamid=wamid,
         status=status,
-        timestamp=timestamp,
-        recipient_id=_text(obj.get("recipient_id"), _MAX_RECIPIENT),
+        timestamp=when,
+        recipient_id=text(obj.get("recipient_id"), _MAX_RECIPIENT),
         pricing_category=category.lower() if category else None,
-        pricing_model=_text(pricing.get("pricing_model"), _MAX_MODEL),
+        pricing_model=text(pricing.get("pricing_model"), _MAX_MODEL),
         error_code=code,
         error_title=title,
         error_details=details,
@@ -293,26 +233,26 @@ def parse_click(obj: Any) -> ClickEvent | None:
         return None
     if action.strip().lower() != CLICK_ACTION:
         raise KeyError(action)
-    timestamp = _timestamp(obj.get("timestamp"))
-    if timestamp is None:
+    when = timestamp(obj.get("timestamp"))
+    if when is None:
         return None
-    data = _mapping(obj.get("marketing_messages_link_click_data"))
-    click_id = _text(data.get("click_id"), _MAX_ID)
+    data = mapping(obj.get("marketing_messages_link_click_data"))
+    click_id = text(data.get("click_id"), _MAX_ID)
     if click_id is None:
         try:
             raw = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=True).encode()
         except (TypeError, ValueError, RecursionError):
             return None
         click_id = "h:" + hashlib.blake2b(raw, digest_size=16).hexdigest()
-    component = _text(data.get("click_component"), _MAX_COMPONENT)
+    component = text(data.get("click_component"), _MAX_COMPONENT)
     return ClickEvent(
         click_id=click_id,
-        timestamp=timestamp,
-        wamid=_text(obj.get("id"), _MAX_ID) or _text(obj.get("wamid"), _MAX_ID),
-        recipient=_text(obj.get("from"), _MAX_RECIPIENT) or _text(obj.get("recipient_id"), _MAX_RECIPIENT),
+        timestamp=when,
+        wamid=text(obj.get("id"), _MAX_ID) or text(obj.get("wamid"), _MAX_ID),
+        recipient=text(obj.get("from"), _MAX_RECIPIENT) or text(obj.get("recipient_id"), _MAX_RECIPIENT),
         click_component=component.lower() if component else None,
-        product_id=_text(data.get("product_id"), _MAX_PRODUCT),
-        tracking_token=_text(data.get("tracking_token"), _MAX_TOKEN),
+        product_id=text(data.get("product_id"), _MAX_PRODUCT),
+        tracking_token=text(data.get("tracking_token"), _MAX_TOKEN),
     )
 
 

@@ -36,7 +36,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, TypeAlias, TypeVar
+from typing import Any, Final, Literal, NamedTuple, TypeAlias, TypeVar
 
 from airflow_provider_wamm.campaign.ledger import (
     AccountSignal,
@@ -186,7 +186,15 @@ def parse_user_preferences(value: Any, entry: Mapping[str, Any], sink: SignalBat
 # --- template lifecycle ----------------------------------------------------------------------------
 
 
-def _template_ids(value: Mapping[str, Any]) -> tuple[str | None, str | None, str | None] | None:
+class _TemplateIds(NamedTuple):
+    """The template a change is about, named as :class:`TemplateEvent` names it."""
+
+    template_id: str | None
+    template_name: str | None
+    language: str | None
+
+
+def _template_ids(value: Mapping[str, Any]) -> _TemplateIds | None:
     """(id, name, language) of the template a change is about; ``None`` when none is usable or one
     is given but malformed."""
     raw_id = value.get("message_template_id")
@@ -199,7 +207,7 @@ def _template_ids(value: Mapping[str, Any]) -> tuple[str | None, str | None, str
         return None
     if template_id is None and name is None:
         return None
-    return template_id, name, language
+    return _TemplateIds(template_id, name, language)
 
 
 def _joined(*parts: str | None) -> str | None:
@@ -207,33 +215,55 @@ def _joined(*parts: str | None) -> str | None:
     return ": ".join(kept) if kept else None
 
 
+def _template_event(
+    kind: TemplateEventKind,
+    event: str,
+    ids: _TemplateIds,
+    waba_id: str | None,
+    event_at: datetime | None,
+    **fields: Any,
+) -> TemplateEvent:
+    """A :class:`TemplateEvent` about the template ``ids`` names."""
+    return TemplateEvent(
+        kind=kind, event=event, waba_id=waba_id, event_at=event_at, **ids._asdict(), **fields
+    )
+
+
+def _template_change(
+    value: Mapping[str, Any], key: str, known: frozenset[str]
+) -> Read[tuple[str, _TemplateIds]]:
+    """The event a template change names in ``key`` and the template it is about; ``"ignored"`` for
+    an event not ``known``, ``None`` when the event is not a string or the template is not usable."""
+    raw = value.get(key)
+    if not isinstance(raw, str):
+        return None
+    ids = _template_ids(value)
+    if ids is None:
+        return None
+    event = token(raw, known)
+    return _IGNORED if event is None else (event, ids)
+
+
 def read_template_status(
     value: TemplateStatusValue | Mapping[str, Any], waba_id: str | None, event_at: datetime | None
 ) -> Read[TemplateEvent]:
     """A ``message_template_status_update`` value -> a status :class:`TemplateEvent`."""
-    raw_event = value.get("event")
-    if not isinstance(raw_event, str):
-        return None
-    event = token(raw_event, TEMPLATE_STATUS_EVENTS)
-    ids = _template_ids(value)
-    if event is None:
-        return _IGNORED if ids is not None else None
-    if ids is None:
-        return None
+    change = _template_change(value, "event", TEMPLATE_STATUS_EVENTS)
+    if not isinstance(change, tuple):
+        return change
+    event, ids = change
     other = mapping(value.get("other_info"))
     rejection = mapping(value.get("rejection_info"))
     detail = _joined(clipped(other.get("title"), 64), clipped(other.get("description"), _DETAIL_MAX))
     detail = detail or _joined(
         clipped(rejection.get("reason"), _DETAIL_MAX), clipped(rejection.get("recommendation"), _DETAIL_MAX)
     )
-    return TemplateEvent(
-        kind=TemplateEventKind.STATUS,
-        event=event,
-        waba_id=waba_id,
-        template_id=ids[0],
-        template_name=ids[1],
-        language=ids[2],
-        event_at=event_at,
+    return _template_event(
+        TemplateEventKind.STATUS,
+        event,
+        ids,
+        waba_id,
+        event_at,
         reason=token(value.get("reason")),
         category=token(value.get("message_template_category"), TEMPLATE_CATEGORIES),
         detail=clipped(detail, _DETAIL_MAX),
@@ -245,23 +275,16 @@ def read_template_quality(
     value: TemplateQualityValue | Mapping[str, Any], waba_id: str | None, event_at: datetime | None
 ) -> Read[TemplateEvent]:
     """A ``message_template_quality_update`` value -> a quality :class:`TemplateEvent`."""
-    raw_score = value.get("new_quality_score")
-    if not isinstance(raw_score, str):
-        return None
-    score = token(raw_score, QUALITY_SCORES)
-    ids = _template_ids(value)
-    if ids is None:
-        return None
-    if score is None:
-        return _IGNORED
-    return TemplateEvent(
-        kind=TemplateEventKind.QUALITY,
-        event=score,
-        waba_id=waba_id,
-        template_id=ids[0],
-        template_name=ids[1],
-        language=ids[2],
-        event_at=event_at,
+    change = _template_change(value, "new_quality_score", QUALITY_SCORES)
+    if not isinstance(change, tuple):
+        return change
+    score, ids = change
+    return _template_event(
+        TemplateEventKind.QUALITY,
+        score,
+        ids,
+        waba_id,
+        event_at,
         quality_score=score,
         previous=token(value.get("previous_quality_score"), QUALITY_SCORES),
     )
@@ -280,28 +303,28 @@ def read_template_category(
     correct = token(correct_raw, TEMPLATE_CATEGORIES)
     if correct is None and not _absent(correct_raw):
         return None
-    common: dict[str, Any] = {
-        "kind": TemplateEventKind.CATEGORY,
-        "waba_id": waba_id,
-        "template_id": ids[0],
-        "template_name": ids[1],
-        "language": ids[2],
-        "event_at": event_at,
-        "category": new,
-    }
+    kind = TemplateEventKind.CATEGORY
     if correct is not None:
         effective = timestamp(value.get("category_update_timestamp"))
-        return TemplateEvent(
-            event=CATEGORY_CHANGE_PENDING, correct_category=correct, effective_at=effective, **common
+        return _template_event(
+            kind,
+            CATEGORY_CHANGE_PENDING,
+            ids,
+            waba_id,
+            event_at,
+            category=new,
+            correct_category=correct,
+            effective_at=effective,
         )
     previous = token(value.get("previous_category"), TEMPLATE_CATEGORIES)
-    return TemplateEvent(event=CATEGORY_CHANGED, previous=previous, **common)
+    return _template_event(kind, CATEGORY_CHANGED, ids, waba_id, event_at, category=new, previous=previous)
 
 
-def _one_template_event(
-    read: Callable[[Mapping[str, Any], str | None, datetime | None], Read[TemplateEvent]],
+def _one_item(
+    read: Callable[[Mapping[str, Any], str | None, datetime | None], Read[_ItemT]],
+    sink_of: Callable[[SignalBatch], list[_ItemT]],
 ) -> SignalParser:
-    """A parser of a template field whose ``value`` is one event."""
+    """A parser of a field whose ``value`` is one item, read by ``read`` into the list ``sink_of`` picks."""
 
     def parse(value: Any, entry: Mapping[str, Any], sink: SignalBatch) -> ParseTally:
         tally = ParseTally()
@@ -309,10 +332,14 @@ def _one_template_event(
             tally.skipped += 1
             return tally
         waba_id, event_at = entry_context(entry)
-        tally.read_into(lambda: read(value, waba_id, event_at), sink.template_events)
+        tally.read_into(lambda: read(value, waba_id, event_at), sink_of(sink))
         return tally
 
     return parse
+
+
+def _template_events(batch: SignalBatch) -> list[TemplateEvent]:
+    return batch.template_events
 
 
 # --- account signals -------------------------------------------------------------------------------
@@ -431,33 +458,20 @@ def read_account_alert(
     )
 
 
-def _one_account_signal(
-    read: Callable[[Mapping[str, Any], str | None, datetime | None], Read[AccountSignal]],
-) -> SignalParser:
-    """A parser of an account field whose ``value`` is one signal."""
-
-    def parse(value: Any, entry: Mapping[str, Any], sink: SignalBatch) -> ParseTally:
-        tally = ParseTally()
-        if not isinstance(value, Mapping):
-            tally.skipped += 1
-            return tally
-        waba_id, event_at = entry_context(entry)
-        tally.read_into(lambda: read(value, waba_id, event_at), sink.account_signals)
-        return tally
-
-    return parse
+def _account_signals(batch: SignalBatch) -> list[AccountSignal]:
+    return batch.account_signals
 
 
 #: The parser of each webhook ``field`` besides ``messages``; any other field is ignored.
 SIGNAL_PARSERS: dict[str, SignalParser] = {
     "user_preferences": parse_user_preferences,
-    "message_template_status_update": _one_template_event(read_template_status),
-    "message_template_quality_update": _one_template_event(read_template_quality),
-    "template_category_update": _one_template_event(read_template_category),
-    "account_update": _one_account_signal(read_account_update),
-    "business_capability_update": _one_account_signal(read_capability_update),
-    "phone_number_quality_update": _one_account_signal(read_phone_number_quality),
-    "account_alerts": _one_account_signal(read_account_alert),
+    "message_template_status_update": _one_item(read_template_status, _template_events),
+    "message_template_quality_update": _one_item(read_template_quality, _template_events),
+    "template_category_update": _one_item(read_template_category, _template_events),
+    "account_update": _one_item(read_account_update, _account_signals),
+    "business_capability_update": _one_item(read_capability_update, _account_signals),
+    "phone_number_quality_update": _one_item(read_phone_number_quality, _account_signals),
+    "account_alerts": _one_item(read_account_alert, _account_signals),
 }
 
 
