@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from airflow_provider_wamm.campaign.ledger import (
     ExistingSend,
@@ -40,6 +40,15 @@ from airflow_provider_wamm.campaign.workers import Job
 LOOK_EVERY_MAX_S = 1.0
 #: Shortest pause between two looks (with a very short heartbeat interval).
 LOOK_EVERY_MIN_S = 0.05
+
+
+class _RowFields(TypedDict):
+    """The fields of a ledger row that name the attempt writing it."""
+
+    attempt_id: str
+    shard_index: int
+    template_name: str
+    language: str
 
 
 class Attempt:
@@ -72,6 +81,16 @@ class Attempt:
         self.suppressions: list[Suppression] = []
         self._give_back: list[str] = []
         self.last_flush = self.last_beat = time.monotonic()
+
+    def _row_fields(self) -> _RowFields:
+        """What the rows this attempt writes say of it: the attempt, the shard, the template."""
+        s = self.s
+        return _RowFields(
+            attempt_id=self.attempt_id,
+            shard_index=s.shard_index,
+            template_name=s.template_name,
+            language=s.language,
+        )
 
     @property
     def liveness(self) -> Liveness:
@@ -134,14 +153,7 @@ class Attempt:
         self.flush(force=True, now=time.monotonic())
         s = self.s
         return self.ledger.claim(
-            s.campaign_id,
-            recipients,
-            attempt_id=self.attempt_id,
-            shard_index=s.shard_index,
-            template_name=s.template_name,
-            language=s.language,
-            resend_unknown=s.resend_unknown,
-            now=utcnow(),
+            s.campaign_id, recipients, resend_unknown=s.resend_unknown, now=utcnow(), **self._row_fields()
         )
 
     def give_back(self, recipient: str) -> None:
@@ -183,16 +195,7 @@ class Attempt:
 
     def record_unsent(self, outcomes: Sequence[SendOutcome], *, now: datetime | None = None) -> None:
         """Record recipients that are not sent (``skipped``/``invalid``) at once."""
-        s = self.s
-        self.ledger.record_unsent(
-            s.campaign_id,
-            outcomes,
-            attempt_id=self.attempt_id,
-            shard_index=s.shard_index,
-            template_name=s.template_name,
-            language=s.language,
-            now=now,
-        )
+        self.ledger.record_unsent(self.s.campaign_id, outcomes, now=now, **self._row_fields())
 
     def flush(self, *, force: bool, now: float) -> None:
         """Write queued outcomes, suppressions and claims to give back: a batch full, a second gone by,

@@ -20,17 +20,10 @@ from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.graph.errors import ConfigurationError, GraphError, GraphTransportError
+from airflow_provider_wamm.hooks import connection_settings as _settings
 from airflow_provider_wamm.hooks.connection_check import PHONE_FIELDS, WABA_FIELDS, ConnectionCheck
-from airflow_provider_wamm.hooks.connection_settings import (
-    DEFAULT_API_VERSION,
-    DEFAULT_BASE_URL,
-    DEFAULT_MAX_MESSAGES_PER_SECOND,
-    DEFAULT_TIMEOUT,
-    MAX_MESSAGES_PER_SECOND_LIMIT,
-    SYSTEM_USER_TOKEN_HELP,
-    WhatsAppConnectionSettings,
-    base_url_from_connection,
-)
+from airflow_provider_wamm.hooks.connection_settings import *  # noqa: F403 (its __all__, importable from here)
+from airflow_provider_wamm.hooks.connection_settings import SYSTEM_USER_TOKEN_HELP, WhatsAppConnectionSettings
 from airflow_provider_wamm.hooks.token_info import (
     REQUIRED_SCOPES,
     SCOPE_MANAGEMENT,
@@ -39,22 +32,16 @@ from airflow_provider_wamm.hooks.token_info import (
 )
 
 __all__ = [
-    "DEFAULT_API_VERSION",
-    "DEFAULT_BASE_URL",
-    "DEFAULT_MAX_MESSAGES_PER_SECOND",
-    "DEFAULT_TIMEOUT",
-    "MAX_MESSAGES_PER_SECOND_LIMIT",
     "PHONE_FIELDS",
     "REQUIRED_SCOPES",
     "SCOPE_MANAGEMENT",
     "SCOPE_MESSAGING",
-    "SYSTEM_USER_TOKEN_HELP",
     "WABA_FIELDS",
     "TokenInfo",
-    "WhatsAppConnectionSettings",
     "WhatsAppHook",
-    "base_url_from_connection",
 ]
+# The connection's settings (defaults, limits, the settings class) are importable from here too.
+__all__ += _settings.__all__
 
 
 class WhatsAppHook(BaseHook):
