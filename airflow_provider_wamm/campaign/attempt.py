@@ -106,11 +106,11 @@ class Attempt:
 
     # -- start, heartbeat, end ------------------------------------------------------------------
 
-    def start(self) -> int:
+    def start(self) -> list[str]:
         """Take over the claims of attempts that are over (they become ``unknown``) and record this
-        attempt; returns how many claims were taken over."""
+        attempt; returns the recipients whose claims were taken over."""
         s = self.s
-        stale = self.ledger.mark_stale_claims(
+        stale = self.ledger.take_over_claims(
             s.campaign_id,
             attempt_id=self.attempt_id,
             shard_index=s.shard_index if s.shard_count > 1 else None,
@@ -173,9 +173,10 @@ class Attempt:
         self.give_back_now()
         return self.ledger.release_claims(self.s.campaign_id, attempt_id=self.attempt_id)
 
-    def take_over(self, recipients: Sequence[str]) -> int:
-        """Record ``unknown`` the claims on ``recipients`` of attempts that are over; returns how many."""
-        return self.ledger.mark_stale_claims(
+    def take_over(self, recipients: Sequence[str]) -> list[str]:
+        """Record ``unknown`` the claims on ``recipients`` of attempts that are over; returns those
+        recipients."""
+        return self.ledger.take_over_claims(
             self.s.campaign_id, attempt_id=self.attempt_id, liveness=self.liveness, recipients=recipients
         )
 
@@ -222,7 +223,7 @@ class Settled:
     """Released, or final but open to a new request: this run claims and sends them."""
     done: int = 0
     """Final: counted as already done."""
-    taken_over: int = 0
+    taken_over: list[str] = field(default_factory=list)
     """Their attempt was over: recorded ``unknown`` by this look (counted among ``done`` too, unless
     ``resend_unknown`` sends them again)."""
 

@@ -57,6 +57,7 @@ from airflow_provider_wamm.campaign.workers import (
     WorkerPool,
 )
 from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.graph.recipients import mask_phone
 
 #: Counters of :class:`CampaignResult` raised by each kind of skip.
 _SKIP_COUNTERS: dict[SkipReason, tuple[str, ...]] = {
@@ -172,14 +173,22 @@ class _Run:
     def _start_attempt(self) -> None:
         """Take over the claims of attempts that are over (they become ``unknown``), record this one."""
         stale = self.attempt.start()
-        self.result.stale_unknown = stale
-        if stale:
-            self.log.warning(
-                "campaign %s: %d recipients were left claimed by an attempt that is over; recorded as "
-                "unknown (not sent again unless resend_unknown=True)",
-                self.s.campaign_id,
-                stale,
-            )
+        self.result.stale_unknown = len(stale)
+        self._log_taken_over(stale, "were left claimed by an attempt that is over")
+
+    def _log_taken_over(self, recipients: list[str], how: str) -> None:
+        """Name (masked) the recipients whose claims this run recorded ``unknown``: they may or may not
+        have the message, and a person deciding on ``resend_unknown`` needs to know who they are."""
+        if not recipients:
+            return
+        self.log.warning(
+            "campaign %s: %d recipients %s; recorded as unknown (not sent again unless "
+            "resend_unknown=True): %s",
+            self.s.campaign_id,
+            len(recipients),
+            how,
+            ", ".join(mask_phone(r) for r in recipients),
+        )
 
     def _loop(self) -> None:
         """Until the input is done, every job answered and no claim of another attempt is left to wait
@@ -335,14 +344,8 @@ class _Run:
         r = self.result
         r.skipped += settled.done
         r.already_done += settled.done
-        r.stale_unknown += settled.taken_over
-        if settled.taken_over:
-            self.log.warning(
-                "campaign %s: %d recipients claimed by an attempt that is now over were recorded as "
-                "unknown (not sent again unless resend_unknown=True)",
-                self.s.campaign_id,
-                settled.taken_over,
-            )
+        r.stale_unknown += len(settled.taken_over)
+        self._log_taken_over(settled.taken_over, "were claimed by an attempt that is now over")
 
     # -- answers --------------------------------------------------------------------------------
 

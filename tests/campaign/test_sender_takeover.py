@@ -19,6 +19,7 @@ from airflow_provider_wamm.campaign.report import send_counts
 from airflow_provider_wamm.campaign.sender import run_campaign
 from airflow_provider_wamm.campaign.sources import SourceRow
 from airflow_provider_wamm.graph.client import GraphClient
+from airflow_provider_wamm.graph.recipients import mask_phone
 from airflow_provider_wamm.sandbox import Sandbox
 from tests.campaign.test_sender import assert_accounted, digits, rows, settings
 
@@ -57,7 +58,7 @@ def leave_claims(
 
 
 def test_a_newer_try_takes_over_the_claims_of_an_older_try_at_once(
-    sandbox: Sandbox, client: GraphClient, sqlite_ledger: Ledger
+    sandbox: Sandbox, client: GraphClient, sqlite_ledger: Ledger, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Try 1 was killed 10 s ago: try 2 records its claims unknown at start, without waiting a minute."""
     leave_claims(
@@ -81,9 +82,13 @@ def test_a_newer_try_takes_over_the_claims_of_an_older_try_at_once(
     )
     cfg = settings("retry", heartbeat_interval_s=1.0, claims_abandoned_after_s=12.0)
     started = time.monotonic()
-    result = run_campaign(
-        rows(20), client=client, ledger=sqlite_ledger, settings=cfg, owner=OWNER, try_number=2
-    )
+    with caplog.at_level(logging.WARNING):
+        result = run_campaign(
+            rows(20), client=client, ledger=sqlite_ledger, settings=cfg, owner=OWNER, try_number=2
+        )
+    named = " ".join(r.getMessage() for r in caplog.records if "recorded as unknown" in r.getMessage())
+    assert all(mask_phone(digits(i)) in named for i in range(6)), named  # the log says who they are
+    assert digits(0) not in named  # masked, never the number itself
     assert result.stale_unknown == 6  # five at start, the other task's once it was over (12 s)
     assert result.already_done == 6 and result.accepted == 14 and result.foreign_claimed == 0
     assert_accounted(result)

@@ -198,32 +198,60 @@ class Claims:
         ``Liveness(live_within)``; with neither, every other attempt is over. ``shard_index`` restricts
         it to one shard's rows, ``recipients`` to those recipients.
         """
+        return len(
+            self.take_over_claims(
+                campaign_id,
+                attempt_id=attempt_id,
+                shard_index=shard_index,
+                liveness=liveness if liveness is not None else Liveness(live_within),
+                now=now,
+                recipients=recipients,
+            )
+        )
+
+    def take_over_claims(
+        self,
+        campaign_id: str,
+        *,
+        attempt_id: str,
+        liveness: Liveness,
+        shard_index: int | None = None,
+        now: datetime | None = None,
+        recipients: Sequence[str] | None = None,
+    ) -> list[str]:
+        """:meth:`mark_stale_claims`, returning the recipients whose claims became ``unknown`` (sorted),
+        so that the attempt taking them over can name them."""
         at = now or utcnow()
         s = self.tables.sends.c
         cond = sa.and_(s.campaign_id == campaign_id, s.state == SendState.CLAIMED, s.attempt_id != attempt_id)
         if shard_index is not None:
             cond = sa.and_(cond, s.shard_index == shard_index)
-        rule = liveness if liveness is not None else Liveness(live_within)
-        if rule.live_within is not None:
-            cond = sa.and_(cond, s.attempt_id.not_in(live_attempts(self.tables.runs, campaign_id, rule, at)))
+        if liveness.live_within is not None:
+            alive = live_attempts(self.tables.runs, campaign_id, liveness, at)
+            cond = sa.and_(cond, s.attempt_id.not_in(alive))
+        if recipients is not None and not recipients:
+            return []
         values = {
             "state": SendState.UNKNOWN,
             "error_details": STALE_CLAIM_DETAILS,
             "updated_at": naive_utc(at),
         }
-        statements = (
-            [self.tables.sends.update().where(cond).values(values)]
-            if recipients is None
-            else [
-                self.tables.sends.update().where(cond, s.recipient.in_(chunk)).values(values)
-                for chunk in chunks(sorted(set(recipients)))
-            ]
-        )
+        select = sa.select(s.recipient).where(cond)
 
-        def work(conn: Connection) -> int:
-            return sum(int(conn.execute(stmt).rowcount or 0) for stmt in statements)
+        def work(conn: Connection) -> list[str]:
+            if recipients is None:
+                stale = list(conn.execute(select).scalars())
+            else:
+                stale = [
+                    r
+                    for chunk in chunks(sorted(set(recipients)))
+                    for r in conn.execute(select.where(s.recipient.in_(chunk))).scalars()
+                ]
+            for chunk in chunks(sorted(stale)):
+                conn.execute(self.tables.sends.update().where(cond, s.recipient.in_(chunk)).values(values))
+            return sorted(stale)
 
-        return self.tx.write(work) if statements else 0
+        return self.tx.write(work)
 
     def release_claims(
         self, campaign_id: str, *, attempt_id: str, recipients: Sequence[str] | None = None

@@ -195,6 +195,25 @@ class Ledger:
             recipients=recipients,
         )
 
+    def take_over_claims(
+        self,
+        campaign_id: str,
+        *,
+        attempt_id: str,
+        liveness: Liveness,
+        shard_index: int | None = None,
+        recipients: Sequence[str] | None = None,
+    ) -> list[str]:
+        """:meth:`mark_stale_claims` for an attempt that names what it took over: returns the recipients
+        whose claims became ``unknown``, sorted."""
+        return self._claims.take_over_claims(
+            campaign_id,
+            attempt_id=attempt_id,
+            liveness=liveness,
+            shard_index=shard_index,
+            recipients=recipients,
+        )
+
     def existing_sends(self, campaign_id: str, recipients: Sequence[str]) -> dict[str, ExistingSend]:
         """The ledger rows of ``recipients`` in this campaign (absent ones are missing from the dict)."""
         return self._claims.existing_sends(campaign_id, recipients)
