@@ -61,6 +61,7 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
+from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
 from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
 from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
@@ -98,7 +99,7 @@ _DIRECT_SETTINGS = frozenset(
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(BaseOperator):
+class MarketingMessageOperator(CostOptions, BaseOperator):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -177,6 +178,9 @@ class MarketingMessageOperator(BaseOperator):
     :param campaign_options: Advanced settings of the campaign engine, by name (see
         :class:`~airflow_provider_wamm.campaign.sender.CampaignSettings`), e.g.
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
+
+    More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
+    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`).
     """
 
     template_fields: Sequence[str] = (
@@ -200,6 +204,7 @@ class MarketingMessageOperator(BaseOperator):
         "is_dry_run",
         "shard_index",
         "shard_count",
+        *BUDGET_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
@@ -373,6 +378,7 @@ class MarketingMessageOperator(BaseOperator):
         finally:
             hook.close()
         self._set_outlet_extra(context, summary)
+        log_cost(summary, self.log)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
@@ -416,6 +422,7 @@ class MarketingMessageOperator(BaseOperator):
     def _run(
         self, context: Context, settings: CampaignSettings, client: GraphClient | None
     ) -> dict[str, Any]:
+        spend = self.spend_guard(dry_run=settings.dry_run, shard_count=settings.shard_count, log=self.log)
         ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
         ti = context["ti"]
         try_number = getattr(ti, "try_number", None)
@@ -432,6 +439,7 @@ class MarketingMessageOperator(BaseOperator):
                     control=self._control,
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
+                    spend=spend,
                 )
         except CampaignStopped as stopped:
             message = stop_message(stopped)
