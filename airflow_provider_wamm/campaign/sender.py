@@ -34,6 +34,7 @@ from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.adapt import AdaptiveConcurrency
 from airflow_provider_wamm.campaign.answers import AnswerHandler
 from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims
+from airflow_provider_wamm.campaign.cap_share import shared_pace
 from airflow_provider_wamm.campaign.control import CampaignControl, StopEvent
 from airflow_provider_wamm.campaign.eligibility import (
     Eligibility,
@@ -123,6 +124,9 @@ class _Run:
         self.jobs = JobQueue()
         self.dispatched: dict[str, Job] = {}  # handed to the pool and not answered, by recipient
         self.adapt = AdaptiveConcurrency(settings, self.pool)
+        self.shared = shared_pace(
+            settings, ledger, client, sender_id=self.attempt_id, pacer=self.pacer, log=log
+        )
         self.answers = AnswerHandler(
             settings,
             self.result,
@@ -169,6 +173,8 @@ class _Run:
         if not self.s.dry_run:
             self._start_attempt()
             self.adapt.start()
+            if self.shared is not None:
+                self.shared.start(time.monotonic())
         self.progress.start()
         try:
             self._loop()
@@ -178,6 +184,8 @@ class _Run:
         finally:
             # Threads still in a request the run gave up on are not waited for: they are daemons.
             self.pool.close(timeout=0.2 if self.gave_up_in_flight else 60.0)
+            if self.shared is not None:  # nothing more leaves: the number's other senders take it back
+                self.shared.leave()
         self._finish()
         if self.stopped:
             raise CampaignStopped(self.result)
@@ -249,6 +257,8 @@ class _Run:
         if raised is not None:
             self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, raised)
         self.adapt.tick(now, self.pacer.rate)
+        if self.shared is not None:
+            self.shared.tick(now)
         if self.foreign.due(now):
             self._settle_foreign(now)
         self.progress.tick(
