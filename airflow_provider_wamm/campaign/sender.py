@@ -65,6 +65,7 @@ _SKIP_COUNTERS: dict[SkipReason, tuple[str, ...]] = {
     SkipReason.ALREADY_DONE: ("skipped", "already_done"),
     SkipReason.SUPPRESSED: ("suppressed",),
     SkipReason.FREQUENCY_CAPPED: ("skipped", "frequency_capped"),
+    SkipReason.MARKET_NOT_SUPPORTED: ("skipped", "market_not_supported"),
 }
 #: Longest nap of the coordinating thread between looks at finished requests.
 _POLL_S = 0.005
@@ -165,7 +166,7 @@ class _Run:
         if self.stopped:
             raise CampaignStopped(self.result)
         if self.answers.halt_error is not None:
-            raise CampaignHalted(self.answers.halt_error, self.result)
+            raise self.answers.halted()
         if self.answers.fatal is not None:
             raise self.answers.fatal
         return self.result
@@ -320,6 +321,8 @@ class _Run:
         (:data:`MIN_HAND_OVER`): the workers never run dry, and a claim transaction serves many
         messages, not one.
         """
+        if self.pacer.held(time.monotonic()):  # a wait of the whole run: claim nothing meanwhile
+            return
         slack = self.max_in_flight - self.pool.size  # jobs the pool may hold beyond one per worker
         least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER))
         while True:
@@ -489,6 +492,8 @@ def run_campaign(
     :param try_number: which try of ``owner`` this is.
     :raises CampaignStopped: ``control`` stopped the run; answers in flight within ``stop_grace_s``
         were recorded, the requests still out recorded ``unknown``, unsent claims released.
+    :raises CircuitBreakerTripped: the same error hit so many recipients that it is the campaign's
+        (see :mod:`~.breaker`); handled like a halt.
     :raises CampaignHalted: a HALT error (token, account, template) stopped the run; in-flight
         results were recorded and unsent claims released, so a later run resumes safely.
     :raises ConfigurationError: invalid settings, or the recipient field is missing from the input.

@@ -28,12 +28,7 @@ from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
 from airflow_provider_wamm.graph.client import GraphClient
-from airflow_provider_wamm.graph.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    PermissionDeniedError,
-    TemplateError,
-)
+from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger
 from airflow_provider_wamm.hooks.recipients import (
     ListRecipientSource,
@@ -61,7 +56,12 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
-from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
+from airflow_provider_wamm.operators.outcomes import (
+    check_unsettled,
+    fails_without_retry,
+    halt_message,
+    stop_message,
+)
 from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
@@ -445,7 +445,7 @@ class MarketingMessageOperator(BaseOperator):
             context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict())
             message = halt_message(halted)
             self.log.error("%s", message)
-            if isinstance(halted.error, (AuthenticationError, PermissionDeniedError, TemplateError)):
+            if fails_without_retry(halted):
                 raise AirflowFailException(message) from halted
             raise AirflowException(message) from halted
         finally:
