@@ -92,6 +92,8 @@ class CampaignResult:
     """The run was stopped from outside (its :class:`~.control.CampaignControl`)."""
     stop_reason: str | None = None
     """Why it was stopped, as the caller said."""
+    deferred: str | None = None
+    """A guard stopped the run (``template_paused``, ``messaging_limit``...): it resumes later."""
 
     @property
     def sent(self) -> int:
@@ -174,6 +176,7 @@ class CampaignResult:
             "halt_error": self.halt_error,
             "stopped": self.stopped,
             "stop_reason": self.stop_reason,
+            "deferred": self.deferred,
         }
 
 

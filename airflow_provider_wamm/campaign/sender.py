@@ -23,11 +23,12 @@ by the number of recipients.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
@@ -42,6 +43,7 @@ from airflow_provider_wamm.campaign.eligibility import (
     Skip,
     SkipReason,
 )
+from airflow_provider_wamm.campaign.guards import Guards, Trip, deferred_error
 from airflow_provider_wamm.campaign.intake import Candidate, Intake, IntakeBatch
 from airflow_provider_wamm.campaign.ledger import Ledger, RunState, SendOutcome
 from airflow_provider_wamm.campaign.pacing import Pacer
@@ -56,7 +58,7 @@ from airflow_provider_wamm.campaign.workers import (
     SendResultLike,
     WorkerPool,
 )
-from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.graph.errors import ConfigurationError, GraphError
 from airflow_provider_wamm.graph.recipients import mask_phone
 
 #: Counters of :class:`CampaignResult` raised by each kind of skip.
@@ -74,6 +76,9 @@ _POLL_S = 0.005
 MIN_HAND_OVER = 4
 #: How long a run that halted or failed waits for the answers in flight (a stop cuts it to the grace).
 DRAIN_LIMIT_S = 300.0
+#: Halting codes that say the template was paused, disabled or re-categorised: a guard that tripped on
+#: the same cause explains them better.
+TEMPLATE_HALT_CODES = frozenset({132015, 132016, 134100})
 #: What the ledger says of a request still in flight when the run stopped waiting for it.
 IN_FLIGHT_AT_STOP = "in flight when the run stopped: the message may or may not have been sent"
 
@@ -92,6 +97,7 @@ class _Run:
         control: CampaignControl | None = None,
         owner: str | None = None,
         try_number: int | None = None,
+        guards: Guards | None = None,
     ) -> None:
         self.s = settings
         self.log = log
@@ -126,6 +132,8 @@ class _Run:
             log=log,
         )
         self.gave_up_in_flight = False
+        self.guards = guards or Guards()
+        self.trip: Trip | None = None  # the guard that stopped the run, if one did
         self.stopped = False  # wound down on a stop request (one coming after the last answer is too late)
         self.started = time.monotonic()
         self.progress = ProgressLog(log, settings, expected_rows(recipients, settings), self.started)
@@ -164,6 +172,8 @@ class _Run:
         self._finish()
         if self.stopped:
             raise CampaignStopped(self.result)
+        if self.trip is not None and _trip_explains(self.answers.halt_error):
+            raise deferred_error(self.trip, self.result)
         if self.answers.halt_error is not None:
             raise CampaignHalted(self.answers.halt_error, self.result)
         if self.answers.fatal is not None:
@@ -197,7 +207,7 @@ class _Run:
             self._collect(timeout=0.0)
             now = time.monotonic()
             self._housekeeping(now)
-            if self.halted_or_failed or self.stop_requested:
+            if self.halted_or_failed or self.stop_requested or self._tripped(now):
                 self._wind_down()
                 return
             jobs, batch_size = self.jobs, self.s.batch_size
@@ -217,6 +227,18 @@ class _Run:
             # Short naps instead of waking up for every answer: answers are handled a few at a time,
             # which costs the sending threads fewer hand-overs of the interpreter lock.
             time.sleep(min(timeout, _POLL_S))
+
+    def _tripped(self, now: float) -> bool:
+        """Whether a guard stops the run: its condition (looked at every few seconds), or its budget
+        used up while recipients wait (once every claimed request was answered, so all of it is used)."""
+        if self.trip is None:
+            self.trip = self.guards.check(now)
+        if self.trip is None and self.jobs.ready and not self.in_flight and self.guards.allowance() == 0:
+            self.trip = self.guards.exhausted()
+        if self.trip is not None and not self.result.deferred:
+            self.result.deferred = self.trip.kind
+            self.log.warning("campaign %s: stopping: %s", self.s.campaign_id, self.trip.message)
+        return self.trip is not None
 
     def _housekeeping(self, now: float) -> None:
         """The periodic work of the loop: flush, heartbeat, due retries, rate recovery, held claims,
@@ -325,10 +347,14 @@ class _Run:
         while True:
             ready = self.jobs.ready
             n = min(self.max_in_flight - self.in_flight, ready, self.s.batch_size)
+            allowance = self.guards.allowance()
+            if allowance is not None and allowance < n:  # a budget: never claim beyond it
+                n, least = allowance, 0
             if n <= 0 or (n < least and n < ready):
                 return
             jobs = self.jobs.take_many(n)
             claimed = self.attempt.claim([job.recipient for job in jobs])
+            self.guards.claimed(sum(1 for job in jobs if job.recipient in claimed and not job.attempts))
             for job in jobs:
                 if job.recipient in claimed:
                     self.dispatched[job.recipient] = job
@@ -422,7 +448,7 @@ class _Run:
             r.stopped = True
             r.stop_reason = self.control.reason if self.control is not None else None
             return RunState.KILLED
-        if self.answers.halt_error is not None:
+        if self.answers.halt_error is not None or self.trip is not None:
             return RunState.HALTED
         return RunState.ERROR if self.answers.fatal is not None else RunState.FINISHED
 
@@ -460,6 +486,27 @@ class _Run:
             )
 
 
+@contextlib.contextmanager
+def _frozen_gc() -> Iterator[None]:
+    """Keep the objects that exist now (imports: Airflow's are many) out of the collector's full passes
+    while the campaign runs; walking them all stalls every sending thread for tens of milliseconds, long
+    enough to bunch sends up. Undone afterwards unless the process had frozen objects itself (a forked
+    worker does), whose choice is left as it was."""
+    already_frozen = gc.get_freeze_count() > 0
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not already_frozen:
+            gc.unfreeze()
+
+
+def _trip_explains(halt: GraphError | None) -> bool:
+    """Whether a guard's trip, rather than the halt, is what the run reports: no halt, or one on a
+    template code the guard has the story of."""
+    return halt is None or halt.code in TEMPLATE_HALT_CODES
+
+
 def run_campaign(
     recipients: Iterable[Mapping[str, Any] | str | Any],
     *,
@@ -470,6 +517,7 @@ def run_campaign(
     control: CampaignControl | None = None,
     owner: str | None = None,
     try_number: int | None = None,
+    guards: Guards | None = None,
 ) -> CampaignResult:
     """Send one campaign (or one shard of it) and return its counts.
 
@@ -487,6 +535,8 @@ def run_campaign(
         ``dag_id.task_id.run_id.map_index``), recorded with the attempt: a later try of the same owner
         takes over this attempt's claims as soon as it stopped beating its heartbeat.
     :param try_number: which try of ``owner`` this is.
+    :param guards: conditions looked at between hand-overs (a paused template, a messaging limit);
+        one that trips stops the run like a halt and raises :class:`~.guards.CampaignDeferred`.
     :raises CampaignStopped: ``control`` stopped the run; answers in flight within ``stop_grace_s``
         were recorded, the requests still out recorded ``unknown``, unsent claims released.
     :raises CampaignHalted: a HALT error (token, account, template) stopped the run; in-flight
@@ -497,27 +547,20 @@ def run_campaign(
     if client is None and not settings.dry_run:
         raise ConfigurationError("a Graph client is required unless dry_run=True")
     ledger.ensure_schema()
-    # Objects that exist now (imports: Airflow's are many) are kept out of the collector's full
-    # passes while the campaign runs; walking them all stalls every sending thread for tens of
-    # milliseconds, long enough to bunch sends up. Undone afterwards unless the process had frozen
-    # objects itself (a forked worker does), whose choice is left as it was.
-    already_frozen = gc.get_freeze_count() > 0
-    gc.freeze()
-    try:
+    with _frozen_gc():
+        log = log or logging.getLogger(__name__)
         run = _Run(
             recipients,
             client,
             ledger,
             settings,
-            log or logging.getLogger(__name__),
+            log,
             control=control,
             owner=owner,
             try_number=try_number,
+            guards=guards,
         )
         return run.run()
-    finally:
-        if not already_frozen:
-            gc.unfreeze()
 
 
 __all__ = [

@@ -24,6 +24,8 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_wamm.campaign.control import CampaignControl
+from airflow_provider_wamm.campaign.guards import CampaignDeferred
+from airflow_provider_wamm.campaign.ledger import utcnow
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
@@ -61,10 +63,26 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
-from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
+from airflow_provider_wamm.operators.outcomes import (
+    check_unsettled,
+    halt_message,
+    set_outlet_extra,
+    stop_message,
+)
 from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
+from airflow_provider_wamm.operators.signals import (
+    OnMessagingLimit,
+    OnTemplatePaused,
+    campaign_guards,
+    check_on_messaging_limit,
+    check_on_template_paused,
+    check_poll_interval,
+    check_resume_event,
+    defer_or_fail,
+    template_pause_of,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -174,6 +192,10 @@ class MarketingMessageOperator(BaseOperator):
         another attempt still holds claimed (``foreign_claimed``). ``"warn"`` (default) logs a warning
         with the counts; ``"fail"`` fails the task without retries, so that a person decides (see the
         docs' reliability page, "Resolving unknown").
+    :param on_template_paused: A paused template: ``"defer"`` until it is APPROVED again, then resume,
+        or ``"fail"`` (a disabled one always fails); see :mod:`~airflow_provider_wamm.operators.signals`.
+    :param on_messaging_limit: Past the messaging limit: ``"defer"``, ``"fail"`` or ``"warn"`` (ditto).
+    :param signal_poll_interval: Seconds between two looks at the ledger's signals (sending, deferred).
     :param campaign_options: Advanced settings of the campaign engine, by name (see
         :class:`~airflow_provider_wamm.campaign.sender.CampaignSettings`), e.g.
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
@@ -250,6 +272,9 @@ class MarketingMessageOperator(BaseOperator):
         preflight: bool | None = None,
         on_empty: OnEmpty = "succeed",
         on_unknown: OnUnknown = "warn",
+        on_template_paused: OnTemplatePaused = "defer",
+        on_messaging_limit: OnMessagingLimit = "defer",
+        signal_poll_interval: float = 2.0,
         campaign_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -268,6 +293,7 @@ class MarketingMessageOperator(BaseOperator):
         self.max_invalid_ratio = check_ratio(max_invalid_ratio, "max_invalid_ratio")
         self.count_rows = count_rows
         self.on_unknown: OnUnknown = check_on_unknown(on_unknown)
+        self._set_signals(on_template_paused, on_messaging_limit, signal_poll_interval)
         self.campaign_options = check_campaign_options(campaign_options, CAMPAIGN_OPTIONS)
         self._control: CampaignControl | None = None
 
@@ -345,6 +371,12 @@ class MarketingMessageOperator(BaseOperator):
         self.max_failure_ratio = check_failure_ratio(max_failure_ratio)
         self.on_empty: OnEmpty = check_on_empty(on_empty)
 
+    def _set_signals(self, on_template_paused: str, on_messaging_limit: str, poll_interval: float) -> None:
+        self.on_template_paused = check_on_template_paused(on_template_paused)
+        self.on_messaging_limit = check_on_messaging_limit(on_messaging_limit)
+        self.signal_poll_interval = check_poll_interval(poll_interval)
+        self.preflight_at: Any = None  # when the preflight read the template (the guards trust it)
+
     # -- execution -------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -370,14 +402,22 @@ class MarketingMessageOperator(BaseOperator):
             summary = self._send(context, hook, settings)
         except ConfigurationError as exc:
             raise AirflowFailException(f"Campaign {campaign_id!r} is misconfigured: {exc}") from exc
+        except CampaignDeferred as deferred:  # a guard stopped it: wait (defer) or fail
+            defer_or_fail(self, context, deferred)
+            raise
         finally:
             hook.close()
-        self._set_outlet_extra(context, summary)
+        set_outlet_extra(context, self.outlets, summary)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
         check_unsettled(summary, self.on_unknown, self.log)
         return summary
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Resume the campaign after a deferral (its template approved again, its limit window rolled)."""
+        check_resume_event(event)
+        return self.execute(context)
 
     def on_kill(self) -> None:
         """Stop the running campaign (Airflow calls this when the task is killed).
@@ -399,6 +439,7 @@ class MarketingMessageOperator(BaseOperator):
         if self.sql is not None:  # a connection without a SQL hook fails before any request
             sql_hook(self.sql_conn_id or "")
         if preflight:
+            self.preflight_at = utcnow()
             check_template(
                 hook,
                 self.template_name,
@@ -432,6 +473,7 @@ class MarketingMessageOperator(BaseOperator):
                     control=self._control,
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
+                    guards=campaign_guards(self, ledger),
                 )
         except CampaignStopped as stopped:
             message = stop_message(stopped)
@@ -442,6 +484,9 @@ class MarketingMessageOperator(BaseOperator):
                 self.log.warning("could not push the counts of the stopped campaign to XCom: %s", exc)
             raise AirflowException(message) from stopped
         except CampaignHalted as halted:
+            paused = template_pause_of(halted)
+            if paused is not None:
+                raise paused from halted
             context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict())
             message = halt_message(halted)
             self.log.error("%s", message)
@@ -510,18 +555,6 @@ class MarketingMessageOperator(BaseOperator):
                 count=self.count_rows,
             )
         return ListRecipientSource(type(self).recipients.rows(self))
-
-    def _set_outlet_extra(self, context: Context, summary: Mapping[str, Any]) -> None:
-        outlet_events = context.get("outlet_events")
-        # Not ``not outlet_events``: Airflow's accessor mapping is lazy, so it is empty (falsy) until used.
-        if outlet_events is None or not self.outlets:
-            return
-        extra = {k: summary[k] for k in ("campaign_id", "total", "accepted", "failed") if k in summary}
-        for outlet in self.outlets:
-            try:
-                outlet_events[outlet].extra = extra
-            except (KeyError, TypeError):  # pragma: no cover - non-asset outlets
-                continue
 
 
 def default_concurrency(messages_per_second: float) -> int:
