@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from airflow_provider_wamm.campaign.result import CampaignResult
-from airflow_provider_wamm.graph.errors import WammError
+from airflow_provider_wamm.graph.errors import GraphError, WammError
 
 #: Why a guard stopped a campaign.
 TripKind = Literal[
@@ -175,6 +175,17 @@ class MessagingLimitReached(CampaignDeferred):
     """Sending more would take the business past its messaging limit in the current 24-hour window."""
 
 
+#: Halting codes that say the template was paused, disabled or re-categorised: a guard that tripped on
+#: the same cause explains them better.
+TEMPLATE_HALT_CODES = frozenset({132015, 132016, 134100})
+
+
+def trip_explains(halt: GraphError | None) -> bool:
+    """Whether a guard's trip, rather than a halt, is what a stopped run reports: no halt, or one on a
+    template code the guard has the story of."""
+    return halt is None or halt.code in TEMPLATE_HALT_CODES
+
+
 def deferred_error(trip: Trip, result: CampaignResult | None = None) -> CampaignDeferred:
     """The exception that names ``trip``'s kind."""
     cls = MessagingLimitReached if trip.kind == "messaging_limit" else TemplatePaused
@@ -183,6 +194,7 @@ def deferred_error(trip: Trip, result: CampaignResult | None = None) -> Campaign
 
 __all__ = [
     "DEFAULT_GUARD_INTERVAL_S",
+    "TEMPLATE_HALT_CODES",
     "BaseGuard",
     "CampaignDeferred",
     "Guard",
@@ -192,4 +204,5 @@ __all__ = [
     "Trip",
     "TripKind",
     "deferred_error",
+    "trip_explains",
 ]

@@ -94,6 +94,10 @@ class CampaignResult:
     """Why it was stopped, as the caller said."""
     deferred: str | None = None
     """A guard stopped the run (``template_paused``, ``messaging_limit``...): it resumes later."""
+    budget_reached: bool = False
+    """``max_cost`` stopped the run: the recipients it could not afford were released unsent."""
+    cost: dict[str, Any] | None = None
+    """What was sent (or would be, in a dry run) cost, by market (:meth:`~.spend.SpendGuard.to_dict`)."""
 
     @property
     def sent(self) -> int:
@@ -177,6 +181,8 @@ class CampaignResult:
             "stopped": self.stopped,
             "stop_reason": self.stop_reason,
             "deferred": self.deferred,
+            "budget_reached": self.budget_reached,
+            **({"cost": self.cost} if self.cost is not None else {}),
         }
 
 

@@ -23,12 +23,10 @@ by the number of recipients.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
@@ -43,22 +41,25 @@ from airflow_provider_wamm.campaign.eligibility import (
     Skip,
     SkipReason,
 )
-from airflow_provider_wamm.campaign.guards import Guards, Trip, deferred_error
+from airflow_provider_wamm.campaign.guards import Guards, Trip, deferred_error, trip_explains
 from airflow_provider_wamm.campaign.intake import Candidate, Intake, IntakeBatch
 from airflow_provider_wamm.campaign.ledger import Ledger, RunState, SendOutcome
 from airflow_provider_wamm.campaign.pacing import Pacer
 from airflow_provider_wamm.campaign.progress import ProgressLog, expected_rows
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult, CampaignStopped
 from airflow_provider_wamm.campaign.settings import CampaignSettings
+from airflow_provider_wamm.campaign.spend import SpendGuard
 from airflow_provider_wamm.campaign.workers import (
     Answer,
+    AnswerKind,
     Job,
     JobQueue,
     MessageSender,
     SendResultLike,
     WorkerPool,
+    frozen_gc,
 )
-from airflow_provider_wamm.graph.errors import ConfigurationError, GraphError
+from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.graph.recipients import mask_phone
 
 #: Counters of :class:`CampaignResult` raised by each kind of skip.
@@ -76,9 +77,8 @@ _POLL_S = 0.005
 MIN_HAND_OVER = 4
 #: How long a run that halted or failed waits for the answers in flight (a stop cuts it to the grace).
 DRAIN_LIMIT_S = 300.0
-#: Halting codes that say the template was paused, disabled or re-categorised: a guard that tripped on
-#: the same cause explains them better.
-TEMPLATE_HALT_CODES = frozenset({132015, 132016, 134100})
+#: Answers after which Meta has (or may have) the message: its cost is spent.
+_TAKEN = frozenset({AnswerKind.ACCEPTED, AnswerKind.UNKNOWN, AnswerKind.CRASH})
 #: What the ledger says of a request still in flight when the run stopped waiting for it.
 IN_FLIGHT_AT_STOP = "in flight when the run stopped: the message may or may not have been sent"
 
@@ -98,8 +98,10 @@ class _Run:
         owner: str | None = None,
         try_number: int | None = None,
         guards: Guards | None = None,
+        spend: SpendGuard | None = None,
     ) -> None:
         self.s = settings
+        self.spend = spend
         self.log = log
         self.attempt_id = uuid.uuid4().hex
         self.result = CampaignResult(
@@ -149,6 +151,11 @@ class _Run:
         return self.answers.halt_error is not None or self.answers.fatal is not None
 
     @property
+    def budget_reached(self) -> bool:
+        """The next recipient did not fit in ``max_cost``: nothing more is handed over."""
+        return self.spend is not None and self.spend.reached
+
+    @property
     def stop_requested(self) -> bool:
         """The caller asked the run to stop through its control."""
         return self.control is not None and self.control.stop_requested
@@ -172,7 +179,7 @@ class _Run:
         self._finish()
         if self.stopped:
             raise CampaignStopped(self.result)
-        if self.trip is not None and _trip_explains(self.answers.halt_error):
+        if self.trip is not None and trip_explains(self.answers.halt_error):
             raise deferred_error(self.trip, self.result)
         if self.answers.halt_error is not None:
             raise CampaignHalted(self.answers.halt_error, self.result)
@@ -209,6 +216,10 @@ class _Run:
             self._housekeeping(now)
             if self.halted_or_failed or self.stop_requested or self._tripped(now):
                 self._wind_down()
+                return
+            if self.budget_reached:  # what is in flight is paid for; the rest is released
+                self.log.warning("campaign %s: max_cost reached: %s", self.s.campaign_id, self.spend)
+                self._settle_in_flight(DRAIN_LIMIT_S)
                 return
             jobs, batch_size = self.jobs, self.s.batch_size
             if (
@@ -305,6 +316,8 @@ class _Run:
             if isinstance(decision, Send):
                 if self.s.dry_run:
                     self.result.would_send += 1
+                    if self.spend is not None:
+                        self.spend.count(decision.recipient)
                 else:
                     self.jobs.add(Job(decision.recipient, decision.payload))
             elif isinstance(decision, HeldElsewhere):
@@ -353,6 +366,12 @@ class _Run:
             if n <= 0 or (n < least and n < ready):
                 return
             jobs = self.jobs.take_many(n)
+            if self.spend is not None:  # those beyond the budget go back, released at the end
+                jobs, over = self.spend.affordable(jobs)
+                for job in over:
+                    self.jobs.add(job)
+            if not jobs:
+                return
             claimed = self.attempt.claim([job.recipient for job in jobs])
             self.guards.claimed(sum(1 for job in jobs if job.recipient in claimed and not job.attempts))
             for job in jobs:
@@ -418,15 +437,22 @@ class _Run:
 
     def _handle(self, answer: Answer) -> None:
         """Act on one answer of a worker (:class:`~.answers.AnswerHandler`)."""
-        self.dispatched.pop(answer.job.recipient, None)
+        recipient = answer.job.recipient
+        self.dispatched.pop(recipient, None)
         self.answers.handle(answer)
+        if self.spend is not None:
+            self.spend.answered(recipient, taken=answer.kind in _TAKEN, queued=recipient in self.jobs)
 
     # -- endings --------------------------------------------------------------------------------
 
     def _release(self) -> None:
         """Give back what this run will not send: its unsent claims (deleted, so a later run sends
         them) and the jobs it never handed over; count what other attempts still hold."""
-        released = self.attempt.release_all() + len(self.jobs.drain())
+        drained = self.jobs.drain()
+        if self.spend is not None:
+            for job in drained:
+                self.spend.refund(job.recipient)
+        released = self.attempt.release_all() + len(drained)
         held = self.foreign.drop()
         r = self.result
         r.released += released
@@ -460,8 +486,12 @@ class _Run:
         state = self._end_state()
         if not self.s.dry_run:
             self.attempt.flush(force=True, now=time.monotonic())
-            if state != RunState.FINISHED:
+            if state != RunState.FINISHED or self.budget_reached:
                 self._release()
+        if self.spend is not None:
+            r.budget_reached = self.spend.reached
+            r.cost = self.spend.to_dict()
+        if not self.s.dry_run:
             self.attempt.finish(state, r.to_dict())
         self.progress.summary(r)
 
@@ -486,27 +516,6 @@ class _Run:
             )
 
 
-@contextlib.contextmanager
-def _frozen_gc() -> Iterator[None]:
-    """Keep the objects that exist now (imports: Airflow's are many) out of the collector's full passes
-    while the campaign runs; walking them all stalls every sending thread for tens of milliseconds, long
-    enough to bunch sends up. Undone afterwards unless the process had frozen objects itself (a forked
-    worker does), whose choice is left as it was."""
-    already_frozen = gc.get_freeze_count() > 0
-    gc.freeze()
-    try:
-        yield
-    finally:
-        if not already_frozen:
-            gc.unfreeze()
-
-
-def _trip_explains(halt: GraphError | None) -> bool:
-    """Whether a guard's trip, rather than the halt, is what the run reports: no halt, or one on a
-    template code the guard has the story of."""
-    return halt is None or halt.code in TEMPLATE_HALT_CODES
-
-
 def run_campaign(
     recipients: Iterable[Mapping[str, Any] | str | Any],
     *,
@@ -518,6 +527,7 @@ def run_campaign(
     owner: str | None = None,
     try_number: int | None = None,
     guards: Guards | None = None,
+    spend: SpendGuard | None = None,
 ) -> CampaignResult:
     """Send one campaign (or one shard of it) and return its counts.
 
@@ -527,8 +537,7 @@ def run_campaign(
     :param client: the Graph client (``GraphClient``); may be ``None`` for a dry run.
     :param ledger: where claims and outcomes are recorded; shared by every run and shard.
     :param settings: what to send and how.
-    :param log: logger for progress lines (a ``logging.Logger`` or a compatible one such as the
-        Airflow task logger); phone numbers are masked.
+    :param log: logger for progress lines (``logging.Logger`` or compatible); numbers are masked.
     :param control: lets the caller stop the run from another thread or a signal handler
         (:meth:`CampaignControl.stop` only sets flags); the run then raises :class:`CampaignStopped`.
     :param owner: the task instance this attempt belongs to (an opaque name, e.g.
@@ -537,6 +546,7 @@ def run_campaign(
     :param try_number: which try of ``owner`` this is.
     :param guards: conditions looked at between hand-overs (a paused template, a messaging limit);
         one that trips stops the run like a halt and raises :class:`~.guards.CampaignDeferred`.
+    :param spend: prices what is sent and stops at its budget (:class:`~.spend.SpendGuard`).
     :raises CampaignStopped: ``control`` stopped the run; answers in flight within ``stop_grace_s``
         were recorded, the requests still out recorded ``unknown``, unsent claims released.
     :raises CampaignHalted: a HALT error (token, account, template) stopped the run; in-flight
@@ -547,7 +557,7 @@ def run_campaign(
     if client is None and not settings.dry_run:
         raise ConfigurationError("a Graph client is required unless dry_run=True")
     ledger.ensure_schema()
-    with _frozen_gc():
+    with frozen_gc():
         log = log or logging.getLogger(__name__)
         run = _Run(
             recipients,
@@ -559,6 +569,7 @@ def run_campaign(
             owner=owner,
             try_number=try_number,
             guards=guards,
+            spend=spend,
         )
         return run.run()
 

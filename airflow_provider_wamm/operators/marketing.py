@@ -63,6 +63,7 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
+from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
 from airflow_provider_wamm.operators.outcomes import (
     check_unsettled,
     halt_message,
@@ -73,13 +74,8 @@ from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
 from airflow_provider_wamm.operators.signals import (
-    OnMessagingLimit,
-    OnTemplatePaused,
+    SignalOptions,
     campaign_guards,
-    check_on_messaging_limit,
-    check_on_template_paused,
-    check_poll_interval,
-    check_resume_event,
     defer_or_fail,
     template_pause_of,
 )
@@ -116,7 +112,7 @@ _DIRECT_SETTINGS = frozenset(
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(BaseOperator):
+class MarketingMessageOperator(CostOptions, SignalOptions, BaseOperator):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -192,13 +188,14 @@ class MarketingMessageOperator(BaseOperator):
         another attempt still holds claimed (``foreign_claimed``). ``"warn"`` (default) logs a warning
         with the counts; ``"fail"`` fails the task without retries, so that a person decides (see the
         docs' reliability page, "Resolving unknown").
-    :param on_template_paused: A paused template: ``"defer"`` until it is APPROVED again, then resume,
-        or ``"fail"`` (a disabled one always fails); see :mod:`~airflow_provider_wamm.operators.signals`.
-    :param on_messaging_limit: Past the messaging limit: ``"defer"``, ``"fail"`` or ``"warn"`` (ditto).
-    :param signal_poll_interval: Seconds between two looks at the ledger's signals (sending, deferred).
     :param campaign_options: Advanced settings of the campaign engine, by name (see
         :class:`~airflow_provider_wamm.campaign.sender.CampaignSettings`), e.g.
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
+
+    More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
+    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``on_template_paused``,
+    ``on_messaging_limit`` and ``signal_poll_interval``
+    (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task.
     """
 
     template_fields: Sequence[str] = (
@@ -222,6 +219,7 @@ class MarketingMessageOperator(BaseOperator):
         "is_dry_run",
         "shard_index",
         "shard_count",
+        *BUDGET_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
@@ -272,9 +270,6 @@ class MarketingMessageOperator(BaseOperator):
         preflight: bool | None = None,
         on_empty: OnEmpty = "succeed",
         on_unknown: OnUnknown = "warn",
-        on_template_paused: OnTemplatePaused = "defer",
-        on_messaging_limit: OnMessagingLimit = "defer",
-        signal_poll_interval: float = 2.0,
         campaign_options: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -293,7 +288,6 @@ class MarketingMessageOperator(BaseOperator):
         self.max_invalid_ratio = check_ratio(max_invalid_ratio, "max_invalid_ratio")
         self.count_rows = count_rows
         self.on_unknown: OnUnknown = check_on_unknown(on_unknown)
-        self._set_signals(on_template_paused, on_messaging_limit, signal_poll_interval)
         self.campaign_options = check_campaign_options(campaign_options, CAMPAIGN_OPTIONS)
         self._control: CampaignControl | None = None
 
@@ -371,12 +365,6 @@ class MarketingMessageOperator(BaseOperator):
         self.max_failure_ratio = check_failure_ratio(max_failure_ratio)
         self.on_empty: OnEmpty = check_on_empty(on_empty)
 
-    def _set_signals(self, on_template_paused: str, on_messaging_limit: str, poll_interval: float) -> None:
-        self.on_template_paused = check_on_template_paused(on_template_paused)
-        self.on_messaging_limit = check_on_messaging_limit(on_messaging_limit)
-        self.signal_poll_interval = check_poll_interval(poll_interval)
-        self.preflight_at: Any = None  # when the preflight read the template (the guards trust it)
-
     # -- execution -------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -408,16 +396,12 @@ class MarketingMessageOperator(BaseOperator):
         finally:
             hook.close()
         set_outlet_extra(context, self.outlets, summary)
+        log_cost(summary, self.log)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
         check_unsettled(summary, self.on_unknown, self.log)
         return summary
-
-    def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Resume the campaign after a deferral (its template approved again, its limit window rolled)."""
-        check_resume_event(event)
-        return self.execute(context)
 
     def on_kill(self) -> None:
         """Stop the running campaign (Airflow calls this when the task is killed).
@@ -457,6 +441,7 @@ class MarketingMessageOperator(BaseOperator):
     def _run(
         self, context: Context, settings: CampaignSettings, client: GraphClient | None
     ) -> dict[str, Any]:
+        spend = self.spend_guard(dry_run=settings.dry_run, shard_count=settings.shard_count, log=self.log)
         ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
         ti = context["ti"]
         try_number = getattr(ti, "try_number", None)
@@ -474,6 +459,7 @@ class MarketingMessageOperator(BaseOperator):
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
                     guards=campaign_guards(self, ledger),
+                    spend=spend,
                 )
         except CampaignStopped as stopped:
             message = stop_message(stopped)

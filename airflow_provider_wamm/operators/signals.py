@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_wamm.campaign.guards import CampaignDeferred, Guard, Guards, TemplatePaused, Trip
 from airflow_provider_wamm.campaign.ledger import Ledger, utcnow
@@ -91,6 +91,40 @@ def check_poll_interval(value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"'signal_poll_interval' must be a positive number of seconds, got {value!r}.")
     return float(value)
+
+
+class SignalOptions(BaseOperator):
+    """What the marketing operator does on Meta's signals while it sends, and its resumption.
+
+    :param on_template_paused: When Meta pauses the template (read by the preflight, stored by the
+        webhook receiver mid-run, or answered 132015): ``"defer"`` (default) stops claiming, releases
+        what was not sent and defers the task until the template is APPROVED again, then resumes the
+        campaign; ``"fail"`` fails the task. A disabled or re-categorised template always fails it.
+    :param on_messaging_limit: When the campaign would take the business past its messaging limit:
+        ``"defer"`` (send up to the limit, defer until the 24-hour window rolls over, resume), ``"fail"``
+        (fail before sending) or ``"warn"`` (log and send anyway).
+    :param signal_poll_interval: Seconds between two looks at the ledger's signals while sending, and
+        while deferred.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_template_paused: OnTemplatePaused = "defer",
+        on_messaging_limit: OnMessagingLimit = "defer",
+        signal_poll_interval: float = 2.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.on_template_paused = check_on_template_paused(on_template_paused)
+        self.on_messaging_limit = check_on_messaging_limit(on_messaging_limit)
+        self.signal_poll_interval = check_poll_interval(signal_poll_interval)
+        self.preflight_at: datetime | None = None  # when the preflight read the template (guards trust it)
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> Any:
+        """Resume the campaign after a deferral (its template approved again, its limit window rolled)."""
+        check_resume_event(event)
+        return self.execute(context)
 
 
 def campaign_guards(op: SignalAware, ledger: Ledger, extra: list[Guard] | None = None) -> Guards:
@@ -173,6 +207,7 @@ __all__ = [
     "PAUSE_RECHECK",
     "OnMessagingLimit",
     "OnTemplatePaused",
+    "SignalOptions",
     "campaign_guards",
     "check_on_messaging_limit",
     "check_on_template_paused",
