@@ -65,6 +65,9 @@ _SKIP_COUNTERS: dict[SkipReason, tuple[str, ...]] = {
     SkipReason.ALREADY_DONE: ("skipped", "already_done"),
     SkipReason.SUPPRESSED: ("suppressed",),
     SkipReason.FREQUENCY_CAPPED: ("skipped", "frequency_capped"),
+    SkipReason.HOLDOUT: ("skipped", "holdout"),
+    SkipReason.GLOBAL_CONTROL: ("skipped", "global_control"),
+    SkipReason.REST: ("skipped", "rest"),
 }
 #: Longest nap of the coordinating thread between looks at finished requests.
 _POLL_S = 0.005
@@ -281,6 +284,8 @@ class _Run:
             if isinstance(decided, Send | HeldElsewhere) and self._has_job(decided.recipient):
                 decision = Skip(decided.recipient, SkipReason.DUPLICATE)
             if isinstance(decision, Send):
+                if decision.variant is not None:
+                    self.result.groups[decision.variant] += 1
                 if self.s.dry_run:
                     self.result.would_send += 1
                 else:
@@ -309,6 +314,8 @@ class _Run:
             return
         for counter in _SKIP_COUNTERS[decision.reason]:
             setattr(r, counter, getattr(r, counter) + 1)
+        if decision.reason in (SkipReason.HOLDOUT, SkipReason.GLOBAL_CONTROL, SkipReason.REST):
+            r.groups[str(decision.reason)] += 1
 
     # -- hand-over ------------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeGuard
 
+from airflow_provider_wamm.campaign.experiment_plan import ExperimentPlan, MessageSpec
+from airflow_provider_wamm.campaign.experiments import Experiment
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.sharding import validate_shard
 from airflow_provider_wamm.graph.errors import ConfigurationError
@@ -80,6 +82,10 @@ class CampaignSettings:
         more than that (rounded down), even while catching up after a pause, so that the jitter between
         a send and its arrival at Meta (networks, pauses of either side) does not push any one-second
         window at Meta's end over the cap.
+    :param experiment: holdout, global control group and variants
+        (:class:`~airflow_provider_wamm.campaign.experiments.Experiment`): held-back recipients are
+        recorded ``skipped`` with their group as the reason, the others get their variant's message;
+        the ledger's ``variant`` column records each recipient's group.
     """
 
     campaign_id: str
@@ -113,6 +119,7 @@ class CampaignSettings:
     total_hint: int | None = None
     dedupe_window: int = 100_000
     rate_headroom: float = 0.02
+    experiment: Experiment | None = None
 
     def validate(self) -> None:
         """Raise :class:`ConfigurationError` naming the first invalid setting."""
@@ -122,6 +129,20 @@ class CampaignSettings:
         validate_shard(self.shard_index, self.shard_count)
         _check_pacing(self)
         _check_message(self)
+        self.experiment_plan()
+
+    def experiment_plan(self) -> ExperimentPlan | None:
+        """The experiment with each variant's message (``None`` without an experiment).
+
+        :raises ConfigurationError: a variant's message is invalid.
+        """
+        if self.experiment is None:
+            return None
+        if not isinstance(self.experiment, Experiment):
+            kind = type(self.experiment).__name__
+            raise ConfigurationError(f"experiment must be an Experiment, got {kind}")
+        base = MessageSpec(self.template_name, self.language, self.personaliser, self.product_policy)
+        return ExperimentPlan(self.experiment, base)
 
 
 def _is_number(value: object) -> TypeGuard[int | float]:

@@ -61,8 +61,8 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
+from airflow_provider_wamm.operators.experiment import ExperimentOptions, check_templates, required_fields
 from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
-from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
 
@@ -92,6 +92,7 @@ _DIRECT_SETTINGS = frozenset(
         "shard_count",
         "recipient_field",
         "default_region",
+        "experiment",
     }
 )
 #: The other settings, which ``campaign_options`` may tune.
@@ -177,6 +178,14 @@ class MarketingMessageOperator(BaseOperator):
     :param campaign_options: Advanced settings of the campaign engine, by name (see
         :class:`~airflow_provider_wamm.campaign.sender.CampaignSettings`), e.g.
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
+    :param holdout: Share of the recipients held out of the campaign (recorded ``skipped``, reason
+        ``holdout``), chosen by a stable hash; the baseline of the lift (docs: experiments recipe).
+    :param variants: A/B/n arms: ``[{"name": "A", "weight": 1}, {"name": "B", "weight": 1,
+        "template_name": "spring_v2"}]``; each recipient gets one, by the same stable hash. A variant may
+        change ``template_name``, ``language``, the parameters or ``product_policy``.
+    :param global_control: ``{"name": "brand-2026", "share": 0.05}``: recipients kept out of every
+        campaign naming this group.
+    :param experiment_key: Salts the holdout and variant draws (default: the campaign id).
     """
 
     template_fields: Sequence[str] = (
@@ -213,6 +222,8 @@ class MarketingMessageOperator(BaseOperator):
     ui_color = "#25D366"
     #: The recipient rows, kept out of the rendered template fields (the UI shows only their count).
     recipients = PrivateRowsField()
+    #: Stops the running campaign from :meth:`on_kill` (set by :meth:`execute`).
+    _control: CampaignControl | None = None
 
     def __init__(
         self,
@@ -251,6 +262,10 @@ class MarketingMessageOperator(BaseOperator):
         on_empty: OnEmpty = "succeed",
         on_unknown: OnUnknown = "warn",
         campaign_options: Mapping[str, Any] | None = None,
+        holdout: float = 0.0,
+        variants: Sequence[Mapping[str, Any]] | None = None,
+        global_control: Mapping[str, Any] | None = None,
+        experiment_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -269,7 +284,7 @@ class MarketingMessageOperator(BaseOperator):
         self.count_rows = count_rows
         self.on_unknown: OnUnknown = check_on_unknown(on_unknown)
         self.campaign_options = check_campaign_options(campaign_options, CAMPAIGN_OPTIONS)
-        self._control: CampaignControl | None = None
+        self.experiment_options = ExperimentOptions(holdout, variants, global_control, experiment_key).check()
 
     # -- the arguments, by theme (checked here unless they hold a template) --------------------------------
 
@@ -399,14 +414,7 @@ class MarketingMessageOperator(BaseOperator):
         if self.sql is not None:  # a connection without a SQL hook fails before any request
             sql_hook(self.sql_conn_id or "")
         if preflight:
-            check_template(
-                hook,
-                self.template_name,
-                self.language,
-                settings.personaliser,
-                explicit=self.preflight is not None,
-                log=self.log,
-            )
+            check_templates(hook, settings, explicit=self.preflight is not None, log=self.log)
         client: GraphClient | None = None
         if not dry_run:
             client = hook.get_conn()
@@ -493,6 +501,7 @@ class MarketingMessageOperator(BaseOperator):
             shard_count=shard_count,
             recipient_field=self.recipient_field,
             default_region=self.default_region or None,
+            experiment=self.experiment_options.experiment(campaign_id),
             **options,
         )
         settings.validate()
@@ -506,7 +515,7 @@ class MarketingMessageOperator(BaseOperator):
                 self.parameters,
                 batch_size=settings.batch_size,
                 recipient_field=settings.recipient_field,
-                required_fields=settings.personaliser.field_uses if settings.personaliser else None,
+                required_fields=required_fields(settings),
                 count=self.count_rows,
             )
         return ListRecipientSource(type(self).recipients.rows(self))

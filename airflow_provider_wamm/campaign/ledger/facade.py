@@ -227,6 +227,7 @@ class Ledger:
         shard_index: int = 0,
         template_name: str | None = None,
         language: str | None = None,
+        variant: str | None = None,
         resend_unknown: bool = False,
         now: datetime | None = None,
     ) -> set[str]:
@@ -244,6 +245,7 @@ class Ledger:
             shard_index=shard_index,
             template_name=template_name,
             language=language,
+            variant=variant,
             resend_unknown=resend_unknown,
             now=now,
         )
@@ -257,6 +259,7 @@ class Ledger:
         shard_index: int = 0,
         template_name: str | None = None,
         language: str | None = None,
+        variant: str | None = None,
         now: datetime | None = None,
     ) -> None:
         """Record recipients that were not sent (``skipped``/``invalid``) with the reason.
@@ -271,6 +274,7 @@ class Ledger:
             shard_index=shard_index,
             template_name=template_name,
             language=language,
+            variant=variant,
             now=now,
         )
 

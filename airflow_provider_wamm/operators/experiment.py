@@ -1,0 +1,102 @@
+"""The experiment arguments of ``MarketingMessageOperator``: holdout, variants, global control group.
+
+Kept apart from the operator so that it only passes them on: they are checked here when the DAG is
+parsed (a wrong share or an unknown variant setting fails the parse, naming the argument), turned into
+an :class:`~airflow_provider_wamm.campaign.experiments.Experiment` when the task runs, and every
+variant's template is checked before the first send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_wamm.campaign.experiments import Experiment, GlobalControl, Variant
+from airflow_provider_wamm.campaign.settings import CampaignSettings
+from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
+from airflow_provider_wamm.operators.preflight import check_template
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
+
+
+@dataclass(frozen=True)
+class ExperimentOptions:
+    """The operator's experiment arguments, as given (see ``MarketingMessageOperator``).
+
+    :param holdout: share of the campaign's recipients held out (recorded ``skipped``, reason
+        ``holdout``), in ``[0, 1)``.
+    :param variants: the arms of an A/B/n test: dicts with a ``name``, a ``weight`` and the settings the
+        variant changes (``template_name``, ``language``, ``body_parameters``, ``header``, ``buttons``,
+        ``components``, ``product_policy``).
+    :param global_control: ``{"name": ..., "share": ...}``: a stable share of all recipients kept out of
+        every campaign that names the same group.
+    :param experiment_key: salts every draw; default the campaign id. Keep it fixed for everything that
+        must agree on the groups (the send, a later attribution).
+    """
+
+    holdout: float = 0.0
+    variants: Sequence[Mapping[str, Any]] | None = None
+    global_control: Mapping[str, Any] | None = None
+    experiment_key: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any experiment argument was given."""
+        return bool(self.holdout or self.variants or self.global_control)
+
+    def check(self) -> ExperimentOptions:
+        """Refuse invalid arguments now (at DAG parse time), naming the argument; returns ``self``."""
+        if self.enabled:
+            try:
+                self.experiment("parse-check")
+            except ConfigurationError as exc:
+                raise ValueError(f"experiment arguments: {exc}") from None
+        return self
+
+    def experiment(self, campaign_id: str) -> Experiment | None:
+        """The experiment of a campaign (``None`` when no experiment argument was given).
+
+        :raises ConfigurationError: an argument is invalid.
+        """
+        if not self.enabled:
+            return None
+        gc = self.global_control
+        return Experiment(
+            key=self.experiment_key or campaign_id,
+            holdout=self.holdout,
+            variants=[Variant.from_dict(v) for v in self.variants or ()],
+            global_control=None if gc is None else GlobalControl(**dict(gc)),
+        )
+
+
+def required_fields(settings: CampaignSettings) -> dict[str, tuple[str, ...]] | None:
+    """The recipient fields the query must return: those of every variant's personalisation."""
+    plan = settings.experiment_plan()
+    if plan is not None:
+        return plan.field_uses
+    return dict(settings.personaliser.field_uses) if settings.personaliser else None
+
+
+def check_templates(hook: WhatsAppHook, settings: CampaignSettings, *, explicit: bool, log: Logger) -> None:
+    """The preflight check of the campaign's template and of every other template a variant sends."""
+    plan = settings.experiment_plan()
+    if plan is None:
+        check_template(
+            hook, settings.template_name, settings.language, settings.personaliser, explicit=explicit, log=log
+        )
+        return
+    specs = [plan.base, *(plan.message_of(v.name) for v in plan.experiment.variants)]
+    seen: set[tuple[str, str, int]] = set()
+    for spec in specs:
+        key = (spec.template_name, spec.language, id(spec.personaliser))
+        if key not in seen:
+            seen.add(key)
+            check_template(
+                hook, spec.template_name, spec.language, spec.personaliser, explicit=explicit, log=log
+            )
+
+
+__all__ = ["ExperimentOptions", "check_templates", "required_fields"]
