@@ -139,11 +139,8 @@ class AccountLog:
     def latest_messaging_limit(
         self, *, phone_number: str | None = None, waba_id: str | None = None
     ) -> AccountSignal | None:
-        """The newest signal that reported a messaging limit, for a phone number (its displayed digits)
-        and/or a WhatsApp Business Account; ``None`` when none did.
-
-        Capability updates name only the account; phone-number quality updates name the number.
-        """
+        """The newest signal that reported a messaging limit (``messaging_limit`` holds the tier), for a
+        phone number (as displayed, digits compared) and/or an account; ``None`` when none did."""
         t = self.table.c
         where: list[Any] = [t.messaging_limit.is_not(None)]
         if phone_number is not None:
@@ -153,7 +150,8 @@ class AccountLog:
         return self._newest(*where)
 
     def phone_number_quality(self, phone_number: str) -> AccountSignal | None:
-        """The newest ``phone_number_quality_update`` of a number (its displayed digits), if any."""
+        """The newest ``phone_number_quality_update`` of a number (its ``event``: ``FLAGGED``,
+        ``UNFLAGGED``, ``THROUGHPUT_UPGRADE``...; its limit), or ``None``."""
         t = self.table.c
         return self._newest(
             t.kind == str(AccountSignalKind.PHONE_NUMBER_QUALITY), t.phone_number == _digits(phone_number)
@@ -162,7 +160,7 @@ class AccountLog:
     def latest_signal(
         self, kind: str, *, waba_id: str | None = None, events: Iterable[str] | None = None
     ) -> AccountSignal | None:
-        """The newest signal of ``kind`` (optionally of one account, and one of ``events``)."""
+        """The newest signal of one kind (``account_update``...), optionally of one account and event."""
         t = self.table.c
         where: list[Any] = [t.kind == str(kind)]
         if waba_id is not None:
@@ -180,7 +178,7 @@ class AccountLog:
         waba_id: str | None = None,
         limit: int = DEFAULT_SIGNAL_LIMIT,
     ) -> list[AccountSignal]:
-        """Signals received at or after ``since`` (and with an id above ``after_id``), oldest first."""
+        """Account signals received at or after ``since`` (and after row ``after_id``), oldest first."""
         t = self.table.c
         where: list[Any] = []
         if since is not None:

@@ -203,9 +203,11 @@ class TemplateLog:
         language: str | None = None,
         waba_id: str | None = None,
     ) -> TemplateState | None:
-        """The current status, category and quality of one template (``None``: no event about it).
+        """The current status, category and quality of one template, from its newest events by Meta's
+        time (``None`` when no event named it).
 
-        Name it by ``template_id``, or by ``name`` and ``language``; ``waba_id`` narrows it further.
+        Name it by ``template_id``, or by ``name`` and ``language``. The category changes only on a
+        completed category change; an announced one shows as ``pending_category``.
         """
         t = self.table.c
         where = self._matching(template_id=template_id, name=name, language=language, waba_id=waba_id)
@@ -229,10 +231,10 @@ class TemplateLog:
         waba_id: str | None = None,
         limit: int = DEFAULT_EVENT_LIMIT,
     ) -> list[TemplateEvent]:
-        """Events received at or after ``since`` (and with an id above ``after_id``), oldest first.
+        """Template events received at or after ``since`` (and after row ``after_id``), oldest first.
 
-        ``kinds`` (``status``, ``quality``, ``category``) and ``events`` (``APPROVED``, ``PAUSED``,
-        ``RED``...) narrow them; so does a template named by id or by name (and language).
+        ``kinds`` (``status``, ``quality``, ``category``), ``events`` (``APPROVED``, ``PAUSED``,
+        ``RED``...) and a template (by id, or by name and language) narrow them.
         """
         t = self.table.c
         where: list[Any] = []
