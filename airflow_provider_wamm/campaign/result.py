@@ -102,6 +102,10 @@ class CampaignResult:
     """The run was stopped from outside (its :class:`~.control.CampaignControl`)."""
     stop_reason: str | None = None
     """Why it was stopped, as the caller said."""
+    budget_reached: bool = False
+    """``max_cost`` stopped the run: the recipients it could not afford were released unsent."""
+    cost: dict[str, Any] | None = None
+    """What was sent (or would be, in a dry run) cost, by market (:meth:`~.spend.SpendGuard.to_dict`)."""
 
     @property
     def sent(self) -> int:
@@ -188,6 +192,8 @@ class CampaignResult:
             "halt_error": self.halt_error,
             "stopped": self.stopped,
             "stop_reason": self.stop_reason,
+            "budget_reached": self.budget_reached,
+            **({"cost": self.cost} if self.cost is not None else {}),
         }
 
 

@@ -48,8 +48,10 @@ from airflow_provider_wamm.campaign.pacing import Pacer
 from airflow_provider_wamm.campaign.progress import ProgressLog, expected_rows
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult, CampaignStopped
 from airflow_provider_wamm.campaign.settings import CampaignSettings
+from airflow_provider_wamm.campaign.spend import SpendGuard
 from airflow_provider_wamm.campaign.workers import (
     Answer,
+    AnswerKind,
     Job,
     JobQueue,
     MessageSender,
@@ -77,6 +79,8 @@ _POLL_S = 0.005
 MIN_HAND_OVER = 4
 #: How long a run that halted or failed waits for the answers in flight (a stop cuts it to the grace).
 DRAIN_LIMIT_S = 300.0
+#: Answers after which Meta has (or may have) the message: its cost is spent.
+_TAKEN = frozenset({AnswerKind.ACCEPTED, AnswerKind.UNKNOWN, AnswerKind.CRASH})
 #: What the ledger says of a request still in flight when the run stopped waiting for it.
 IN_FLIGHT_AT_STOP = "in flight when the run stopped: the message may or may not have been sent"
 
@@ -95,8 +99,10 @@ class _Run:
         control: CampaignControl | None = None,
         owner: str | None = None,
         try_number: int | None = None,
+        spend: SpendGuard | None = None,
     ) -> None:
         self.s = settings
+        self.spend = spend
         self.log = log
         self.attempt_id = uuid.uuid4().hex
         self.result = CampaignResult(
@@ -142,6 +148,11 @@ class _Run:
     def halted_or_failed(self) -> bool:
         """A HALT error or a fatal error stopped the run."""
         return self.answers.halt_error is not None or self.answers.fatal is not None
+
+    @property
+    def budget_reached(self) -> bool:
+        """The next recipient did not fit in ``max_cost``: nothing more is handed over."""
+        return self.spend is not None and self.spend.reached
 
     @property
     def stop_requested(self) -> bool:
@@ -202,6 +213,10 @@ class _Run:
             self._housekeeping(now)
             if self.halted_or_failed or self.stop_requested:
                 self._wind_down()
+                return
+            if self.budget_reached:  # what is in flight is paid for; the rest is released
+                self.log.warning("campaign %s: max_cost reached: %s", self.s.campaign_id, self.spend)
+                self._settle_in_flight(DRAIN_LIMIT_S)
                 return
             jobs, batch_size = self.jobs, self.s.batch_size
             if (
@@ -288,6 +303,8 @@ class _Run:
                     self.result.groups[decision.variant] += 1
                 if self.s.dry_run:
                     self.result.would_send += 1
+                    if self.spend is not None:
+                        self.spend.count(decision.recipient)
                 else:
                     self.jobs.add(Job(decision.recipient, decision.payload))
             elif isinstance(decision, HeldElsewhere):
@@ -335,6 +352,12 @@ class _Run:
             if n <= 0 or (n < least and n < ready):
                 return
             jobs = self.jobs.take_many(n)
+            if self.spend is not None:  # those beyond the budget go back, released at the end
+                jobs, over = self.spend.affordable(jobs)
+                for job in over:
+                    self.jobs.add(job)
+            if not jobs:
+                return
             claimed = self.attempt.claim([job.recipient for job in jobs])
             for job in jobs:
                 if job.recipient in claimed:
@@ -399,15 +422,22 @@ class _Run:
 
     def _handle(self, answer: Answer) -> None:
         """Act on one answer of a worker (:class:`~.answers.AnswerHandler`)."""
-        self.dispatched.pop(answer.job.recipient, None)
+        recipient = answer.job.recipient
+        self.dispatched.pop(recipient, None)
         self.answers.handle(answer)
+        if self.spend is not None:
+            self.spend.answered(recipient, taken=answer.kind in _TAKEN, queued=recipient in self.jobs)
 
     # -- endings --------------------------------------------------------------------------------
 
     def _release(self) -> None:
         """Give back what this run will not send: its unsent claims (deleted, so a later run sends
         them) and the jobs it never handed over; count what other attempts still hold."""
-        released = self.attempt.release_all() + len(self.jobs.drain())
+        drained = self.jobs.drain()
+        if self.spend is not None:
+            for job in drained:
+                self.spend.refund(job.recipient)
+        released = self.attempt.release_all() + len(drained)
         held = self.foreign.drop()
         r = self.result
         r.released += released
@@ -441,8 +471,12 @@ class _Run:
         state = self._end_state()
         if not self.s.dry_run:
             self.attempt.flush(force=True, now=time.monotonic())
-            if state != RunState.FINISHED:
+            if state != RunState.FINISHED or self.budget_reached:
                 self._release()
+        if self.spend is not None:
+            r.budget_reached = self.spend.reached
+            r.cost = self.spend.to_dict()
+        if not self.s.dry_run:
             self.attempt.finish(state, r.to_dict())
         self.progress.summary(r)
 
@@ -477,6 +511,7 @@ def run_campaign(
     control: CampaignControl | None = None,
     owner: str | None = None,
     try_number: int | None = None,
+    spend: SpendGuard | None = None,
 ) -> CampaignResult:
     """Send one campaign (or one shard of it) and return its counts.
 
@@ -486,14 +521,14 @@ def run_campaign(
     :param client: the Graph client (``GraphClient``); may be ``None`` for a dry run.
     :param ledger: where claims and outcomes are recorded; shared by every run and shard.
     :param settings: what to send and how.
-    :param log: logger for progress lines (a ``logging.Logger`` or a compatible one such as the
-        Airflow task logger); phone numbers are masked.
+    :param log: logger for progress lines (``logging.Logger`` or compatible); numbers are masked.
     :param control: lets the caller stop the run from another thread or a signal handler
         (:meth:`CampaignControl.stop` only sets flags); the run then raises :class:`CampaignStopped`.
     :param owner: the task instance this attempt belongs to (an opaque name, e.g.
         ``dag_id.task_id.run_id.map_index``), recorded with the attempt: a later try of the same owner
         takes over this attempt's claims as soon as it stopped beating its heartbeat.
     :param try_number: which try of ``owner`` this is.
+    :param spend: prices what is sent and stops at its budget (:class:`~.spend.SpendGuard`).
     :raises CampaignStopped: ``control`` stopped the run; answers in flight within ``stop_grace_s``
         were recorded, the requests still out recorded ``unknown``, unsent claims released.
     :raises CampaignHalted: a HALT error (token, account, template) stopped the run; in-flight
@@ -520,6 +555,7 @@ def run_campaign(
             control=control,
             owner=owner,
             try_number=try_number,
+            spend=spend,
         )
         return run.run()
     finally:

@@ -1,6 +1,7 @@
 """The experiment arguments of ``MarketingMessageOperator``: holdout, variants, global control group.
 
-Kept apart from the operator so that it only passes them on: they are checked here when the DAG is
+A mix-in of the operator (so its arguments work with ``partial()``/``expand()`` like the operator's
+own), kept apart so that the operator only passes them on: they are checked here when the DAG is
 parsed (a wrong share or an unknown variant setting fails the parse, naming the argument), turned into
 an :class:`~airflow_provider_wamm.campaign.experiments.Experiment` when the task runs, and every
 variant's template is checked before the first send.
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_wamm.campaign.experiments import Experiment, GlobalControl, Variant
 from airflow_provider_wamm.campaign.settings import CampaignSettings
@@ -72,6 +75,48 @@ class ExperimentOptions:
         )
 
 
+class ExperimentArguments(BaseOperator):
+    """Experiment arguments of the marketing operator (see the experiments recipe).
+
+    :param holdout: Share of the recipients held out of the campaign (recorded ``skipped``, reason
+        ``holdout``), chosen by a stable hash; the baseline of the lift.
+    :param variants: A/B/n arms: ``[{"name": "A", "weight": 1}, {"name": "B", "weight": 1,
+        "template_name": "spring_v2"}]``; each recipient gets one, by the same stable hash. A variant may
+        change ``template_name``, ``language``, ``body_parameters``, ``header``, ``buttons``,
+        ``components`` or ``product_policy``.
+    :param global_control: ``{"name": "brand-2026", "share": 0.05}``: recipients kept out of every
+        campaign naming this group.
+    :param experiment_key: Salts the holdout and variant draws (default: the campaign id).
+    """
+
+    def __init__(
+        self,
+        *,
+        holdout: float = 0.0,
+        variants: Sequence[Mapping[str, Any]] | None = None,
+        global_control: Mapping[str, Any] | None = None,
+        experiment_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.holdout = holdout
+        self.variants = variants
+        self.global_control = global_control
+        self.experiment_key = experiment_key
+        self.experiment_options().check()
+
+    def experiment_options(self) -> ExperimentOptions:
+        """The arguments as one value."""
+        return ExperimentOptions(self.holdout, self.variants, self.global_control, self.experiment_key)
+
+    def experiment_for(self, campaign_id: str) -> Experiment | None:
+        """The campaign's experiment (``None`` without experiment arguments).
+
+        :raises ConfigurationError: an argument is invalid.
+        """
+        return self.experiment_options().experiment(campaign_id)
+
+
 def required_fields(settings: CampaignSettings) -> dict[str, tuple[str, ...]] | None:
     """The recipient fields the query must return: those of every variant's personalisation."""
     plan = settings.experiment_plan()
@@ -99,4 +144,4 @@ def check_templates(hook: WhatsAppHook, settings: CampaignSettings, *, explicit:
             )
 
 
-__all__ = ["ExperimentOptions", "check_templates", "required_fields"]
+__all__ = ["ExperimentArguments", "ExperimentOptions", "check_templates", "required_fields"]

@@ -61,7 +61,8 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
-from airflow_provider_wamm.operators.experiment import ExperimentOptions, check_templates, required_fields
+from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
+from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
 from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
@@ -99,7 +100,7 @@ _DIRECT_SETTINGS = frozenset(
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(BaseOperator):
+class MarketingMessageOperator(ExperimentArguments, CostOptions, BaseOperator):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -178,14 +179,11 @@ class MarketingMessageOperator(BaseOperator):
     :param campaign_options: Advanced settings of the campaign engine, by name (see
         :class:`~airflow_provider_wamm.campaign.sender.CampaignSettings`), e.g.
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
-    :param holdout: Share of the recipients held out of the campaign (recorded ``skipped``, reason
-        ``holdout``), chosen by a stable hash; the baseline of the lift (docs: experiments recipe).
-    :param variants: A/B/n arms: ``[{"name": "A", "weight": 1}, {"name": "B", "weight": 1,
-        "template_name": "spring_v2"}]``; each recipient gets one, by the same stable hash. A variant may
-        change ``template_name``, ``language``, the parameters or ``product_policy``.
-    :param global_control: ``{"name": "brand-2026", "share": 0.05}``: recipients kept out of every
-        campaign naming this group.
-    :param experiment_key: Salts the holdout and variant draws (default: the campaign id).
+
+    More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
+    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``holdout``, ``variants``,
+    ``global_control`` and ``experiment_key``
+    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`).
     """
 
     template_fields: Sequence[str] = (
@@ -209,6 +207,7 @@ class MarketingMessageOperator(BaseOperator):
         "is_dry_run",
         "shard_index",
         "shard_count",
+        *BUDGET_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
@@ -262,10 +261,6 @@ class MarketingMessageOperator(BaseOperator):
         on_empty: OnEmpty = "succeed",
         on_unknown: OnUnknown = "warn",
         campaign_options: Mapping[str, Any] | None = None,
-        holdout: float = 0.0,
-        variants: Sequence[Mapping[str, Any]] | None = None,
-        global_control: Mapping[str, Any] | None = None,
-        experiment_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -284,7 +279,6 @@ class MarketingMessageOperator(BaseOperator):
         self.count_rows = count_rows
         self.on_unknown: OnUnknown = check_on_unknown(on_unknown)
         self.campaign_options = check_campaign_options(campaign_options, CAMPAIGN_OPTIONS)
-        self.experiment_options = ExperimentOptions(holdout, variants, global_control, experiment_key).check()
 
     # -- the arguments, by theme (checked here unless they hold a template) --------------------------------
 
@@ -388,6 +382,7 @@ class MarketingMessageOperator(BaseOperator):
         finally:
             hook.close()
         self._set_outlet_extra(context, summary)
+        log_cost(summary, self.log)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
@@ -424,6 +419,7 @@ class MarketingMessageOperator(BaseOperator):
     def _run(
         self, context: Context, settings: CampaignSettings, client: GraphClient | None
     ) -> dict[str, Any]:
+        spend = self.spend_guard(dry_run=settings.dry_run, shard_count=settings.shard_count, log=self.log)
         ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
         ti = context["ti"]
         try_number = getattr(ti, "try_number", None)
@@ -440,6 +436,7 @@ class MarketingMessageOperator(BaseOperator):
                     control=self._control,
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
+                    spend=spend,
                 )
         except CampaignStopped as stopped:
             message = stop_message(stopped)
@@ -501,7 +498,7 @@ class MarketingMessageOperator(BaseOperator):
             shard_count=shard_count,
             recipient_field=self.recipient_field,
             default_region=self.default_region or None,
-            experiment=self.experiment_options.experiment(campaign_id),
+            experiment=self.experiment_for(campaign_id),
             **options,
         )
         settings.validate()
