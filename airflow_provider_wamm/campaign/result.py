@@ -94,6 +94,8 @@ class CampaignResult:
     """Wall time of the run."""
     final_rate: float | None = None
     """The send rate (messages per second) at the end, after any throttling."""
+    peak_concurrency: int = 0
+    """Most sending threads the run had at once (they follow the round trips)."""
     halted: bool = False
     """The run stopped on a HALT error."""
     halt_error: dict[str, Any] | None = None
@@ -188,6 +190,7 @@ class CampaignResult:
             "elapsed_s": round(self.elapsed_s, 3),
             "messages_per_second": round(self.messages_per_second, 2),
             "final_rate": self.final_rate,
+            "peak_concurrency": self.peak_concurrency,
             "halted": self.halted,
             "halt_error": self.halt_error,
             "stopped": self.stopped,

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
+from airflow_provider_wamm.campaign.adapt import AdaptiveConcurrency
 from airflow_provider_wamm.campaign.answers import AnswerHandler
 from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims
 from airflow_provider_wamm.campaign.control import CampaignControl, StopEvent
@@ -124,7 +125,7 @@ class _Run:
         self.pool = WorkerPool(client, self.pacer, self.stop)
         self.jobs = JobQueue()
         self.dispatched: dict[str, Job] = {}  # handed to the pool and not answered, by recipient
-        self.max_in_flight = max(2 * settings.concurrency, int(settings.max_messages_per_second / 4))
+        self.adapt = AdaptiveConcurrency(settings, self.pool)
         self.answers = AnswerHandler(
             settings,
             self.result,
@@ -143,6 +144,11 @@ class _Run:
     def in_flight(self) -> int:
         """Jobs handed to the pool and not answered yet (each holds a claim)."""
         return len(self.dispatched)
+
+    @property
+    def max_in_flight(self) -> int:
+        """Jobs that may be handed to the pool (claimed) at once."""
+        return self.adapt.max_in_flight(self.pacer.rate)
 
     @property
     def halted_or_failed(self) -> bool:
@@ -165,7 +171,7 @@ class _Run:
         """Send the campaign and record every outcome; raise on a stop, a halt or a fatal error."""
         if not self.s.dry_run:
             self._start_attempt()
-            self.pool.resize(self.s.concurrency)
+            self.adapt.start()
         self.progress.start()
         try:
             self._loop()
@@ -245,6 +251,7 @@ class _Run:
         raised = self.pacer.tick(now)
         if raised is not None:
             self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, raised)
+        self.adapt.tick(now, self.pacer.rate)
         if self.foreign.due(now):
             self._settle_foreign(now)
         self.progress.tick(
@@ -424,6 +431,7 @@ class _Run:
         """Act on one answer of a worker (:class:`~.answers.AnswerHandler`)."""
         recipient = answer.job.recipient
         self.dispatched.pop(recipient, None)
+        self.adapt.observe(answer)
         self.answers.handle(answer)
         if self.spend is not None:
             self.spend.answered(recipient, taken=answer.kind in _TAKEN, queued=recipient in self.jobs)
@@ -468,6 +476,7 @@ class _Run:
         r = self.result
         r.elapsed_s = time.monotonic() - self.started
         r.final_rate = self.pacer.rate
+        r.peak_concurrency = self.adapt.largest
         state = self._end_state()
         if not self.s.dry_run:
             self.attempt.flush(force=True, now=time.monotonic())

@@ -23,6 +23,7 @@ from airflow.providers.common.compat.sdk import (
     BaseOperator,
 )
 
+from airflow_provider_wamm.campaign.adapt import connections_needed
 from airflow_provider_wamm.campaign.control import CampaignControl
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
@@ -144,8 +145,9 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, BaseOperator):
     :param ledger_table_prefix: Prefix of the ledger's tables.
     :param max_messages_per_second: Cap for this task; default the connection's cap divided by
         ``shard_count``.
-    :param concurrency: Requests in flight at once. Default: enough to hold the rate at round trips of
-        up to 200 ms (rate / 5, between 8 and 256).
+    :param concurrency: Sending threads at the start (rate / 5, between 8 and 256, by default); they then
+        follow the measured round trips (``campaign_options={"adaptive_concurrency": False}`` keeps
+        them fixed; ``max_concurrency`` bounds them).
     :param batch_size: Recipients read and checked per ledger round trip, at most claimed in one
         hand-over to the sending threads (also the SQL fetch size).
     :param product_policy: ``CLOUD_API_FALLBACK`` (Meta's default) or ``STRICT`` (never fall back to
@@ -372,7 +374,7 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, BaseOperator):
             raise AirflowFailException(f"Campaign {campaign_id!r} is misconfigured: {exc}") from exc
         hook = WhatsAppHook(
             whatsapp_conn_id=self.whatsapp_conn_id,
-            pool_maxsize=settings.concurrency,  # one kept-alive connection per sender thread
+            pool_maxsize=connections_needed(settings),  # one kept-alive connection per sender thread
             connection_settings=connection,
         )
         try:
