@@ -125,6 +125,14 @@ class Guards:
                 return trip
         return None
 
+    def poll(self, now: float, *, waiting: bool) -> Trip | None:
+        """Why the run stops now, if it does: a guard's condition (when a look is due), or its budget
+        used up while recipients are ``waiting`` (ready, with nothing in flight, so all of it is used)."""
+        trip = self.check(now)
+        if trip is None and waiting and self.allowance() == 0:
+            trip = self.exhausted()
+        return trip
+
     def allowance(self) -> int | None:
         """The smallest budget left (``None``: none of the guards has one)."""
         left = [a for a in (g.allowance() for g in self.guards) if a is not None]

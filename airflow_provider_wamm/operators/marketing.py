@@ -23,6 +23,7 @@ from airflow.providers.common.compat.sdk import (
     BaseOperator,
 )
 
+from airflow_provider_wamm.campaign.adapt import connections_needed
 from airflow_provider_wamm.campaign.control import CampaignControl
 from airflow_provider_wamm.campaign.guards import CampaignDeferred
 from airflow_provider_wamm.campaign.ledger import utcnow
@@ -64,13 +65,13 @@ from airflow_provider_wamm.operators.arguments import (
     parse_product_policy,
 )
 from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
+from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
 from airflow_provider_wamm.operators.outcomes import (
     check_unsettled,
     halt_message,
     set_outlet_extra,
     stop_message,
 )
-from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
 from airflow_provider_wamm.operators.signals import (
@@ -106,13 +107,14 @@ _DIRECT_SETTINGS = frozenset(
         "shard_count",
         "recipient_field",
         "default_region",
+        "experiment",
     }
 )
 #: The other settings, which ``campaign_options`` may tune.
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(CostOptions, SignalOptions, BaseOperator):
+class MarketingMessageOperator(ExperimentArguments, CostOptions, SignalOptions, BaseOperator):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -156,8 +158,9 @@ class MarketingMessageOperator(CostOptions, SignalOptions, BaseOperator):
     :param ledger_table_prefix: Prefix of the ledger's tables.
     :param max_messages_per_second: Cap for this task; default the connection's cap divided by
         ``shard_count``.
-    :param concurrency: Requests in flight at once. Default: enough to hold the rate at round trips of
-        up to 200 ms (rate / 5, between 8 and 256).
+    :param concurrency: Sending threads at the start (rate / 5, between 8 and 256, by default); they then
+        follow the measured round trips (``campaign_options={"adaptive_concurrency": False}`` keeps
+        them fixed; ``max_concurrency`` bounds them).
     :param batch_size: Recipients read and checked per ledger round trip, at most claimed in one
         hand-over to the sending threads (also the SQL fetch size).
     :param product_policy: ``CLOUD_API_FALLBACK`` (Meta's default) or ``STRICT`` (never fall back to
@@ -193,7 +196,9 @@ class MarketingMessageOperator(CostOptions, SignalOptions, BaseOperator):
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
 
     More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
-    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``on_template_paused``,
+    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``holdout``, ``variants``,
+    ``global_control`` and ``experiment_key``
+    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``on_template_paused``,
     ``on_messaging_limit`` and ``signal_poll_interval``
     (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task.
     """
@@ -233,6 +238,8 @@ class MarketingMessageOperator(CostOptions, SignalOptions, BaseOperator):
     ui_color = "#25D366"
     #: The recipient rows, kept out of the rendered template fields (the UI shows only their count).
     recipients = PrivateRowsField()
+    #: Stops the running campaign from :meth:`on_kill` (set by :meth:`execute`).
+    _control: CampaignControl | None = None
 
     def __init__(
         self,
@@ -289,7 +296,6 @@ class MarketingMessageOperator(CostOptions, SignalOptions, BaseOperator):
         self.count_rows = count_rows
         self.on_unknown: OnUnknown = check_on_unknown(on_unknown)
         self.campaign_options = check_campaign_options(campaign_options, CAMPAIGN_OPTIONS)
-        self._control: CampaignControl | None = None
 
     # -- the arguments, by theme (checked here unless they hold a template) --------------------------------
 
@@ -383,7 +389,7 @@ class MarketingMessageOperator(CostOptions, SignalOptions, BaseOperator):
             raise AirflowFailException(f"Campaign {campaign_id!r} is misconfigured: {exc}") from exc
         hook = WhatsAppHook(
             whatsapp_conn_id=self.whatsapp_conn_id,
-            pool_maxsize=settings.concurrency,  # one kept-alive connection per sender thread
+            pool_maxsize=connections_needed(settings),  # one kept-alive connection per sender thread
             connection_settings=connection,
         )
         try:
@@ -424,14 +430,7 @@ class MarketingMessageOperator(CostOptions, SignalOptions, BaseOperator):
             sql_hook(self.sql_conn_id or "")
         if preflight:
             self.preflight_at = utcnow()
-            check_template(
-                hook,
-                self.template_name,
-                self.language,
-                settings.personaliser,
-                explicit=self.preflight is not None,
-                log=self.log,
-            )
+            check_templates(hook, settings, explicit=self.preflight is not None, log=self.log)
         client: GraphClient | None = None
         if not dry_run:
             client = hook.get_conn()
@@ -458,7 +457,7 @@ class MarketingMessageOperator(CostOptions, SignalOptions, BaseOperator):
                     control=self._control,
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
-                    guards=campaign_guards(self, ledger),
+                    guards=campaign_guards(self, ledger, settings),
                     spend=spend,
                 )
         except CampaignStopped as stopped:
@@ -524,6 +523,7 @@ class MarketingMessageOperator(CostOptions, SignalOptions, BaseOperator):
             shard_count=shard_count,
             recipient_field=self.recipient_field,
             default_region=self.default_region or None,
+            experiment=self.experiment_for(campaign_id),
             **options,
         )
         settings.validate()
@@ -537,7 +537,7 @@ class MarketingMessageOperator(CostOptions, SignalOptions, BaseOperator):
                 self.parameters,
                 batch_size=settings.batch_size,
                 recipient_field=settings.recipient_field,
-                required_fields=settings.personaliser.field_uses if settings.personaliser else None,
+                required_fields=required_fields(settings),
                 count=self.count_rows,
             )
         return ListRecipientSource(type(self).recipients.rows(self))

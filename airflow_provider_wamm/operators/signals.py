@@ -20,6 +20,7 @@ from airflow_provider_wamm.campaign.guards import CampaignDeferred, Guard, Guard
 from airflow_provider_wamm.campaign.ledger import Ledger, utcnow
 from airflow_provider_wamm.campaign.pauses import TemplateGuard
 from airflow_provider_wamm.campaign.result import CampaignHalted
+from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.triggers.resume import EVENT_FAILED, CampaignResumeTrigger
 
 if TYPE_CHECKING:
@@ -127,10 +128,18 @@ class SignalOptions(BaseOperator):
         return self.execute(context)
 
 
-def campaign_guards(op: SignalAware, ledger: Ledger, extra: list[Guard] | None = None) -> Guards:
-    """The guards of the operator's campaign: its template's stored state, and ``extra`` ones."""
+def campaign_guards(
+    op: SignalAware, ledger: Ledger, settings: CampaignSettings, extra: list[Guard] | None = None
+) -> Guards:
+    """The guards of the operator's campaign: the stored state of each template it sends (an
+    experiment's variants may send others), and ``extra`` ones."""
     since = op.preflight_at - PREFLIGHT_SLACK if op.preflight_at is not None else None
-    guards: list[Guard] = [TemplateGuard(ledger, op.template_name, op.language, since=since)]
+    plan = settings.experiment_plan()
+    specs = [plan.base, *(plan.message_of(v.name) for v in plan.experiment.variants)] if plan else []
+    templates = dict.fromkeys(
+        [(settings.template_name, settings.language)] + [(m.template_name, m.language) for m in specs]
+    )
+    guards: list[Guard] = [TemplateGuard(ledger, name, language, since=since) for name, language in templates]
     return Guards([*guards, *(extra or [])], interval_s=op.signal_poll_interval)
 
 
