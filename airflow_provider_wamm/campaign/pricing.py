@@ -10,8 +10,9 @@ list of recipients on a date::
     print(estimate.summary())  # "48210 recipients, 3112.5240 USD on the card effective 2026-10-01 ..."
 
 :class:`Budget` keeps the running spend of a campaign and says when it reaches a ceiling; the bulk
-sender will consult it once it is wired in. The shipped rates are third-party transcriptions of Meta's
-USD card (see the header of ``data/marketing_rates.csv``); load Meta's own file to be sure.
+sender consults it through a :class:`~airflow_provider_wamm.campaign.spend.SpendGuard`
+(``max_cost``). The shipped rates are third-party transcriptions of Meta's USD card (see the header
+of ``data/marketing_rates.csv``); load Meta's own file to be sure.
 """
 
 from __future__ import annotations

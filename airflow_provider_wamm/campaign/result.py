@@ -49,8 +49,9 @@ class CampaignResult:
     unknown: int = 0
     """Requests without an answer (may or may not have been sent; never re-sent automatically)."""
     skipped: int = 0
-    """Not sent, because already done in this campaign (``already_done``), inside the frequency cap, or in
-    an unsupported market."""
+    """Not sent, because already done in this campaign (``already_done``), inside the frequency cap,
+    held back by the campaign's experiment (``holdout``, ``global_control``, ``rest``), or in an
+    unsupported market (``market_not_supported``)."""
     already_done: int = 0
     """Part of ``skipped``, where an earlier run (or another worker) already handled the recipient."""
     frequency_capped: int = 0
@@ -58,6 +59,15 @@ class CampaignResult:
     market_not_supported: int = 0
     """Part of ``skipped``: numbers in a market Meta delivers no marketing message to (the campaign's
     ``unsupported_markets``), skipped without a request."""
+    holdout: int = 0
+    """Part of ``skipped``: held out of the campaign by its experiment."""
+    global_control: int = 0
+    """Part of ``skipped``: in the experiment's global control group."""
+    rest: int = 0
+    """Part of ``skipped``: outside the experiment's test slice, waiting for the winner."""
+    groups: Counter[str] = field(default_factory=Counter)
+    """Recipients this run put in each experiment group: sent a variant (by its name) or held back
+    (``holdout``, ``global_control``, ``rest``); empty without an experiment."""
     suppressed: int = 0
     """Not sent, because the recipient stopped marketing messages or hit Meta's per-user limit recently."""
     invalid: int = 0
@@ -90,6 +100,8 @@ class CampaignResult:
     """Wall time of the run."""
     final_rate: float | None = None
     """The send rate (messages per second) at the end, after any throttling."""
+    peak_concurrency: int = 0
+    """Most sending threads the run had at once (they follow the round trips)."""
     halted: bool = False
     """The run stopped on a HALT error."""
     halt_error: dict[str, Any] | None = None
@@ -100,6 +112,12 @@ class CampaignResult:
     """The run was stopped from outside (its :class:`~.control.CampaignControl`)."""
     stop_reason: str | None = None
     """Why it was stopped, as the caller said."""
+    deferred: str | None = None
+    """A guard stopped the run (``template_paused``, ``messaging_limit``...): it resumes later."""
+    budget_reached: bool = False
+    """``max_cost`` stopped the run: the recipients it could not afford were released unsent."""
+    cost: dict[str, Any] | None = None
+    """What was sent (or would be, in a dry run) cost, by market (:meth:`~.spend.SpendGuard.to_dict`)."""
 
     @property
     def sent(self) -> int:
@@ -164,6 +182,10 @@ class CampaignResult:
             "already_done": self.already_done,
             "frequency_capped": self.frequency_capped,
             "market_not_supported": self.market_not_supported,
+            "holdout": self.holdout,
+            "global_control": self.global_control,
+            "rest": self.rest,
+            "groups": dict(sorted(self.groups.items())),
             "suppressed": self.suppressed,
             "invalid": self.invalid,
             "duplicates": self.duplicates,
@@ -180,11 +202,15 @@ class CampaignResult:
             "elapsed_s": round(self.elapsed_s, 3),
             "messages_per_second": round(self.messages_per_second, 2),
             "final_rate": self.final_rate,
+            "peak_concurrency": self.peak_concurrency,
             "halted": self.halted,
             "halt_error": self.halt_error,
             "tripped": self.tripped,
             "stopped": self.stopped,
             "stop_reason": self.stop_reason,
+            "deferred": self.deferred,
+            "budget_reached": self.budget_reached,
+            **({"cost": self.cost} if self.cost is not None else {}),
         }
 
 

@@ -23,7 +23,6 @@ by the number of recipients.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 import uuid
@@ -31,10 +30,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
+from airflow_provider_wamm.campaign.adapt import AdaptiveConcurrency
 from airflow_provider_wamm.campaign.answers import AnswerHandler
 from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims
 from airflow_provider_wamm.campaign.control import CampaignControl, StopEvent
 from airflow_provider_wamm.campaign.eligibility import (
+    SKIP_COUNTERS,
     Eligibility,
     HeldElsewhere,
     Invalid,
@@ -42,31 +43,27 @@ from airflow_provider_wamm.campaign.eligibility import (
     Skip,
     SkipReason,
 )
+from airflow_provider_wamm.campaign.guards import Guards, Trip, deferred_error, trip_explains
 from airflow_provider_wamm.campaign.intake import Candidate, Intake, IntakeBatch
 from airflow_provider_wamm.campaign.ledger import Ledger, RunState, SendOutcome
 from airflow_provider_wamm.campaign.pacing import Pacer
 from airflow_provider_wamm.campaign.progress import ProgressLog, expected_rows
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult, CampaignStopped
 from airflow_provider_wamm.campaign.settings import CampaignSettings
+from airflow_provider_wamm.campaign.spend import SpendGuard
 from airflow_provider_wamm.campaign.workers import (
     Answer,
+    AnswerKind,
     Job,
     JobQueue,
     MessageSender,
     SendResultLike,
     WorkerPool,
+    frozen_gc,
 )
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.graph.recipients import mask_phone
 
-#: Counters of :class:`CampaignResult` raised by each kind of skip.
-_SKIP_COUNTERS: dict[SkipReason, tuple[str, ...]] = {
-    SkipReason.DUPLICATE: ("duplicates",),
-    SkipReason.ALREADY_DONE: ("skipped", "already_done"),
-    SkipReason.SUPPRESSED: ("suppressed",),
-    SkipReason.FREQUENCY_CAPPED: ("skipped", "frequency_capped"),
-    SkipReason.MARKET_NOT_SUPPORTED: ("skipped", "market_not_supported"),
-}
 #: Longest nap of the coordinating thread between looks at finished requests.
 _POLL_S = 0.005
 #: Fewest jobs handed to the pool in one claim transaction while more are ready than slots are free
@@ -75,6 +72,8 @@ _POLL_S = 0.005
 MIN_HAND_OVER = 4
 #: How long a run that halted or failed waits for the answers in flight (a stop cuts it to the grace).
 DRAIN_LIMIT_S = 300.0
+#: Answers after which Meta has (or may have) the message: its cost is spent.
+_TAKEN = frozenset({AnswerKind.ACCEPTED, AnswerKind.UNKNOWN, AnswerKind.CRASH})
 #: What the ledger says of a request still in flight when the run stopped waiting for it.
 IN_FLIGHT_AT_STOP = "in flight when the run stopped: the message may or may not have been sent"
 
@@ -93,8 +92,11 @@ class _Run:
         control: CampaignControl | None = None,
         owner: str | None = None,
         try_number: int | None = None,
+        guards: Guards | None = None,
+        spend: SpendGuard | None = None,
     ) -> None:
         self.s = settings
+        self.spend = spend
         self.log = log
         self.attempt_id = uuid.uuid4().hex
         self.result = CampaignResult(
@@ -116,7 +118,7 @@ class _Run:
         self.pool = WorkerPool(client, self.pacer, self.stop)
         self.jobs = JobQueue()
         self.dispatched: dict[str, Job] = {}  # handed to the pool and not answered, by recipient
-        self.max_in_flight = max(2 * settings.concurrency, int(settings.max_messages_per_second / 4))
+        self.adapt = AdaptiveConcurrency(settings, self.pool)
         self.answers = AnswerHandler(
             settings,
             self.result,
@@ -127,6 +129,8 @@ class _Run:
             log=log,
         )
         self.gave_up_in_flight = False
+        self.guards = guards or Guards()
+        self.trip: Trip | None = None  # the guard that stopped the run, if one did
         self.stopped = False  # wound down on a stop request (one coming after the last answer is too late)
         self.started = time.monotonic()
         self.progress = ProgressLog(log, settings, expected_rows(recipients, settings), self.started)
@@ -137,9 +141,19 @@ class _Run:
         return len(self.dispatched)
 
     @property
+    def max_in_flight(self) -> int:
+        """Jobs that may be handed to the pool (claimed) at once."""
+        return self.adapt.max_in_flight(self.pacer.rate)
+
+    @property
     def halted_or_failed(self) -> bool:
         """A HALT error or a fatal error stopped the run."""
         return self.answers.halt_error is not None or self.answers.fatal is not None
+
+    @property
+    def budget_reached(self) -> bool:
+        """The next recipient did not fit in ``max_cost``: nothing more is handed over."""
+        return self.spend is not None and self.spend.reached
 
     @property
     def stop_requested(self) -> bool:
@@ -152,7 +166,7 @@ class _Run:
         """Send the campaign and record every outcome; raise on a stop, a halt or a fatal error."""
         if not self.s.dry_run:
             self._start_attempt()
-            self.pool.resize(self.s.concurrency)
+            self.adapt.start()
         self.progress.start()
         try:
             self._loop()
@@ -165,6 +179,8 @@ class _Run:
         self._finish()
         if self.stopped:
             raise CampaignStopped(self.result)
+        if self.trip is not None and trip_explains(self.answers.halt_error):
+            raise deferred_error(self.trip, self.result)
         if self.answers.halt_error is not None:
             raise self.answers.halted()
         if self.answers.fatal is not None:
@@ -198,8 +214,12 @@ class _Run:
             self._collect(timeout=0.0)
             now = time.monotonic()
             self._housekeeping(now)
-            if self.halted_or_failed or self.stop_requested:
+            if self.halted_or_failed or self.stop_requested or self._tripped(now):
                 self._wind_down()
+                return
+            if self.budget_reached:  # what is in flight is paid for; the rest is released
+                self.log.warning("campaign %s: max_cost reached: %s", self.s.campaign_id, self.spend)
+                self._settle_in_flight(DRAIN_LIMIT_S)
                 return
             jobs, batch_size = self.jobs, self.s.batch_size
             if (
@@ -219,6 +239,15 @@ class _Run:
             # which costs the sending threads fewer hand-overs of the interpreter lock.
             time.sleep(min(timeout, _POLL_S))
 
+    def _tripped(self, now: float) -> bool:
+        """Whether a guard stops the run (:meth:`~.guards.Guards.poll`)."""
+        if self.trip is None:
+            self.trip = self.guards.poll(now, waiting=bool(self.jobs.ready) and not self.in_flight)
+            if self.trip is not None:
+                self.result.deferred = self.trip.kind
+                self.log.warning("campaign %s: stopping: %s", self.s.campaign_id, self.trip.message)
+        return self.trip is not None
+
     def _housekeeping(self, now: float) -> None:
         """The periodic work of the loop: flush, heartbeat, due retries, rate recovery, held claims,
         progress."""
@@ -228,6 +257,7 @@ class _Run:
         raised = self.pacer.tick(now)
         if raised is not None:
             self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, raised)
+        self.adapt.tick(now, self.pacer.rate)
         if self.foreign.due(now):
             self._settle_foreign(now)
         self.progress.tick(
@@ -282,8 +312,12 @@ class _Run:
             if isinstance(decided, Send | HeldElsewhere) and self._has_job(decided.recipient):
                 decision = Skip(decided.recipient, SkipReason.DUPLICATE)
             if isinstance(decision, Send):
+                if decision.variant is not None:
+                    self.result.groups[decision.variant] += 1
                 if self.s.dry_run:
                     self.result.would_send += 1
+                    if self.spend is not None:
+                        self.spend.count(decision.recipient)
                 else:
                     self.jobs.add(Job(decision.recipient, decision.payload))
             elif isinstance(decision, HeldElsewhere):
@@ -308,8 +342,10 @@ class _Run:
         if isinstance(decision, Invalid):
             r.add_invalid(decision.reason)
             return
-        for counter in _SKIP_COUNTERS[decision.reason]:
+        for counter in SKIP_COUNTERS[decision.reason]:
             setattr(r, counter, getattr(r, counter) + 1)
+        if decision.reason in (SkipReason.HOLDOUT, SkipReason.GLOBAL_CONTROL, SkipReason.REST):
+            r.groups[str(decision.reason)] += 1
 
     # -- hand-over ------------------------------------------------------------------------------
 
@@ -328,10 +364,20 @@ class _Run:
         while True:
             ready = self.jobs.ready
             n = min(self.max_in_flight - self.in_flight, ready, self.s.batch_size)
+            allowance = self.guards.allowance()
+            if allowance is not None and allowance < n:  # a budget: never claim beyond it
+                n, least = allowance, 0
             if n <= 0 or (n < least and n < ready):
                 return
             jobs = self.jobs.take_many(n)
+            if self.spend is not None:  # those beyond the budget go back, released at the end
+                jobs, over = self.spend.affordable(jobs)
+                for job in over:
+                    self.jobs.add(job)
+            if not jobs:
+                return
             claimed = self.attempt.claim([job.recipient for job in jobs])
+            self.guards.claimed(sum(1 for job in jobs if job.recipient in claimed and not job.attempts))
             for job in jobs:
                 if job.recipient in claimed:
                     self.dispatched[job.recipient] = job
@@ -395,15 +441,23 @@ class _Run:
 
     def _handle(self, answer: Answer) -> None:
         """Act on one answer of a worker (:class:`~.answers.AnswerHandler`)."""
-        self.dispatched.pop(answer.job.recipient, None)
+        recipient = answer.job.recipient
+        self.dispatched.pop(recipient, None)
+        self.adapt.observe(answer)
         self.answers.handle(answer)
+        if self.spend is not None:
+            self.spend.answered(recipient, taken=answer.kind in _TAKEN, queued=recipient in self.jobs)
 
     # -- endings --------------------------------------------------------------------------------
 
     def _release(self) -> None:
         """Give back what this run will not send: its unsent claims (deleted, so a later run sends
         them) and the jobs it never handed over; count what other attempts still hold."""
-        released = self.attempt.release_all() + len(self.jobs.drain())
+        drained = self.jobs.drain()
+        if self.spend is not None:
+            for job in drained:
+                self.spend.refund(job.recipient)
+        released = self.attempt.release_all() + len(drained)
         held = self.foreign.drop()
         r = self.result
         r.released += released
@@ -425,7 +479,7 @@ class _Run:
             r.stopped = True
             r.stop_reason = self.control.reason if self.control is not None else None
             return RunState.KILLED
-        if self.answers.halt_error is not None:
+        if self.answers.halt_error is not None or self.trip is not None:
             return RunState.HALTED
         return RunState.ERROR if self.answers.fatal is not None else RunState.FINISHED
 
@@ -434,11 +488,16 @@ class _Run:
         r = self.result
         r.elapsed_s = time.monotonic() - self.started
         r.final_rate = self.pacer.rate
+        r.peak_concurrency = self.adapt.largest
         state = self._end_state()
         if not self.s.dry_run:
             self.attempt.flush(force=True, now=time.monotonic())
-            if state != RunState.FINISHED:
+            if state != RunState.FINISHED or self.budget_reached:
                 self._release()
+        if self.spend is not None:
+            r.budget_reached = self.spend.reached
+            r.cost = self.spend.to_dict()
+        if not self.s.dry_run:
             self.attempt.finish(state, r.to_dict())
         self.progress.summary(r)
 
@@ -473,6 +532,8 @@ def run_campaign(
     control: CampaignControl | None = None,
     owner: str | None = None,
     try_number: int | None = None,
+    guards: Guards | None = None,
+    spend: SpendGuard | None = None,
 ) -> CampaignResult:
     """Send one campaign (or one shard of it) and return its counts.
 
@@ -482,47 +543,42 @@ def run_campaign(
     :param client: the Graph client (``GraphClient``); may be ``None`` for a dry run.
     :param ledger: where claims and outcomes are recorded; shared by every run and shard.
     :param settings: what to send and how.
-    :param log: logger for progress lines (a ``logging.Logger`` or a compatible one such as the
-        Airflow task logger); phone numbers are masked.
+    :param log: logger for progress lines (``logging.Logger`` or compatible); numbers are masked.
     :param control: lets the caller stop the run from another thread or a signal handler
         (:meth:`CampaignControl.stop` only sets flags); the run then raises :class:`CampaignStopped`.
     :param owner: the task instance this attempt belongs to (an opaque name, e.g.
         ``dag_id.task_id.run_id.map_index``), recorded with the attempt: a later try of the same owner
         takes over this attempt's claims as soon as it stopped beating its heartbeat.
     :param try_number: which try of ``owner`` this is.
+    :param guards: conditions looked at between hand-overs (a paused template, a messaging limit);
+        one that trips stops the run like a halt and raises :class:`~.guards.CampaignDeferred`.
+    :param spend: prices what is sent and stops at its budget (:class:`~.spend.SpendGuard`).
     :raises CampaignStopped: ``control`` stopped the run; answers in flight within ``stop_grace_s``
         were recorded, the requests still out recorded ``unknown``, unsent claims released.
-    :raises CircuitBreakerTripped: the same error hit so many recipients that it is the campaign's
-        (see :mod:`~.breaker`); handled like a halt.
-    :raises CampaignHalted: a HALT error (token, account, template) stopped the run; in-flight
-        results were recorded and unsent claims released, so a later run resumes safely.
+    :raises CampaignHalted: a HALT error (token, account, template) stopped the run, or the circuit
+        breaker did (:class:`~.breaker.CircuitBreakerTripped`: the same error on many recipients);
+        in-flight results were recorded and unsent claims released, so a later run resumes safely.
     :raises ConfigurationError: invalid settings, or the recipient field is missing from the input.
     """
     settings.validate()
     if client is None and not settings.dry_run:
         raise ConfigurationError("a Graph client is required unless dry_run=True")
     ledger.ensure_schema()
-    # Objects that exist now (imports: Airflow's are many) are kept out of the collector's full
-    # passes while the campaign runs; walking them all stalls every sending thread for tens of
-    # milliseconds, long enough to bunch sends up. Undone afterwards unless the process had frozen
-    # objects itself (a forked worker does), whose choice is left as it was.
-    already_frozen = gc.get_freeze_count() > 0
-    gc.freeze()
-    try:
+    with frozen_gc():
+        log = log or logging.getLogger(__name__)
         run = _Run(
             recipients,
             client,
             ledger,
             settings,
-            log or logging.getLogger(__name__),
+            log,
             control=control,
             owner=owner,
             try_number=try_number,
+            guards=guards,
+            spend=spend,
         )
         return run.run()
-    finally:
-        if not already_frozen:
-            gc.unfreeze()
 
 
 __all__ = [

@@ -23,7 +23,10 @@ from airflow.providers.common.compat.sdk import (
     BaseOperator,
 )
 
+from airflow_provider_wamm.campaign.adapt import connections_needed
 from airflow_provider_wamm.campaign.control import CampaignControl
+from airflow_provider_wamm.campaign.guards import CampaignDeferred
+from airflow_provider_wamm.campaign.ledger import utcnow
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
@@ -56,15 +59,23 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
+from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
+from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
 from airflow_provider_wamm.operators.outcomes import (
     check_unsettled,
     fails_without_retry,
     halt_message,
+    set_outlet_extra,
     stop_message,
 )
-from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
+from airflow_provider_wamm.operators.signals import (
+    SignalOptions,
+    campaign_guards,
+    defer_or_fail,
+    template_pause_of,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -92,13 +103,14 @@ _DIRECT_SETTINGS = frozenset(
         "shard_count",
         "recipient_field",
         "default_region",
+        "experiment",
     }
 )
 #: The other settings, which ``campaign_options`` may tune.
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(BaseOperator):
+class MarketingMessageOperator(ExperimentArguments, CostOptions, SignalOptions, BaseOperator):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -142,8 +154,9 @@ class MarketingMessageOperator(BaseOperator):
     :param ledger_table_prefix: Prefix of the ledger's tables.
     :param max_messages_per_second: Cap for this task; default the connection's cap divided by
         ``shard_count``.
-    :param concurrency: Requests in flight at once. Default: enough to hold the rate at round trips of
-        up to 200 ms (rate / 5, between 8 and 256).
+    :param concurrency: Sending threads at the start (rate / 5, between 8 and 256, by default); they then
+        follow the measured round trips (``campaign_options={"adaptive_concurrency": False}`` keeps
+        them fixed; ``max_concurrency`` bounds them).
     :param batch_size: Recipients read and checked per ledger round trip, at most claimed in one
         hand-over to the sending threads (also the SQL fetch size).
     :param product_policy: ``CLOUD_API_FALLBACK`` (Meta's default) or ``STRICT`` (never fall back to
@@ -177,6 +190,13 @@ class MarketingMessageOperator(BaseOperator):
     :param campaign_options: Advanced settings of the campaign engine, by name (see
         :class:`~airflow_provider_wamm.campaign.sender.CampaignSettings`), e.g.
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
+
+    More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
+    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``holdout``, ``variants``,
+    ``global_control`` and ``experiment_key``
+    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``on_template_paused``,
+    ``on_messaging_limit`` and ``signal_poll_interval``
+    (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task.
     """
 
     template_fields: Sequence[str] = (
@@ -200,6 +220,7 @@ class MarketingMessageOperator(BaseOperator):
         "is_dry_run",
         "shard_index",
         "shard_count",
+        *BUDGET_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
@@ -213,6 +234,8 @@ class MarketingMessageOperator(BaseOperator):
     ui_color = "#25D366"
     #: The recipient rows, kept out of the rendered template fields (the UI shows only their count).
     recipients = PrivateRowsField()
+    #: Stops the running campaign from :meth:`on_kill` (set by :meth:`execute`).
+    _control: CampaignControl | None = None
 
     def __init__(
         self,
@@ -269,7 +292,6 @@ class MarketingMessageOperator(BaseOperator):
         self.count_rows = count_rows
         self.on_unknown: OnUnknown = check_on_unknown(on_unknown)
         self.campaign_options = check_campaign_options(campaign_options, CAMPAIGN_OPTIONS)
-        self._control: CampaignControl | None = None
 
     # -- the arguments, by theme (checked here unless they hold a template) --------------------------------
 
@@ -363,16 +385,20 @@ class MarketingMessageOperator(BaseOperator):
             raise AirflowFailException(f"Campaign {campaign_id!r} is misconfigured: {exc}") from exc
         hook = WhatsAppHook(
             whatsapp_conn_id=self.whatsapp_conn_id,
-            pool_maxsize=settings.concurrency,  # one kept-alive connection per sender thread
+            pool_maxsize=connections_needed(settings),  # one kept-alive connection per sender thread
             connection_settings=connection,
         )
         try:
             summary = self._send(context, hook, settings)
         except ConfigurationError as exc:
             raise AirflowFailException(f"Campaign {campaign_id!r} is misconfigured: {exc}") from exc
+        except CampaignDeferred as deferred:  # a guard stopped it: wait (defer) or fail
+            defer_or_fail(self, context, deferred)
+            raise
         finally:
             hook.close()
-        self._set_outlet_extra(context, summary)
+        set_outlet_extra(context, self.outlets, summary)
+        log_cost(summary, self.log)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
@@ -399,14 +425,8 @@ class MarketingMessageOperator(BaseOperator):
         if self.sql is not None:  # a connection without a SQL hook fails before any request
             sql_hook(self.sql_conn_id or "")
         if preflight:
-            check_template(
-                hook,
-                self.template_name,
-                self.language,
-                settings.personaliser,
-                explicit=self.preflight is not None,
-                log=self.log,
-            )
+            self.preflight_at = utcnow()
+            check_templates(hook, settings, explicit=self.preflight is not None, log=self.log)
         client: GraphClient | None = None
         if not dry_run:
             client = hook.get_conn()
@@ -416,6 +436,7 @@ class MarketingMessageOperator(BaseOperator):
     def _run(
         self, context: Context, settings: CampaignSettings, client: GraphClient | None
     ) -> dict[str, Any]:
+        spend = self.spend_guard(dry_run=settings.dry_run, shard_count=settings.shard_count, log=self.log)
         ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
         ti = context["ti"]
         try_number = getattr(ti, "try_number", None)
@@ -432,6 +453,8 @@ class MarketingMessageOperator(BaseOperator):
                     control=self._control,
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
+                    guards=campaign_guards(self, ledger, settings),
+                    spend=spend,
                 )
         except CampaignStopped as stopped:
             message = stop_message(stopped)
@@ -442,6 +465,9 @@ class MarketingMessageOperator(BaseOperator):
                 self.log.warning("could not push the counts of the stopped campaign to XCom: %s", exc)
             raise AirflowException(message) from stopped
         except CampaignHalted as halted:
+            paused = template_pause_of(halted)
+            if paused is not None:
+                raise paused from halted
             context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict())
             message = halt_message(halted)
             self.log.error("%s", message)
@@ -493,6 +519,7 @@ class MarketingMessageOperator(BaseOperator):
             shard_count=shard_count,
             recipient_field=self.recipient_field,
             default_region=self.default_region or None,
+            experiment=self.experiment_for(campaign_id),
             **options,
         )
         settings.validate()
@@ -506,22 +533,10 @@ class MarketingMessageOperator(BaseOperator):
                 self.parameters,
                 batch_size=settings.batch_size,
                 recipient_field=settings.recipient_field,
-                required_fields=settings.personaliser.field_uses if settings.personaliser else None,
+                required_fields=required_fields(settings),
                 count=self.count_rows,
             )
         return ListRecipientSource(type(self).recipients.rows(self))
-
-    def _set_outlet_extra(self, context: Context, summary: Mapping[str, Any]) -> None:
-        outlet_events = context.get("outlet_events")
-        # Not ``not outlet_events``: Airflow's accessor mapping is lazy, so it is empty (falsy) until used.
-        if outlet_events is None or not self.outlets:
-            return
-        extra = {k: summary[k] for k in ("campaign_id", "total", "accepted", "failed") if k in summary}
-        for outlet in self.outlets:
-            try:
-                outlet_events[outlet].extra = extra
-            except (KeyError, TypeError):  # pragma: no cover - non-asset outlets
-                continue
 
 
 def default_concurrency(messages_per_second: float) -> int:

@@ -6,7 +6,7 @@ and fails the task with it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -43,6 +43,20 @@ def check_unsettled(summary: Mapping[str, Any], on_unknown: OnUnknown, log: Any)
     if on_unknown == "fail":
         raise AirflowFailException(message + " (on_unknown='fail')")
     log.warning("%s", message)
+
+
+def set_outlet_extra(context: Mapping[str, Any], outlets: Sequence[Any], summary: Mapping[str, Any]) -> None:
+    """Put the campaign's main counts in the extra of each asset event the task emits."""
+    outlet_events = context.get("outlet_events")
+    # Not ``not outlet_events``: Airflow's accessor mapping is lazy, so it is empty (falsy) until used.
+    if outlet_events is None or not outlets:
+        return
+    extra = {k: summary[k] for k in ("campaign_id", "total", "accepted", "failed") if k in summary}
+    for outlet in outlets:
+        try:
+            outlet_events[outlet].extra = extra
+        except (KeyError, TypeError):  # pragma: no cover - non-asset outlets
+            continue
 
 
 def stop_message(stopped: CampaignStopped) -> str:
@@ -87,4 +101,11 @@ def halt_message(halted: CampaignHalted) -> str:
     )
 
 
-__all__ = ["UNKNOWN_DOCS", "check_unsettled", "fails_without_retry", "halt_message", "stop_message"]
+__all__ = [
+    "UNKNOWN_DOCS",
+    "check_unsettled",
+    "fails_without_retry",
+    "halt_message",
+    "set_outlet_extra",
+    "stop_message",
+]

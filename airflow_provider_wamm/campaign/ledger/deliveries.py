@@ -188,6 +188,7 @@ class Deliveries:
         higher rank (``sent`` < ``delivered`` < ``read``; ``failed`` is terminal and keeps its error),
         each per-status timestamp keeps its earliest value. A status whose wamid has no send row (yet)
         is stored anyway and joins its send later by wamid. Unknown status names are ignored.
+        A failed status for an opt-out (131050) or Meta's per-user limit (131049) adds a suppression.
         """
         batch = _merge(updates)
         if not batch.rows:

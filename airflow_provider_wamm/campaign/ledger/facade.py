@@ -8,9 +8,10 @@ keeps the one public API the sender, the operator, the webhook receiver and the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -18,31 +19,33 @@ from sqlalchemy.engine import Connection, Engine
 from airflow_provider_wamm.campaign.ledger.account_signals import AccountLog
 from airflow_provider_wamm.campaign.ledger.claims import Claims
 from airflow_provider_wamm.campaign.ledger.deliveries import Deliveries
-from airflow_provider_wamm.campaign.ledger.records import (
-    FINAL_STATES,
-    ClickEvent,
-    ExistingSend,
-    PreferenceChange,
-    SendOutcome,
-    StatusUpdate,
-    Suppression,
-    SuppressionChange,
-    as_utc,
-    utcnow,
-)
-from airflow_provider_wamm.campaign.ledger.runs import Liveness, Runs
+from airflow_provider_wamm.campaign.ledger.records import as_utc, utcnow
+from airflow_provider_wamm.campaign.ledger.runs import Runs
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, define_tables, ledger_engine
-from airflow_provider_wamm.campaign.ledger.signal_records import (
-    AccountSignal,
-    SignalBatch,
-    TemplateEvent,
-    TemplateState,
-)
+from airflow_provider_wamm.campaign.ledger.signal_records import AccountSignal, SignalBatch, TemplateEvent
 from airflow_provider_wamm.campaign.ledger.suppressions import SuppressionList
 from airflow_provider_wamm.campaign.ledger.template_events import TemplateLog
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 
 _ResultT = TypeVar("_ResultT")
+_P = ParamSpec("_P")
+
+
+def forward(
+    part: str, method: Callable[Concatenate[Any, _P], _ResultT]
+) -> Callable[Concatenate[Any, _P], _ResultT]:
+    """A :class:`Ledger` method that calls ``method`` on the ledger's part named ``part``.
+
+    The part's method is the one definition: its signature and docstring are the ledger's.
+    """
+    name = method.__name__
+
+    @functools.wraps(method)
+    def forwarded(self: Any, /, *args: _P.args, **kwargs: _P.kwargs) -> _ResultT:
+        bound: Callable[_P, _ResultT] = getattr(getattr(self, part), name)
+        return bound(*args, **kwargs)
+
+    return forwarded
 
 
 class Ledger:
@@ -119,248 +122,34 @@ class Ledger:
 
     # -- runs -----------------------------------------------------------------------------------
 
-    def start_run(
-        self,
-        campaign_id: str,
-        attempt_id: str,
-        *,
-        shard_index: int = 0,
-        shard_count: int = 1,
-        dry_run: bool = False,
-        now: datetime | None = None,
-        owner: str | None = None,
-        try_number: int | None = None,
-    ) -> None:
-        """Record that an attempt of a campaign (one shard of it) started.
-
-        :param owner: the task instance the attempt belongs to, if any (an opaque name such as
-            ``dag_id.task_id.run_id.map_index``): a newer try of it takes over the older try's claims
-            at once when that try stopped beating its heartbeat.
-        :param try_number: which try of ``owner`` this is.
-        """
-        self._runs.start_run(
-            campaign_id,
-            attempt_id,
-            shard_index=shard_index,
-            shard_count=shard_count,
-            dry_run=dry_run,
-            now=now,
-            owner=owner,
-            try_number=try_number,
-        )
-
-    def heartbeat(self, attempt_id: str, *, now: datetime | None = None) -> None:
-        """Record that a running attempt is alive (its claims are not abandoned)."""
-        self._runs.heartbeat(attempt_id, now=now)
-
-    def finish_run(
-        self, attempt_id: str, *, state: str, summary: Mapping[str, Any], now: datetime | None = None
-    ) -> None:
-        """Record how an attempt ended (``finished``, ``halted``, ``error``, ``killed``) with its counts."""
-        self._runs.finish_run(attempt_id, state=state, summary=summary, now=now)
-
-    def list_runs(self, campaign_id: str) -> list[dict[str, Any]]:
-        """Every recorded attempt of a campaign, oldest first, with its summary decoded."""
-        return self._runs.list_runs(campaign_id)
+    start_run = forward("_runs", Runs.start_run)
+    heartbeat = forward("_runs", Runs.heartbeat)
+    finish_run = forward("_runs", Runs.finish_run)
+    list_runs = forward("_runs", Runs.list_runs)
 
     # -- sends ----------------------------------------------------------------------------------
 
-    def mark_stale_claims(
-        self,
-        campaign_id: str,
-        *,
-        attempt_id: str,
-        shard_index: int | None = None,
-        live_within: timedelta | None = None,
-        now: datetime | None = None,
-        liveness: Liveness | None = None,
-        recipients: Sequence[str] | None = None,
-    ) -> int:
-        """Turn ``claimed`` rows of other attempts that are over into ``unknown``; returns how many.
-
-        Called when an attempt starts, and for the recipients it waits for. An attempt still
-        ``running`` whose last heartbeat is within ``live_within`` is alive (two runs of one campaign at
-        once): its claims are left to it. ``liveness`` says the same with the looking attempt's task
-        instance, so that an older try of it is over sooner (see
-        :class:`~airflow_provider_wamm.campaign.ledger.runs.Liveness`). Restrict it to the attempt's
-        own ``shard_index`` when shards of the same campaign run concurrently, or to ``recipients``.
-        """
-        return self._claims.mark_stale_claims(
-            campaign_id,
-            attempt_id=attempt_id,
-            shard_index=shard_index,
-            live_within=live_within,
-            now=now,
-            liveness=liveness,
-            recipients=recipients,
-        )
-
-    def take_over_claims(
-        self,
-        campaign_id: str,
-        *,
-        attempt_id: str,
-        liveness: Liveness,
-        shard_index: int | None = None,
-        recipients: Sequence[str] | None = None,
-    ) -> list[str]:
-        """:meth:`mark_stale_claims` for an attempt that names what it took over: returns the recipients
-        whose claims became ``unknown``, sorted."""
-        return self._claims.take_over_claims(
-            campaign_id,
-            attempt_id=attempt_id,
-            liveness=liveness,
-            shard_index=shard_index,
-            recipients=recipients,
-        )
-
-    def existing_sends(self, campaign_id: str, recipients: Sequence[str]) -> dict[str, ExistingSend]:
-        """The ledger rows of ``recipients`` in this campaign (absent ones are missing from the dict)."""
-        return self._claims.existing_sends(campaign_id, recipients)
-
-    def claim(
-        self,
-        campaign_id: str,
-        recipients: Sequence[str],
-        *,
-        attempt_id: str,
-        shard_index: int = 0,
-        template_name: str | None = None,
-        language: str | None = None,
-        resend_unknown: bool = False,
-        now: datetime | None = None,
-    ) -> set[str]:
-        """Claim ``recipients`` for this attempt; returns those actually claimed by it.
-
-        Absent recipients are inserted as ``claimed`` (insert-if-absent: the primary key makes sure
-        two attempts or shards never both claim one); recipients whose row may be re-sent (see
-        :meth:`ExistingSend.reclaimable`) are taken over with a conditional update that only succeeds
-        if the row is still as it was read (the rows are read in the claiming transaction).
-        """
-        return self._claims.claim(
-            campaign_id,
-            recipients,
-            attempt_id=attempt_id,
-            shard_index=shard_index,
-            template_name=template_name,
-            language=language,
-            resend_unknown=resend_unknown,
-            now=now,
-        )
-
-    def record_unsent(
-        self,
-        campaign_id: str,
-        outcomes: Sequence[SendOutcome],
-        *,
-        attempt_id: str,
-        shard_index: int = 0,
-        template_name: str | None = None,
-        language: str | None = None,
-        now: datetime | None = None,
-    ) -> None:
-        """Record recipients that were not sent (``skipped``/``invalid``) with the reason.
-
-        Only absent rows and rows that never reached Meta (``skipped``, ``invalid``) are written; a
-        row recording a real send is never overwritten.
-        """
-        self._claims.record_unsent(
-            campaign_id,
-            outcomes,
-            attempt_id=attempt_id,
-            shard_index=shard_index,
-            template_name=template_name,
-            language=language,
-            now=now,
-        )
-
-    def record_results(
-        self,
-        campaign_id: str,
-        outcomes: Sequence[SendOutcome],
-        *,
-        attempt_id: str,
-        now: datetime | None = None,
-    ) -> int:
-        """Write the outcomes of claimed recipients (one executemany); returns rows updated.
-
-        Only rows claimed by ``attempt_id`` are touched.
-        """
-        return self._claims.record_results(campaign_id, outcomes, attempt_id=attempt_id, now=now)
-
-    def release_claims(
-        self, campaign_id: str, *, attempt_id: str, recipients: Sequence[str] | None = None
-    ) -> int:
-        """Delete this attempt's rows still ``claimed`` (never sent), so a later run sends them.
-
-        Used when a campaign halts or stops (results of in-flight requests must be recorded first), and
-        for ``recipients`` whose request was answered with an error and waits for a retry.
-        """
-        return self._claims.release_claims(campaign_id, attempt_id=attempt_id, recipients=recipients)
-
-    def iter_sends(
-        self, campaign_id: str, *, states: Iterable[str] | None = None, batch_size: int = 1000
-    ) -> Iterator[dict[str, Any]]:
-        """Stream the ``sends`` rows of a campaign (optionally only some states), in key order."""
-        return self._claims.iter_sends(campaign_id, states=states, batch_size=batch_size)
-
-    def iter_final_recipients(
-        self, campaign_id: str, *, states: Iterable[str] = FINAL_STATES
-    ) -> Iterator[str]:
-        """Stream the recipients of a campaign whose send is in a final state."""
-        return self._claims.iter_final_recipients(campaign_id, states=states)
+    mark_stale_claims = forward("_claims", Claims.mark_stale_claims)
+    take_over_claims = forward("_claims", Claims.take_over_claims)
+    existing_sends = forward("_claims", Claims.existing_sends)
+    claim = forward("_claims", Claims.claim)
+    record_unsent = forward("_claims", Claims.record_unsent)
+    record_results = forward("_claims", Claims.record_results)
+    release_claims = forward("_claims", Claims.release_claims)
+    iter_sends = forward("_claims", Claims.iter_sends)
+    iter_final_recipients = forward("_claims", Claims.iter_final_recipients)
 
     # -- suppressions and frequency cap ---------------------------------------------------------
 
-    def add_suppressions(self, entries: Sequence[Suppression], *, now: datetime | None = None) -> None:
-        """Add or extend suppressions (one executemany).
-
-        A suppression for ever is never shortened; otherwise the later ``until`` wins.
-        """
-        self._suppression_list.add_suppressions(entries, now=now)
-
-    def remove_suppressions(self, recipients: Sequence[str], *, now: datetime | None = None) -> int:
-        """Lift suppressions by hand (the business's decision, audited as ``manual``); returns how many
-        were removed. A person's own resume arrives as a ``user_preferences`` webhook instead
-        (:meth:`record_preferences`)."""
-        return self._suppression_list.remove_suppressions(recipients, now=now)
-
-    def active_suppressions(
-        self, recipients: Sequence[str], *, now: datetime | None = None
-    ) -> dict[str, Suppression]:
-        """Suppressions in force at ``now`` for any of ``recipients``, by recipient."""
-        return self._suppression_list.active_suppressions(recipients, now=now)
-
-    def recently_messaged(
-        self,
-        recipients: Sequence[str],
-        *,
-        since: datetime,
-        exclude_campaign_id: str | None = None,
-    ) -> set[str]:
-        """Recipients Meta took a message for (accepted/held/paused) in any campaign since ``since``."""
-        return self._suppression_list.recently_messaged(
-            recipients, since=since, exclude_campaign_id=exclude_campaign_id
-        )
-
-    def suppression_history(self, recipient: str) -> list[SuppressionChange]:
-        """Every change of one person's suppression, oldest first: what, when (Meta's time and the
-        recording time), and from which signal (webhook, error code and campaign, or by hand).
-
-        :param recipient: E.164 digits, or a business-scoped user id.
-        """
-        return self._suppression_list.history(recipient)
+    add_suppressions = forward("_suppression_list", SuppressionList.add_suppressions)
+    remove_suppressions = forward("_suppression_list", SuppressionList.remove_suppressions)
+    active_suppressions = forward("_suppression_list", SuppressionList.active_suppressions)
+    recently_messaged = forward("_suppression_list", SuppressionList.recently_messaged)
+    suppression_history = forward("_suppression_list", SuppressionList.history)
 
     # -- Meta's other signals -------------------------------------------------------------------
 
-    def record_preferences(self, changes: Sequence[PreferenceChange], *, now: datetime | None = None) -> int:
-        """Apply stops and resumes of marketing messages (``user_preferences``); returns how many.
-
-        A stop suppresses the person for ever; a resume lifts a stop (from a webhook or a 131050) but
-        never a ``manual`` suppression nor a per-user-limit wait. A change older, by Meta's clock, than
-        the last one applied to that person is recorded as stale and not applied. Every change is audited.
-        """
-        return self._suppression_list.record_preferences(changes, now=now)
+    record_preferences = forward("_suppression_list", SuppressionList.record_preferences)
 
     def record_template_events(self, events: Sequence[TemplateEvent], *, now: datetime | None = None) -> int:
         """Store template status, quality and category events (deduplicated); returns how many distinct."""
@@ -384,109 +173,18 @@ class Ledger:
 
         return self.atomic(work)
 
-    def template_state(
-        self,
-        *,
-        template_id: str | None = None,
-        name: str | None = None,
-        language: str | None = None,
-        waba_id: str | None = None,
-    ) -> TemplateState | None:
-        """The current status, category and quality of one template, from its newest events by Meta's
-        time (``None`` when no event named it).
-
-        Name it by ``template_id``, or by ``name`` and ``language``. The category changes only on a
-        completed category change; an announced one shows as ``pending_category``.
-        """
-        return self._templates.template_state(
-            template_id=template_id, name=name, language=language, waba_id=waba_id
-        )
-
-    def template_events_since(
-        self,
-        since: datetime | None = None,
-        *,
-        after_id: int | None = None,
-        kinds: Iterable[str] | None = None,
-        events: Iterable[str] | None = None,
-        template_id: str | None = None,
-        name: str | None = None,
-        language: str | None = None,
-        waba_id: str | None = None,
-        limit: int = 1000,
-    ) -> list[TemplateEvent]:
-        """Template events received at or after ``since`` (and after row ``after_id``), oldest first.
-
-        ``kinds`` (``status``, ``quality``, ``category``), ``events`` (``APPROVED``, ``PAUSED``,
-        ``RED``...) and a template (by id, or by name and language) narrow them.
-        """
-        return self._templates.events_since(
-            since,
-            after_id=after_id,
-            kinds=kinds,
-            events=events,
-            template_id=template_id,
-            name=name,
-            language=language,
-            waba_id=waba_id,
-            limit=limit,
-        )
-
-    def latest_messaging_limit(
-        self, *, phone_number: str | None = None, waba_id: str | None = None
-    ) -> AccountSignal | None:
-        """The newest signal that reported a messaging limit (``messaging_limit`` holds the tier), for a
-        phone number (as displayed, digits compared) and/or an account; ``None`` when none did."""
-        return self._accounts.latest_messaging_limit(phone_number=phone_number, waba_id=waba_id)
-
-    def phone_number_quality(self, phone_number: str) -> AccountSignal | None:
-        """The newest ``phone_number_quality_update`` of a number (its ``event``: ``FLAGGED``,
-        ``UNFLAGGED``, ``THROUGHPUT_UPGRADE``...; its limit), or ``None``."""
-        return self._accounts.phone_number_quality(phone_number)
-
-    def latest_account_signal(
-        self, kind: str, *, waba_id: str | None = None, events: Iterable[str] | None = None
-    ) -> AccountSignal | None:
-        """The newest signal of one kind (``account_update``...), optionally of one account and event."""
-        return self._accounts.latest_signal(kind, waba_id=waba_id, events=events)
-
-    def account_signals_since(
-        self,
-        since: datetime | None = None,
-        *,
-        after_id: int | None = None,
-        kinds: Iterable[str] | None = None,
-        waba_id: str | None = None,
-        limit: int = 1000,
-    ) -> list[AccountSignal]:
-        """Account signals received at or after ``since`` (and after row ``after_id``), oldest first."""
-        return self._accounts.signals_since(
-            since, after_id=after_id, kinds=kinds, waba_id=waba_id, limit=limit
-        )
+    template_state = forward("_templates", TemplateLog.template_state)
+    template_events_since = forward("_templates", TemplateLog.events_since)
+    latest_messaging_limit = forward("_accounts", AccountLog.latest_messaging_limit)
+    phone_number_quality = forward("_accounts", AccountLog.phone_number_quality)
+    latest_account_signal = forward("_accounts", AccountLog.latest_signal)
+    account_signals_since = forward("_accounts", AccountLog.signals_since)
 
     # -- webhook statuses and clicks ------------------------------------------------------------
 
-    def record_statuses(self, updates: Sequence[StatusUpdate], *, now: datetime | None = None) -> int:
-        """Apply webhook statuses; returns the number of distinct (wamid, status) events applied.
-
-        Idempotent and order-independent: duplicates are ignored, a status never replaces one of a
-        higher rank (``sent`` < ``delivered`` < ``read``; ``failed`` is terminal and keeps its error),
-        each per-status timestamp keeps its earliest value. A status whose wamid has no send row (yet)
-        is stored anyway and joins its send later by wamid. Unknown status names are ignored.
-        A failed status for an opt-out (131050) or Meta's per-user limit (131049) adds a suppression.
-        """
-        return self._deliveries.record_statuses(updates, now=now)
-
-    def record_clicks(self, clicks: Sequence[ClickEvent], *, now: datetime | None = None) -> int:
-        """Store link clicks (deduplicated by click id); returns how many distinct clicks were given.
-
-        Clicks that name their message update its ``clicked_at`` (first click) and ``click_count``.
-        """
-        return self._deliveries.record_clicks(clicks, now=now)
-
-    def status_of(self, wamid: str) -> dict[str, Any] | None:
-        """The stored delivery status row of one message (``None`` if no webhook came yet)."""
-        return self._deliveries.status_of(wamid)
+    record_statuses = forward("_deliveries", Deliveries.record_statuses)
+    record_clicks = forward("_deliveries", Deliveries.record_clicks)
+    status_of = forward("_deliveries", Deliveries.status_of)
 
 
 __all__ = ["Ledger"]

@@ -90,7 +90,9 @@ class Runs:
     ) -> None:
         """Record that an attempt of a campaign (one shard of it) started.
 
-        :param owner: the task instance the attempt belongs to, if any (an opaque name).
+        :param owner: the task instance the attempt belongs to, if any (an opaque name such as
+            ``dag_id.task_id.run_id.map_index``): a newer try of it takes over the older try's claims
+            at once when that try stopped beating its heartbeat.
         :param try_number: which try of ``owner`` this is.
         """
         started = naive_utc(now or utcnow())
@@ -129,8 +131,7 @@ class Runs:
     def finish_run(
         self, attempt_id: str, *, state: str, summary: Mapping[str, Any], now: datetime | None = None
     ) -> None:
-        """Record how an attempt ended (a :class:`RunState`: ``finished``, ``halted``, ``error``,
-        ``killed``)."""
+        """Record how an attempt ended (``finished``, ``halted``, ``error``, ``killed``) with its counts."""
         runs = self.tables.runs
         stmt = (
             runs.update()

@@ -196,7 +196,9 @@ class SuppressionList:
         return out
 
     def remove_suppressions(self, recipients: Sequence[str], *, now: datetime | None = None) -> int:
-        """Lift suppressions by hand (the business's decision); returns how many were removed."""
+        """Lift suppressions by hand (the business's decision, audited as ``manual``); returns how many
+        were removed. A person's own resume arrives as a ``user_preferences`` webhook instead
+        (:meth:`record_preferences`)."""
         table = self.tables.suppressions
         at = as_utc(now) or utcnow()
 
@@ -222,8 +224,9 @@ class SuppressionList:
 
         Each recipient's changes apply in the order of Meta's timestamps; one older than the last stop
         or resume applied is recorded as stale. A stop adds a ``stopped_marketing`` suppression for
-        ever (unless one already covers it); a resume lifts a ``stopped_marketing`` one and restores a
-        per-user-limit wait it had replaced, and leaves any other suppression alone.
+        ever (unless one already covers it); a resume lifts a ``stopped_marketing`` one (from a webhook
+        or a 131050) and restores a per-user-limit wait it had replaced, and leaves any other
+        suppression (``manual``...) alone. Every change is audited.
         """
         if not changes:
             return 0
@@ -297,7 +300,11 @@ class SuppressionList:
         return out
 
     def history(self, recipient: str) -> list[SuppressionChange]:
-        """Every recorded change of one person's suppression, oldest first."""
+        """Every change of one person's suppression, oldest first: what, when (Meta's time and the
+        recording time), and from which signal (webhook, error code and campaign, or by hand).
+
+        :param recipient: E.164 digits, or a business-scoped user id.
+        """
         return self.audit.history(recipient)
 
     def active_suppressions(
