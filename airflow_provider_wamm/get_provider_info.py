@@ -180,6 +180,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": _modules("operators.marketing", "operators.attribution"),
         "sensors": _modules("sensors.responses"),
         "triggers": _modules("triggers.responses", "triggers.templates"),
+        "notifications": [f"{PACKAGE}.notifications.run_alerts.RunAlertNotifier"],
         "config": {
             CONFIG_SECTION: {
                 "description": "WhatsApp Marketing Messages provider: where the send ledger lives and how "

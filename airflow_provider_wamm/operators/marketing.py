@@ -66,6 +66,7 @@ from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostO
 from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
 from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
+from airflow_provider_wamm.operators.run_log import RunLogArguments
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ _DIRECT_SETTINGS = frozenset(
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(ExperimentArguments, CostOptions, BaseOperator):
+class MarketingMessageOperator(RunLogArguments, ExperimentArguments, CostOptions, BaseOperator):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -185,7 +186,8 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, BaseOperator):
     More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
     (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``holdout``, ``variants``,
     ``global_control`` and ``experiment_key``
-    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`).
+    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``run_log`` and
+    ``run_log_table_prefix`` (:class:`~airflow_provider_wamm.operators.run_log.RunLogArguments`).
     """
 
     template_fields: Sequence[str] = (
@@ -440,6 +442,7 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, BaseOperator):
                     try_number=try_number if isinstance(try_number, int) else None,
                     spend=spend,
                 )
+            logged = self.write_run_log(context, ledger, result, "finished")
         except CampaignStopped as stopped:
             message = stop_message(stopped)
             self.log.error("%s", message)
@@ -449,7 +452,8 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, BaseOperator):
                 self.log.warning("could not push the counts of the stopped campaign to XCom: %s", exc)
             raise AirflowException(message) from stopped
         except CampaignHalted as halted:
-            context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict())
+            logged = self.write_run_log(context, ledger, halted.result, "halted")
+            context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict() | logged)
             message = halt_message(halted)
             self.log.error("%s", message)
             if isinstance(halted.error, (AuthenticationError, PermissionDeniedError, TemplateError)):
@@ -457,7 +461,7 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, BaseOperator):
             raise AirflowException(message) from halted
         finally:
             ledger.dispose()
-        return result.to_dict()
+        return result.to_dict() | logged
 
     # -- pieces ----------------------------------------------------------------------------------
 
