@@ -64,6 +64,7 @@ from airflow_provider_wamm.operators.arguments import (
 )
 from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
 from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
+from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
 from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.run_log import RunLogArguments
@@ -102,7 +103,9 @@ _DIRECT_SETTINGS = frozenset(
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(RunLogArguments, ExperimentArguments, CostOptions, BaseOperator):
+class MarketingMessageOperator(
+    LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, BaseOperator
+):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -187,7 +190,9 @@ class MarketingMessageOperator(RunLogArguments, ExperimentArguments, CostOptions
     (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``holdout``, ``variants``,
     ``global_control`` and ``experiment_key``
     (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``run_log`` and
-    ``run_log_table_prefix`` (:class:`~airflow_provider_wamm.operators.run_log.RunLogArguments`).
+    ``run_log_table_prefix`` (:class:`~airflow_provider_wamm.operators.run_log.RunLogArguments`);
+    ``report_url`` and the OpenLineage facets
+    (:class:`~airflow_provider_wamm.operators.lineage.LineageArguments`).
     """
 
     template_fields: Sequence[str] = (
@@ -212,6 +217,7 @@ class MarketingMessageOperator(RunLogArguments, ExperimentArguments, CostOptions
         "shard_index",
         "shard_count",
         *BUDGET_TEMPLATE_FIELDS,
+        *LINEAGE_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
@@ -386,6 +392,7 @@ class MarketingMessageOperator(RunLogArguments, ExperimentArguments, CostOptions
         finally:
             hook.close()
         self._set_outlet_extra(context, summary)
+        self.remember_lineage(hook, settings, summary)
         log_cost(summary, self.log)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio

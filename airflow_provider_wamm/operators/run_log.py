@@ -53,9 +53,8 @@ class RunLogArguments(BaseOperator):
         target = ledger if self.run_log is True else get_ledger(str(self.run_log))
         try:
             log = RunLog(target.engine, table_prefix=self.run_log_table_prefix)
-            written = log.write(
-                ledger, result, outcome=outcome, task=_task_ref(context), cost=sent_cost(ledger, result)
-            )
+            cost = sent_cost(ledger, result)
+            written = log.write(ledger, result, outcome=outcome, task=_task_ref(context), cost=cost)
         except Exception as exc:  # the messages are sent: a log that cannot be written must not fail them
             self.log.warning("run log of campaign %s not written: %s", result.campaign_id, exc)
             return {"run_log": {"error": str(exc)[:500]}}
@@ -68,7 +67,7 @@ class RunLogArguments(BaseOperator):
             "the ledger database" if self.run_log is True else self.run_log,
             written["previous_total"],
         )
-        return {"run_log": written}
+        return {"run_log": written | {"cost": cost}}
 
 
 def _task_ref(context: Mapping[str, Any]) -> TaskRef:
