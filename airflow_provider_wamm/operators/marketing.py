@@ -25,6 +25,8 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_wamm.campaign.adapt import connections_needed
 from airflow_provider_wamm.campaign.control import CampaignControl
+from airflow_provider_wamm.campaign.guards import CampaignDeferred
+from airflow_provider_wamm.campaign.ledger import utcnow
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
@@ -65,10 +67,21 @@ from airflow_provider_wamm.operators.arguments import (
 from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
 from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
 from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
-from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
+from airflow_provider_wamm.operators.outcomes import (
+    check_unsettled,
+    halt_message,
+    set_outlet_extra,
+    stop_message,
+)
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.run_log import RunLogArguments
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
+from airflow_provider_wamm.operators.signals import (
+    SignalOptions,
+    campaign_guards,
+    defer_or_fail,
+    template_pause_of,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -104,7 +117,7 @@ CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings
 
 
 class MarketingMessageOperator(
-    LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, BaseOperator
+    LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, SignalOptions, BaseOperator
 ):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
@@ -189,10 +202,11 @@ class MarketingMessageOperator(
     More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
     (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``holdout``, ``variants``,
     ``global_control`` and ``experiment_key``
-    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``run_log`` and
-    ``run_log_table_prefix`` (:class:`~airflow_provider_wamm.operators.run_log.RunLogArguments`);
-    ``report_url`` and the OpenLineage facets
-    (:class:`~airflow_provider_wamm.operators.lineage.LineageArguments`).
+    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``on_template_paused``,
+    ``on_messaging_limit`` and ``signal_poll_interval``
+    (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task;
+    ``run_log`` (:mod:`~airflow_provider_wamm.operators.run_log`); ``report_url`` and OpenLineage
+    facets (:mod:`~airflow_provider_wamm.operators.lineage`).
     """
 
     template_fields: Sequence[str] = (
@@ -389,9 +403,12 @@ class MarketingMessageOperator(
             summary = self._send(context, hook, settings)
         except ConfigurationError as exc:
             raise AirflowFailException(f"Campaign {campaign_id!r} is misconfigured: {exc}") from exc
+        except CampaignDeferred as deferred:  # a guard stopped it: wait (defer) or fail
+            defer_or_fail(self, context, deferred)
+            raise
         finally:
             hook.close()
-        self._set_outlet_extra(context, summary)
+        set_outlet_extra(context, self.outlets, summary)
         self.remember_lineage(hook, settings, summary)
         log_cost(summary, self.log)
         check_outcome(
@@ -420,6 +437,7 @@ class MarketingMessageOperator(
         if self.sql is not None:  # a connection without a SQL hook fails before any request
             sql_hook(self.sql_conn_id or "")
         if preflight:
+            self.preflight_at = utcnow()
             check_templates(hook, settings, explicit=self.preflight is not None, log=self.log)
         client: GraphClient | None = None
         if not dry_run:
@@ -447,6 +465,7 @@ class MarketingMessageOperator(
                     control=self._control,
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
+                    guards=campaign_guards(self, ledger, settings),
                     spend=spend,
                 )
             logged = self.write_run_log(context, ledger, result, "finished")
@@ -459,7 +478,10 @@ class MarketingMessageOperator(
                 self.log.warning("could not push the counts of the stopped campaign to XCom: %s", exc)
             raise AirflowException(message) from stopped
         except CampaignHalted as halted:
+            paused = template_pause_of(halted)
             logged = self.write_run_log(context, ledger, halted.result, "halted")
+            if paused is not None:
+                raise paused from halted
             context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict() | logged)
             message = halt_message(halted)
             self.log.error("%s", message)
@@ -529,18 +551,6 @@ class MarketingMessageOperator(
                 count=self.count_rows,
             )
         return ListRecipientSource(type(self).recipients.rows(self))
-
-    def _set_outlet_extra(self, context: Context, summary: Mapping[str, Any]) -> None:
-        outlet_events = context.get("outlet_events")
-        # Not ``not outlet_events``: Airflow's accessor mapping is lazy, so it is empty (falsy) until used.
-        if outlet_events is None or not self.outlets:
-            return
-        extra = {k: summary[k] for k in ("campaign_id", "total", "accepted", "failed") if k in summary}
-        for outlet in self.outlets:
-            try:
-                outlet_events[outlet].extra = extra
-            except (KeyError, TypeError):  # pragma: no cover - non-asset outlets
-                continue
 
 
 def default_concurrency(messages_per_second: float) -> int:
