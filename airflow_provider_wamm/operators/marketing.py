@@ -61,7 +61,8 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
-from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
+from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
+from airflow_provider_wamm.operators.limited import LimitedRetryOptions
 from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
 from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
@@ -99,7 +100,7 @@ _DIRECT_SETTINGS = frozenset(
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(CostOptions, BaseOperator):
+class MarketingMessageOperator(LimitedRetryOptions, CostOptions, BaseOperator):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -180,7 +181,8 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
 
     More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
-    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`).
+    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`), ``retry_limited``
+    (:class:`~airflow_provider_wamm.operators.limited.LimitedRetryOptions`).
     """
 
     template_fields: Sequence[str] = (
@@ -205,6 +207,7 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
         "shard_index",
         "shard_count",
         *BUDGET_TEMPLATE_FIELDS,
+        "retry_limited",
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
@@ -378,7 +381,6 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
         finally:
             hook.close()
         self._set_outlet_extra(context, summary)
-        log_cost(summary, self.log)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
@@ -431,7 +433,7 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
             with recipient_source as source:
                 settings = recipient_source.settings_with_total(settings)
                 result = run_campaign(
-                    source,
+                    self.narrow_recipients(source, settings, ledger),
                     client=client,
                     ledger=ledger,
                     settings=settings,
@@ -458,7 +460,9 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
             raise AirflowException(message) from halted
         finally:
             ledger.dispose()
-        return result.to_dict()
+        summary = result.to_dict()
+        self.extend_summary(summary)
+        return summary
 
     # -- pieces ----------------------------------------------------------------------------------
 
