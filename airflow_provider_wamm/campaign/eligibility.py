@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
+from airflow_provider_wamm.campaign.experiment_plan import MessageSpec
 from airflow_provider_wamm.campaign.intake import Candidate
 from airflow_provider_wamm.campaign.ledger import Ledger, SendOutcome
 from airflow_provider_wamm.campaign.settings import CampaignSettings
@@ -36,6 +37,12 @@ class SkipReason(enum.StrEnum):
     """The recipient stopped marketing messages or must wait after Meta's per-user limit."""
     FREQUENCY_CAPPED = "frequency_capped"
     """Another campaign's message reached the recipient within the frequency cap."""
+    HOLDOUT = "holdout"
+    """The experiment holds the recipient out of this campaign (the baseline of its lift)."""
+    GLOBAL_CONTROL = "global_control"
+    """The recipient is in the experiment's global control group (kept out of every campaign)."""
+    REST = "rest"
+    """Outside the experiment's test slice: waits for the winner, sent by a later run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +51,8 @@ class Send:
 
     recipient: str
     payload: dict[str, Any]
+    variant: str | None = None
+    """The experiment's variant sent (``None`` without variants)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +116,10 @@ class Eligibility:
         self._ledger = ledger
         self._s = settings
         self._attempt_id = attempt_id
+        self._plan = settings.experiment_plan()
+        self._base = MessageSpec(
+            settings.template_name, settings.language, settings.personaliser, settings.product_policy
+        )
 
     def decide(self, candidates: Sequence[Candidate], *, now: datetime) -> list[Decision]:
         """One decision per candidate, in the candidates' order.
@@ -118,25 +131,40 @@ class Eligibility:
         decisions.update(self._suppressed_or_capped([c.recipient for c in todo], now))
         for candidate in todo:
             if candidate.recipient not in decisions:
-                decision = self.personalise(candidate)
+                decision = self._assign(candidate)
                 if isinstance(decision, Send) and decision.recipient in held:
                     decisions[candidate.recipient] = HeldElsewhere(decision.recipient, decision.payload)
                 else:
                     decisions[candidate.recipient] = decision
         return [decisions[c.recipient] for c in candidates]
 
-    def personalise(self, candidate: Candidate) -> Send | Invalid:
-        """The candidate's payload, or why it cannot be built."""
-        s = self._s
+    def _assign(self, candidate: Candidate) -> Send | Skip | Invalid:
+        """Held back by the experiment (recorded with its group as the reason), else personalised with
+        the message of the recipient's variant."""
+        if self._plan is None:
+            return self.personalise(candidate)
+        assignment = self._plan.assign(candidate.recipient)
+        if not assignment.sends:
+            reason = SkipReason(str(assignment.kind))
+            details = f"{reason}: experiment {self._plan.experiment.key!r}"
+            return Skip(candidate.recipient, reason, details)
+        decision = self.personalise(candidate, self._plan.message(assignment))
+        if isinstance(decision, Send) and assignment.variant is not None:
+            return Send(decision.recipient, decision.payload, assignment.variant)
+        return decision
+
+    def personalise(self, candidate: Candidate, message: MessageSpec | None = None) -> Send | Invalid:
+        """The candidate's payload (the campaign's message, or ``message``), or why it cannot be built."""
+        m = message or self._base
         try:
-            components = s.personaliser.render(candidate.row.fields) if s.personaliser is not None else None
+            components = m.personaliser.render(candidate.row.fields) if m.personaliser is not None else None
             payload = build_marketing_message(
                 to=candidate.recipient,
-                template_name=s.template_name,
-                language=s.language,
+                template_name=m.template_name,
+                language=m.language,
                 components=components,
-                product_policy=s.product_policy,
-                message_activity_sharing=s.message_activity_sharing,
+                product_policy=m.product_policy,
+                message_activity_sharing=self._s.message_activity_sharing,
             )
         except PayloadError as exc:
             return Invalid(candidate.recipient, candidate.row.number, str(exc))

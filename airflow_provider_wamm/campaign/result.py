@@ -49,11 +49,21 @@ class CampaignResult:
     unknown: int = 0
     """Requests without an answer (may or may not have been sent; never re-sent automatically)."""
     skipped: int = 0
-    """Not sent, because already done in this campaign (``already_done``) or inside the frequency cap."""
+    """Not sent, because already done in this campaign (``already_done``), inside the frequency cap, or
+    held back by the campaign's experiment (``holdout``, ``global_control``, ``rest``)."""
     already_done: int = 0
     """Part of ``skipped``, where an earlier run (or another worker) already handled the recipient."""
     frequency_capped: int = 0
     """Part of ``skipped``, where the recipient got a message from another campaign within the cap."""
+    holdout: int = 0
+    """Part of ``skipped``: held out of the campaign by its experiment."""
+    global_control: int = 0
+    """Part of ``skipped``: in the experiment's global control group."""
+    rest: int = 0
+    """Part of ``skipped``: outside the experiment's test slice, waiting for the winner."""
+    groups: Counter[str] = field(default_factory=Counter)
+    """Recipients this run put in each experiment group: sent a variant (by its name) or held back
+    (``holdout``, ``global_control``, ``rest``); empty without an experiment."""
     suppressed: int = 0
     """Not sent, because the recipient stopped marketing messages or hit Meta's per-user limit recently."""
     invalid: int = 0
@@ -84,6 +94,8 @@ class CampaignResult:
     """Wall time of the run."""
     final_rate: float | None = None
     """The send rate (messages per second) at the end, after any throttling."""
+    peak_concurrency: int = 0
+    """Most sending threads the run had at once (they follow the round trips)."""
     halted: bool = False
     """The run stopped on a HALT error."""
     halt_error: dict[str, Any] | None = None
@@ -159,6 +171,10 @@ class CampaignResult:
             "skipped": self.skipped,
             "already_done": self.already_done,
             "frequency_capped": self.frequency_capped,
+            "holdout": self.holdout,
+            "global_control": self.global_control,
+            "rest": self.rest,
+            "groups": dict(sorted(self.groups.items())),
             "suppressed": self.suppressed,
             "invalid": self.invalid,
             "duplicates": self.duplicates,
@@ -174,6 +190,7 @@ class CampaignResult:
             "elapsed_s": round(self.elapsed_s, 3),
             "messages_per_second": round(self.messages_per_second, 2),
             "final_rate": self.final_rate,
+            "peak_concurrency": self.peak_concurrency,
             "halted": self.halted,
             "halt_error": self.halt_error,
             "stopped": self.stopped,

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
+from airflow_provider_wamm.campaign.adapt import AdaptiveConcurrency
 from airflow_provider_wamm.campaign.answers import AnswerHandler
 from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims
 from airflow_provider_wamm.campaign.control import CampaignControl, StopEvent
@@ -67,6 +68,9 @@ _SKIP_COUNTERS: dict[SkipReason, tuple[str, ...]] = {
     SkipReason.ALREADY_DONE: ("skipped", "already_done"),
     SkipReason.SUPPRESSED: ("suppressed",),
     SkipReason.FREQUENCY_CAPPED: ("skipped", "frequency_capped"),
+    SkipReason.HOLDOUT: ("skipped", "holdout"),
+    SkipReason.GLOBAL_CONTROL: ("skipped", "global_control"),
+    SkipReason.REST: ("skipped", "rest"),
 }
 #: Longest nap of the coordinating thread between looks at finished requests.
 _POLL_S = 0.005
@@ -121,7 +125,7 @@ class _Run:
         self.pool = WorkerPool(client, self.pacer, self.stop)
         self.jobs = JobQueue()
         self.dispatched: dict[str, Job] = {}  # handed to the pool and not answered, by recipient
-        self.max_in_flight = max(2 * settings.concurrency, int(settings.max_messages_per_second / 4))
+        self.adapt = AdaptiveConcurrency(settings, self.pool)
         self.answers = AnswerHandler(
             settings,
             self.result,
@@ -140,6 +144,11 @@ class _Run:
     def in_flight(self) -> int:
         """Jobs handed to the pool and not answered yet (each holds a claim)."""
         return len(self.dispatched)
+
+    @property
+    def max_in_flight(self) -> int:
+        """Jobs that may be handed to the pool (claimed) at once."""
+        return self.adapt.max_in_flight(self.pacer.rate)
 
     @property
     def halted_or_failed(self) -> bool:
@@ -162,7 +171,7 @@ class _Run:
         """Send the campaign and record every outcome; raise on a stop, a halt or a fatal error."""
         if not self.s.dry_run:
             self._start_attempt()
-            self.pool.resize(self.s.concurrency)
+            self.adapt.start()
         self.progress.start()
         try:
             self._loop()
@@ -242,6 +251,7 @@ class _Run:
         raised = self.pacer.tick(now)
         if raised is not None:
             self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, raised)
+        self.adapt.tick(now, self.pacer.rate)
         if self.foreign.due(now):
             self._settle_foreign(now)
         self.progress.tick(
@@ -296,6 +306,8 @@ class _Run:
             if isinstance(decided, Send | HeldElsewhere) and self._has_job(decided.recipient):
                 decision = Skip(decided.recipient, SkipReason.DUPLICATE)
             if isinstance(decision, Send):
+                if decision.variant is not None:
+                    self.result.groups[decision.variant] += 1
                 if self.s.dry_run:
                     self.result.would_send += 1
                     if self.spend is not None:
@@ -326,6 +338,8 @@ class _Run:
             return
         for counter in _SKIP_COUNTERS[decision.reason]:
             setattr(r, counter, getattr(r, counter) + 1)
+        if decision.reason in (SkipReason.HOLDOUT, SkipReason.GLOBAL_CONTROL, SkipReason.REST):
+            r.groups[str(decision.reason)] += 1
 
     # -- hand-over ------------------------------------------------------------------------------
 
@@ -417,6 +431,7 @@ class _Run:
         """Act on one answer of a worker (:class:`~.answers.AnswerHandler`)."""
         recipient = answer.job.recipient
         self.dispatched.pop(recipient, None)
+        self.adapt.observe(answer)
         self.answers.handle(answer)
         if self.spend is not None:
             self.spend.answered(recipient, taken=answer.kind in _TAKEN, queued=recipient in self.jobs)
@@ -461,6 +476,7 @@ class _Run:
         r = self.result
         r.elapsed_s = time.monotonic() - self.started
         r.final_rate = self.pacer.rate
+        r.peak_concurrency = self.adapt.largest
         state = self._end_state()
         if not self.s.dry_run:
             self.attempt.flush(force=True, now=time.monotonic())

@@ -72,6 +72,8 @@ class Job:
     """Throttling answers."""
     pair_hits: int = 0
     """Pair rate limit answers."""
+    round_trip_s: float | None = None
+    """Seconds the last request took, from leaving to its answer (set by the worker)."""
 
 
 class JobQueue:
@@ -339,7 +341,10 @@ class WorkerPool:
                 if stop.is_set():
                     answers.put(Unsent(job))
                     continue
-                answers.put(send_once(client, job, stop))
+                began = time.perf_counter()
+                answer = send_once(client, job, stop)
+                job.round_trip_s = time.perf_counter() - began
+                answers.put(answer)
         finally:
             with self._lock:
                 self._threads.discard(threading.current_thread())

@@ -23,6 +23,7 @@ from airflow.providers.common.compat.sdk import (
     BaseOperator,
 )
 
+from airflow_provider_wamm.campaign.adapt import connections_needed
 from airflow_provider_wamm.campaign.control import CampaignControl
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
@@ -62,9 +63,9 @@ from airflow_provider_wamm.operators.arguments import (
     parse_product_policy,
 )
 from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
+from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
 from airflow_provider_wamm.operators.limited import LimitedRetryOptions
 from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
-from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
 
@@ -94,13 +95,14 @@ _DIRECT_SETTINGS = frozenset(
         "shard_count",
         "recipient_field",
         "default_region",
+        "experiment",
     }
 )
 #: The other settings, which ``campaign_options`` may tune.
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(LimitedRetryOptions, CostOptions, BaseOperator):
+class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOptions, BaseOperator):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -144,8 +146,9 @@ class MarketingMessageOperator(LimitedRetryOptions, CostOptions, BaseOperator):
     :param ledger_table_prefix: Prefix of the ledger's tables.
     :param max_messages_per_second: Cap for this task; default the connection's cap divided by
         ``shard_count``.
-    :param concurrency: Requests in flight at once. Default: enough to hold the rate at round trips of
-        up to 200 ms (rate / 5, between 8 and 256).
+    :param concurrency: Sending threads at the start (rate / 5, between 8 and 256, by default); they then
+        follow the measured round trips (``campaign_options={"adaptive_concurrency": False}`` keeps
+        them fixed; ``max_concurrency`` bounds them).
     :param batch_size: Recipients read and checked per ledger round trip, at most claimed in one
         hand-over to the sending threads (also the SQL fetch size).
     :param product_policy: ``CLOUD_API_FALLBACK`` (Meta's default) or ``STRICT`` (never fall back to
@@ -181,8 +184,10 @@ class MarketingMessageOperator(LimitedRetryOptions, CostOptions, BaseOperator):
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
 
     More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
-    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`), ``retry_limited``
-    (:class:`~airflow_provider_wamm.operators.limited.LimitedRetryOptions`).
+    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``retry_limited``
+    (:class:`~airflow_provider_wamm.operators.limited.LimitedRetryOptions`); ``holdout``, ``variants``,
+    ``global_control`` and ``experiment_key``
+    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`).
     """
 
     template_fields: Sequence[str] = (
@@ -221,6 +226,8 @@ class MarketingMessageOperator(LimitedRetryOptions, CostOptions, BaseOperator):
     ui_color = "#25D366"
     #: The recipient rows, kept out of the rendered template fields (the UI shows only their count).
     recipients = PrivateRowsField()
+    #: Stops the running campaign from :meth:`on_kill` (set by :meth:`execute`).
+    _control: CampaignControl | None = None
 
     def __init__(
         self,
@@ -277,7 +284,6 @@ class MarketingMessageOperator(LimitedRetryOptions, CostOptions, BaseOperator):
         self.count_rows = count_rows
         self.on_unknown: OnUnknown = check_on_unknown(on_unknown)
         self.campaign_options = check_campaign_options(campaign_options, CAMPAIGN_OPTIONS)
-        self._control: CampaignControl | None = None
 
     # -- the arguments, by theme (checked here unless they hold a template) --------------------------------
 
@@ -371,7 +377,7 @@ class MarketingMessageOperator(LimitedRetryOptions, CostOptions, BaseOperator):
             raise AirflowFailException(f"Campaign {campaign_id!r} is misconfigured: {exc}") from exc
         hook = WhatsAppHook(
             whatsapp_conn_id=self.whatsapp_conn_id,
-            pool_maxsize=settings.concurrency,  # one kept-alive connection per sender thread
+            pool_maxsize=connections_needed(settings),  # one kept-alive connection per sender thread
             connection_settings=connection,
         )
         try:
@@ -407,14 +413,7 @@ class MarketingMessageOperator(LimitedRetryOptions, CostOptions, BaseOperator):
         if self.sql is not None:  # a connection without a SQL hook fails before any request
             sql_hook(self.sql_conn_id or "")
         if preflight:
-            check_template(
-                hook,
-                self.template_name,
-                self.language,
-                settings.personaliser,
-                explicit=self.preflight is not None,
-                log=self.log,
-            )
+            check_templates(hook, settings, explicit=self.preflight is not None, log=self.log)
         client: GraphClient | None = None
         if not dry_run:
             client = hook.get_conn()
@@ -505,6 +504,7 @@ class MarketingMessageOperator(LimitedRetryOptions, CostOptions, BaseOperator):
             shard_count=shard_count,
             recipient_field=self.recipient_field,
             default_region=self.default_region or None,
+            experiment=self.experiment_for(campaign_id),
             **options,
         )
         settings.validate()
@@ -518,7 +518,7 @@ class MarketingMessageOperator(LimitedRetryOptions, CostOptions, BaseOperator):
                 self.parameters,
                 batch_size=settings.batch_size,
                 recipient_field=settings.recipient_field,
-                required_fields=settings.personaliser.field_uses if settings.personaliser else None,
+                required_fields=required_fields(settings),
                 count=self.count_rows,
             )
         return ListRecipientSource(type(self).recipients.rows(self))

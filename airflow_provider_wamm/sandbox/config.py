@@ -241,6 +241,19 @@ def _rate(name: str, value: float) -> None:
         raise ValueError(f"{name} must be between 0 and 1, not {value!r}")
 
 
+def _template_outcomes(value: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """Per-template outcome weights, checked like ``outcomes`` (plus an optional ``click_rate``)."""
+    result: dict[str, dict[str, float]] = {}
+    for name, weights in dict(value).items():
+        own = {k if k == "click_rate" else parse_outcome(k): float(v) for k, v in dict(weights).items()}
+        _rate(f"template_outcomes[{name!r}].click_rate", own.get("click_rate", 0.0))
+        outcomes = [v for k, v in own.items() if k != "click_rate"]
+        if any(v < 0 for v in outcomes) or sum(outcomes) <= 0:
+            raise ValueError(f"template_outcomes[{name!r}]: weights must be >= 0 with a positive sum")
+        result[str(name)] = own
+    return result
+
+
 #: Fields that are shares of requests or recipients (0 to 1).
 _RATE_FIELDS = (
     "fault_5xx_rate",
@@ -385,6 +398,10 @@ class SandboxConfig:
     ``failed:131050``), a status (``held``, ``paused``), and one action with optional ``#n`` (first n
     attempts only): ``error:<code>``, ``lost`` (recorded, connection closed), ``hang`` (recorded, no
     answer), ``drop`` (closed before recording), ``slow`` (recorded, late answer)."""
+    template_outcomes: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per template name, outcome weights that replace ``outcomes`` for its messages, and optionally its
+    own ``click_rate``: ``{"spring_sale_v2": {"read": 0.7, "delivered": 0.3, "click_rate": 0.4}}``
+    makes one variant of an A/B test read (and clicked) more than another."""
     cloud_api_fallback_rate: float = 0.0
     """Share of recipients whose sends are routed to Cloud API (pricing category ``marketing``)."""
     click_rate: float = 0.2
@@ -450,6 +467,7 @@ class SandboxConfig:
         if any(v < 0 for v in outcomes.values()) or sum(outcomes.values()) <= 0:
             raise ValueError("outcomes weights must be >= 0 with a positive sum")
         object.__setattr__(self, "outcomes", outcomes)
+        object.__setattr__(self, "template_outcomes", _template_outcomes(self.template_outcomes))
         forced = {str(k).lstrip("+"): str(v) for k, v in dict(self.forced_outcomes).items()}
         object.__setattr__(self, "forced_outcomes", forced)
         for value in forced.values():

@@ -187,7 +187,9 @@ def record_message(
     if forced is not None and forced.message_status is not None:
         message_status = forced.message_status
     outcome = (
-        forced.outcome if forced is not None and forced.outcome is not None else runtime.hash_outcome(key)
+        forced.outcome
+        if forced is not None and forced.outcome is not None
+        else runtime.hash_outcome(key, tpl.name)
     )
     fallback = cfg.onboarding_status != "ONBOARDED" or (
         cfg.cloud_api_fallback_rate > 0 and runtime.unit("fallback", key) < cfg.cloud_api_fallback_rate
@@ -207,7 +209,7 @@ def record_message(
         message_status=message_status,
         outcome=outcome,
         pricing_category="marketing" if fallback else "marketing_lite",
-        clicked=outcome == "read" and runtime.unit("click", key) < cfg.click_rate,
+        clicked=outcome == "read" and runtime.unit("click", key) < runtime.click_rate(tpl.name),
         tracking_token=hashlib.blake2b(wamid.encode(), digest_size=12).hexdigest(),
         monotonic=now,
         timestamp=time.time(),

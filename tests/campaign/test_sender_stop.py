@@ -123,7 +123,7 @@ def test_requests_still_in_flight_after_the_grace_are_unknown_and_never_sent_aga
     # Answers take 1.5 s (the sandbox records each message first), the grace is 0.3 s.
     sandbox.configure(latency_s=1.5)
     first, seen, _ = stopped_run(sandbox, client, sqlite_ledger, "stop-slow", 20, stop_grace_s=0.3)
-    assert 0 < first.unknown <= seen["in_flight"] <= 8
+    assert 0 < first.unknown <= seen["in_flight"] <= max(8, first.peak_concurrency)
     rows_by = {r["recipient"]: r for r in sqlite_ledger.iter_sends("stop-slow")}
     unknown = {r for r, row in rows_by.items() if row["state"] == L.UNKNOWN}
     assert len(unknown) == first.unknown

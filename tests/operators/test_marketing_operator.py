@@ -278,12 +278,28 @@ def test_the_hook_is_built_once_with_a_connection_per_sender(
         operator(recipients=rows(3), concurrency=6, campaign_id="pool").execute(make_context())["accepted"]
         == 3
     )
-    assert [b["pool_maxsize"] for b in built] == [6] and reads == [WHATSAPP_CONN_ID]
+    # The senders follow the round trips, up to max_concurrency: a kept-alive connection for each.
+    assert [b["pool_maxsize"] for b in built] == [1024] and reads == [WHATSAPP_CONN_ID]
+    built.clear()
+    fixed = operator(
+        recipients=rows(3),
+        concurrency=6,
+        campaign_id="pool-fixed",
+        campaign_options={"adaptive_concurrency": False},
+    )
+    assert fixed.execute(make_context())["accepted"] == 3
+    assert [b["pool_maxsize"] for b in built] == [6]
     built.clear()
     reads.clear()
-    sharded = operator(recipients=rows(3), shard_count=2, shard_index=0, campaign_id="pool-2")
+    sharded = operator(
+        recipients=rows(3),
+        shard_count=2,
+        shard_index=0,
+        campaign_id="pool-2",
+        campaign_options={"adaptive_concurrency": False},
+    )
     sharded.execute(make_context())
-    # The rate (the connection's cap split between the shards) sizes the pool: 50 msg/s -> 10 senders.
+    # The rate (the connection's cap split between the shards) sizes a fixed pool: 50 msg/s -> 10.
     assert [b["pool_maxsize"] for b in built] == [10] and reads == [WHATSAPP_CONN_ID]
 
 

@@ -28,94 +28,15 @@ The report's counts (``send_counts``, ``delivery_counts``, ``error_counts``) are
 
 from __future__ import annotations
 
+from airflow_provider_wamm.campaign.ledger import records as _records
+from airflow_provider_wamm.campaign.ledger import signal_records as _signal_records
 from airflow_provider_wamm.campaign.ledger.facade import Ledger
-from airflow_provider_wamm.campaign.ledger.records import (
-    ACCEPTED,
-    CLAIMED,
-    DELIVERED_TO_META,
-    FAILED,
-    FINAL_STATES,
-    HELD,
-    INVALID,
-    PAUSED,
-    PER_USER_LIMIT_WAIT,
-    SEND_STATES,
-    SETTLED_STATUSES,
-    SKIPPED,
-    STATUS_RANKS,
-    SUPPRESS_MANUAL,
-    SUPPRESS_PER_USER_LIMIT,
-    SUPPRESS_STOPPED_MARKETING,
-    UNKNOWN,
-    ClickEvent,
-    DeliveryStatus,
-    ExistingSend,
-    PreferenceChange,
-    PreferenceValue,
-    RunState,
-    SendOutcome,
-    SendState,
-    StatusUpdate,
-    Suppression,
-    SuppressionAction,
-    SuppressionChange,
-    SuppressionSource,
-    as_utc,
-    utcnow,
-)
+from airflow_provider_wamm.campaign.ledger.records import *  # noqa: F403 (exactly the records' __all__)
 from airflow_provider_wamm.campaign.ledger.runs import Liveness
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, default_ledger_path, upsert
-from airflow_provider_wamm.campaign.ledger.signal_records import (
-    AccountSignal,
-    AccountSignalKind,
-    SignalBatch,
-    TemplateEvent,
-    TemplateEventKind,
-    TemplateState,
-)
+from airflow_provider_wamm.campaign.ledger.signal_records import *  # noqa: F403 (exactly their __all__)
 
-__all__ = [
-    "ACCEPTED",
-    "CLAIMED",
-    "DEFAULT_TABLE_PREFIX",
-    "DELIVERED_TO_META",
-    "FAILED",
-    "FINAL_STATES",
-    "HELD",
-    "INVALID",
-    "PAUSED",
-    "PER_USER_LIMIT_WAIT",
-    "SEND_STATES",
-    "SETTLED_STATUSES",
-    "SKIPPED",
-    "STATUS_RANKS",
-    "SUPPRESS_MANUAL",
-    "SUPPRESS_PER_USER_LIMIT",
-    "SUPPRESS_STOPPED_MARKETING",
-    "UNKNOWN",
-    "AccountSignal",
-    "AccountSignalKind",
-    "ClickEvent",
-    "DeliveryStatus",
-    "ExistingSend",
-    "Ledger",
-    "Liveness",
-    "PreferenceChange",
-    "PreferenceValue",
-    "RunState",
-    "SendOutcome",
-    "SendState",
-    "SignalBatch",
-    "StatusUpdate",
-    "Suppression",
-    "SuppressionAction",
-    "SuppressionChange",
-    "SuppressionSource",
-    "TemplateEvent",
-    "TemplateEventKind",
-    "TemplateState",
-    "as_utc",
-    "default_ledger_path",
-    "upsert",
-    "utcnow",
-]
+__all__ = ["DEFAULT_TABLE_PREFIX", "Ledger", "Liveness", "default_ledger_path", "upsert"]
+# The states, record types and signal records are exported whole: their modules' __all__ is the list.
+__all__ += _records.__all__
+__all__ += _signal_records.__all__

@@ -8,18 +8,17 @@ Meta's time (else by arrival), so out-of-order webhooks never make an old limit 
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from airflow_provider_wamm.campaign.ledger.audit import row_id_type
+from airflow_provider_wamm.campaign.ledger.event_log import EventLog
 from airflow_provider_wamm.campaign.ledger.records import as_utc, clip, naive_utc
-from airflow_provider_wamm.campaign.ledger.schema import datetime_type, key_type, upsert
+from airflow_provider_wamm.campaign.ledger.schema import datetime_type, key_type
 from airflow_provider_wamm.campaign.ledger.signal_records import AccountSignal, AccountSignalKind
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 
@@ -63,9 +62,9 @@ def _details_text(details: dict[str, Any]) -> str | None:
     return text
 
 
-def _row(signal: AccountSignal, db_now: datetime | None) -> dict[str, Any]:
-    """The bound values of one ``account_signals`` row."""
-    row: dict[str, Any] = {
+def _row(signal: AccountSignal) -> dict[str, Any]:
+    """The bound values of one ``account_signals`` row (its key and arrival added by the log)."""
+    return {
         "kind": str(signal.kind),
         "event": clip(signal.event, 64),
         "waba_id": clip(signal.waba_id, 64),
@@ -76,10 +75,6 @@ def _row(signal: AccountSignal, db_now: datetime | None) -> dict[str, Any]:
         "details": _details_text(signal.details),
         "event_at": naive_utc(signal.event_at),
     }
-    raw = json.dumps(row, sort_keys=True, default=str, ensure_ascii=True).encode()
-    row["event_key"] = hashlib.blake2b(raw, digest_size=16).hexdigest()
-    row["received_at"] = db_now
-    return row
 
 
 def _signal(row: Any) -> AccountSignal:
@@ -106,7 +101,7 @@ def _signal(row: Any) -> AccountSignal:
     )
 
 
-class AccountLog:
+class AccountLog(EventLog[AccountSignal]):
     """Store account signals and answer "latest messaging limit / quality of number X".
 
     :param table: the ``account_signals`` table.
@@ -114,27 +109,7 @@ class AccountLog:
     """
 
     def __init__(self, table: sa.Table, tx: Transactions) -> None:
-        self.table = table
-        self.tx = tx
-
-    def record_in(self, conn: Connection, signals: Sequence[AccountSignal], at: datetime) -> int:
-        """Store ``signals`` (deduplicated) in the caller's transaction; returns how many distinct ones."""
-        rows = {r["event_key"]: r for r in (_row(s, naive_utc(at)) for s in signals)}
-        upsert(conn, self.table, [rows[k] for k in sorted(rows)], key=("event_key",))
-        return len(rows)
-
-    def _newest(self, *where: Any) -> AccountSignal | None:
-        """The newest signal (by Meta's time, else arrival) matching ``where``."""
-        t = self.table.c
-        query = (
-            sa.select(self.table)
-            .where(*where)
-            .order_by(sa.func.coalesce(t.event_at, t.received_at).desc(), t.id.desc())
-            .limit(1)
-        )
-        with self.tx.read() as conn:
-            row = conn.execute(query).first()
-        return _signal(row) if row is not None else None
+        super().__init__(table, tx, _row, _signal)
 
     def latest_messaging_limit(
         self, *, phone_number: str | None = None, waba_id: str | None = None
@@ -147,13 +122,13 @@ class AccountLog:
             where.append(t.phone_number == _digits(phone_number))
         if waba_id is not None:
             where.append(t.waba_id == str(waba_id))
-        return self._newest(*where)
+        return self.newest(*where)
 
     def phone_number_quality(self, phone_number: str) -> AccountSignal | None:
         """The newest ``phone_number_quality_update`` of a number (its ``event``: ``FLAGGED``,
         ``UNFLAGGED``, ``THROUGHPUT_UPGRADE``...; its limit), or ``None``."""
         t = self.table.c
-        return self._newest(
+        return self.newest(
             t.kind == str(AccountSignalKind.PHONE_NUMBER_QUALITY), t.phone_number == _digits(phone_number)
         )
 
@@ -167,7 +142,7 @@ class AccountLog:
             where.append(t.waba_id == str(waba_id))
         if events is not None:
             where.append(t.event.in_([str(e).upper() for e in events]))
-        return self._newest(*where)
+        return self.newest(*where)
 
     def signals_since(
         self,
@@ -179,19 +154,8 @@ class AccountLog:
         limit: int = DEFAULT_SIGNAL_LIMIT,
     ) -> list[AccountSignal]:
         """Account signals received at or after ``since`` (and after row ``after_id``), oldest first."""
-        t = self.table.c
-        where: list[Any] = []
-        if since is not None:
-            where.append(t.received_at >= naive_utc(as_utc(since)))
-        if after_id is not None:
-            where.append(t.id > after_id)
-        if kinds is not None:
-            where.append(t.kind.in_([str(k) for k in kinds]))
-        if waba_id is not None:
-            where.append(t.waba_id == str(waba_id))
-        query = sa.select(self.table).where(*where).order_by(t.id).limit(limit)
-        with self.tx.read() as conn:
-            return [_signal(r) for r in conn.execute(query)]
+        where = [] if waba_id is None else [self.table.c.waba_id == str(waba_id)]
+        return self.since(since, *where, after_id=after_id, kinds=kinds, limit=limit)
 
 
 def _digits(phone_number: str) -> str:

@@ -97,6 +97,7 @@ class Claims:
         shard_index: int = 0,
         template_name: str | None = None,
         language: str | None = None,
+        variant: str | None = None,
         resend_unknown: bool = False,
         now: datetime | None = None,
     ) -> set[str]:
@@ -117,6 +118,7 @@ class Claims:
             "shard_index": shard_index,
             "template_name": template_name,
             "language": language,
+            "variant": variant,
             "claimed_at": naive_utc(now),
             "updated_at": naive_utc(now),
         }
@@ -296,6 +298,7 @@ class Claims:
         shard_index: int = 0,
         template_name: str | None = None,
         language: str | None = None,
+        variant: str | None = None,
         now: datetime | None = None,
     ) -> None:
         """Record recipients that were not sent (``skipped``/``invalid``) with the reason.
@@ -308,7 +311,7 @@ class Claims:
         db_now = naive_utc(now or utcnow())
         ordered = sorted(outcomes, key=lambda item: item.recipient)
         owner = {"attempt_id": attempt_id, "shard_index": shard_index}
-        labels = {"template_name": template_name, "language": language, "attempts": 0}
+        labels = {"template_name": template_name, "language": language, "variant": variant, "attempts": 0}
         sends = self.tables.sends
 
         def work(conn: Connection) -> None:

@@ -9,18 +9,16 @@ routing rule, the category changes only on a completed category change; an annou
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from airflow_provider_wamm.campaign.ledger.audit import row_id_type
+from airflow_provider_wamm.campaign.ledger.event_log import EventLog, event_key
 from airflow_provider_wamm.campaign.ledger.records import as_utc, clip, naive_utc
-from airflow_provider_wamm.campaign.ledger.schema import datetime_type, key_type, upsert
+from airflow_provider_wamm.campaign.ledger.schema import datetime_type, key_type
 from airflow_provider_wamm.campaign.ledger.signal_records import (
     CATEGORY_CHANGE_PENDING,
     CATEGORY_CHANGED,
@@ -85,20 +83,13 @@ def _values(event: TemplateEvent) -> dict[str, Any]:
     }
 
 
-def event_key(values: dict[str, Any]) -> str:
-    """The deduplication key of a stored event: a hash of everything Meta said, times included."""
-    raw = json.dumps(values, sort_keys=True, default=str, ensure_ascii=True).encode()
-    return hashlib.blake2b(raw, digest_size=16).hexdigest()
-
-
-def _row(event: TemplateEvent, db_now: datetime | None) -> dict[str, Any]:
-    """The bound values of one ``template_events`` row."""
-    row = _values(event)
-    row["effective_at"] = naive_utc(event.effective_at)
-    row["event_at"] = naive_utc(event.event_at)
-    row["event_key"] = event_key(row)
-    row["received_at"] = db_now
-    return row
+def _row(event: TemplateEvent) -> dict[str, Any]:
+    """The bound values of one ``template_events`` row (its key and arrival added by the log)."""
+    return {
+        **_values(event),
+        "effective_at": naive_utc(event.effective_at),
+        "event_at": naive_utc(event.event_at),
+    }
 
 
 def _event(row: Any) -> TemplateEvent:
@@ -155,7 +146,7 @@ def fold_state(events: Sequence[TemplateEvent]) -> TemplateState | None:
     return TemplateState(**state)
 
 
-class TemplateLog:
+class TemplateLog(EventLog[TemplateEvent]):
     """Store template events and answer "what is template X now" and "which events since t".
 
     :param table: the ``template_events`` table.
@@ -163,14 +154,7 @@ class TemplateLog:
     """
 
     def __init__(self, table: sa.Table, tx: Transactions) -> None:
-        self.table = table
-        self.tx = tx
-
-    def record_in(self, conn: Connection, events: Sequence[TemplateEvent], at: datetime) -> int:
-        """Store ``events`` (deduplicated) in the caller's transaction; returns how many distinct ones."""
-        rows = {r["event_key"]: r for r in (_row(e, naive_utc(at)) for e in events)}
-        upsert(conn, self.table, [rows[k] for k in sorted(rows)], key=("event_key",))
-        return len(rows)
+        super().__init__(table, tx, _row, _event)
 
     def _matching(
         self,
@@ -209,14 +193,8 @@ class TemplateLog:
         Name it by ``template_id``, or by ``name`` and ``language``. The category changes only on a
         completed category change; an announced one shows as ``pending_category``.
         """
-        t = self.table.c
         where = self._matching(template_id=template_id, name=name, language=language, waba_id=waba_id)
-        query = (
-            sa.select(self.table).where(*where).order_by(sa.func.coalesce(t.event_at, t.received_at), t.id)
-        )
-        with self.tx.read() as conn:
-            events = [_event(r) for r in conn.execute(query)]
-        return fold_state(events)
+        return fold_state(self.in_meta_order(*where))
 
     def events_since(
         self,
@@ -238,12 +216,6 @@ class TemplateLog:
         """
         t = self.table.c
         where: list[Any] = []
-        if since is not None:
-            where.append(t.received_at >= naive_utc(as_utc(since)))
-        if after_id is not None:
-            where.append(t.id > after_id)
-        if kinds is not None:
-            where.append(t.kind.in_([str(k).lower() for k in kinds]))
         if events is not None:
             where.append(t.event.in_([str(e).upper() for e in events]))
         if template_id is not None or name is not None:
@@ -252,9 +224,7 @@ class TemplateLog:
             )
         elif waba_id is not None:
             where.append(t.waba_id == str(waba_id))
-        query = sa.select(self.table).where(*where).order_by(t.id).limit(limit)
-        with self.tx.read() as conn:
-            return [_event(r) for r in conn.execute(query)]
+        return self.since(since, *where, after_id=after_id, kinds=kinds, limit=limit)
 
 
 __all__ = [
