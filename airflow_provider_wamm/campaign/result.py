@@ -104,6 +104,8 @@ class CampaignResult:
     """The run was stopped from outside (its :class:`~.control.CampaignControl`)."""
     stop_reason: str | None = None
     """Why it was stopped, as the caller said."""
+    deferred: str | None = None
+    """A guard stopped the run (``template_paused``, ``messaging_limit``...): it resumes later."""
     budget_reached: bool = False
     """``max_cost`` stopped the run: the recipients it could not afford were released unsent."""
     cost: dict[str, Any] | None = None
@@ -195,6 +197,7 @@ class CampaignResult:
             "halt_error": self.halt_error,
             "stopped": self.stopped,
             "stop_reason": self.stop_reason,
+            "deferred": self.deferred,
             "budget_reached": self.budget_reached,
             **({"cost": self.cost} if self.cost is not None else {}),
         }

@@ -23,7 +23,6 @@ by the number of recipients.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 import uuid
@@ -43,6 +42,7 @@ from airflow_provider_wamm.campaign.eligibility import (
     Skip,
     SkipReason,
 )
+from airflow_provider_wamm.campaign.guards import Guards, Trip, deferred_error, trip_explains
 from airflow_provider_wamm.campaign.intake import Candidate, Intake, IntakeBatch
 from airflow_provider_wamm.campaign.ledger import Ledger, RunState, SendOutcome
 from airflow_provider_wamm.campaign.pacing import Pacer
@@ -58,6 +58,7 @@ from airflow_provider_wamm.campaign.workers import (
     MessageSender,
     SendResultLike,
     WorkerPool,
+    frozen_gc,
 )
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.graph.recipients import mask_phone
@@ -100,6 +101,7 @@ class _Run:
         control: CampaignControl | None = None,
         owner: str | None = None,
         try_number: int | None = None,
+        guards: Guards | None = None,
         spend: SpendGuard | None = None,
     ) -> None:
         self.s = settings
@@ -136,6 +138,8 @@ class _Run:
             log=log,
         )
         self.gave_up_in_flight = False
+        self.guards = guards or Guards()
+        self.trip: Trip | None = None  # the guard that stopped the run, if one did
         self.stopped = False  # wound down on a stop request (one coming after the last answer is too late)
         self.started = time.monotonic()
         self.progress = ProgressLog(log, settings, expected_rows(recipients, settings), self.started)
@@ -184,6 +188,8 @@ class _Run:
         self._finish()
         if self.stopped:
             raise CampaignStopped(self.result)
+        if self.trip is not None and trip_explains(self.answers.halt_error):
+            raise deferred_error(self.trip, self.result)
         if self.answers.halt_error is not None:
             raise CampaignHalted(self.answers.halt_error, self.result)
         if self.answers.fatal is not None:
@@ -217,7 +223,7 @@ class _Run:
             self._collect(timeout=0.0)
             now = time.monotonic()
             self._housekeeping(now)
-            if self.halted_or_failed or self.stop_requested:
+            if self.halted_or_failed or self.stop_requested or self._tripped(now):
                 self._wind_down()
                 return
             if self.budget_reached:  # what is in flight is paid for; the rest is released
@@ -241,6 +247,15 @@ class _Run:
             # Short naps instead of waking up for every answer: answers are handled a few at a time,
             # which costs the sending threads fewer hand-overs of the interpreter lock.
             time.sleep(min(timeout, _POLL_S))
+
+    def _tripped(self, now: float) -> bool:
+        """Whether a guard stops the run (:meth:`~.guards.Guards.poll`)."""
+        if self.trip is None:
+            self.trip = self.guards.poll(now, waiting=bool(self.jobs.ready) and not self.in_flight)
+            if self.trip is not None:
+                self.result.deferred = self.trip.kind
+                self.log.warning("campaign %s: stopping: %s", self.s.campaign_id, self.trip.message)
+        return self.trip is not None
 
     def _housekeeping(self, now: float) -> None:
         """The periodic work of the loop: flush, heartbeat, due retries, rate recovery, held claims,
@@ -356,6 +371,9 @@ class _Run:
         while True:
             ready = self.jobs.ready
             n = min(self.max_in_flight - self.in_flight, ready, self.s.batch_size)
+            allowance = self.guards.allowance()
+            if allowance is not None and allowance < n:  # a budget: never claim beyond it
+                n, least = allowance, 0
             if n <= 0 or (n < least and n < ready):
                 return
             jobs = self.jobs.take_many(n)
@@ -366,6 +384,7 @@ class _Run:
             if not jobs:
                 return
             claimed = self.attempt.claim([job.recipient for job in jobs])
+            self.guards.claimed(sum(1 for job in jobs if job.recipient in claimed and not job.attempts))
             for job in jobs:
                 if job.recipient in claimed:
                     self.dispatched[job.recipient] = job
@@ -467,7 +486,7 @@ class _Run:
             r.stopped = True
             r.stop_reason = self.control.reason if self.control is not None else None
             return RunState.KILLED
-        if self.answers.halt_error is not None:
+        if self.answers.halt_error is not None or self.trip is not None:
             return RunState.HALTED
         return RunState.ERROR if self.answers.fatal is not None else RunState.FINISHED
 
@@ -520,6 +539,7 @@ def run_campaign(
     control: CampaignControl | None = None,
     owner: str | None = None,
     try_number: int | None = None,
+    guards: Guards | None = None,
     spend: SpendGuard | None = None,
 ) -> CampaignResult:
     """Send one campaign (or one shard of it) and return its counts.
@@ -537,6 +557,8 @@ def run_campaign(
         ``dag_id.task_id.run_id.map_index``), recorded with the attempt: a later try of the same owner
         takes over this attempt's claims as soon as it stopped beating its heartbeat.
     :param try_number: which try of ``owner`` this is.
+    :param guards: conditions looked at between hand-overs (a paused template, a messaging limit);
+        one that trips stops the run like a halt and raises :class:`~.guards.CampaignDeferred`.
     :param spend: prices what is sent and stops at its budget (:class:`~.spend.SpendGuard`).
     :raises CampaignStopped: ``control`` stopped the run; answers in flight within ``stop_grace_s``
         were recorded, the requests still out recorded ``unknown``, unsent claims released.
@@ -548,28 +570,21 @@ def run_campaign(
     if client is None and not settings.dry_run:
         raise ConfigurationError("a Graph client is required unless dry_run=True")
     ledger.ensure_schema()
-    # Objects that exist now (imports: Airflow's are many) are kept out of the collector's full
-    # passes while the campaign runs; walking them all stalls every sending thread for tens of
-    # milliseconds, long enough to bunch sends up. Undone afterwards unless the process had frozen
-    # objects itself (a forked worker does), whose choice is left as it was.
-    already_frozen = gc.get_freeze_count() > 0
-    gc.freeze()
-    try:
+    with frozen_gc():
+        log = log or logging.getLogger(__name__)
         run = _Run(
             recipients,
             client,
             ledger,
             settings,
-            log or logging.getLogger(__name__),
+            log,
             control=control,
             owner=owner,
             try_number=try_number,
+            guards=guards,
             spend=spend,
         )
         return run.run()
-    finally:
-        if not already_frozen:
-            gc.unfreeze()
 
 
 __all__ = [

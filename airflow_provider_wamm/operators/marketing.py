@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
-    BaseOperator,
 )
 
 from airflow_provider_wamm.campaign.adapt import connections_needed
 from airflow_provider_wamm.campaign.control import CampaignControl
+from airflow_provider_wamm.campaign.guards import CampaignDeferred
+from airflow_provider_wamm.campaign.ledger import utcnow
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
@@ -65,9 +66,20 @@ from airflow_provider_wamm.operators.arguments import (
 from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
 from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
 from airflow_provider_wamm.operators.limited import LimitedRetryOptions
-from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
+from airflow_provider_wamm.operators.outcomes import (
+    check_unsettled,
+    halt_message,
+    set_outlet_extra,
+    stop_message,
+)
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
+from airflow_provider_wamm.operators.signals import (
+    SignalOptions,
+    campaign_guards,
+    defer_or_fail,
+    template_pause_of,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -102,7 +114,7 @@ _DIRECT_SETTINGS = frozenset(
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOptions, BaseOperator):
+class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOptions, SignalOptions):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -187,7 +199,9 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
     (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``retry_limited``
     (:class:`~airflow_provider_wamm.operators.limited.LimitedRetryOptions`); ``holdout``, ``variants``,
     ``global_control`` and ``experiment_key``
-    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`).
+    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``on_template_paused``,
+    ``on_messaging_limit`` and ``signal_poll_interval``
+    (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task.
     """
 
     template_fields: Sequence[str] = (
@@ -384,9 +398,12 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
             summary = self._send(context, hook, settings)
         except ConfigurationError as exc:
             raise AirflowFailException(f"Campaign {campaign_id!r} is misconfigured: {exc}") from exc
+        except CampaignDeferred as deferred:  # a guard stopped it: wait (defer) or fail
+            defer_or_fail(self, context, deferred)
+            raise
         finally:
             hook.close()
-        self._set_outlet_extra(context, summary)
+        set_outlet_extra(context, self.outlets, summary)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
@@ -413,6 +430,7 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
         if self.sql is not None:  # a connection without a SQL hook fails before any request
             sql_hook(self.sql_conn_id or "")
         if preflight:
+            self.preflight_at = utcnow()
             check_templates(hook, settings, explicit=self.preflight is not None, log=self.log)
         client: GraphClient | None = None
         if not dry_run:
@@ -440,6 +458,7 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
                     control=self._control,
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
+                    guards=campaign_guards(self, ledger, settings),
                     spend=spend,
                 )
         except CampaignStopped as stopped:
@@ -451,6 +470,9 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
                 self.log.warning("could not push the counts of the stopped campaign to XCom: %s", exc)
             raise AirflowException(message) from stopped
         except CampaignHalted as halted:
+            paused = template_pause_of(halted)
+            if paused is not None:
+                raise paused from halted
             context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict())
             message = halt_message(halted)
             self.log.error("%s", message)
@@ -522,18 +544,6 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
                 count=self.count_rows,
             )
         return ListRecipientSource(type(self).recipients.rows(self))
-
-    def _set_outlet_extra(self, context: Context, summary: Mapping[str, Any]) -> None:
-        outlet_events = context.get("outlet_events")
-        # Not ``not outlet_events``: Airflow's accessor mapping is lazy, so it is empty (falsy) until used.
-        if outlet_events is None or not self.outlets:
-            return
-        extra = {k: summary[k] for k in ("campaign_id", "total", "accepted", "failed") if k in summary}
-        for outlet in self.outlets:
-            try:
-                outlet_events[outlet].extra = extra
-            except (KeyError, TypeError):  # pragma: no cover - non-asset outlets
-                continue
 
 
 def default_concurrency(messages_per_second: float) -> int:

@@ -6,7 +6,7 @@ and fails the task with it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -39,6 +39,20 @@ def check_unsettled(summary: Mapping[str, Any], on_unknown: OnUnknown, log: Any)
     log.warning("%s", message)
 
 
+def set_outlet_extra(context: Mapping[str, Any], outlets: Sequence[Any], summary: Mapping[str, Any]) -> None:
+    """Put the campaign's main counts in the extra of each asset event the task emits."""
+    outlet_events = context.get("outlet_events")
+    # Not ``not outlet_events``: Airflow's accessor mapping is lazy, so it is empty (falsy) until used.
+    if outlet_events is None or not outlets:
+        return
+    extra = {k: summary[k] for k in ("campaign_id", "total", "accepted", "failed") if k in summary}
+    for outlet in outlets:
+        try:
+            outlet_events[outlet].extra = extra
+        except (KeyError, TypeError):  # pragma: no cover - non-asset outlets
+            continue
+
+
 def stop_message(stopped: CampaignStopped) -> str:
     """What a campaign stopped from outside (a killed task) recorded, and how to resume it."""
     r = stopped.result
@@ -67,4 +81,4 @@ def halt_message(halted: CampaignHalted) -> str:
     )
 
 
-__all__ = ["UNKNOWN_DOCS", "check_unsettled", "halt_message", "stop_message"]
+__all__ = ["UNKNOWN_DOCS", "check_unsettled", "halt_message", "set_outlet_extra", "stop_message"]
