@@ -178,7 +178,12 @@ def _limited_statement(sends: sa.Table) -> sa.Update:
     at = sa.bindparam("b_at", type_=datetime_type())
     return (
         sends.update()
-        .where(s.wamid == sa.bindparam("b_wamid"), s.retry_after.is_(None), s.state.in_(DELIVERED_TO_META))
+        .where(
+            s.wamid == sa.bindparam("b_wamid"),
+            s.retry_after.is_(None),
+            # Not IN (...): an expanding list cannot be bound in an executemany.
+            sa.or_(*(s.state == state for state in DELIVERED_TO_META)),
+        )
         .values(
             limited_tries=sa.func.coalesce(s.limited_tries, 0) + 1,
             limited_since=sa.func.coalesce(s.limited_since, at),
