@@ -66,6 +66,7 @@ from airflow_provider_wamm.operators.arguments import (
 from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
 from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
 from airflow_provider_wamm.operators.limited import LimitedRetryOptions
+from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
 from airflow_provider_wamm.operators.outcomes import (
     check_unsettled,
     halt_message,
@@ -73,6 +74,7 @@ from airflow_provider_wamm.operators.outcomes import (
     stop_message,
 )
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
+from airflow_provider_wamm.operators.run_log import RunLogArguments
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
 from airflow_provider_wamm.operators.signals import (
     SignalOptions,
@@ -114,7 +116,9 @@ _DIRECT_SETTINGS = frozenset(
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOptions, SignalOptions):
+class MarketingMessageOperator(
+    LimitedRetryOptions, LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, SignalOptions
+):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -201,7 +205,9 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
     ``global_control`` and ``experiment_key``
     (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``on_template_paused``,
     ``on_messaging_limit`` and ``signal_poll_interval``
-    (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task.
+    (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task;
+    ``run_log`` (:mod:`~airflow_provider_wamm.operators.run_log`); ``report_url`` and OpenLineage
+    facets (:mod:`~airflow_provider_wamm.operators.lineage`).
     """
 
     template_fields: Sequence[str] = (
@@ -227,6 +233,7 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
         "shard_count",
         *BUDGET_TEMPLATE_FIELDS,
         "retry_limited",
+        *LINEAGE_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
@@ -404,6 +411,7 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
         finally:
             hook.close()
         set_outlet_extra(context, self.outlets, summary)
+        self.remember_lineage(hook, settings, summary)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
@@ -461,6 +469,7 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
                     guards=campaign_guards(self, ledger, settings),
                     spend=spend,
                 )
+            logged = self.write_run_log(context, ledger, result, "finished")
         except CampaignStopped as stopped:
             message = stop_message(stopped)
             self.log.error("%s", message)
@@ -471,9 +480,10 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
             raise AirflowException(message) from stopped
         except CampaignHalted as halted:
             paused = template_pause_of(halted)
+            logged = self.write_run_log(context, ledger, halted.result, "halted")
             if paused is not None:
                 raise paused from halted
-            context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict())
+            context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict() | logged)
             message = halt_message(halted)
             self.log.error("%s", message)
             if isinstance(halted.error, (AuthenticationError, PermissionDeniedError, TemplateError)):
@@ -481,7 +491,7 @@ class MarketingMessageOperator(LimitedRetryOptions, ExperimentArguments, CostOpt
             raise AirflowException(message) from halted
         finally:
             ledger.dispose()
-        summary = result.to_dict()
+        summary = result.to_dict() | logged
         self.extend_summary(summary)
         return summary
 
