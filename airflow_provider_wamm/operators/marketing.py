@@ -66,6 +66,7 @@ from airflow_provider_wamm.operators.arguments import (
 )
 from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
 from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
+from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
 from airflow_provider_wamm.operators.outcomes import (
     check_unsettled,
     halt_message,
@@ -73,6 +74,7 @@ from airflow_provider_wamm.operators.outcomes import (
     stop_message,
 )
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
+from airflow_provider_wamm.operators.run_log import RunLogArguments
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
 from airflow_provider_wamm.operators.signals import (
     SignalOptions,
@@ -114,7 +116,9 @@ _DIRECT_SETTINGS = frozenset(
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(ExperimentArguments, CostOptions, SignalOptions, BaseOperator):
+class MarketingMessageOperator(
+    LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, SignalOptions, BaseOperator
+):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -200,7 +204,9 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, SignalOptions, 
     ``global_control`` and ``experiment_key``
     (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``on_template_paused``,
     ``on_messaging_limit`` and ``signal_poll_interval``
-    (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task.
+    (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task;
+    ``run_log`` (:mod:`~airflow_provider_wamm.operators.run_log`); ``report_url`` and OpenLineage
+    facets (:mod:`~airflow_provider_wamm.operators.lineage`).
     """
 
     template_fields: Sequence[str] = (
@@ -225,6 +231,7 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, SignalOptions, 
         "shard_index",
         "shard_count",
         *BUDGET_TEMPLATE_FIELDS,
+        *LINEAGE_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
@@ -402,6 +409,7 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, SignalOptions, 
         finally:
             hook.close()
         set_outlet_extra(context, self.outlets, summary)
+        self.remember_lineage(hook, settings, summary)
         log_cost(summary, self.log)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
@@ -461,6 +469,7 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, SignalOptions, 
                     guards=campaign_guards(self, ledger, settings, source),
                     spend=spend,
                 )
+            logged = self.write_run_log(context, ledger, result, "finished")
         except CampaignStopped as stopped:
             message = stop_message(stopped)
             self.log.error("%s", message)
@@ -471,9 +480,10 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, SignalOptions, 
             raise AirflowException(message) from stopped
         except CampaignHalted as halted:
             paused = template_pause_of(halted)
+            logged = self.write_run_log(context, ledger, halted.result, "halted")
             if paused is not None:
                 raise paused from halted
-            context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict())
+            context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict() | logged)
             message = halt_message(halted)
             self.log.error("%s", message)
             if isinstance(halted.error, (AuthenticationError, PermissionDeniedError, TemplateError)):
@@ -481,7 +491,7 @@ class MarketingMessageOperator(ExperimentArguments, CostOptions, SignalOptions, 
             raise AirflowException(message) from halted
         finally:
             ledger.dispose()
-        return result.to_dict()
+        return result.to_dict() | logged
 
     # -- pieces ----------------------------------------------------------------------------------
 
