@@ -20,6 +20,7 @@ from typing import Any
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.attempt import Attempt
 from airflow_provider_wamm.campaign.ledger import SendOutcome, Suppression
+from airflow_provider_wamm.campaign.limit_rules import retry_blocked
 from airflow_provider_wamm.campaign.pacing import Pacer
 from airflow_provider_wamm.campaign.result import CampaignResult
 from airflow_provider_wamm.campaign.settings import CampaignSettings
@@ -206,7 +207,9 @@ class AnswerHandler:
             self.attempt.suppress(
                 Suppression(job.recipient, L.SUPPRESS_PER_USER_LIMIT, error.code, until, s.campaign_id)
             )
-            self._fail(job, error, not_before_in=s.per_user_limit_wait)
+            # A US number gets 131049 for every marketing message: never worth a retry.
+            blocked = retry_blocked(job.recipient) is not None
+            self._fail(job, error, not_before_in=None if blocked else s.per_user_limit_wait)
         else:
             self._fail(job, error)
 
@@ -215,6 +218,7 @@ class AnswerHandler:
         r = self.result
         r.failed += 1
         r.errors_by_code[code_key(error)] += 1
+        not_before = L.utcnow() + not_before_in if not_before_in is not None else None
         self.attempt.record(
             SendOutcome(
                 job.recipient,
@@ -223,7 +227,8 @@ class AnswerHandler:
                 error_title=error.title,
                 error_details=error.details or error.message,
                 attempts=job.attempts,
-                not_before=L.utcnow() + not_before_in if not_before_in is not None else None,
+                not_before=not_before,
+                retry_after=not_before if error.code == CODE_PER_USER_LIMIT else None,
             )
         )
         self.log.debug("campaign %s: %s failed: %s", self.s.campaign_id, mask_phone(job.recipient), error)

@@ -84,6 +84,12 @@ class CampaignSettings:
         ``4 ** min(n - 1, this)`` seconds.
     :param per_user_limit_wait: how long a recipient is left alone after Meta's per-user marketing
         limit (131049).
+    :param max_limited_tries: with ``retry_limited``: sends to a recipient after Meta's per-user limit
+        (131049), counting the first, after which it is left alone.
+    :param limited_retry_for: with ``retry_limited``: how long after the first 131049 retries go on.
+    :param min_recovery_rate: with ``retry_limited``: retries stop for the campaign once fewer than this
+        share of the recipients retried got through (judged from ``min_recovery_sample`` retried on).
+    :param min_recovery_sample: retried recipients needed before ``min_recovery_rate`` is judged.
     :param total_hint: expected number of input rows (for the ETA) when the input has no length.
     :param dedupe_window: recent recipients remembered in memory to catch duplicates cheaply; the
         ledger catches the rest (in a dry run only this window is checked).
@@ -130,6 +136,10 @@ class CampaignSettings:
     stop_grace_s: float = 3.0
     max_pair_limit_exponent: int = 5
     per_user_limit_wait: timedelta = field(default_factory=lambda: timedelta(hours=24))
+    max_limited_tries: int = 3
+    limited_retry_for: timedelta = field(default_factory=lambda: timedelta(days=7))
+    min_recovery_rate: float = 0.1
+    min_recovery_sample: int = 20
     total_hint: int | None = None
     dedupe_window: int = 100_000
     rate_headroom: float = 0.02
@@ -189,7 +199,15 @@ def _check_max_rate(rate: object) -> None:
 
 def _check_counts(settings: CampaignSettings) -> None:
     """Settings that count things must be integers of at least one."""
-    for name in ("concurrency", "min_concurrency", "max_concurrency", "batch_size", "max_attempts"):
+    for name in (
+        "concurrency",
+        "min_concurrency",
+        "max_concurrency",
+        "batch_size",
+        "max_attempts",
+        "max_limited_tries",
+        "min_recovery_sample",
+    ):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
-    BaseOperator,
 )
 
 from airflow_provider_wamm.campaign.adapt import connections_needed
@@ -64,8 +63,9 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
-from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
+from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
 from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
+from airflow_provider_wamm.operators.limited import LimitedRetryOptions
 from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
 from airflow_provider_wamm.operators.outcomes import (
     check_unsettled,
@@ -117,7 +117,7 @@ CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings
 
 
 class MarketingMessageOperator(
-    LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, SignalOptions, BaseOperator
+    LimitedRetryOptions, LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, SignalOptions
 ):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
@@ -200,7 +200,8 @@ class MarketingMessageOperator(
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
 
     More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
-    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``holdout``, ``variants``,
+    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``retry_limited``
+    (:class:`~airflow_provider_wamm.operators.limited.LimitedRetryOptions`); ``holdout``, ``variants``,
     ``global_control`` and ``experiment_key``
     (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``on_template_paused``,
     ``on_messaging_limit`` and ``signal_poll_interval``
@@ -231,6 +232,7 @@ class MarketingMessageOperator(
         "shard_index",
         "shard_count",
         *BUDGET_TEMPLATE_FIELDS,
+        "retry_limited",
         *LINEAGE_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
@@ -410,7 +412,6 @@ class MarketingMessageOperator(
             hook.close()
         set_outlet_extra(context, self.outlets, summary)
         self.remember_lineage(hook, settings, summary)
-        log_cost(summary, self.log)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
@@ -458,7 +459,7 @@ class MarketingMessageOperator(
             with recipient_source as source:
                 settings = recipient_source.settings_with_total(settings)
                 result = run_campaign(
-                    source,
+                    self.narrow_recipients(source, settings, ledger),
                     client=client,
                     ledger=ledger,
                     settings=settings,
@@ -491,7 +492,9 @@ class MarketingMessageOperator(
             raise AirflowException(message) from halted
         finally:
             ledger.dispose()
-        return result.to_dict() | logged
+        summary = result.to_dict() | logged
+        self.extend_summary(summary)
+        return summary
 
     # -- pieces ----------------------------------------------------------------------------------
 

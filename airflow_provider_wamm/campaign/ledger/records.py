@@ -198,16 +198,25 @@ class ExistingSend:
     """The attempt that wrote the row last."""
     not_before: datetime | None = None
     """Earliest time a failed send may be retried by a later run."""
+    limited_tries: int = 0
+    """Answers of Meta's per-user marketing limit (131049) this recipient got in the campaign."""
+    limited_since: datetime | None = None
+    """When the first of them came."""
+    retry_after: datetime | None = None
+    """When a retry after the last of them is due (``None``: none is planned)."""
 
     def reclaimable(self, now: datetime, *, resend_unknown: bool = False) -> bool:
         """Whether a new attempt may claim this recipient again.
 
         ``skipped`` and ``invalid`` rows never reached Meta and are re-evaluated; ``failed`` rows
         with a ``not_before`` that has passed (transient failures, Meta's 24 h per-user limit) are
-        retried; ``unknown`` only when ``resend_unknown`` is set.
+        retried, and so are messages Meta took and then failed with its per-user limit once their
+        ``retry_after`` has passed; ``unknown`` only when ``resend_unknown`` is set.
         """
         if self.state in (SKIPPED, INVALID):
             return True
+        if self.state in DELIVERED_TO_META and self.retry_after is not None:  # 131049 by webhook
+            return self.retry_after <= now
         if self.state == FAILED:
             return self.not_before is not None and self.not_before <= now
         return self.state == UNKNOWN and resend_unknown
@@ -237,6 +246,8 @@ class SendOutcome:
     """Earliest time a later run may retry this recipient (failures worth retrying only)."""
     accepted_at: datetime | None = None
     """When Meta accepted the message (defaults to the recording time for accepted states)."""
+    retry_after: datetime | None = None
+    """After Meta's per-user limit (131049): when a retry is due (``None``: none, e.g. US numbers)."""
 
 
 @dataclass(frozen=True, slots=True)
