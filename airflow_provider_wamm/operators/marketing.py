@@ -436,6 +436,7 @@ class MarketingMessageOperator(
         if preflight:
             self.preflight_at = utcnow()
             check_templates(hook, settings, explicit=self.preflight is not None, log=self.log)
+            self.check_account(hook, explicit=self.preflight is not None)
         client: GraphClient | None = None
         if not dry_run:
             client = hook.get_conn()
@@ -462,7 +463,7 @@ class MarketingMessageOperator(
                     control=self._control,
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
-                    guards=campaign_guards(self, ledger, settings),
+                    guards=campaign_guards(self, ledger, settings, source),
                     spend=spend,
                 )
             logged = self.write_run_log(context, ledger, result, "finished")

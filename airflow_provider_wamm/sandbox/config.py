@@ -326,6 +326,8 @@ class SandboxConfig:
     """``throughput.level`` of the number."""
     messaging_limit: str = "TIER_UNLIMITED"
     """``whatsapp_business_manager_messaging_limit`` of the number."""
+    health_status: str = "AVAILABLE"
+    """``health_status.can_send_message`` of the number: ``AVAILABLE``, ``LIMITED`` or ``BLOCKED``."""
     onboarding_status: str = "ONBOARDED"
     """``marketing_messages_onboarding_status`` of the WABA; not ONBOARDED routes every send to Cloud API."""
 
