@@ -180,6 +180,8 @@ def get_provider_info() -> dict[str, Any]:
         "operators": _modules("operators.marketing", "operators.attribution"),
         "sensors": _modules("sensors.responses"),
         "triggers": _modules("triggers.responses", "triggers.templates"),
+        "notifications": [f"{PACKAGE}.notifications.run_alerts.RunAlertNotifier"],
+        "extra-links": [f"{PACKAGE}.operators.lineage.CampaignReportLink"],
         "config": {
             CONFIG_SECTION: {
                 "description": "WhatsApp Marketing Messages provider: where the send ledger lives and how "

@@ -43,12 +43,13 @@ LOOK_EVERY_MIN_S = 0.05
 
 
 class _RowFields(TypedDict):
-    """The fields of a ledger row that name the attempt writing it."""
+    """The fields of a ledger row that name the attempt writing it and the message."""
 
     attempt_id: str
     shard_index: int
     template_name: str
     language: str
+    variant: str | None
 
 
 class Attempt:
@@ -81,6 +82,7 @@ class Attempt:
         self.suppressions: list[Suppression] = []
         self._give_back: list[str] = []
         self.last_flush = self.last_beat = time.monotonic()
+        self._plan = settings.experiment_plan()
 
     def _row_fields(self) -> _RowFields:
         """What the rows this attempt writes say of it: the attempt, the shard, the template."""
@@ -90,7 +92,25 @@ class Attempt:
             shard_index=s.shard_index,
             template_name=s.template_name,
             language=s.language,
+            variant=None,
         )
+
+    def _by_labels(self, recipients: Sequence[str]) -> dict[tuple[str, str, str | None], list[str]]:
+        """``recipients`` grouped by what their rows record of the message: one group without an
+        experiment, else one per (template, language, group)."""
+        s = self.s
+        if self._plan is None:
+            return {(s.template_name, s.language, None): list(recipients)}
+        groups: dict[tuple[str, str, str | None], list[str]] = {}
+        for recipient in recipients:
+            labels = self._plan.labels(recipient)
+            groups.setdefault((labels.template_name, labels.language, labels.variant), []).append(recipient)
+        return groups
+
+    def _fields(self, labels: tuple[str, str, str | None]) -> _RowFields:
+        fields = self._row_fields()
+        fields["template_name"], fields["language"], fields["variant"] = labels
+        return fields
 
     @property
     def liveness(self) -> Liveness:
@@ -152,9 +172,12 @@ class Attempt:
         """
         self.flush(force=True, now=time.monotonic())
         s = self.s
-        return self.ledger.claim(
-            s.campaign_id, recipients, resend_unknown=s.resend_unknown, now=utcnow(), **self._row_fields()
-        )
+        claimed: set[str] = set()
+        for labels, group in self._by_labels(recipients).items():
+            claimed |= self.ledger.claim(
+                s.campaign_id, group, resend_unknown=s.resend_unknown, now=utcnow(), **self._fields(labels)
+            )
+        return claimed
 
     def give_back(self, recipient: str) -> None:
         """Give a claim back soon: its request was answered with an error and waits for a retry, so a
@@ -196,7 +219,13 @@ class Attempt:
 
     def record_unsent(self, outcomes: Sequence[SendOutcome], *, now: datetime | None = None) -> None:
         """Record recipients that are not sent (``skipped``/``invalid``) at once."""
-        self.ledger.record_unsent(self.s.campaign_id, outcomes, now=now, **self._row_fields())
+        if self._plan is None:
+            self.ledger.record_unsent(self.s.campaign_id, outcomes, now=now, **self._row_fields())
+            return
+        by_recipient = {o.recipient: o for o in outcomes}
+        for labels, group in self._by_labels(list(by_recipient)).items():
+            batch = [by_recipient[r] for r in group]
+            self.ledger.record_unsent(self.s.campaign_id, batch, now=now, **self._fields(labels))
 
     def flush(self, *, force: bool, now: float) -> None:
         """Write queued outcomes, suppressions and claims to give back: a batch full, a second gone by,

@@ -198,6 +198,19 @@ class SharedPace:
         self.pacer.set_cap(share)
 
 
+class NotShared:
+    """The shared pace of a run that does not share its number's cap: it does nothing."""
+
+    def start(self, now: float) -> None:
+        """Nothing to register."""
+
+    def tick(self, now: float) -> None:
+        """Nothing to follow."""
+
+    def leave(self) -> None:
+        """Nothing to give back."""
+
+
 def shared_pace(
     settings: CampaignSettings,
     ledger: Ledger,
@@ -206,12 +219,12 @@ def shared_pace(
     sender_id: str,
     pacer: Pacer,
     log: logging.Logger | Any,
-) -> SharedPace | None:
-    """The shared pace of a run, or ``None`` when it does not share (``share_cap=False``, a dry run,
-    or no phone number to share: no ``cap_key`` and a client without ``phone_number_id``)."""
+) -> SharedPace | NotShared:
+    """The shared pace of a run, or :class:`NotShared` when it does not share (``share_cap=False``, a
+    dry run, or no phone number to share: no ``cap_key`` and a client without ``phone_number_id``)."""
     key = settings.cap_key or getattr(client, "phone_number_id", None)
     if not settings.share_cap or settings.dry_run or not key:
-        return None
+        return NotShared()
     rate = float(settings.max_messages_per_second)
     share = CapShare(
         ledger.sender_registry,
@@ -226,4 +239,12 @@ def shared_pace(
     return SharedPace(share, pacer, log)
 
 
-__all__ = ["FORGET_AFTER_EXPIRIES", "CapShare", "SharedPace", "allocate", "share_for", "shared_pace"]
+__all__ = [
+    "FORGET_AFTER_EXPIRIES",
+    "CapShare",
+    "NotShared",
+    "SharedPace",
+    "allocate",
+    "share_for",
+    "shared_pace",
+]

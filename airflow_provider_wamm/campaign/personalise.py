@@ -353,6 +353,11 @@ class Personaliser:
     def __repr__(self) -> str:
         return f"Personaliser(fields={sorted(self.fields)!r})"
 
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The constructor's arguments (those given), e.g. to build a variant that changes one of them."""
+        return {k: v for k, v in self._spec.items() if v is not None}
+
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> Personaliser:
         """Build from a mapping with the constructor's keyword names (e.g. an operator argument)."""

@@ -61,6 +61,7 @@ from airflow_provider_wamm.campaign.report_sql import (
     report_table,
     write_report_table,
 )
+from airflow_provider_wamm.campaign.report_variants import variant_counts, variant_section
 from airflow_provider_wamm.graph.errors import ERROR_TITLES, error_title
 
 #: Delivery statuses listed in every report (``pending``: Meta took the message, no webhook yet).
@@ -209,6 +210,9 @@ class CampaignReport:
     """Seconds from acceptance to delivery: ``count``, ``median``, ``p90``, ``mean``, ``max``."""
     analytics: dict[str, Any] | None = None
     """Meta's template analytics for the campaign's template and days, when requested."""
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    """With an experiment: each variant's funnel, rates and lift against the baseline variant, then
+    the held-back groups (:func:`~airflow_provider_wamm.campaign.report_variants.variant_section`)."""
 
     @property
     def delivery_ratio(self) -> float | None:
@@ -356,6 +360,7 @@ def build_report(
         groups = delivery_groups(conn, ledger, ids)
         send_errors = send_error_rows(conn, ledger, ids)
         time_to_deliver_s = time_to_deliver(conn, ledger, ids, exact_percentile_limit)
+        variants = variant_counts(conn, ledger, ids)
     sends = _sends_section(activity)
     delivery = _delivery_section(status_counts(groups))
     routing = routing_counts(groups)
@@ -386,6 +391,7 @@ def build_report(
         rates=_rates_section(sends, delivery, routing, clicked),
         time_to_deliver_s=time_to_deliver_s,
         analytics=dict(analytics) if analytics is not None else None,
+        variants=variant_section(variants),
     )
 
 

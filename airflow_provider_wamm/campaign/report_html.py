@@ -25,6 +25,7 @@ th,td{border:1px solid #d9e2ec;padding:.3rem .6rem;text-align:left;vertical-alig
 th{background:#f0f4f8}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;padding:.1rem .5rem;border-radius:.6rem;font-size:.8rem;color:#fff}
 .ok{background:#2f9e44}.wait{background:#f08c00}.late{background:#c92a2a}
+.variants{display:flex;flex-wrap:wrap;gap:1rem}.variant h3{font-size:1rem;margin:.5rem 0 0}
 """
 
 
@@ -182,6 +183,70 @@ def _analytics_section(r: CampaignReport) -> list[str]:
     ]
 
 
+def _ci(interval: Sequence[float] | None, *, points: bool = False) -> str:
+    """``[low, high]`` as text (percent, or percentage points for a lift)."""
+    if not interval:
+        return "-"
+    low, high = interval
+    if points:
+        return f"[{low * 100:+.1f}, {high * 100:+.1f}] pts"
+    return f"[{low:.1%}, {high:.1%}]"
+
+
+def _lift(entry: Mapping[str, Any], metric: str) -> str:
+    if entry.get("baseline"):
+        return "baseline"
+    value = entry.get(f"{metric}_lift")
+    if value is None:
+        return "-"
+    p = entry.get(f"{metric}_lift_p_value")
+    return f"{value * 100:+.1f} pts {_ci(entry.get(f'{metric}_lift_interval'), points=True)}, p={p:.3g}"
+
+
+def _experiment_section(r: CampaignReport) -> list[str]:
+    """Each variant's funnel side by side, then a table of rates, lifts and held-back groups."""
+    if not r.variants:
+        return []
+    variants = [v for v in r.variants if not v.get("held_back")]
+    funnels = [
+        f'<div class="variant"><h3>Variant {_e(v["group"])}</h3>'
+        + funnel_svg(
+            [
+                ("Sent", v["sent"]),
+                ("Delivered", v["delivered"]),
+                ("Read", v["read"]),
+                ("Clicked", v["clicked"]),
+            ],
+            width=420,
+            bar_height=26,
+        )
+        + "</div>"
+        for v in variants
+    ]
+    rows = [
+        (
+            v["group"],
+            v["recipients"],
+            v.get("sent", "-"),
+            v.get("read", "-"),
+            "-" if v.get("held_back") else f"{_pct(v.get('read_rate'))} {_ci(v.get('read_rate_interval'))}",
+            "held back" if v.get("held_back") else _lift(v, "read"),
+            "-" if v.get("held_back") else f"{_pct(v.get('click_rate'))} {_ci(v.get('click_rate_interval'))}",
+            "held back" if v.get("held_back") else _lift(v, "click"),
+        )
+        for v in r.variants
+    ]
+    headers = ("group", "recipients", "sent", "read", "read rate", "read lift", "click rate", "click lift")
+    return [
+        "<h2>Experiment</h2>",
+        '<p class="meta">Rates are of the messages Meta took, with 95% intervals; lifts are against the '
+        "baseline variant (Newcombe interval, two-proportion z-test). Held-back groups were sent nothing: "
+        "measure them with conversions.</p>",
+        f'<div class="variants">{"".join(funnels)}</div>',
+        _table(headers, rows, numeric=(1, 2, 3)),
+    ]
+
+
 def render_html(report: CampaignReport | Mapping[str, Any], *, title: str | None = None) -> str:
     """The whole report page as a string.
 
@@ -216,6 +281,7 @@ def render_html(report: CampaignReport | Mapping[str, Any], *, title: str | None
         _table(("pricing category", "messages"), _routing_rows(r), numeric=(1,)),
         "<h2>Errors</h2>",
         _table(("code", "title", "stage", "count", "example details"), errors, numeric=(3,)),
+        *_experiment_section(r),
         *_analytics_section(r),
         "</body></html>",
     ]

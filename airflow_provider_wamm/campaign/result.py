@@ -49,11 +49,25 @@ class CampaignResult:
     unknown: int = 0
     """Requests without an answer (may or may not have been sent; never re-sent automatically)."""
     skipped: int = 0
-    """Not sent, because already done in this campaign (``already_done``) or inside the frequency cap."""
+    """Not sent, because already done in this campaign (``already_done``), inside the frequency cap,
+    held back by the campaign's experiment (``holdout``, ``global_control``, ``rest``), or in an
+    unsupported market (``market_not_supported``)."""
     already_done: int = 0
     """Part of ``skipped``, where an earlier run (or another worker) already handled the recipient."""
     frequency_capped: int = 0
     """Part of ``skipped``, where the recipient got a message from another campaign within the cap."""
+    market_not_supported: int = 0
+    """Part of ``skipped``: numbers in a market Meta delivers no marketing message to (the campaign's
+    ``unsupported_markets``), skipped without a request."""
+    holdout: int = 0
+    """Part of ``skipped``: held out of the campaign by its experiment."""
+    global_control: int = 0
+    """Part of ``skipped``: in the experiment's global control group."""
+    rest: int = 0
+    """Part of ``skipped``: outside the experiment's test slice, waiting for the winner."""
+    groups: Counter[str] = field(default_factory=Counter)
+    """Recipients this run put in each experiment group: sent a variant (by its name) or held back
+    (``holdout``, ``global_control``, ``rest``); empty without an experiment."""
     suppressed: int = 0
     """Not sent, because the recipient stopped marketing messages or hit Meta's per-user limit recently."""
     invalid: int = 0
@@ -76,6 +90,8 @@ class CampaignResult:
     """Throttling answers (the send rate was lowered each time)."""
     pair_limited: int = 0
     """Pair rate limit answers (only that recipient was delayed)."""
+    sync_waits: int = 0
+    """Waits for the template's sync after a 131009 before anything was accepted."""
     errors_by_code: Counter[str] = field(default_factory=Counter)
     """Final failures (and unknown outcomes, as ``"unknown"``) by Graph error code."""
     invalid_reasons: Counter[str] = field(default_factory=Counter)
@@ -90,10 +106,14 @@ class CampaignResult:
     """The run stopped on a HALT error."""
     halt_error: dict[str, Any] | None = None
     """The error that halted the run (``GraphError.to_dict()``)."""
+    tripped: str | None = None
+    """Why the circuit breaker halted the run, when it did (``halted`` is then true too)."""
     stopped: bool = False
     """The run was stopped from outside (its :class:`~.control.CampaignControl`)."""
     stop_reason: str | None = None
     """Why it was stopped, as the caller said."""
+    deferred: str | None = None
+    """A guard stopped the run (``template_paused``, ``messaging_limit``...): it resumes later."""
     budget_reached: bool = False
     """``max_cost`` stopped the run: the recipients it could not afford were released unsent."""
     cost: dict[str, Any] | None = None
@@ -161,6 +181,11 @@ class CampaignResult:
             "skipped": self.skipped,
             "already_done": self.already_done,
             "frequency_capped": self.frequency_capped,
+            "market_not_supported": self.market_not_supported,
+            "holdout": self.holdout,
+            "global_control": self.global_control,
+            "rest": self.rest,
+            "groups": dict(sorted(self.groups.items())),
             "suppressed": self.suppressed,
             "invalid": self.invalid,
             "duplicates": self.duplicates,
@@ -171,6 +196,7 @@ class CampaignResult:
             "retries": self.retries,
             "throttled": self.throttled,
             "pair_limited": self.pair_limited,
+            "sync_waits": self.sync_waits,
             "errors_by_code": dict(sorted(self.errors_by_code.items())),
             "invalid_reasons": dict(self.invalid_reasons.most_common(20)),
             "elapsed_s": round(self.elapsed_s, 3),
@@ -179,8 +205,10 @@ class CampaignResult:
             "peak_concurrency": self.peak_concurrency,
             "halted": self.halted,
             "halt_error": self.halt_error,
+            "tripped": self.tripped,
             "stopped": self.stopped,
             "stop_reason": self.stop_reason,
+            "deferred": self.deferred,
             "budget_reached": self.budget_reached,
             **({"cost": self.cost} if self.cost is not None else {}),
         }

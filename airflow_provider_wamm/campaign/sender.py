@@ -23,7 +23,6 @@ by the number of recipients.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 import uuid
@@ -37,6 +36,7 @@ from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims
 from airflow_provider_wamm.campaign.cap_share import shared_pace
 from airflow_provider_wamm.campaign.control import CampaignControl, StopEvent
 from airflow_provider_wamm.campaign.eligibility import (
+    SKIP_COUNTERS,
     Eligibility,
     HeldElsewhere,
     Invalid,
@@ -44,6 +44,7 @@ from airflow_provider_wamm.campaign.eligibility import (
     Skip,
     SkipReason,
 )
+from airflow_provider_wamm.campaign.guards import Guards, Trip, deferred_error, trip_explains
 from airflow_provider_wamm.campaign.intake import Candidate, Intake, IntakeBatch
 from airflow_provider_wamm.campaign.ledger import Ledger, RunState, SendOutcome
 from airflow_provider_wamm.campaign.pacing import Pacer
@@ -59,17 +60,11 @@ from airflow_provider_wamm.campaign.workers import (
     MessageSender,
     SendResultLike,
     WorkerPool,
+    frozen_gc,
 )
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.graph.recipients import mask_phone
 
-#: Counters of :class:`CampaignResult` raised by each kind of skip.
-_SKIP_COUNTERS: dict[SkipReason, tuple[str, ...]] = {
-    SkipReason.DUPLICATE: ("duplicates",),
-    SkipReason.ALREADY_DONE: ("skipped", "already_done"),
-    SkipReason.SUPPRESSED: ("suppressed",),
-    SkipReason.FREQUENCY_CAPPED: ("skipped", "frequency_capped"),
-}
 #: Longest nap of the coordinating thread between looks at finished requests.
 _POLL_S = 0.005
 #: Fewest jobs handed to the pool in one claim transaction while more are ready than slots are free
@@ -98,6 +93,7 @@ class _Run:
         control: CampaignControl | None = None,
         owner: str | None = None,
         try_number: int | None = None,
+        guards: Guards | None = None,
         spend: SpendGuard | None = None,
     ) -> None:
         self.s = settings
@@ -137,6 +133,8 @@ class _Run:
             log=log,
         )
         self.gave_up_in_flight = False
+        self.guards = guards or Guards()
+        self.trip: Trip | None = None  # the guard that stopped the run, if one did
         self.stopped = False  # wound down on a stop request (one coming after the last answer is too late)
         self.started = time.monotonic()
         self.progress = ProgressLog(log, settings, expected_rows(recipients, settings), self.started)
@@ -173,8 +171,7 @@ class _Run:
         if not self.s.dry_run:
             self._start_attempt()
             self.adapt.start()
-            if self.shared is not None:
-                self.shared.start(time.monotonic())
+            self.shared.start(time.monotonic())
         self.progress.start()
         try:
             self._loop()
@@ -184,13 +181,14 @@ class _Run:
         finally:
             # Threads still in a request the run gave up on are not waited for: they are daemons.
             self.pool.close(timeout=0.2 if self.gave_up_in_flight else 60.0)
-            if self.shared is not None:  # nothing more leaves: the number's other senders take it back
-                self.shared.leave()
+            self.shared.leave()  # nothing more leaves: the number's other senders take its share back
         self._finish()
         if self.stopped:
             raise CampaignStopped(self.result)
+        if self.trip is not None and trip_explains(self.answers.halt_error):
+            raise deferred_error(self.trip, self.result)
         if self.answers.halt_error is not None:
-            raise CampaignHalted(self.answers.halt_error, self.result)
+            raise self.answers.halted()
         if self.answers.fatal is not None:
             raise self.answers.fatal
         return self.result
@@ -222,7 +220,7 @@ class _Run:
             self._collect(timeout=0.0)
             now = time.monotonic()
             self._housekeeping(now)
-            if self.halted_or_failed or self.stop_requested:
+            if self.halted_or_failed or self.stop_requested or self._tripped(now):
                 self._wind_down()
                 return
             if self.budget_reached:  # what is in flight is paid for; the rest is released
@@ -247,6 +245,15 @@ class _Run:
             # which costs the sending threads fewer hand-overs of the interpreter lock.
             time.sleep(min(timeout, _POLL_S))
 
+    def _tripped(self, now: float) -> bool:
+        """Whether a guard stops the run (:meth:`~.guards.Guards.poll`)."""
+        if self.trip is None:
+            self.trip = self.guards.poll(now, waiting=bool(self.jobs.ready) and not self.in_flight)
+            if self.trip is not None:
+                self.result.deferred = self.trip.kind
+                self.log.warning("campaign %s: stopping: %s", self.s.campaign_id, self.trip.message)
+        return self.trip is not None
+
     def _housekeeping(self, now: float) -> None:
         """The periodic work of the loop: flush, heartbeat, due retries, rate recovery, held claims,
         progress."""
@@ -257,8 +264,7 @@ class _Run:
         if raised is not None:
             self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, raised)
         self.adapt.tick(now, self.pacer.rate)
-        if self.shared is not None:
-            self.shared.tick(now)
+        self.shared.tick(now)
         if self.foreign.due(now):
             self._settle_foreign(now)
         self.progress.tick(
@@ -313,6 +319,8 @@ class _Run:
             if isinstance(decided, Send | HeldElsewhere) and self._has_job(decided.recipient):
                 decision = Skip(decided.recipient, SkipReason.DUPLICATE)
             if isinstance(decision, Send):
+                if decision.variant is not None:
+                    self.result.groups[decision.variant] += 1
                 if self.s.dry_run:
                     self.result.would_send += 1
                     if self.spend is not None:
@@ -341,8 +349,10 @@ class _Run:
         if isinstance(decision, Invalid):
             r.add_invalid(decision.reason)
             return
-        for counter in _SKIP_COUNTERS[decision.reason]:
+        for counter in SKIP_COUNTERS[decision.reason]:
             setattr(r, counter, getattr(r, counter) + 1)
+        if decision.reason in (SkipReason.HOLDOUT, SkipReason.GLOBAL_CONTROL, SkipReason.REST):
+            r.groups[str(decision.reason)] += 1
 
     # -- hand-over ------------------------------------------------------------------------------
 
@@ -354,11 +364,16 @@ class _Run:
         (:data:`MIN_HAND_OVER`): the workers never run dry, and a claim transaction serves many
         messages, not one.
         """
+        if self.pacer.held(time.monotonic()):  # a wait of the whole run: claim nothing meanwhile
+            return
         slack = self.max_in_flight - self.pool.size  # jobs the pool may hold beyond one per worker
         least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER))
         while True:
             ready = self.jobs.ready
             n = min(self.max_in_flight - self.in_flight, ready, self.s.batch_size)
+            allowance = self.guards.allowance()
+            if allowance is not None and allowance < n:  # a budget: never claim beyond it
+                n, least = allowance, 0
             if n <= 0 or (n < least and n < ready):
                 return
             jobs = self.jobs.take_many(n)
@@ -369,6 +384,7 @@ class _Run:
             if not jobs:
                 return
             claimed = self.attempt.claim([job.recipient for job in jobs])
+            self.guards.claimed(sum(1 for job in jobs if job.recipient in claimed and not job.attempts))
             for job in jobs:
                 if job.recipient in claimed:
                     self.dispatched[job.recipient] = job
@@ -470,7 +486,7 @@ class _Run:
             r.stopped = True
             r.stop_reason = self.control.reason if self.control is not None else None
             return RunState.KILLED
-        if self.answers.halt_error is not None:
+        if self.answers.halt_error is not None or self.trip is not None:
             return RunState.HALTED
         return RunState.ERROR if self.answers.fatal is not None else RunState.FINISHED
 
@@ -523,6 +539,7 @@ def run_campaign(
     control: CampaignControl | None = None,
     owner: str | None = None,
     try_number: int | None = None,
+    guards: Guards | None = None,
     spend: SpendGuard | None = None,
 ) -> CampaignResult:
     """Send one campaign (or one shard of it) and return its counts.
@@ -540,39 +557,35 @@ def run_campaign(
         ``dag_id.task_id.run_id.map_index``), recorded with the attempt: a later try of the same owner
         takes over this attempt's claims as soon as it stopped beating its heartbeat.
     :param try_number: which try of ``owner`` this is.
+    :param guards: conditions looked at between hand-overs (a paused template, a messaging limit);
+        one that trips stops the run like a halt and raises :class:`~.guards.CampaignDeferred`.
     :param spend: prices what is sent and stops at its budget (:class:`~.spend.SpendGuard`).
     :raises CampaignStopped: ``control`` stopped the run; answers in flight within ``stop_grace_s``
         were recorded, the requests still out recorded ``unknown``, unsent claims released.
-    :raises CampaignHalted: a HALT error (token, account, template) stopped the run; in-flight
-        results were recorded and unsent claims released, so a later run resumes safely.
+    :raises CampaignHalted: a HALT error (token, account, template) stopped the run, or the circuit
+        breaker did (:class:`~.breaker.CircuitBreakerTripped`: the same error on many recipients);
+        in-flight results were recorded and unsent claims released, so a later run resumes safely.
     :raises ConfigurationError: invalid settings, or the recipient field is missing from the input.
     """
     settings.validate()
     if client is None and not settings.dry_run:
         raise ConfigurationError("a Graph client is required unless dry_run=True")
     ledger.ensure_schema()
-    # Objects that exist now (imports: Airflow's are many) are kept out of the collector's full
-    # passes while the campaign runs; walking them all stalls every sending thread for tens of
-    # milliseconds, long enough to bunch sends up. Undone afterwards unless the process had frozen
-    # objects itself (a forked worker does), whose choice is left as it was.
-    already_frozen = gc.get_freeze_count() > 0
-    gc.freeze()
-    try:
+    with frozen_gc():
+        log = log or logging.getLogger(__name__)
         run = _Run(
             recipients,
             client,
             ledger,
             settings,
-            log or logging.getLogger(__name__),
+            log,
             control=control,
             owner=owner,
             try_number=try_number,
+            guards=guards,
             spend=spend,
         )
         return run.run()
-    finally:
-        if not already_frozen:
-            gc.unfreeze()
 
 
 __all__ = [

@@ -20,21 +20,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
-    BaseOperator,
 )
 
 from airflow_provider_wamm.campaign.adapt import connections_needed
 from airflow_provider_wamm.campaign.control import CampaignControl
+from airflow_provider_wamm.campaign.guards import CampaignDeferred
+from airflow_provider_wamm.campaign.ledger import utcnow
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
 from airflow_provider_wamm.graph.client import GraphClient
-from airflow_provider_wamm.graph.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    PermissionDeniedError,
-    TemplateError,
-)
+from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger
 from airflow_provider_wamm.hooks.recipients import (
     ListRecipientSource,
@@ -62,12 +58,27 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
-from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
-from airflow_provider_wamm.operators.outcomes import check_unsettled, halt_message, stop_message
+from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
+from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
+from airflow_provider_wamm.operators.limited import LimitedRetryOptions
+from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
+from airflow_provider_wamm.operators.outcomes import (
+    check_unsettled,
+    fails_without_retry,
+    halt_message,
+    set_outlet_extra,
+    stop_message,
+)
 from airflow_provider_wamm.operators.pace import needs_connection, task_pace
-from airflow_provider_wamm.operators.preflight import check_template
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
+from airflow_provider_wamm.operators.run_log import RunLogArguments
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
+from airflow_provider_wamm.operators.signals import (
+    SignalOptions,
+    campaign_guards,
+    defer_or_fail,
+    template_pause_of,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -95,13 +106,16 @@ _DIRECT_SETTINGS = frozenset(
         "shard_count",
         "recipient_field",
         "default_region",
+        "experiment",
     }
 )
 #: The other settings, which ``campaign_options`` may tune.
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(CostOptions, BaseOperator):
+class MarketingMessageOperator(
+    LimitedRetryOptions, LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, SignalOptions
+):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -184,7 +198,14 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
 
     More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
-    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`).
+    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``retry_limited``
+    (:class:`~airflow_provider_wamm.operators.limited.LimitedRetryOptions`); ``holdout``, ``variants``,
+    ``global_control`` and ``experiment_key``
+    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``on_template_paused``,
+    ``on_messaging_limit`` and ``signal_poll_interval``
+    (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task;
+    ``run_log`` (:mod:`~airflow_provider_wamm.operators.run_log`); ``report_url`` and OpenLineage
+    facets (:mod:`~airflow_provider_wamm.operators.lineage`).
     """
 
     template_fields: Sequence[str] = (
@@ -209,6 +230,8 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
         "shard_index",
         "shard_count",
         *BUDGET_TEMPLATE_FIELDS,
+        "retry_limited",
+        *LINEAGE_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
@@ -222,6 +245,8 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
     ui_color = "#25D366"
     #: The recipient rows, kept out of the rendered template fields (the UI shows only their count).
     recipients = PrivateRowsField()
+    #: Stops the running campaign from :meth:`on_kill` (set by :meth:`execute`).
+    _control: CampaignControl | None = None
 
     def __init__(
         self,
@@ -278,7 +303,6 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
         self.count_rows = count_rows
         self.on_unknown: OnUnknown = check_on_unknown(on_unknown)
         self.campaign_options = check_campaign_options(campaign_options, CAMPAIGN_OPTIONS)
-        self._control: CampaignControl | None = None
 
     # -- the arguments, by theme (checked here unless they hold a template) --------------------------------
 
@@ -379,10 +403,13 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
             summary = self._send(context, hook, settings)
         except ConfigurationError as exc:
             raise AirflowFailException(f"Campaign {campaign_id!r} is misconfigured: {exc}") from exc
+        except CampaignDeferred as deferred:  # a guard stopped it: wait (defer) or fail
+            defer_or_fail(self, context, deferred)
+            raise
         finally:
             hook.close()
-        self._set_outlet_extra(context, summary)
-        log_cost(summary, self.log)
+        set_outlet_extra(context, self.outlets, summary)
+        self.remember_lineage(hook, settings, summary)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
@@ -409,14 +436,9 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
         if self.sql is not None:  # a connection without a SQL hook fails before any request
             sql_hook(self.sql_conn_id or "")
         if preflight:
-            check_template(
-                hook,
-                self.template_name,
-                self.language,
-                settings.personaliser,
-                explicit=self.preflight is not None,
-                log=self.log,
-            )
+            self.preflight_at = utcnow()
+            check_templates(hook, settings, explicit=self.preflight is not None, log=self.log)
+            self.check_account(hook, explicit=self.preflight is not None)
         client: GraphClient | None = None
         if not dry_run:
             client = hook.get_conn()
@@ -435,7 +457,7 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
             with recipient_source as source:
                 settings = recipient_source.settings_with_total(settings)
                 result = run_campaign(
-                    source,
+                    self.narrow_recipients(source, settings, ledger),
                     client=client,
                     ledger=ledger,
                     settings=settings,
@@ -443,8 +465,10 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
                     control=self._control,
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
+                    guards=campaign_guards(self, ledger, settings, source),
                     spend=spend,
                 )
+            logged = self.write_run_log(context, ledger, result, "finished")
         except CampaignStopped as stopped:
             message = stop_message(stopped)
             self.log.error("%s", message)
@@ -454,15 +478,21 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
                 self.log.warning("could not push the counts of the stopped campaign to XCom: %s", exc)
             raise AirflowException(message) from stopped
         except CampaignHalted as halted:
-            context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict())
+            paused = template_pause_of(halted)
+            logged = self.write_run_log(context, ledger, halted.result, "halted")
+            if paused is not None:
+                raise paused from halted
+            context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict() | logged)
             message = halt_message(halted)
             self.log.error("%s", message)
-            if isinstance(halted.error, (AuthenticationError, PermissionDeniedError, TemplateError)):
+            if fails_without_retry(halted):
                 raise AirflowFailException(message) from halted
             raise AirflowException(message) from halted
         finally:
             ledger.dispose()
-        return result.to_dict()
+        summary = result.to_dict() | logged
+        self.extend_summary(summary)
+        return summary
 
     # -- pieces ----------------------------------------------------------------------------------
 
@@ -508,6 +538,7 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
             shard_count=shard_count,
             recipient_field=self.recipient_field,
             default_region=self.default_region or None,
+            experiment=self.experiment_for(campaign_id),
             **options,
         )
         settings.validate()
@@ -521,22 +552,10 @@ class MarketingMessageOperator(CostOptions, BaseOperator):
                 self.parameters,
                 batch_size=settings.batch_size,
                 recipient_field=settings.recipient_field,
-                required_fields=settings.personaliser.field_uses if settings.personaliser else None,
+                required_fields=required_fields(settings),
                 count=self.count_rows,
             )
         return ListRecipientSource(type(self).recipients.rows(self))
-
-    def _set_outlet_extra(self, context: Context, summary: Mapping[str, Any]) -> None:
-        outlet_events = context.get("outlet_events")
-        # Not ``not outlet_events``: Airflow's accessor mapping is lazy, so it is empty (falsy) until used.
-        if outlet_events is None or not self.outlets:
-            return
-        extra = {k: summary[k] for k in ("campaign_id", "total", "accepted", "failed") if k in summary}
-        for outlet in self.outlets:
-            try:
-                outlet_events[outlet].extra = extra
-            except (KeyError, TypeError):  # pragma: no cover - non-asset outlets
-                continue
 
 
 def default_concurrency(messages_per_second: float) -> int:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
+from airflow_provider_wamm.campaign.guards import TemplatePaused, Trip
+from airflow_provider_wamm.campaign.pauses import WAIT_STATUSES
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.graph.errors import (
@@ -74,6 +76,9 @@ def check_template(
 ) -> None:
     """Fail the task before the first send when the template cannot be sent as configured.
 
+    A template Meta paused raises :class:`~airflow_provider_wamm.campaign.guards.TemplatePaused` instead
+    (the operator waits or fails by its ``on_template_paused``).
+
     :param explicit: the preflight was asked for (``preflight=True``): a token that may not read
         templates fails the task instead of skipping the check with a warning.
     """
@@ -96,6 +101,10 @@ def check_template(
         raise AirflowException(f"Preflight: reading template {name} failed: {exc}") from exc
     if template is None:
         raise AirflowFailException(_not_found(name, hook.waba_id, languages))
+    status = str(template.get("status") or "").upper()
+    if status in WAIT_STATUSES:  # waited out or failed by on_template_paused
+        message = f"template {name} is {status} (read before the first send)"
+        raise TemplatePaused(Trip("template_paused", message, status=status))
     problems = template_problems(template, personaliser)
     if problems:
         raise AirflowFailException(

@@ -241,6 +241,19 @@ def _rate(name: str, value: float) -> None:
         raise ValueError(f"{name} must be between 0 and 1, not {value!r}")
 
 
+def _template_outcomes(value: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """Per-template outcome weights, checked like ``outcomes`` (plus an optional ``click_rate``)."""
+    result: dict[str, dict[str, float]] = {}
+    for name, weights in dict(value).items():
+        own = {k if k == "click_rate" else parse_outcome(k): float(v) for k, v in dict(weights).items()}
+        _rate(f"template_outcomes[{name!r}].click_rate", own.get("click_rate", 0.0))
+        outcomes = [v for k, v in own.items() if k != "click_rate"]
+        if any(v < 0 for v in outcomes) or sum(outcomes) <= 0:
+            raise ValueError(f"template_outcomes[{name!r}]: weights must be >= 0 with a positive sum")
+        result[str(name)] = own
+    return result
+
+
 #: Fields that are shares of requests or recipients (0 to 1).
 _RATE_FIELDS = (
     "fault_5xx_rate",
@@ -266,6 +279,7 @@ _DELAY_FIELDS = (
     "latency_step_at_s",
     "hang_s",
     "slow_response_s",
+    "template_sync_s",
 )
 
 #: Fields never shown by :meth:`SandboxConfig.to_dict` unless asked.
@@ -312,6 +326,8 @@ class SandboxConfig:
     """``throughput.level`` of the number."""
     messaging_limit: str = "TIER_UNLIMITED"
     """``whatsapp_business_manager_messaging_limit`` of the number."""
+    health_status: str = "AVAILABLE"
+    """``health_status.can_send_message`` of the number: ``AVAILABLE``, ``LIMITED`` or ``BLOCKED``."""
     onboarding_status: str = "ONBOARDED"
     """``marketing_messages_onboarding_status`` of the WABA; not ONBOARDED routes every send to Cloud API."""
 
@@ -375,6 +391,13 @@ class SandboxConfig:
     faults_on_reads: bool = False
     """Apply the fault rates to GET endpoints too (not only to sends)."""
 
+    # Whole-list failures
+    template_sync_s: float = 0.0
+    """For this many seconds from the first send after the last reset every send answers 131009, as
+    Meta may while a template's sync with its ad is not complete (0: never)."""
+    broken_media_links: tuple[str, ...] = ()
+    """Header media links that cannot be fetched: a send naming one answers 131053."""
+
     # Outcomes
     outcomes: dict[str, float] = field(
         default_factory=lambda: {"read": 0.5, "delivered": 0.3, "failed:131026": 0.1, "failed:131049": 0.1}
@@ -385,6 +408,10 @@ class SandboxConfig:
     ``failed:131050``), a status (``held``, ``paused``), and one action with optional ``#n`` (first n
     attempts only): ``error:<code>``, ``lost`` (recorded, connection closed), ``hang`` (recorded, no
     answer), ``drop`` (closed before recording), ``slow`` (recorded, late answer)."""
+    template_outcomes: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per template name, outcome weights that replace ``outcomes`` for its messages, and optionally its
+    own ``click_rate``: ``{"spring_sale_v2": {"read": 0.7, "delivered": 0.3, "click_rate": 0.4}}``
+    makes one variant of an A/B test read (and clicked) more than another."""
     cloud_api_fallback_rate: float = 0.0
     """Share of recipients whose sends are routed to Cloud API (pricing category ``marketing``)."""
     click_rate: float = 0.2
@@ -432,6 +459,7 @@ class SandboxConfig:
         ):
             object.__setattr__(self, "templates", normalize_templates(self.templates))
         object.__setattr__(self, "token_scopes", tuple(self.token_scopes))
+        object.__setattr__(self, "broken_media_links", tuple(str(u) for u in self.broken_media_links))
         object.__setattr__(
             self, "stopped_users", tuple(str(u).strip().lstrip("+") for u in self.stopped_users)
         )
@@ -450,6 +478,7 @@ class SandboxConfig:
         if any(v < 0 for v in outcomes.values()) or sum(outcomes.values()) <= 0:
             raise ValueError("outcomes weights must be >= 0 with a positive sum")
         object.__setattr__(self, "outcomes", outcomes)
+        object.__setattr__(self, "template_outcomes", _template_outcomes(self.template_outcomes))
         forced = {str(k).lstrip("+"): str(v) for k, v in dict(self.forced_outcomes).items()}
         object.__setattr__(self, "forced_outcomes", forced)
         for value in forced.values():

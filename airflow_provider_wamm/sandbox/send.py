@@ -18,7 +18,7 @@ from typing import Any, Required, TypedDict, cast
 from starlette.requests import Request
 from starlette.responses import Response
 
-from airflow_provider_wamm.sandbox.faults import ERROR_FAULTS, fault_error, random_fault
+from airflow_provider_wamm.sandbox.faults import ERROR_FAULTS, fault_error, random_fault, whole_list_fault
 from airflow_provider_wamm.sandbox.graph_call import GraphCall, run_graph_call
 from airflow_provider_wamm.sandbox.responses import drop_connection, graph_error, json_response
 from airflow_provider_wamm.sandbox.state import SandboxContext, SandboxMessage
@@ -80,6 +80,12 @@ async def send_marketing_message(request: Request, ctx: SandboxContext) -> Respo
 async def _send(call: GraphCall, body: bytes) -> Response:
     message, compiled = resolve_message(call, body)
     recipient = Recipient.of(message)
+    call.state.send_requests[recipient.key] += 1
+    failure = whole_list_fault(
+        call.config, call.state.first_send_at, message["template"].get("components", [])
+    )
+    if failure is not None:
+        raise failure
     action = choose_action(call, recipient.key)
     if action == "drop":
         return await call.drop()
@@ -187,7 +193,9 @@ def record_message(
     if forced is not None and forced.message_status is not None:
         message_status = forced.message_status
     outcome = (
-        forced.outcome if forced is not None and forced.outcome is not None else runtime.hash_outcome(key)
+        forced.outcome
+        if forced is not None and forced.outcome is not None
+        else runtime.hash_outcome(key, tpl.name)
     )
     fallback = cfg.onboarding_status != "ONBOARDED" or (
         cfg.cloud_api_fallback_rate > 0 and runtime.unit("fallback", key) < cfg.cloud_api_fallback_rate
@@ -207,7 +215,7 @@ def record_message(
         message_status=message_status,
         outcome=outcome,
         pricing_category="marketing" if fallback else "marketing_lite",
-        clicked=outcome == "read" and runtime.unit("click", key) < cfg.click_rate,
+        clicked=outcome == "read" and runtime.unit("click", key) < runtime.click_rate(tpl.name),
         tracking_token=hashlib.blake2b(wamid.encode(), digest_size=12).hexdigest(),
         monotonic=now,
         timestamp=time.time(),

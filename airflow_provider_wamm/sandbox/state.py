@@ -15,7 +15,7 @@ import itertools
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -96,6 +96,8 @@ class SandboxState:
         self.forced_attempts: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[int] = collections.Counter()
         self.requests = 0
+        self.send_requests: collections.Counter[str] = collections.Counter()
+        """Send requests per recipient (digits or user id) that got past the body's checks."""
         self.in_flight = 0
         """Graph requests being handled or waiting out their latency right now."""
         self.max_in_flight = 0
@@ -171,7 +173,19 @@ class SandboxState:
         }
         if per_recipient:
             data["per_recipient"] = dict(per)
+            data["send_requests"] = dict(self.send_requests)
         return data
+
+
+def _outcome_table(weights: Mapping[str, float]) -> list[tuple[float, str]]:
+    """Cumulative bounds in ``[0, 1]`` of outcome weights (normalised), for a draw to fall on."""
+    total = sum(weights.values())
+    table: list[tuple[float, str]] = []
+    acc = 0.0
+    for outcome, weight in weights.items():
+        acc += weight / total
+        table.append((acc, outcome))
+    return table
 
 
 @dataclass
@@ -183,17 +197,14 @@ class Runtime:
     outcome_table: list[tuple[float, str]] = field(default_factory=list)
     forced: dict[str, ForcedOutcome] = field(default_factory=dict)
     fault_total: float = 0.0
+    template_tables: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    """Per template name with its own outcomes (``template_outcomes``), its outcome table."""
 
     @classmethod
     def build(cls, config: SandboxConfig) -> Runtime:
-        """Compile the templates, the outcome table, the forced outcomes and the total fault rate."""
+        """Compile the templates, the outcome tables, the forced outcomes and the total fault rate."""
         templates = {(t.name, t.language): CompiledTemplate.build(t) for t in config.templates.values()}
-        total = sum(config.outcomes.values())
-        table: list[tuple[float, str]] = []
-        acc = 0.0
-        for outcome, weight in config.outcomes.items():
-            acc += weight / total
-            table.append((acc, outcome))
+        table = _outcome_table(config.outcomes)
         forced = {k: parse_forced(v) for k, v in config.forced_outcomes.items()}
         for user in config.stopped_users:
             forced[user] = dataclasses.replace(forced.get(user, ForcedOutcome()), outcome=STOPPED_OUTCOME)
@@ -205,19 +216,30 @@ class Runtime:
             + config.fault_lost_response_rate
             + config.fault_slow_rate
         )
-        return cls(config, templates, table, forced, faults)
+        per_template = {
+            name: _outcome_table({k: v for k, v in weights.items() if k != "click_rate"})
+            for name, weights in config.template_outcomes.items()
+        }
+        return cls(config, templates, table, forced, faults, per_template)
+
+    def click_rate(self, template: str) -> float:
+        """Share of read messages of ``template`` that get a click (its own, else ``click_rate``)."""
+        own = self.config.template_outcomes.get(template, {})
+        return float(own.get("click_rate", self.config.click_rate))
 
     def unit(self, salt: str, key: str) -> float:
         """:func:`hash_unit` under this configuration's seed."""
         return hash_unit(self.config.seed, salt, key)
 
-    def hash_outcome(self, key: str) -> str:
-        """The configured outcome a recipient's seeded hash falls on."""
+    def hash_outcome(self, key: str, template: str | None = None) -> str:
+        """The configured outcome a recipient's seeded hash falls on (the template's own outcomes, if
+        ``template_outcomes`` names it)."""
         u = self.unit("outcome", key)
-        for bound, outcome in self.outcome_table:
+        table = self.template_tables.get(template or "") or self.outcome_table
+        for bound, outcome in table:
             if u < bound:
                 return outcome
-        return self.outcome_table[-1][1]
+        return table[-1][1]
 
     def expected_outcome(self, to: str) -> str:
         """The outcome a message to ``to`` will get (forced outcome first, then the seeded hash)."""

@@ -132,7 +132,7 @@ def test_a_pacer_at_zero_holds_every_send_until_a_share_comes() -> None:
     stop = threading.Event()
     pacer = Pacer(80.0, floor=1.0, headroom=0.02, throttle_share=0.2, recovery_s=10.0, stop=stop)
     pacer.set_cap(0)
-    assert pacer.held
+    assert pacer.waiting_for_share
     passed = threading.Event()
 
     def send() -> None:
@@ -143,7 +143,7 @@ def test_a_pacer_at_zero_holds_every_send_until_a_share_comes() -> None:
     thread.start()
     assert not passed.wait(0.3)  # held
     pacer.set_cap(40.0)
-    assert passed.wait(5.0) and not pacer.held and pacer.cap == 40.0
+    assert passed.wait(5.0) and not pacer.waiting_for_share and pacer.cap == 40.0
     pacer.set_cap(0)
     stop.set()
     with pytest.raises(Stopped):

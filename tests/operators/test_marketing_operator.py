@@ -451,8 +451,14 @@ def test_ledger_connections_of_each_type(conn: str, expected: str, monkeypatch: 
     [
         (
             SandboxTemplate(name="paused_sale", body_text="Hi {{1}}", status="PAUSED"),
-            {"template_name": "paused_sale", "body_parameters": ["{name}"], "buttons": None},
-            "template 'paused_sale' (en_US) has status PAUSED; only APPROVED templates can be sent",
+            {
+                "template_name": "paused_sale",
+                "body_parameters": ["{name}"],
+                "buttons": None,
+                "on_template_paused": "fail",
+            },
+            "template 'paused_sale' (en_US) is PAUSED (read before the first send). Set "
+            "on_template_paused='defer' to wait instead.",
         ),
         (
             None,

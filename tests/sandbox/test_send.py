@@ -112,3 +112,29 @@ def test_not_onboarded_waba_routes_to_cloud_api(sandbox: Sandbox, graph: Graph) 
     sandbox.reset(SandboxConfig(onboarding_status="ELIGIBLE"))
     graph.send()
     assert sandbox.messages[0].pricing_category == "marketing"
+
+
+def test_template_outcomes_give_one_template_its_own_read_and_click_rates(
+    sandbox: Sandbox, graph: Graph
+) -> None:
+    sandbox.configure(
+        pair_limit=False,
+        outcomes={"delivered": 1.0},
+        click_rate=0.0,
+        template_outcomes={"coupon_offer": {"read": 1.0, "click_rate": 1.0}},
+    )
+    for i in range(20):
+        assert graph.send(to=number(i), template="spring_sale").status_code == 200
+        assert graph.send(to=number(100 + i), template="coupon_offer").status_code == 200
+    by_template: dict[str, set[tuple[str, bool]]] = {}
+    for m in sandbox.messages:
+        by_template.setdefault(m.template, set()).add((m.outcome, m.clicked))
+    assert by_template == {"spring_sale": {("delivered", False)}, "coupon_offer": {("read", True)}}
+
+
+@pytest.mark.parametrize(
+    "value", [{"x": {"read": -1.0}}, {"x": {"read": 0.0}}, {"x": {"read": 1.0, "click_rate": 2.0}}]
+)
+def test_template_outcomes_are_checked(value: dict[str, dict[str, float]]) -> None:
+    with pytest.raises(ValueError, match="template_outcomes"):
+        SandboxConfig(template_outcomes=value)

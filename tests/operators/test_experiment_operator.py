@@ -1,0 +1,92 @@
+"""MarketingMessageOperator with holdout, variants and a global control group, against the sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowException
+
+from airflow_provider_wamm.campaign.experiments import Experiment
+from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
+from airflow_provider_wamm.sandbox import Sandbox, SandboxTemplate, default_templates
+from tests.operators.conftest import LEDGER_CONN_ID, SPRING_SALE, WHATSAPP_CONN_ID, make_context, rows
+
+VARIANTS = [
+    {"name": "A", "weight": 1},
+    {"name": "B", "weight": 1, "template_name": "spring_sale_v2", "body_parameters": ["{name}", "30%"]},
+]
+
+
+def operator(**kwargs: Any) -> MarketingMessageOperator:
+    args: dict[str, Any] = {
+        "task_id": "send",
+        "whatsapp_conn_id": WHATSAPP_CONN_ID,
+        "ledger_conn_id": LEDGER_CONN_ID,
+        **SPRING_SALE,
+    }
+    args.update(kwargs)
+    return MarketingMessageOperator(**args)
+
+
+def add_v2(sandbox: Sandbox) -> None:
+    spring = default_templates()["spring_sale"]
+    v2 = SandboxTemplate.from_dict({**spring.to_meta(), "name": "spring_sale_v2", "id": "v2"})
+    sandbox.configure(templates={**default_templates(), "spring_sale_v2": v2})
+
+
+def test_holdout_variants_and_global_control_reach_the_ledger_and_xcom(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    add_v2(sandbox)
+    op = operator(
+        recipients=rows(300),
+        campaign_id="ab-op",
+        holdout=0.2,
+        variants=VARIANTS,
+        global_control={"name": "brand", "share": 0.1},
+        experiment_key="spring-ab",
+    )
+    result = op.execute(make_context())
+    experiment = Experiment.from_dict(
+        {
+            "key": "spring-ab",
+            "holdout": 0.2,
+            "variants": VARIANTS,
+            "global_control": {"name": "brand", "share": 0.1},
+        }
+    )
+    expected: dict[str, int] = {}
+    for i in range(300):
+        group = experiment.assign(f"49151{i:08d}").group
+        expected[group] = expected.get(group, 0) + 1
+    assert result["groups"] == dict(sorted(expected.items()))
+    assert result["holdout"] == expected["holdout"] and result["global_control"] == expected["global_control"]
+    assert result["accepted"] == expected["A"] + expected["B"] == len(sandbox.messages)
+    for m in sandbox.messages:
+        variant = experiment.assign(m.to).variant
+        assert m.template == ("spring_sale_v2" if variant == "B" else "spring_sale")
+        discount = m.payload["template"]["components"][0]["parameters"][1]["text"]
+        assert discount == ("30%" if variant == "B" else "20%")
+    reasons = {
+        r["error_details"].split(":")[0] for r in ledger.iter_sends("ab-op") if r["state"] == "skipped"
+    }
+    assert reasons == {"holdout", "global_control"}
+
+
+def test_experiment_arguments_are_checked_at_parse_time() -> None:
+    with pytest.raises(ValueError, match="holdout"):
+        operator(recipients=rows(1), holdout=1.5)
+    with pytest.raises(ValueError, match="cannot change"):
+        operator(recipients=rows(1), variants=[{"name": "A", "colour": "red"}])
+
+
+def test_preflight_checks_every_variant_template(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    op = operator(recipients=rows(5), variants=VARIANTS, preflight=True)  # spring_sale_v2 is unknown
+    with pytest.raises(AirflowException, match="spring_sale_v2"):
+        op.execute(make_context())
+    assert sandbox.messages == []
