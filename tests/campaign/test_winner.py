@@ -9,15 +9,15 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
 from airflow_provider_wamm.campaign.experiments import Experiment
 from airflow_provider_wamm.campaign.ledger import Ledger, StatusUpdate, utcnow
 from airflow_provider_wamm.campaign.sender import run_campaign
 from airflow_provider_wamm.campaign.winner import decide, decision_dict, winner_readout
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.sandbox import Sandbox
-from tests.campaign.test_experiment_sender import client, settings, variant_templates, within_binomial
-
-__all__ = ["client"]  # the fixture, shared with the experiment tests
+from tests.campaign.test_experiment_sender import settings, variant_templates, within_binomial
 
 N = 10_000
 TEST = Experiment.from_dict(
@@ -31,6 +31,21 @@ TEST = Experiment.from_dict(
         ],
     }
 )
+
+
+@pytest.fixture
+def client(sandbox: Sandbox) -> Iterator[GraphClient]:
+    """A client with a long read timeout: a slow answer on a busy machine must not become ``unknown``."""
+    sandbox.configure(mps_cap=None, pair_limit=False)
+    c = GraphClient(
+        sandbox.config.access_token,
+        phone_number_id=sandbox.config.phone_number_id,
+        base_url=sandbox.url,
+        max_retries=0,
+        timeout=60.0,
+    )
+    yield c
+    c.close()
 
 
 def rows() -> Iterator[dict[str, Any]]:
