@@ -7,12 +7,15 @@ user learns which argument to fix before anything is read or sent.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
+from airflow_provider_wamm.campaign.breaker import BreakerSettings
 from airflow_provider_wamm.campaign.experiment_plan import ExperimentPlan, MessageSpec
 from airflow_provider_wamm.campaign.experiments import Experiment
+from airflow_provider_wamm.campaign.markets import DEFAULT_UNSUPPORTED_MARKETS, check_markets
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.sharding import validate_shard
 from airflow_provider_wamm.graph.errors import ConfigurationError
@@ -84,6 +87,12 @@ class CampaignSettings:
         ``4 ** min(n - 1, this)`` seconds.
     :param per_user_limit_wait: how long a recipient is left alone after Meta's per-user marketing
         limit (131049).
+    :param max_limited_tries: with ``retry_limited``: sends to a recipient after Meta's per-user limit
+        (131049), counting the first, after which it is left alone.
+    :param limited_retry_for: with ``retry_limited``: how long after the first 131049 retries go on.
+    :param min_recovery_rate: with ``retry_limited``: retries stop for the campaign once fewer than this
+        share of the recipients retried got through (judged from ``min_recovery_sample`` retried on).
+    :param min_recovery_sample: retried recipients needed before ``min_recovery_rate`` is judged.
     :param total_hint: expected number of input rows (for the ETA) when the input has no length.
     :param dedupe_window: recent recipients remembered in memory to catch duplicates cheaply; the
         ledger catches the rest (in a dry run only this window is checked).
@@ -92,6 +101,15 @@ class CampaignSettings:
         more than that (rounded down), even while catching up after a pause, so that the jitter between
         a send and its arrival at Meta (networks, pauses of either side) does not push any one-second
         window at Meta's end over the cap.
+    :param circuit_breaker: when the same error on many recipients halts the run, a shared broken
+        header link halts it, and a 131009 waits for the template's sync
+        (:class:`~.breaker.BreakerSettings`, a dict of its fields, or ``False`` for none of that).
+    :param per_user_permanent: how long a recipient who failed with a per-user permanent code (130472
+        Meta's experiment, 137000 identity changed) is left out of later campaigns (``None``: not
+        suppressed). 131050 (stopped marketing) is suppressed until the user resumes.
+    :param unsupported_markets: regions (ISO 3166) whose numbers are skipped at intake with the reason
+        ``market_not_supported``, without a request (see :mod:`~.markets`); ``None`` or empty to send
+        to every region.
     :param experiment: holdout, global control group and variants
         (:class:`~airflow_provider_wamm.campaign.experiments.Experiment`): held-back recipients are
         recorded ``skipped`` with their group as the reason, the others get their variant's message;
@@ -130,9 +148,24 @@ class CampaignSettings:
     stop_grace_s: float = 3.0
     max_pair_limit_exponent: int = 5
     per_user_limit_wait: timedelta = field(default_factory=lambda: timedelta(hours=24))
+    max_limited_tries: int = 3
+    limited_retry_for: timedelta = field(default_factory=lambda: timedelta(days=7))
+    min_recovery_rate: float = 0.1
+    min_recovery_sample: int = 20
     total_hint: int | None = None
     dedupe_window: int = 100_000
     rate_headroom: float = 0.02
+    circuit_breaker: BreakerSettings | Mapping[str, Any] | bool | None = field(
+        default_factory=BreakerSettings
+    )
+    per_user_permanent: timedelta | None = field(default_factory=lambda: timedelta(days=90))
+    unsupported_markets: Sequence[str] | None = DEFAULT_UNSUPPORTED_MARKETS
+
+    @property
+    def breaker(self) -> BreakerSettings | None:
+        """:attr:`circuit_breaker` as settings (``None``: off)."""
+        return BreakerSettings.of(self.circuit_breaker)
+
     experiment: Experiment | None = None
 
     def validate(self) -> None:
@@ -142,6 +175,7 @@ class CampaignSettings:
         _check_counts(self)
         validate_shard(self.shard_index, self.shard_count)
         _check_pacing(self)
+        _check_guards(self)
         _check_message(self)
         self.experiment_plan()
 
@@ -189,7 +223,15 @@ def _check_max_rate(rate: object) -> None:
 
 def _check_counts(settings: CampaignSettings) -> None:
     """Settings that count things must be integers of at least one."""
-    for name in ("concurrency", "min_concurrency", "max_concurrency", "batch_size", "max_attempts"):
+    for name in (
+        "concurrency",
+        "min_concurrency",
+        "max_concurrency",
+        "batch_size",
+        "max_attempts",
+        "max_limited_tries",
+        "min_recovery_sample",
+    ):
         value = getattr(settings, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"{name} must be an integer >= 1, got {value!r}")
@@ -228,6 +270,17 @@ def _check_pacing(settings: CampaignSettings) -> None:
     headroom = settings.rate_headroom
     if not _is_number(headroom) or not 0 <= headroom < 0.5:
         raise ConfigurationError(f"rate_headroom must be a number in [0, 0.5), got {headroom!r}")
+
+
+def _check_guards(settings: CampaignSettings) -> None:
+    """The circuit breaker, the suppression of per-user permanent codes, the markets skipped."""
+    breaker = settings.breaker
+    if breaker is not None:
+        breaker.validate()
+    wait = settings.per_user_permanent
+    if wait is not None and (not isinstance(wait, timedelta) or wait <= timedelta(0)):
+        raise ConfigurationError(f"per_user_permanent must be a positive timedelta or None, got {wait!r}")
+    check_markets(settings.unsupported_markets)
 
 
 def _check_message(settings: CampaignSettings) -> None:

@@ -14,18 +14,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
-
 from airflow_provider_wamm.campaign.pricing import Budget, RateCard
 from airflow_provider_wamm.campaign.spend import SpendGuard
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.operators.arguments import is_templated
+from airflow_provider_wamm.operators.extensions import CampaignSteps
 
 #: The operator's templated cost arguments.
 BUDGET_TEMPLATE_FIELDS: tuple[str, ...] = ("max_cost", "rates_file")
 
 
-class CostOptions(BaseOperator):
+class CostOptions(CampaignSteps):
     """Pricing and budget arguments of the marketing operator.
 
     :param max_cost: Budget of the task, in the card's currency (``500`` or ``"500.00"``): each request
@@ -78,6 +77,11 @@ class CostOptions(BaseOperator):
                 raise ConfigurationError(f"max_cost: {exc}") from None
             budget = Budget(ceiling / max(shard_count, 1), currency=rates.currency)
         return SpendGuard(rates, today, budget)
+
+    def extend_summary(self, summary: dict[str, Any]) -> None:
+        """Log what the run cost (or would cost), by market."""
+        super().extend_summary(summary)
+        log_cost(summary, self.log)
 
 
 def log_cost(summary: dict[str, Any], log: Any) -> None:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
-    BaseOperator,
 )
 
 from airflow_provider_wamm.campaign.adapt import connections_needed
@@ -31,12 +30,7 @@ from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
 from airflow_provider_wamm.graph.client import GraphClient
-from airflow_provider_wamm.graph.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    PermissionDeniedError,
-    TemplateError,
-)
+from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger
 from airflow_provider_wamm.hooks.recipients import (
     ListRecipientSource,
@@ -64,11 +58,13 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
-from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions, log_cost
+from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
 from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
+from airflow_provider_wamm.operators.limited import LimitedRetryOptions
 from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
 from airflow_provider_wamm.operators.outcomes import (
     check_unsettled,
+    fails_without_retry,
     halt_message,
     set_outlet_extra,
     stop_message,
@@ -117,7 +113,7 @@ CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings
 
 
 class MarketingMessageOperator(
-    LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, SignalOptions, BaseOperator
+    LimitedRetryOptions, LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, SignalOptions
 ):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
@@ -200,7 +196,8 @@ class MarketingMessageOperator(
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
 
     More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
-    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``holdout``, ``variants``,
+    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``retry_limited``
+    (:class:`~airflow_provider_wamm.operators.limited.LimitedRetryOptions`); ``holdout``, ``variants``,
     ``global_control`` and ``experiment_key``
     (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``on_template_paused``,
     ``on_messaging_limit`` and ``signal_poll_interval``
@@ -231,6 +228,7 @@ class MarketingMessageOperator(
         "shard_index",
         "shard_count",
         *BUDGET_TEMPLATE_FIELDS,
+        "retry_limited",
         *LINEAGE_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
@@ -410,7 +408,6 @@ class MarketingMessageOperator(
             hook.close()
         set_outlet_extra(context, self.outlets, summary)
         self.remember_lineage(hook, settings, summary)
-        log_cost(summary, self.log)
         check_outcome(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
@@ -439,6 +436,7 @@ class MarketingMessageOperator(
         if preflight:
             self.preflight_at = utcnow()
             check_templates(hook, settings, explicit=self.preflight is not None, log=self.log)
+            self.check_account(hook, explicit=self.preflight is not None)
         client: GraphClient | None = None
         if not dry_run:
             client = hook.get_conn()
@@ -457,7 +455,7 @@ class MarketingMessageOperator(
             with recipient_source as source:
                 settings = recipient_source.settings_with_total(settings)
                 result = run_campaign(
-                    source,
+                    self.narrow_recipients(source, settings, ledger),
                     client=client,
                     ledger=ledger,
                     settings=settings,
@@ -465,7 +463,7 @@ class MarketingMessageOperator(
                     control=self._control,
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
-                    guards=campaign_guards(self, ledger, settings),
+                    guards=campaign_guards(self, ledger, settings, source),
                     spend=spend,
                 )
             logged = self.write_run_log(context, ledger, result, "finished")
@@ -485,12 +483,14 @@ class MarketingMessageOperator(
             context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict() | logged)
             message = halt_message(halted)
             self.log.error("%s", message)
-            if isinstance(halted.error, (AuthenticationError, PermissionDeniedError, TemplateError)):
+            if fails_without_retry(halted):
                 raise AirflowFailException(message) from halted
             raise AirflowException(message) from halted
         finally:
             ledger.dispose()
-        return result.to_dict() | logged
+        summary = result.to_dict() | logged
+        self.extend_summary(summary)
+        return summary
 
     # -- pieces ----------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "wamm_report_on_asset": {"report": set()},
     "wamm_safe_backfill": {"send": set()},
     "wamm_campaign_on_template_approval": {"send": set()},
+    "wamm_limited_retries": {"recent_campaigns": set(), "retry": {"recent_campaigns"}},
 }
 
 

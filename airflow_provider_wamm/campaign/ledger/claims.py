@@ -36,10 +36,11 @@ from airflow_provider_wamm.campaign.ledger.schema import (
     upsert,
 )
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
+from airflow_provider_wamm.graph.errors import CODE_PER_USER_LIMIT
 
 #: What a stale claim's row says about it once it became ``unknown``.
 STALE_CLAIM_DETAILS = "claimed by an attempt that did not finish: the message may or may not have been sent"
-_TIME_COLUMNS = ("not_before", "claimed_at", "accepted_at", "updated_at")
+_TIME_COLUMNS = ("not_before", "claimed_at", "accepted_at", "updated_at", "limited_since", "retry_after")
 
 
 def read_existing_sends(
@@ -50,12 +51,20 @@ def read_existing_sends(
     out: dict[str, ExistingSend] = {}
     for chunk in chunks(list(recipients)):
         rows = conn.execute(
-            sa.select(s.recipient, s.state, s.attempt_id, s.not_before).where(
-                s.campaign_id == campaign_id, s.recipient.in_(chunk)
-            )
+            sa.select(
+                s.recipient,
+                s.state,
+                s.attempt_id,
+                s.not_before,
+                s.limited_tries,
+                s.limited_since,
+                s.retry_after,
+            ).where(s.campaign_id == campaign_id, s.recipient.in_(chunk))
         )
-        for recipient, state, attempt, not_before in rows:
-            out[recipient] = ExistingSend(SendState(state), attempt, as_utc(not_before))
+        for recipient, state, attempt, not_before, tries, since, retry_after in rows:
+            out[recipient] = ExistingSend(
+                SendState(state), attempt, as_utc(not_before), tries or 0, as_utc(since), as_utc(retry_after)
+            )
     return out
 
 
@@ -381,6 +390,7 @@ class Claims:
                 not_before=sa.bindparam("b_not_before", type_=dt),
                 accepted_at=sa.bindparam("b_accepted_at", type_=dt),
                 updated_at=db_now,
+                **_limited_values(s, db_now),
             )
         )
 
@@ -423,6 +433,20 @@ class Claims:
             yield row["recipient"]
 
 
+def _limited_values(s: Any, db_now: datetime | None) -> dict[str, Any]:
+    """Columns of Meta's per-user limit an outcome updates: a 131049 answer counts one more try,
+    keeps the time of the first and sets the next retry; any other outcome clears the retry only."""
+    limited = sa.bindparam("b_limited", type_=sa.Integer) == 1
+    return {
+        "limited_tries": sa.case((limited, sa.func.coalesce(s.limited_tries, 0) + 1), else_=s.limited_tries),
+        "limited_since": sa.case(
+            (limited, sa.func.coalesce(s.limited_since, sa.literal(db_now, datetime_type()))),
+            else_=s.limited_since,
+        ),
+        "retry_after": sa.bindparam("b_retry_after", type_=datetime_type()),
+    }
+
+
 def _claim_row(campaign_id: str, recipient: str, owner: dict[str, Any]) -> dict[str, Any]:
     """The new ``sends`` row of a recipient claimed for the first time."""
     row = {"campaign_id": campaign_id, "recipient": recipient, "state": SendState.CLAIMED, "attempts": 0}
@@ -458,6 +482,8 @@ def _result_params(outcome: SendOutcome, db_now: datetime | None) -> dict[str, A
         "b_attempts": outcome.attempts,
         "b_not_before": naive_utc(outcome.not_before),
         "b_accepted_at": accepted_at,
+        "b_limited": 1 if outcome.error_code == CODE_PER_USER_LIMIT else 0,
+        "b_retry_after": naive_utc(outcome.retry_after),
     }
 
 

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from airflow_provider_wamm.campaign.ledger.records import (
+    DELIVERED_TO_META,
+    PER_USER_LIMIT_WAIT,
     STATUS_RANKS,
     ClickEvent,
     DeliveryStatus,
@@ -38,6 +40,8 @@ from airflow_provider_wamm.campaign.ledger.schema import (
 )
 from airflow_provider_wamm.campaign.ledger.suppressions import SuppressionList
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
+from airflow_provider_wamm.campaign.limit_rules import retry_blocked
+from airflow_provider_wamm.graph.errors import CODE_PER_USER_LIMIT
 
 _STATUS_TIME_COLUMNS = (
     "status_at",
@@ -57,6 +61,8 @@ class _StatusBatch:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: set[tuple[str, str]] = field(default_factory=set)
     suppressions: list[Suppression] = field(default_factory=list)
+    limited: dict[str, datetime] = field(default_factory=dict)
+    """Wamids failed with Meta's per-user limit (131049) worth a retry, with the status's time."""
 
 
 def _empty_row(wamid: str) -> dict[str, Any]:
@@ -110,6 +116,8 @@ def _merge(updates: Sequence[StatusUpdate]) -> _StatusBatch:
             suppression = suppression_for_error(update.recipient_id, update.error_code, update.timestamp)
             if suppression is not None:
                 batch.suppressions.append(suppression)
+            if update.error_code == CODE_PER_USER_LIMIT and retry_blocked(update.recipient_id) is None:
+                batch.limited.setdefault(update.wamid, update.timestamp)
         row = batch.rows.get(update.wamid)
         if row is None:
             row = batch.rows[update.wamid] = _empty_row(update.wamid)
@@ -163,6 +171,34 @@ def _status_statement(statuses: sa.Table, db_now: datetime | None) -> sa.Update:
     )
 
 
+def _limited_statement(sends: sa.Table) -> sa.Update:
+    """A send Meta took and then failed with its per-user limit: one more try counted, a retry due a
+    day later. Once per message: a redelivered status finds the retry already set."""
+    s = sends.c
+    at = sa.bindparam("b_at", type_=datetime_type())
+    return (
+        sends.update()
+        .where(
+            s.wamid == sa.bindparam("b_wamid"),
+            s.retry_after.is_(None),
+            # Not IN (...): an expanding list cannot be bound in an executemany.
+            sa.or_(*(s.state == state for state in DELIVERED_TO_META)),
+        )
+        .values(
+            limited_tries=sa.func.coalesce(s.limited_tries, 0) + 1,
+            limited_since=sa.func.coalesce(s.limited_since, at),
+            retry_after=sa.bindparam("b_retry_after", type_=datetime_type()),
+        )
+    )
+
+
+def _limited_params(limited: dict[str, datetime]) -> list[dict[str, Any]]:
+    return [
+        {"b_wamid": w, "b_at": naive_utc(at), "b_retry_after": naive_utc(at + PER_USER_LIMIT_WAIT)}
+        for w, at in sorted(limited.items())
+    ]
+
+
 def _placeholders(wamids: Sequence[str], db_now: datetime | None) -> list[dict[str, Any]]:
     """Empty ``statuses`` rows for wamids that have none yet (inserted if absent, then updated)."""
     return [{"wamid": w, "status_rank": 0, "click_count": 0, "updated_at": db_now} for w in wamids]
@@ -201,6 +237,8 @@ class Deliveries:
         def work(conn: Connection) -> None:
             upsert(conn, self.tables.statuses, _placeholders(wamids, db_now), key=("wamid",))
             conn.execute(stmt, params)
+            if batch.limited:
+                conn.execute(_limited_statement(self.tables.sends), _limited_params(batch.limited))
 
         self.tx.write(work)
         self.suppression_list.add_suppressions(batch.suppressions, now=now)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from airflow_provider_wamm.graph.codes import PER_USER_PERMANENT_CODES
 from airflow_provider_wamm.graph.errors import CODE_PER_USER_LIMIT, CODE_STOPPED_MARKETING
 
 # --- states ------------------------------------------------------------------------------------
@@ -142,8 +143,13 @@ SUPPRESS_STOPPED_MARKETING = "stopped_marketing"
 SUPPRESS_PER_USER_LIMIT = "per_user_limit"
 #: Suppression reason of an entry added by hand.
 SUPPRESS_MANUAL = "manual"
+#: Suppression reason of a per-user permanent code other than 131050 (130472 Meta's experiment, 137000
+#: identity changed): resending fails the same way, for a long while.
+SUPPRESS_PER_USER_PERMANENT = "per_user_permanent"
 #: How long Meta's per-user marketing limit (131049) keeps a recipient out of later campaigns.
 PER_USER_LIMIT_WAIT = timedelta(hours=24)
+#: How long a per-user permanent code keeps a recipient out of later campaigns by default.
+PER_USER_PERMANENT_WAIT = timedelta(days=90)
 
 
 # --- time and text -----------------------------------------------------------------------------
@@ -198,16 +204,25 @@ class ExistingSend:
     """The attempt that wrote the row last."""
     not_before: datetime | None = None
     """Earliest time a failed send may be retried by a later run."""
+    limited_tries: int = 0
+    """Answers of Meta's per-user marketing limit (131049) this recipient got in the campaign."""
+    limited_since: datetime | None = None
+    """When the first of them came."""
+    retry_after: datetime | None = None
+    """When a retry after the last of them is due (``None``: none is planned)."""
 
     def reclaimable(self, now: datetime, *, resend_unknown: bool = False) -> bool:
         """Whether a new attempt may claim this recipient again.
 
         ``skipped`` and ``invalid`` rows never reached Meta and are re-evaluated; ``failed`` rows
         with a ``not_before`` that has passed (transient failures, Meta's 24 h per-user limit) are
-        retried; ``unknown`` only when ``resend_unknown`` is set.
+        retried, and so are messages Meta took and then failed with its per-user limit once their
+        ``retry_after`` has passed; ``unknown`` only when ``resend_unknown`` is set.
         """
         if self.state in (SKIPPED, INVALID):
             return True
+        if self.state in DELIVERED_TO_META and self.retry_after is not None:  # 131049 by webhook
+            return self.retry_after <= now
         if self.state == FAILED:
             return self.not_before is not None and self.not_before <= now
         return self.state == UNKNOWN and resend_unknown
@@ -237,6 +252,8 @@ class SendOutcome:
     """Earliest time a later run may retry this recipient (failures worth retrying only)."""
     accepted_at: datetime | None = None
     """When Meta accepted the message (defaults to the recording time for accepted states)."""
+    retry_after: datetime | None = None
+    """After Meta's per-user limit (131049): when a retry is due (``None``: none, e.g. US numbers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,13 +288,17 @@ def suppression_source(entry: Suppression) -> SuppressionSource:
 
 def suppression_for_error(recipient: str, code: int | None, at: datetime) -> Suppression | None:
     """The suppression a failed status webhook's error code calls for: 131050 for ever, 131049 for a
-    day; else none. ``at`` is the status's time."""
+    day, the other per-user permanent codes (130472, 137000) for :data:`PER_USER_PERMANENT_WAIT`; else
+    none. ``at`` is the status's time."""
     webhook = SuppressionSource.STATUS_WEBHOOK
     if code == CODE_STOPPED_MARKETING:
         return Suppression(recipient, SUPPRESS_STOPPED_MARKETING, code, event_at=at, source=webhook)
     if code == CODE_PER_USER_LIMIT:
         until = at + PER_USER_LIMIT_WAIT
         return Suppression(recipient, SUPPRESS_PER_USER_LIMIT, code, until, event_at=at, source=webhook)
+    if code in PER_USER_PERMANENT_CODES:
+        until = at + PER_USER_PERMANENT_WAIT
+        return Suppression(recipient, SUPPRESS_PER_USER_PERMANENT, code, until, event_at=at, source=webhook)
     return None
 
 
@@ -393,12 +414,14 @@ __all__ = [
     "INVALID",
     "PAUSED",
     "PER_USER_LIMIT_WAIT",
+    "PER_USER_PERMANENT_WAIT",
     "SEND_STATES",
     "SETTLED_STATUSES",
     "SKIPPED",
     "STATUS_RANKS",
     "SUPPRESS_MANUAL",
     "SUPPRESS_PER_USER_LIMIT",
+    "SUPPRESS_PER_USER_PERMANENT",
     "SUPPRESS_STOPPED_MARKETING",
     "UNKNOWN",
     "ClickEvent",

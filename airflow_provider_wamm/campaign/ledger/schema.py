@@ -137,6 +137,10 @@ def _sends_table(metadata: sa.MetaData, p: str) -> sa.Table:
         sa.Column("claimed_at", dt()),
         sa.Column("accepted_at", dt()),
         sa.Column("updated_at", dt(), nullable=False),
+        # Meta's per-user marketing limit (131049): answers so far, the first one, the next try.
+        sa.Column("limited_tries", sa.Integer),
+        sa.Column("limited_since", dt()),
+        sa.Column("retry_after", dt()),
         # Added later (nullable): the experiment group of the recipient (a variant's name,
         # ``holdout``, ``global_control`` or ``rest``); NULL for a campaign without an experiment.
         sa.Column("variant", sa.String(64)),
