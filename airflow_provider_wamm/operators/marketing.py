@@ -412,7 +412,7 @@ class MarketingMessageOperator(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
         check_unsettled(summary, self.on_unknown, self.log)
-        return summary
+        return self.winner_step(context, summary)
 
     def on_kill(self) -> None:
         """Stop the running campaign (Airflow calls this when the task is killed).
