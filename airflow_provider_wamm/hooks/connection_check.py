@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, TypedDict, cast
 
+from airflow_provider_wamm.graph.account_health import onboarding_problem
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.graph.errors import (
     AuthenticationError,
@@ -28,30 +29,6 @@ from airflow_provider_wamm.hooks.token_info import SCOPE_MANAGEMENT, SCOPE_MESSA
 PHONE_FIELDS: tuple[str, ...] = ("display_phone_number", "verified_name", "quality_rating", "throughput")
 #: Fields read from the WABA by the connection test.
 WABA_FIELDS: tuple[str, ...] = ("name", "marketing_messages_onboarding_status")
-
-_ONBOARDED = "ONBOARDED"
-_ONBOARDING_HELP: dict[str, str] = {
-    "ELIGIBLE": "accept the Marketing Messages API terms for this WhatsApp Business Account (Meta Business "
-    "Suite / WhatsApp Manager shows the onboarding prompt)",
-    "NOT_STARTED": "start Marketing Messages onboarding and accept the terms in WhatsApp Manager",
-    "INELIGIBLE": "this account cannot use the Marketing Messages API yet; check its status in "
-    "WhatsApp Manager",
-    "INELIGIBLE_ON_BEHALF_OF_WABA": "a WABA shared on behalf of another business cannot onboard; onboard "
-    "from the owning business",
-    "INELIGIBLE_INACTIVE_OR_RESTRICTED": "the account is inactive or restricted; resolve that in WhatsApp "
-    "Manager first",
-    "INELIGIBLE_COUNTRY_NOT_SUPPORTED": "the business's country is not supported by the Marketing "
-    "Messages API",
-    "INELIGIBLE_USING_WHATSAPP_BUSINESS_APP": "numbers on the WhatsApp Business app cannot onboard; use a "
-    "Cloud API number",
-    "PENDING_VALID_PAYMENT_METHOD": "add a valid payment method to the WhatsApp Business Account",
-    "PENDING_INTERNAL_SETUP": "Meta is still setting the account up; try again later",
-}
-_ONBOARDING_DEFAULT_HELP = "complete Marketing Messages onboarding in WhatsApp Manager"
-_FALLBACK_NOTE = (
-    "until then sends fall back to the Cloud API (billed as regular marketing) or fail with "
-    "product_policy=STRICT"
-)
 
 
 class PhoneNumberInfo(TypedDict, total=False):
@@ -183,14 +160,10 @@ class ConnectionCheck:
                 f"and the {SCOPE_MANAGEMENT} permission)"
             )
             return
-        status = status.upper()
-        self.facts.append(f"WABA {waba_id} marketing messages: {status}")
-        if status != _ONBOARDED:
-            advice = _ONBOARDING_HELP.get(status, _ONBOARDING_DEFAULT_HELP)
-            self.problems.append(
-                f"WABA {waba_id} is not onboarded to the Marketing Messages API (status {status}): "
-                f"{advice}; {_FALLBACK_NOTE}."
-            )
+        self.facts.append(f"WABA {waba_id} marketing messages: {status.upper()}")
+        problem = onboarding_problem(dict(waba), waba_id)
+        if problem is not None:
+            self.problems.append(problem)
 
     def check_token(self) -> None:
         """Inspect the access token (with app_id and app_secret): validity, expiry and scopes."""

@@ -30,12 +30,7 @@ from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
 from airflow_provider_wamm.graph.client import GraphClient
-from airflow_provider_wamm.graph.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    PermissionDeniedError,
-    TemplateError,
-)
+from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger
 from airflow_provider_wamm.hooks.recipients import (
     ListRecipientSource,
@@ -67,6 +62,7 @@ from airflow_provider_wamm.operators.experiment import check_templates, required
 from airflow_provider_wamm.operators.options import OPTION_TEMPLATE_FIELDS, CampaignOptions
 from airflow_provider_wamm.operators.outcomes import (
     check_unsettled,
+    fails_without_retry,
     halt_message,
     set_outlet_extra,
     stop_message,
@@ -397,7 +393,7 @@ class MarketingMessageOperator(CampaignOptions):
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
         check_unsettled(summary, self.on_unknown, self.log)
-        return summary
+        return self.winner_step(context, summary)
 
     def on_kill(self) -> None:
         """Stop the running campaign (Airflow calls this when the task is killed).
@@ -421,6 +417,7 @@ class MarketingMessageOperator(CampaignOptions):
         if preflight:
             self.preflight_at = utcnow()
             check_templates(hook, settings, explicit=self.preflight is not None, log=self.log)
+            self.check_account(hook, explicit=self.preflight is not None)
         client: GraphClient | None = None
         if not dry_run:
             client = hook.get_conn()
@@ -447,7 +444,7 @@ class MarketingMessageOperator(CampaignOptions):
                     control=self._control,
                     owner=attempt_owner(context),
                     try_number=try_number if isinstance(try_number, int) else None,
-                    guards=campaign_guards(self, ledger, settings),
+                    guards=campaign_guards(self, ledger, settings, source),
                     spend=spend,
                 )
             logged = self.write_run_log(context, ledger, result, "finished")
@@ -467,7 +464,7 @@ class MarketingMessageOperator(CampaignOptions):
             context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict() | logged)
             message = halt_message(halted)
             self.log.error("%s", message)
-            if isinstance(halted.error, (AuthenticationError, PermissionDeniedError, TemplateError)):
+            if fails_without_retry(halted):
                 raise AirflowFailException(message) from halted
             raise AirflowException(message) from halted
         finally:

@@ -10,7 +10,7 @@ happened. A disabled or re-categorised template always fails: waiting cannot hel
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args
 
@@ -21,6 +21,9 @@ from airflow_provider_wamm.campaign.ledger import Ledger, utcnow
 from airflow_provider_wamm.campaign.pauses import TemplateGuard
 from airflow_provider_wamm.campaign.result import CampaignHalted
 from airflow_provider_wamm.campaign.settings import CampaignSettings
+from airflow_provider_wamm.graph.account_health import AccountHealth
+from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
+from airflow_provider_wamm.operators.account_preflight import check_account, limit_guard
 from airflow_provider_wamm.triggers.resume import EVENT_FAILED, CampaignResumeTrigger
 
 if TYPE_CHECKING:
@@ -62,6 +65,8 @@ class SignalAware(Protocol):
     on_messaging_limit: OnMessagingLimit
     signal_poll_interval: float
     preflight_at: datetime | None
+    account: AccountHealth | None
+    account_waba_id: str | None
 
     @property
     def log(self) -> Any:
@@ -121,6 +126,13 @@ class SignalOptions(BaseOperator):
         self.on_messaging_limit = check_on_messaging_limit(on_messaging_limit)
         self.signal_poll_interval = check_poll_interval(signal_poll_interval)
         self.preflight_at: datetime | None = None  # when the preflight read the template (guards trust it)
+        self.account: AccountHealth | None = None  # what the account check read
+        self.account_waba_id: str | None = None
+
+    def check_account(self, hook: WhatsAppHook, *, explicit: bool) -> None:
+        """The account check before the first send (health, onboarding, messaging limit)."""
+        self.account_waba_id = hook.waba_id
+        self.account = check_account(hook, explicit=explicit, log=self.log)
 
     def execute_complete(self, context: Context, event: Mapping[str, Any] | None = None) -> Any:
         """Resume the campaign after a deferral (its template approved again, its limit window rolled)."""
@@ -129,10 +141,10 @@ class SignalOptions(BaseOperator):
 
 
 def campaign_guards(
-    op: SignalAware, ledger: Ledger, settings: CampaignSettings, extra: list[Guard] | None = None
+    op: SignalAware, ledger: Ledger, settings: CampaignSettings, recipients: Iterable[Any]
 ) -> Guards:
     """The guards of the operator's campaign: the stored state of each template it sends (an
-    experiment's variants may send others), and ``extra`` ones."""
+    experiment's variants may send others), and the messaging limit's budget."""
     since = op.preflight_at - PREFLIGHT_SLACK if op.preflight_at is not None else None
     plan = settings.experiment_plan()
     specs = [plan.base, *(plan.message_of(v.name) for v in plan.experiment.variants)] if plan else []
@@ -140,7 +152,18 @@ def campaign_guards(
         [(settings.template_name, settings.language)] + [(m.template_name, m.language) for m in specs]
     )
     guards: list[Guard] = [TemplateGuard(ledger, name, language, since=since) for name, language in templates]
-    return Guards([*guards, *(extra or [])], interval_s=op.signal_poll_interval)
+    limit = limit_guard(
+        op.on_messaging_limit,
+        ledger,
+        settings,
+        op.account,
+        recipients=recipients,
+        waba_id=op.account_waba_id,
+        log=op.log,
+    )
+    if limit is not None:
+        guards.append(limit)
+    return Guards(guards, interval_s=op.signal_poll_interval)
 
 
 def template_pause_of(halted: CampaignHalted) -> TemplatePaused | None:

@@ -73,7 +73,7 @@ def _phone_number(cfg: SandboxConfig) -> dict[str, Any]:
         "is_official_business_account": False,
         "messaging_limit_tier": cfg.messaging_limit,
         "whatsapp_business_manager_messaging_limit": cfg.messaging_limit,
-        "health_status": _health("PHONE_NUMBER", cfg.phone_number_id),
+        "health_status": _health("PHONE_NUMBER", cfg.phone_number_id, cfg.health_status),
     }
 
 
@@ -99,11 +99,18 @@ def _waba(cfg: SandboxConfig) -> dict[str, Any]:
     }
 
 
-def _health(entity_type: str, entity_id: str) -> dict[str, Any]:
-    return {
-        "can_send_message": "AVAILABLE",
-        "entities": [{"entity_type": entity_type, "id": entity_id, "can_send_message": "AVAILABLE"}],
-    }
+def _health(entity_type: str, entity_id: str, can_send: str = "AVAILABLE") -> dict[str, Any]:
+    """Meta's ``health_status`` shape; an entity that is not AVAILABLE names an error and a solution."""
+    entity: dict[str, Any] = {"entity_type": entity_type, "id": entity_id, "can_send_message": can_send}
+    if can_send != "AVAILABLE":
+        entity["errors"] = [
+            {
+                "error_code": 141000 if can_send == "BLOCKED" else 141001,
+                "error_description": f"The sandbox's phone number is {can_send}.",
+                "possible_solution": "Configure the sandbox with health_status=AVAILABLE.",
+            }
+        ]
+    return {"can_send_message": can_send, "entities": [entity]}
 
 
 def _select(values: dict[str, Any], request: Request, defaults: tuple[str, ...], node_type: str) -> Response:

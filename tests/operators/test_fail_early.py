@@ -73,7 +73,8 @@ def test_wrong_personalisation_field_in_a_list_fails_before_any_send(
     # The check needs no request at all: without the template check, nothing reaches the sandbox.
     with pytest.raises(AirflowFailException, match="personalisation field 'name'"):
         operator(recipients=data, preflight=False, campaign_id="no-preflight").execute(make_context())
-    assert sandbox.counts()["requests"] == 1  # the first run's template check only
+    # The first run's reads only: the template check and the account check (phone number, WABA).
+    assert sandbox.counts()["requests"] == 3
 
 
 def test_wrong_personalisation_column_in_sql_fails_before_any_send(
