@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -90,3 +91,53 @@ def test_preflight_checks_every_variant_template(
     with pytest.raises(AirflowException, match="spring_sale_v2"):
         op.execute(make_context())
     assert sandbox.messages == []
+
+
+def test_winner_to_the_rest_defers_picks_the_favoured_variant_and_sends_it_to_the_rest(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from airflow_provider_wamm.campaign.ledger import StatusUpdate, utcnow
+
+    add_v2(sandbox)
+    sandbox.configure(
+        pair_limit=False,
+        outcomes={"read": 0.2, "delivered": 0.8},
+        template_outcomes={"spring_sale_v2": {"read": 0.6, "delivered": 0.4}},
+    )
+    op = operator(
+        recipients=rows(2000),
+        campaign_id="ab-rest",
+        holdout=0.1,
+        variants=VARIANTS,
+        test_share=0.2,
+        winner_wait=timedelta(minutes=30),
+    )
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert deferred.value.method_name == "execute_winner"
+    test = context["ti"].xcoms["test_result"]
+    assert test["rest"] > 1000 and test["accepted"] == len(sandbox.messages)
+    # The webhook receiver's part: the sandbox's outcomes reach the ledger.
+    ledger.record_statuses(
+        [
+            StatusUpdate(wamid=m.wamid, status=m.outcome, timestamp=utcnow(), recipient_id=m.to)
+            for m in sandbox.messages
+        ]
+    )
+    result = op.execute_winner(context, None, **deferred.value.kwargs)
+    decision = context["ti"].xcoms["winner"]
+    assert decision["sent_to_rest"] == "B" and decision["decision"] == "winner"
+    assert result["winner"]["sent_to_rest"] == "B" and result["accepted"] == test["rest"]
+    assert set(sandbox.sends_per_recipient().values()) == {1}
+    rest = [m for m in sandbox.messages[test["accepted"] :]]
+    assert rest and {m.template for m in rest} == {"spring_sale_v2"}
+
+
+def test_test_share_needs_variants() -> None:
+    with pytest.raises(ValueError, match="two variants"):
+        operator(recipients=rows(1), test_share=0.2)
+    with pytest.raises(ValueError, match="winner_metric"):
+        operator(recipients=rows(1), variants=VARIANTS, test_share=0.2, winner_metric="opens")
