@@ -229,22 +229,29 @@ def required_fields(settings: CampaignSettings) -> dict[str, tuple[str, ...]] | 
 
 
 def check_templates(hook: WhatsAppHook, settings: CampaignSettings, *, explicit: bool, log: Logger) -> None:
-    """The preflight check of the campaign's template and of every other template a variant sends."""
+    """The preflight check of the campaign's template and of every other template a variant sends; the
+    campaign's template's time-to-live goes into ``settings.template_ttl_s`` unless it is set."""
     plan = settings.experiment_plan()
     if plan is None:
-        check_template(
+        ttl = check_template(
             hook, settings.template_name, settings.language, settings.personaliser, explicit=explicit, log=log
         )
+        if settings.template_ttl_s is None:
+            settings.template_ttl_s = ttl
         return
     specs = [plan.base, *(plan.message_of(v.name) for v in plan.experiment.variants)]
     seen: set[tuple[str, str, int]] = set()
+    ttls: list[float] = []
     for spec in specs:
         key = (spec.template_name, spec.language, id(spec.personaliser))
         if key not in seen:
             seen.add(key)
-            check_template(
+            ttl = check_template(
                 hook, spec.template_name, spec.language, spec.personaliser, explicit=explicit, log=log
             )
+            ttls += [ttl] if ttl is not None else []
+    if settings.template_ttl_s is None and ttls:
+        settings.template_ttl_s = min(ttls)
 
 
 __all__ = [
