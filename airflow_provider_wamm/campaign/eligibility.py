@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
-from airflow_provider_wamm.campaign.experiment_plan import MessageSpec
+from airflow_provider_wamm.campaign.experiment_plan import MessageSpec, group_label
 from airflow_provider_wamm.campaign.intake import Candidate
 from airflow_provider_wamm.campaign.ledger import Ledger, SendOutcome
 from airflow_provider_wamm.campaign.markets import MARKET_NOT_SUPPORTED, check_markets, unsupported_market
@@ -170,7 +170,7 @@ class Eligibility:
             return Skip(candidate.recipient, reason, details)
         decision = self.personalise(candidate, self._plan.message(assignment))
         if isinstance(decision, Send) and assignment.variant is not None:
-            return Send(decision.recipient, decision.payload, assignment.variant)
+            return Send(decision.recipient, decision.payload, group_label(assignment))
         return decision
 
     def personalise(self, candidate: Candidate, message: MessageSpec | None = None) -> Send | Invalid:

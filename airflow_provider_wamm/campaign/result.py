@@ -106,6 +106,8 @@ class CampaignResult:
     """The run stopped on a HALT error."""
     halt_error: dict[str, Any] | None = None
     """The error that halted the run (``GraphError.to_dict()``)."""
+    template_ttl_s: float | None = None
+    """The template's time-to-live in seconds, when known (Meta drops a message undelivered by then)."""
     tripped: str | None = None
     """Why the circuit breaker halted the run, when it did (``halted`` is then true too)."""
     stopped: bool = False
@@ -206,6 +208,7 @@ class CampaignResult:
             "halted": self.halted,
             "halt_error": self.halt_error,
             "tripped": self.tripped,
+            "template_ttl_s": self.template_ttl_s,
             "stopped": self.stopped,
             "stop_reason": self.stop_reason,
             "deferred": self.deferred,

@@ -108,6 +108,7 @@ class _Run:
             shard_index=settings.shard_index,
             shard_count=settings.shard_count,
             dry_run=settings.dry_run,
+            template_ttl_s=settings.template_ttl_s,
         )
         self.control = control
         self.stop = StopEvent(control)

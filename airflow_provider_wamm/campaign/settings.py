@@ -117,6 +117,9 @@ class CampaignSettings:
     :param per_user_permanent: how long a recipient who failed with a per-user permanent code (130472
         Meta's experiment, 137000 identity changed) is left out of later campaigns (``None``: not
         suppressed). 131050 (stopped marketing) is suppressed until the user resumes.
+    :param template_ttl_s: the template's time-to-live (``message_send_ttl_seconds``), recorded in the
+        run's summary for the report and the sensor (see :mod:`~.ttl`); the operator's preflight fills
+        it in when the template sets one.
     :param unsupported_markets: regions (ISO 3166) whose numbers are skipped at intake with the reason
         ``market_not_supported``, without a request (see :mod:`~.markets`); ``None`` or empty to send
         to every region.
@@ -175,6 +178,7 @@ class CampaignSettings:
     )
     per_user_permanent: timedelta | None = field(default_factory=lambda: timedelta(days=90))
     unsupported_markets: Sequence[str] | None = DEFAULT_UNSUPPORTED_MARKETS
+    template_ttl_s: float | None = None
 
     @property
     def breaker(self) -> BreakerSettings | None:

@@ -58,10 +58,8 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
-from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
-from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
-from airflow_provider_wamm.operators.limited import LimitedRetryOptions
-from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
+from airflow_provider_wamm.operators.experiment import check_templates, required_fields
+from airflow_provider_wamm.operators.options import OPTION_TEMPLATE_FIELDS, CampaignOptions
 from airflow_provider_wamm.operators.outcomes import (
     check_unsettled,
     fails_without_retry,
@@ -71,14 +69,8 @@ from airflow_provider_wamm.operators.outcomes import (
 )
 from airflow_provider_wamm.operators.pace import needs_connection, task_pace
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
-from airflow_provider_wamm.operators.run_log import RunLogArguments
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
-from airflow_provider_wamm.operators.signals import (
-    SignalOptions,
-    campaign_guards,
-    defer_or_fail,
-    template_pause_of,
-)
+from airflow_provider_wamm.operators.signals import campaign_guards, defer_or_fail, template_pause_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -113,9 +105,7 @@ _DIRECT_SETTINGS = frozenset(
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(
-    LimitedRetryOptions, LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, SignalOptions
-):
+class MarketingMessageOperator(CampaignOptions):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -197,15 +187,8 @@ class MarketingMessageOperator(
         :class:`~airflow_provider_wamm.campaign.sender.CampaignSettings`), e.g.
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
 
-    More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
-    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``retry_limited``
-    (:class:`~airflow_provider_wamm.operators.limited.LimitedRetryOptions`); ``holdout``, ``variants``,
-    ``global_control`` and ``experiment_key``
-    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``on_template_paused``,
-    ``on_messaging_limit`` and ``signal_poll_interval``
-    (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task;
-    ``run_log`` (:mod:`~airflow_provider_wamm.operators.run_log`); ``report_url`` and OpenLineage
-    facets (:mod:`~airflow_provider_wamm.operators.lineage`).
+    More arguments come from its option groups, listed in
+    :class:`~airflow_provider_wamm.operators.options.CampaignOptions`.
     """
 
     template_fields: Sequence[str] = (
@@ -229,9 +212,7 @@ class MarketingMessageOperator(
         "is_dry_run",
         "shard_index",
         "shard_count",
-        *BUDGET_TEMPLATE_FIELDS,
-        "retry_limited",
-        *LINEAGE_TEMPLATE_FIELDS,
+        *OPTION_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
@@ -414,7 +395,7 @@ class MarketingMessageOperator(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
         check_unsettled(summary, self.on_unknown, self.log)
-        return summary
+        return self.winner_step(context, summary)
 
     def on_kill(self) -> None:
         """Stop the running campaign (Airflow calls this when the task is killed).

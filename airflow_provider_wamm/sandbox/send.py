@@ -25,6 +25,9 @@ from airflow_provider_wamm.sandbox.state import SandboxContext, SandboxMessage
 from airflow_provider_wamm.sandbox.validation import CompiledTemplate, check_payload, normalize_to
 from airflow_provider_wamm.sandbox.webhooks import schedule_message
 
+#: The wall clock of arrival times (``SandboxMessage.timestamp``); tests replace it to control time.
+wall_clock = time.time
+
 #: Template statuses a send can name without 132001 (the last two are refused with their own codes).
 _SENDABLE_STATUSES = ("APPROVED", "PAUSED", "DISABLED")
 
@@ -218,7 +221,7 @@ def record_message(
         clicked=outcome == "read" and runtime.unit("click", key) < runtime.click_rate(tpl.name),
         tracking_token=hashlib.blake2b(wamid.encode(), digest_size=12).hexdigest(),
         monotonic=now,
-        timestamp=time.time(),
+        timestamp=wall_clock(),
     )
     call.state.accept(msg)
     if cfg.webhook_url:
