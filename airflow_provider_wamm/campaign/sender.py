@@ -146,11 +146,6 @@ class _Run:
         return len(self.dispatched)
 
     @property
-    def max_in_flight(self) -> int:
-        """Jobs that may be handed to the pool (claimed) at once."""
-        return self.adapt.max_in_flight(self.pacer.rate)
-
-    @property
     def halted_or_failed(self) -> bool:
         """A HALT error or a fatal error stopped the run."""
         return self.answers.halt_error is not None or self.answers.fatal is not None
@@ -367,11 +362,12 @@ class _Run:
         """
         if self.pacer.held(time.monotonic()):  # a wait of the whole run: claim nothing meanwhile
             return
-        slack = self.max_in_flight - self.pool.size  # jobs the pool may hold beyond one per worker
+        limit = self.adapt.max_in_flight(self.pacer.rate)  # jobs handed over (claimed) at once
+        slack = limit - self.pool.size  # jobs the pool may hold beyond one per worker
         least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER))
         while True:
             ready = self.jobs.ready
-            n = min(self.max_in_flight - self.in_flight, ready, self.s.batch_size)
+            n = min(limit - self.in_flight, ready, self.s.batch_size)
             allowance = self.guards.allowance()
             if allowance is not None and allowance < n:  # a budget: never claim beyond it
                 n, least = allowance, 0
