@@ -179,7 +179,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": _modules("hooks.whatsapp"),
         "operators": _modules("operators.marketing", "operators.attribution"),
         "sensors": _modules("sensors.responses"),
-        "triggers": _modules("triggers.responses", "triggers.templates"),
+        "triggers": _modules("triggers.responses", "triggers.templates", "triggers.window"),
         "notifications": [f"{PACKAGE}.notifications.run_alerts.RunAlertNotifier"],
         "extra-links": [f"{PACKAGE}.operators.lineage.CampaignReportLink"],
         "config": {

@@ -4,8 +4,11 @@
 is recorded. No usable answer: ``unknown``. A Graph error is handled by what its code means
 (:class:`~airflow_provider_wamm.graph.errors.Action`): retried with backoff (the claim given back while
 the job waits), slowed down, delayed for that recipient only, recorded as failed (opt-outs and Meta's
-per-user limit also suppress the recipient), or the whole run halted. Only the run's coordinating
-thread calls it.
+per-user limit also suppress the recipient), or the whole run halted. A
+:class:`~.breaker.CampaignGuard` sees every answer: the same error on many recipients, or a shared
+header link that cannot be fetched, halts the run (:class:`~.breaker.CircuitBreakerTripped`), and a
+131009 before anything was accepted holds every send for the template's sync instead of failing the
+recipient. Only the run's coordinating thread calls it.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.attempt import Attempt
+from airflow_provider_wamm.campaign.breaker import CampaignGuard, CircuitBreakerTripped
 from airflow_provider_wamm.campaign.ledger import SendOutcome, Suppression
 from airflow_provider_wamm.campaign.limit_rules import retry_blocked
 from airflow_provider_wamm.campaign.pacing import Pacer
-from airflow_provider_wamm.campaign.result import CampaignResult
+from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.campaign.workers import (
     Accepted,
@@ -37,6 +41,7 @@ from airflow_provider_wamm.campaign.workers import (
     Unanswered,
     Unsent,
 )
+from airflow_provider_wamm.graph.codes import PER_USER_PERMANENT_CODES
 from airflow_provider_wamm.graph.errors import (
     CODE_PER_USER_LIMIT,
     CODE_STOPPED_MARKETING,
@@ -93,6 +98,9 @@ class AnswerHandler:
         self.log = log
         self.halt_error: GraphError | None = None
         """The error that halted the run, if one did."""
+        self.tripped: str | None = None
+        """Why the circuit breaker halted the run, if it did."""
+        self.guard = CampaignGuard(settings.breaker)
         self.fatal: BaseException | None = None
         """The error the run raises at the end (a crash of a send, a misconfigured client)."""
         self._on_action: dict[Action, Callable[[Job, GraphError], None]] = {
@@ -135,6 +143,7 @@ class AnswerHandler:
     def _accepted(self, job: Job, sent: SendResultLike) -> None:
         """Meta took the message: count it by the state Meta answered."""
         r = self.result
+        self.guard.accepted()
         status = str(getattr(sent, "message_status", "") or "accepted")
         state = MESSAGE_STATES.get(status, L.ACCEPTED)
         setattr(r, state, getattr(r, state) + 1)
@@ -189,14 +198,59 @@ class AnswerHandler:
 
     def _halt(self, job: Job, error: GraphError) -> None:
         """The account, token or template is broken: stop at once (the job stays claimed, then released)."""
+        self._halt_run(error)
+
+    def _halt_run(self, error: GraphError) -> None:
+        """Stop at once on ``error`` (the first one wins)."""
         if self.halt_error is None:
             self.halt_error = error
             self.stop.set()
             self.log.error("campaign %s: halting: %s", self.s.campaign_id, error)
 
+    def halted(self) -> CampaignHalted:
+        """The exception of a halted run: :class:`CircuitBreakerTripped` when the breaker halted it."""
+        assert self.halt_error is not None
+        if self.tripped is not None:
+            return CircuitBreakerTripped(self.halt_error, self.result, self.tripped)
+        return CampaignHalted(self.halt_error, self.result)
+
+    def _trip(self, error: GraphError, reason: str) -> None:
+        """The same error is the campaign's, not the recipients': halt like a HALT code."""
+        if self.halt_error is None:
+            self.tripped = reason
+            self.result.tripped = reason
+            self.log.error("campaign %s: circuit breaker: %s", self.s.campaign_id, reason)
+        self._halt_run(error)
+
+    def _sync_wait(self, job: Job, error: GraphError) -> bool:
+        """A 131009 while the template may still be syncing: hold every send, send this one again after
+        the wait; ``False`` when it is the recipient's own error."""
+        now = time.monotonic()
+        guard = self.guard
+        waits = guard.sync_waits
+        until = guard.sync_hold(error, now)
+        if until is None:
+            return False
+        if guard.sync_waits > waits:
+            self.result.sync_waits = guard.sync_waits
+            self.pacer.hold_until(until)
+            self.log.warning(
+                "campaign %s: 131009 before any message was accepted: the template's sync with its ad "
+                "may not be complete; every send waits %g s (wait %d of %d)",
+                self.s.campaign_id,
+                until - now,
+                guard.sync_waits,
+                self.s.breaker.sync_waits if self.s.breaker is not None else 0,
+            )
+        self._later(job, until - now)
+        return True
+
     def _recipient_error(self, job: Job, error: GraphError) -> None:
-        """Permanent for this recipient; a stop or Meta's per-user limit also suppresses them."""
+        """Permanent for this recipient; a stop, Meta's per-user limit or a per-user permanent code also
+        suppresses them. A 131009 may mean a wait for the template's sync instead."""
         s = self.s
+        if self._sync_wait(job, error):
+            return
         if error.code == CODE_STOPPED_MARKETING:
             self.attempt.suppress(
                 Suppression(job.recipient, L.SUPPRESS_STOPPED_MARKETING, error.code, None, s.campaign_id)
@@ -210,6 +264,12 @@ class AnswerHandler:
             # A US number gets 131049 for every marketing message: never worth a retry.
             blocked = retry_blocked(job.recipient) is not None
             self._fail(job, error, not_before_in=None if blocked else s.per_user_limit_wait)
+        elif error.code in PER_USER_PERMANENT_CODES and s.per_user_permanent is not None:
+            until = L.utcnow() + s.per_user_permanent
+            self.attempt.suppress(
+                Suppression(job.recipient, L.SUPPRESS_PER_USER_PERMANENT, error.code, until, s.campaign_id)
+            )
+            self._fail(job, error)
         else:
             self._fail(job, error)
 
@@ -232,6 +292,9 @@ class AnswerHandler:
             )
         )
         self.log.debug("campaign %s: %s failed: %s", self.s.campaign_id, mask_phone(job.recipient), error)
+        reason = self.guard.failed(job.payload, error)
+        if reason is not None:
+            self._trip(error, reason)
 
     def _backoff(self, n: int) -> float:
         """Delay before the ``n``-th retry: doubling up to the maximum, half of it jittered."""

@@ -2,7 +2,9 @@
 
 For a batch of :class:`~.intake.Candidate` recipients the ledger is read (already handled in this
 campaign, suppressed, messaged by another campaign within the frequency cap) and each remaining
-recipient is personalised into a Graph payload. The answer is one typed decision per candidate:
+recipient is personalised into a Graph payload; numbers in a market Meta does not deliver marketing
+messages to are skipped without a request (:mod:`~.markets`). The answer is one typed decision per
+candidate:
 :class:`Send`, :class:`HeldElsewhere` (another attempt holds the recipient's claim: wait for it to
 settle, never count it as done), :class:`Skip` (with a :class:`SkipReason`) or :class:`Invalid` (with
 the reason). Nothing is written and no count is kept here: the caller records the decisions, claims the
@@ -19,9 +21,10 @@ from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.callback import render_callback_data
-from airflow_provider_wamm.campaign.experiment_plan import MessageSpec
+from airflow_provider_wamm.campaign.experiment_plan import MessageSpec, group_label
 from airflow_provider_wamm.campaign.intake import Candidate
 from airflow_provider_wamm.campaign.ledger import Ledger, SendOutcome
+from airflow_provider_wamm.campaign.markets import MARKET_NOT_SUPPORTED, check_markets, unsupported_market
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.graph.payload import PayloadError, build_marketing_message
 
@@ -38,12 +41,27 @@ class SkipReason(enum.StrEnum):
     """The recipient stopped marketing messages or must wait after Meta's per-user limit."""
     FREQUENCY_CAPPED = "frequency_capped"
     """Another campaign's message reached the recipient within the frequency cap."""
+    MARKET_NOT_SUPPORTED = MARKET_NOT_SUPPORTED
+    """The number is in a market Meta delivers no marketing message to (see :mod:`~.markets`)."""
     HOLDOUT = "holdout"
     """The experiment holds the recipient out of this campaign (the baseline of its lift)."""
     GLOBAL_CONTROL = "global_control"
     """The recipient is in the experiment's global control group (kept out of every campaign)."""
     REST = "rest"
     """Outside the experiment's test slice: waits for the winner, sent by a later run."""
+
+
+#: Counters of :class:`CampaignResult` raised by each kind of skip.
+SKIP_COUNTERS: dict[SkipReason, tuple[str, ...]] = {
+    SkipReason.DUPLICATE: ("duplicates",),
+    SkipReason.ALREADY_DONE: ("skipped", "already_done"),
+    SkipReason.SUPPRESSED: ("suppressed",),
+    SkipReason.FREQUENCY_CAPPED: ("skipped", "frequency_capped"),
+    SkipReason.MARKET_NOT_SUPPORTED: ("skipped", "market_not_supported"),
+    SkipReason.HOLDOUT: ("skipped", "holdout"),
+    SkipReason.GLOBAL_CONTROL: ("skipped", "global_control"),
+    SkipReason.REST: ("skipped", "rest"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +135,7 @@ class Eligibility:
         self._ledger = ledger
         self._s = settings
         self._attempt_id = attempt_id
+        self._markets = check_markets(settings.unsupported_markets)
         self._plan = settings.experiment_plan()
         self._base = MessageSpec(
             settings.template_name, settings.language, settings.personaliser, settings.product_policy
@@ -128,6 +147,7 @@ class Eligibility:
         :param now: the time the ledger's rules are read at (``not_before``, suppressions, the cap).
         """
         decisions, held = self._earlier_sends(candidates, now)
+        decisions.update(self._unsupported_markets([c for c in candidates if c.recipient not in decisions]))
         todo = [c for c in candidates if c.recipient not in decisions]
         decisions.update(self._suppressed_or_capped([c.recipient for c in todo], now))
         for candidate in todo:
@@ -151,7 +171,7 @@ class Eligibility:
             return Skip(candidate.recipient, reason, details)
         decision = self.personalise(candidate, self._plan.message(assignment))
         if isinstance(decision, Send) and assignment.variant is not None:
-            return Send(decision.recipient, decision.payload, assignment.variant)
+            return Send(decision.recipient, decision.payload, group_label(assignment))
         return decision
 
     def personalise(self, candidate: Candidate, message: MessageSpec | None = None) -> Send | Invalid:
@@ -192,6 +212,17 @@ class Eligibility:
                 skips[recipient] = Skip(recipient, SkipReason.ALREADY_DONE)
         return skips, held
 
+    def _unsupported_markets(self, candidates: Sequence[Candidate]) -> dict[str, Decision]:
+        """Skips for numbers in a market Meta delivers no marketing message to: no request is made."""
+        skips: dict[str, Decision] = {}
+        for candidate in candidates:
+            region = unsupported_market(candidate.recipient, self._markets)
+            if region is not None:
+                details = f"{MARKET_NOT_SUPPORTED}: {region} (Meta delivers no marketing message there)"
+                reason = SkipReason.MARKET_NOT_SUPPORTED
+                skips[candidate.recipient] = Skip(candidate.recipient, reason, details)
+        return skips
+
     def _suppressed_or_capped(self, recipients: list[str], now: datetime) -> dict[str, Decision]:
         """Skips for suppressed recipients and, with a frequency cap, recently messaged ones."""
         s, ledger = self._s, self._ledger
@@ -214,4 +245,13 @@ class Eligibility:
         return skips
 
 
-__all__ = ["Decision", "Eligibility", "HeldElsewhere", "Invalid", "Send", "Skip", "SkipReason"]
+__all__ = [
+    "SKIP_COUNTERS",
+    "Decision",
+    "Eligibility",
+    "HeldElsewhere",
+    "Invalid",
+    "Send",
+    "Skip",
+    "SkipReason",
+]

@@ -121,8 +121,7 @@ class ExperimentPlan:
             return RowLabels(self.base.template_name, self.base.language)
         assignment = self.assign(recipient)
         spec = self.message(assignment)
-        group = assignment.variant or (None if assignment.sends else str(assignment.kind))
-        return RowLabels(spec.template_name, spec.language, group)
+        return RowLabels(spec.template_name, spec.language, group_label(assignment))
 
     @property
     def templates(self) -> list[tuple[str, str]]:
@@ -142,6 +141,14 @@ class ExperimentPlan:
         return uses
 
 
+def group_label(assignment: Assignment) -> str | None:
+    """The group the ledger records: the variant's name (``rest:<winner>`` for the rest, sent the winner
+    after the test), ``holdout``, ``global_control`` or ``rest``; ``None`` for a send without variants."""
+    if assignment.variant is not None:
+        return assignment.variant if assignment.in_test else f"rest:{assignment.variant}"
+    return None if assignment.sends else str(assignment.kind)
+
+
 def is_held_back(assignment: Assignment) -> bool:
     """Whether the assignment keeps the recipient from any message in this run."""
     return assignment.kind is not AssignmentKind.TREATMENT
@@ -152,6 +159,7 @@ __all__ = [
     "ExperimentPlan",
     "MessageSpec",
     "RowLabels",
+    "group_label",
     "is_held_back",
     "variant_personaliser",
 ]

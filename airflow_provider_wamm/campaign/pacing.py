@@ -114,6 +114,7 @@ class Pacer:
         self._answers_since = clock()
         self._answers = 0
         self._throttles = 0
+        self._held_until = 0.0
 
     @classmethod
     def for_campaign(cls, settings: CampaignSettings, stop: threading.Event) -> Pacer:
@@ -150,11 +151,22 @@ class Pacer:
         if self._rate > new or self._rate >= old:
             self._put_in_force(new)
 
+    def hold_until(self, until: float) -> None:
+        """Let no send leave before ``until`` (monotonic seconds): a wait the whole run makes, such as
+        the template's sync after a 131009."""
+        self._held_until = max(self._held_until, until)
+
+    def held(self, now: float) -> bool:
+        """Whether sends are held at ``now`` (monotonic seconds)."""
+        return now < self._held_until
+
     def wait_turn(self) -> None:
         """Block until this send may leave (called by worker threads).
 
         :raises Stopped: the run stopped while waiting.
         """
+        while (left := self._held_until - time.monotonic()) > 0:
+            self.sleep_unless_stopped(min(left, 1.0))
         self._bucket.acquire()
         self._window.wait_turn(self.sleep_unless_stopped)
 

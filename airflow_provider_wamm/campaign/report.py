@@ -62,6 +62,7 @@ from airflow_provider_wamm.campaign.report_sql import (
     write_report_table,
 )
 from airflow_provider_wamm.campaign.report_variants import variant_counts, variant_section
+from airflow_provider_wamm.campaign.ttl import recorded_ttl_s
 from airflow_provider_wamm.graph.errors import ERROR_TITLES, error_title
 
 #: Delivery statuses listed in every report (``pending``: Meta took the message, no webhook yet).
@@ -213,6 +214,11 @@ class CampaignReport:
     unknown_unresolved: int = 0
     """Sends still ``unknown`` when the report was made (no status webhook resolved them: Meta most
     likely never took them; see the reliability page, "Resolving unknown")."""
+    ttl_s: float | None = None
+    """The template's time-to-live the operator recorded (seconds; ``None``: not known)."""
+    expired: int = 0
+    """Messages Meta took more than ``ttl_s`` ago without a final status: Meta drops a message its TTL
+    outlived without a webhook (see :mod:`~.ttl`), so these were most likely never delivered."""
     variants: list[dict[str, Any]] = field(default_factory=list)
     """With an experiment: each variant's funnel, rates and lift against the baseline variant, then
     the held-back groups (:func:`~airflow_provider_wamm.campaign.report_variants.variant_section`)."""
@@ -249,6 +255,8 @@ class CampaignReport:
         ]
         if not self.settled:
             parts.append(f"{self.unsettled} without a final status")
+        if self.expired:
+            parts.append(f"{self.expired} outlived the template's TTL undelivered")
         return ", ".join(parts)
 
 
@@ -337,6 +345,20 @@ def _rates_section(
         "send_failure_rate": _ratio(refused, attempted),
         "fallback_rate": _ratio(routing["marketing"], priced),
     }
+
+
+def add_ttl(
+    report: CampaignReport, ledger: Ledger, *, ttl_s: float | None = None, now: datetime | None = None
+) -> CampaignReport:
+    """Fill the report's ``ttl_s`` (default: the time-to-live the campaign's runs recorded) and
+    ``expired``: messages Meta took more than ``ttl_s`` before ``now`` without a final status."""
+    ids = report.campaign_ids or _ids(report.campaign_id)
+    report.ttl_s = ttl_s if ttl_s is not None else recorded_ttl_s(ledger, ids)
+    if report.ttl_s is not None:
+        before = (now or utcnow()) - timedelta(seconds=report.ttl_s)
+        with ledger.read() as conn:
+            report.expired = unsettled_count(conn, ledger, ids, accepted_before=before)
+    return report
 
 
 def build_report(
@@ -452,6 +474,7 @@ __all__ = [
     "CampaignReport",
     "ErrorRow",
     "SettleState",
+    "add_ttl",
     "build_report",
     "campaign_activity",
     "delivery_counts",

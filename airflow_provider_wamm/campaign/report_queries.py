@@ -26,6 +26,7 @@ from airflow_provider_wamm.campaign.ledger import (
     DeliveryStatus,
     Ledger,
     as_utc,
+    naive_utc,
 )
 
 #: Routing categories listed in every report.
@@ -94,17 +95,21 @@ def read_activity(conn: Connection, ledger: Ledger, ids: list[str]) -> CampaignA
     )
 
 
-def unsettled_count(conn: Connection, ledger: Ledger, ids: list[str]) -> int:
-    """Messages Meta took that have no final delivery status yet."""
+def unsettled_count(
+    conn: Connection, ledger: Ledger, ids: list[str], *, accepted_before: datetime | None = None
+) -> int:
+    """Messages Meta took that have no final delivery status yet (only those accepted before
+    ``accepted_before``, when given: past a time-to-live, Meta dropped them without a webhook)."""
     s, t = ledger.sends.c, ledger.statuses.c
+    conditions = [
+        s.campaign_id.in_(ids),
+        s.state.in_(DELIVERED_TO_META),
+        sa.or_(t.status.is_(None), t.status.not_in(SETTLED_STATUSES)),
+    ]
+    if accepted_before is not None:
+        conditions.append(s.accepted_at < naive_utc(accepted_before))
     waiting = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(sends_with_statuses(ledger))
-        .where(
-            s.campaign_id.in_(ids),
-            s.state.in_(DELIVERED_TO_META),
-            sa.or_(t.status.is_(None), t.status.not_in(SETTLED_STATUSES)),
-        )
+        sa.select(sa.func.count()).select_from(sends_with_statuses(ledger)).where(*conditions)
     ).scalar()
     return int(waiting or 0)
 

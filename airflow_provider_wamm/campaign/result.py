@@ -49,12 +49,16 @@ class CampaignResult:
     unknown: int = 0
     """Requests without an answer (may or may not have been sent; never re-sent automatically)."""
     skipped: int = 0
-    """Not sent, because already done in this campaign (``already_done``), inside the frequency cap, or
-    held back by the campaign's experiment (``holdout``, ``global_control``, ``rest``)."""
+    """Not sent, because already done in this campaign (``already_done``), inside the frequency cap,
+    held back by the campaign's experiment (``holdout``, ``global_control``, ``rest``), or in an
+    unsupported market (``market_not_supported``)."""
     already_done: int = 0
     """Part of ``skipped``, where an earlier run (or another worker) already handled the recipient."""
     frequency_capped: int = 0
     """Part of ``skipped``, where the recipient got a message from another campaign within the cap."""
+    market_not_supported: int = 0
+    """Part of ``skipped``: numbers in a market Meta delivers no marketing message to (the campaign's
+    ``unsupported_markets``), skipped without a request."""
     holdout: int = 0
     """Part of ``skipped``: held out of the campaign by its experiment."""
     global_control: int = 0
@@ -86,6 +90,8 @@ class CampaignResult:
     """Throttling answers (the send rate was lowered each time)."""
     pair_limited: int = 0
     """Pair rate limit answers (only that recipient was delayed)."""
+    sync_waits: int = 0
+    """Waits for the template's sync after a 131009 before anything was accepted."""
     errors_by_code: Counter[str] = field(default_factory=Counter)
     """Final failures (and unknown outcomes, as ``"unknown"``) by Graph error code."""
     invalid_reasons: Counter[str] = field(default_factory=Counter)
@@ -100,6 +106,10 @@ class CampaignResult:
     """The run stopped on a HALT error."""
     halt_error: dict[str, Any] | None = None
     """The error that halted the run (``GraphError.to_dict()``)."""
+    template_ttl_s: float | None = None
+    """The template's time-to-live in seconds, when known (Meta drops a message undelivered by then)."""
+    tripped: str | None = None
+    """Why the circuit breaker halted the run, when it did (``halted`` is then true too)."""
     stopped: bool = False
     """The run was stopped from outside (its :class:`~.control.CampaignControl`)."""
     stop_reason: str | None = None
@@ -173,6 +183,7 @@ class CampaignResult:
             "skipped": self.skipped,
             "already_done": self.already_done,
             "frequency_capped": self.frequency_capped,
+            "market_not_supported": self.market_not_supported,
             "holdout": self.holdout,
             "global_control": self.global_control,
             "rest": self.rest,
@@ -187,6 +198,7 @@ class CampaignResult:
             "retries": self.retries,
             "throttled": self.throttled,
             "pair_limited": self.pair_limited,
+            "sync_waits": self.sync_waits,
             "errors_by_code": dict(sorted(self.errors_by_code.items())),
             "invalid_reasons": dict(self.invalid_reasons.most_common(20)),
             "elapsed_s": round(self.elapsed_s, 3),
@@ -195,6 +207,8 @@ class CampaignResult:
             "peak_concurrency": self.peak_concurrency,
             "halted": self.halted,
             "halt_error": self.halt_error,
+            "tripped": self.tripped,
+            "template_ttl_s": self.template_ttl_s,
             "stopped": self.stopped,
             "stop_reason": self.stop_reason,
             "deferred": self.deferred,

@@ -35,6 +35,7 @@ from airflow_provider_wamm.campaign.answers import AnswerHandler
 from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims
 from airflow_provider_wamm.campaign.control import CampaignControl, StopEvent
 from airflow_provider_wamm.campaign.eligibility import (
+    SKIP_COUNTERS,
     Eligibility,
     HeldElsewhere,
     Invalid,
@@ -63,16 +64,6 @@ from airflow_provider_wamm.campaign.workers import (
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.graph.recipients import mask_phone
 
-#: Counters of :class:`CampaignResult` raised by each kind of skip.
-_SKIP_COUNTERS: dict[SkipReason, tuple[str, ...]] = {
-    SkipReason.DUPLICATE: ("duplicates",),
-    SkipReason.ALREADY_DONE: ("skipped", "already_done"),
-    SkipReason.SUPPRESSED: ("suppressed",),
-    SkipReason.FREQUENCY_CAPPED: ("skipped", "frequency_capped"),
-    SkipReason.HOLDOUT: ("skipped", "holdout"),
-    SkipReason.GLOBAL_CONTROL: ("skipped", "global_control"),
-    SkipReason.REST: ("skipped", "rest"),
-}
 #: Longest nap of the coordinating thread between looks at finished requests.
 _POLL_S = 0.005
 #: Fewest jobs handed to the pool in one claim transaction while more are ready than slots are free
@@ -116,6 +107,7 @@ class _Run:
             shard_index=settings.shard_index,
             shard_count=settings.shard_count,
             dry_run=settings.dry_run,
+            template_ttl_s=settings.template_ttl_s,
         )
         self.control = control
         self.stop = StopEvent(control)
@@ -191,7 +183,7 @@ class _Run:
         if self.trip is not None and trip_explains(self.answers.halt_error):
             raise deferred_error(self.trip, self.result)
         if self.answers.halt_error is not None:
-            raise CampaignHalted(self.answers.halt_error, self.result)
+            raise self.answers.halted()
         if self.answers.fatal is not None:
             raise self.answers.fatal
         return self.result
@@ -351,7 +343,7 @@ class _Run:
         if isinstance(decision, Invalid):
             r.add_invalid(decision.reason)
             return
-        for counter in _SKIP_COUNTERS[decision.reason]:
+        for counter in SKIP_COUNTERS[decision.reason]:
             setattr(r, counter, getattr(r, counter) + 1)
         if decision.reason in (SkipReason.HOLDOUT, SkipReason.GLOBAL_CONTROL, SkipReason.REST):
             r.groups[str(decision.reason)] += 1
@@ -366,6 +358,8 @@ class _Run:
         (:data:`MIN_HAND_OVER`): the workers never run dry, and a claim transaction serves many
         messages, not one.
         """
+        if self.pacer.held(time.monotonic()):  # a wait of the whole run: claim nothing meanwhile
+            return
         slack = self.max_in_flight - self.pool.size  # jobs the pool may hold beyond one per worker
         least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER))
         while True:
@@ -562,8 +556,9 @@ def run_campaign(
     :param spend: prices what is sent and stops at its budget (:class:`~.spend.SpendGuard`).
     :raises CampaignStopped: ``control`` stopped the run; answers in flight within ``stop_grace_s``
         were recorded, the requests still out recorded ``unknown``, unsent claims released.
-    :raises CampaignHalted: a HALT error (token, account, template) stopped the run; in-flight
-        results were recorded and unsent claims released, so a later run resumes safely.
+    :raises CampaignHalted: a HALT error (token, account, template) stopped the run, or the circuit
+        breaker did (:class:`~.breaker.CircuitBreakerTripped`: the same error on many recipients);
+        in-flight results were recorded and unsent claims released, so a later run resumes safely.
     :raises ConfigurationError: invalid settings, or the recipient field is missing from the input.
     """
     settings.validate()

@@ -7,13 +7,16 @@ user learns which argument to fix before anything is read or sent.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
+from airflow_provider_wamm.campaign.breaker import BreakerSettings
 from airflow_provider_wamm.campaign.callback import DEFAULT_CALLBACK_DATA, render_callback_data
 from airflow_provider_wamm.campaign.experiment_plan import ExperimentPlan, MessageSpec
 from airflow_provider_wamm.campaign.experiments import Experiment
+from airflow_provider_wamm.campaign.markets import DEFAULT_UNSUPPORTED_MARKETS, check_markets
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.sharding import validate_shard
 from airflow_provider_wamm.graph.errors import ConfigurationError
@@ -99,6 +102,18 @@ class CampaignSettings:
         more than that (rounded down), even while catching up after a pause, so that the jitter between
         a send and its arrival at Meta (networks, pauses of either side) does not push any one-second
         window at Meta's end over the cap.
+    :param circuit_breaker: when the same error on many recipients halts the run, a shared broken
+        header link halts it, and a 131009 waits for the template's sync
+        (:class:`~.breaker.BreakerSettings`, a dict of its fields, or ``False`` for none of that).
+    :param per_user_permanent: how long a recipient who failed with a per-user permanent code (130472
+        Meta's experiment, 137000 identity changed) is left out of later campaigns (``None``: not
+        suppressed). 131050 (stopped marketing) is suppressed until the user resumes.
+    :param template_ttl_s: the template's time-to-live (``message_send_ttl_seconds``), recorded in the
+        run's summary for the report and the sensor (see :mod:`~.ttl`); the operator's preflight fills
+        it in when the template sets one.
+    :param unsupported_markets: regions (ISO 3166) whose numbers are skipped at intake with the reason
+        ``market_not_supported``, without a request (see :mod:`~.markets`); ``None`` or empty to send
+        to every region.
     :param experiment: holdout, global control group and variants
         (:class:`~airflow_provider_wamm.campaign.experiments.Experiment`): held-back recipients are
         recorded ``skipped`` with their group as the reason, the others get their variant's message;
@@ -147,6 +162,18 @@ class CampaignSettings:
     total_hint: int | None = None
     dedupe_window: int = 100_000
     rate_headroom: float = 0.02
+    circuit_breaker: BreakerSettings | Mapping[str, Any] | bool | None = field(
+        default_factory=BreakerSettings
+    )
+    per_user_permanent: timedelta | None = field(default_factory=lambda: timedelta(days=90))
+    unsupported_markets: Sequence[str] | None = DEFAULT_UNSUPPORTED_MARKETS
+    template_ttl_s: float | None = None
+
+    @property
+    def breaker(self) -> BreakerSettings | None:
+        """:attr:`circuit_breaker` as settings (``None``: off)."""
+        return BreakerSettings.of(self.circuit_breaker)
+
     experiment: Experiment | None = None
     callback_data: str | None = DEFAULT_CALLBACK_DATA
 
@@ -157,6 +184,7 @@ class CampaignSettings:
         _check_counts(self)
         validate_shard(self.shard_index, self.shard_count)
         _check_pacing(self)
+        _check_guards(self)
         _check_message(self)
         self.experiment_plan()
 
@@ -251,6 +279,17 @@ def _check_pacing(settings: CampaignSettings) -> None:
     headroom = settings.rate_headroom
     if not _is_number(headroom) or not 0 <= headroom < 0.5:
         raise ConfigurationError(f"rate_headroom must be a number in [0, 0.5), got {headroom!r}")
+
+
+def _check_guards(settings: CampaignSettings) -> None:
+    """The circuit breaker, the suppression of per-user permanent codes, the markets skipped."""
+    breaker = settings.breaker
+    if breaker is not None:
+        breaker.validate()
+    wait = settings.per_user_permanent
+    if wait is not None and (not isinstance(wait, timedelta) or wait <= timedelta(0)):
+        raise ConfigurationError(f"per_user_permanent must be a positive timedelta or None, got {wait!r}")
+    check_markets(settings.unsupported_markets)
 
 
 def _check_message(settings: CampaignSettings) -> None:

@@ -30,12 +30,7 @@ from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
 from airflow_provider_wamm.graph.client import GraphClient
-from airflow_provider_wamm.graph.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    PermissionDeniedError,
-    TemplateError,
-)
+from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger
 from airflow_provider_wamm.hooks.recipients import (
     ListRecipientSource,
@@ -63,25 +58,18 @@ from airflow_provider_wamm.operators.arguments import (
     is_templated,
     parse_product_policy,
 )
-from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
-from airflow_provider_wamm.operators.experiment import ExperimentArguments, check_templates, required_fields
-from airflow_provider_wamm.operators.limited import LimitedRetryOptions
-from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
+from airflow_provider_wamm.operators.experiment import check_templates, required_fields
+from airflow_provider_wamm.operators.options import OPTION_TEMPLATE_FIELDS, CampaignOptions
 from airflow_provider_wamm.operators.outcomes import (
     check_unsettled,
+    fails_without_retry,
     halt_message,
     set_outlet_extra,
     stop_message,
 )
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
-from airflow_provider_wamm.operators.run_log import RunLogArguments
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
-from airflow_provider_wamm.operators.signals import (
-    SignalOptions,
-    campaign_guards,
-    defer_or_fail,
-    template_pause_of,
-)
+from airflow_provider_wamm.operators.signals import campaign_guards, defer_or_fail, template_pause_of
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -116,9 +104,7 @@ _DIRECT_SETTINGS = frozenset(
 CAMPAIGN_OPTIONS = frozenset(f.name for f in dataclasses.fields(CampaignSettings)) - _DIRECT_SETTINGS
 
 
-class MarketingMessageOperator(
-    LimitedRetryOptions, LineageArguments, RunLogArguments, ExperimentArguments, CostOptions, SignalOptions
-):
+class MarketingMessageOperator(CampaignOptions):
     """Send a WhatsApp marketing template to each recipient through the Marketing Messages API.
 
     Every send goes through the ledger: a task retry, a cleared task or a re-run backfill resumes the
@@ -199,15 +185,8 @@ class MarketingMessageOperator(
         :class:`~airflow_provider_wamm.campaign.sender.CampaignSettings`), e.g.
         ``{"max_attempts": 3, "progress_interval_s": 30}``.
 
-    More arguments come from its mix-ins: ``max_cost`` and ``rates_file``
-    (:class:`~airflow_provider_wamm.operators.budget.CostOptions`); ``retry_limited``
-    (:class:`~airflow_provider_wamm.operators.limited.LimitedRetryOptions`); ``holdout``, ``variants``,
-    ``global_control`` and ``experiment_key``
-    (:class:`~airflow_provider_wamm.operators.experiment.ExperimentArguments`); ``on_template_paused``,
-    ``on_messaging_limit`` and ``signal_poll_interval``
-    (:class:`~airflow_provider_wamm.operators.signals.SignalOptions`), which also resumes a deferred task;
-    ``run_log`` (:mod:`~airflow_provider_wamm.operators.run_log`); ``report_url`` and OpenLineage
-    facets (:mod:`~airflow_provider_wamm.operators.lineage`).
+    More arguments come from its option groups, listed in
+    :class:`~airflow_provider_wamm.operators.options.CampaignOptions`.
     """
 
     template_fields: Sequence[str] = (
@@ -231,9 +210,7 @@ class MarketingMessageOperator(
         "is_dry_run",
         "shard_index",
         "shard_count",
-        *BUDGET_TEMPLATE_FIELDS,
-        "retry_limited",
-        *LINEAGE_TEMPLATE_FIELDS,
+        *OPTION_TEMPLATE_FIELDS,
     )
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
@@ -416,7 +393,7 @@ class MarketingMessageOperator(
             summary, self.on_empty, self.max_failure_ratio, self.log, max_invalid_ratio=self.max_invalid_ratio
         )
         check_unsettled(summary, self.on_unknown, self.log)
-        return summary
+        return self.winner_step(context, summary)
 
     def on_kill(self) -> None:
         """Stop the running campaign (Airflow calls this when the task is killed).
@@ -487,7 +464,7 @@ class MarketingMessageOperator(
             context["ti"].xcom_push(key=HALTED_RESULT_KEY, value=halted.result.to_dict() | logged)
             message = halt_message(halted)
             self.log.error("%s", message)
-            if isinstance(halted.error, (AuthenticationError, PermissionDeniedError, TemplateError)):
+            if fails_without_retry(halted):
                 raise AirflowFailException(message) from halted
             raise AirflowException(message) from halted
         finally:

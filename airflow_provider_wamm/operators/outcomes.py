@@ -11,8 +11,14 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_wamm.campaign.breaker import CircuitBreakerTripped
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignStopped
-from airflow_provider_wamm.graph.errors import advice_for
+from airflow_provider_wamm.graph.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    TemplateError,
+    advice_for,
+)
 from airflow_provider_wamm.operators.arguments import OnUnknown
 
 #: Where the docs explain ``unknown`` outcomes and how to resolve them.
@@ -65,14 +71,28 @@ def stop_message(stopped: CampaignStopped) -> str:
     )
 
 
+def fails_without_retry(halted: CampaignHalted) -> bool:
+    """Whether an Airflow retry of a halted campaign would fail the same way (token, permission,
+    template, or the circuit breaker's error shared by every recipient): the task then fails at once."""
+    if isinstance(halted, CircuitBreakerTripped):
+        return True
+    return isinstance(halted.error, (AuthenticationError, PermissionDeniedError, TemplateError))
+
+
 def halt_message(halted: CampaignHalted) -> str:
-    """What happened and what to fix, for a campaign stopped by an account-level error."""
+    """What happened and what to fix, for a campaign stopped by an account-level error or its circuit
+    breaker."""
     error, result = halted.error, halted.result
     advice = advice_for(error)
     text = (
         f"Campaign {result.campaign_id!r} halted after {result.sent} messages on Graph error {error.code} "
         f"({error.title}): {error}."
     )
+    if isinstance(halted, CircuitBreakerTripped):
+        text += (
+            f" Circuit breaker: {halted.reason}; this is the campaign's problem (a parameter, a link or "
+            "the template every row shares), not the recipients'."
+        )
     if advice:
         text += f" {advice}"
     return text + (
@@ -81,4 +101,11 @@ def halt_message(halted: CampaignHalted) -> str:
     )
 
 
-__all__ = ["UNKNOWN_DOCS", "check_unsettled", "halt_message", "set_outlet_extra", "stop_message"]
+__all__ = [
+    "UNKNOWN_DOCS",
+    "check_unsettled",
+    "fails_without_retry",
+    "halt_message",
+    "set_outlet_extra",
+    "stop_message",
+]

@@ -14,6 +14,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from airflow_provider_wamm.campaign.guards import TemplatePaused, Trip
 from airflow_provider_wamm.campaign.pauses import WAIT_STATUSES
 from airflow_provider_wamm.campaign.personalise import Personaliser
+from airflow_provider_wamm.campaign.ttl import ttl_of
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.graph.errors import (
     AuthenticationError,
@@ -73,8 +74,9 @@ def check_template(
     *,
     explicit: bool,
     log: Logger,
-) -> None:
-    """Fail the task before the first send when the template cannot be sent as configured.
+) -> float | None:
+    """Fail the task before the first send when the template cannot be sent as configured; return the
+    template's time-to-live (``message_send_ttl_seconds``, ``None`` for Meta's default or unread).
 
     A template Meta paused raises :class:`~airflow_provider_wamm.campaign.guards.TemplatePaused` instead
     (the operator waits or fails by its ``on_template_paused``).
@@ -96,7 +98,7 @@ def check_template(
         if explicit:
             raise AirflowFailException(message + ".") from exc
         log.warning("%s, or set preflight=False. Sending without the template check.", message)
-        return
+        return None
     except (GraphError, GraphTransportError) as exc:
         raise AirflowException(f"Preflight: reading template {name} failed: {exc}") from exc
     if template is None:
@@ -112,6 +114,7 @@ def check_template(
             "Nothing was sent."
         )
     log.info("Preflight: template %s is APPROVED MARKETING and the parameters match.", name)
+    return ttl_of(template)
 
 
 __all__ = ["check_template", "read_template", "template_problems"]

@@ -279,6 +279,7 @@ _DELAY_FIELDS = (
     "latency_step_at_s",
     "hang_s",
     "slow_response_s",
+    "template_sync_s",
 )
 
 #: Fields never shown by :meth:`SandboxConfig.to_dict` unless asked.
@@ -393,6 +394,13 @@ class SandboxConfig:
     faults_on_reads: bool = False
     """Apply the fault rates to GET endpoints too (not only to sends)."""
 
+    # Whole-list failures
+    template_sync_s: float = 0.0
+    """For this many seconds from the first send after the last reset every send answers 131009, as
+    Meta may while a template's sync with its ad is not complete (0: never)."""
+    broken_media_links: tuple[str, ...] = ()
+    """Header media links that cannot be fetched: a send naming one answers 131053."""
+
     # Outcomes
     outcomes: dict[str, float] = field(
         default_factory=lambda: {"read": 0.5, "delivered": 0.3, "failed:131026": 0.1, "failed:131049": 0.1}
@@ -454,6 +462,7 @@ class SandboxConfig:
         ):
             object.__setattr__(self, "templates", normalize_templates(self.templates))
         object.__setattr__(self, "token_scopes", tuple(self.token_scopes))
+        object.__setattr__(self, "broken_media_links", tuple(str(u) for u in self.broken_media_links))
         object.__setattr__(
             self, "stopped_users", tuple(str(u).strip().lstrip("+") for u in self.stopped_users)
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
-from typing import Literal
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 from starlette.responses import Response
 
@@ -32,6 +34,37 @@ def random_fault(cfg: SandboxConfig, rng: random.Random) -> FaultKind | None:
             return name
         r -= rate
     return None
+
+
+def whole_list_fault(
+    cfg: SandboxConfig, first_send_at: float | None, components: list[dict[str, Any]]
+) -> GraphFailure | None:
+    """The error every row of a campaign gets alike: 131009 while the template is "syncing"
+    (``template_sync_s`` from the first send after the reset), 131053 for a header link in
+    ``broken_media_links``."""
+    since = 0.0 if first_send_at is None else time.monotonic() - first_send_at
+    if cfg.template_sync_s and since < cfg.template_sync_s:
+        return graph_error(131009, "Parameter value is not valid: the template is not synced yet")
+    if cfg.broken_media_links:
+        for link in _header_links(components):
+            if link in cfg.broken_media_links:
+                return graph_error(131053, f"Unable to upload the media used in the message: {link}")
+    return None
+
+
+def _header_links(components: Any) -> Iterator[str]:
+    """Media links of header parameters, carousel cards' too."""
+    for component in components if isinstance(components, list) else []:
+        if not isinstance(component, Mapping):
+            continue
+        if component.get("type") == "header":
+            for parameter in component.get("parameters") or []:
+                media = parameter.get(parameter.get("type")) if isinstance(parameter, Mapping) else None
+                if isinstance(media, Mapping) and isinstance(media.get("link"), str):
+                    yield media["link"]
+        for card in component.get("cards") or []:
+            if isinstance(card, Mapping):
+                yield from _header_links(card.get("components"))
 
 
 def fault_error(kind: str, cfg: SandboxConfig, rng: random.Random) -> GraphFailure:

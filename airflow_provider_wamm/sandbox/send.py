@@ -18,12 +18,15 @@ from typing import Any, Required, TypedDict, cast
 from starlette.requests import Request
 from starlette.responses import Response
 
-from airflow_provider_wamm.sandbox.faults import ERROR_FAULTS, fault_error, random_fault
+from airflow_provider_wamm.sandbox.faults import ERROR_FAULTS, fault_error, random_fault, whole_list_fault
 from airflow_provider_wamm.sandbox.graph_call import GraphCall, run_graph_call
 from airflow_provider_wamm.sandbox.responses import drop_connection, graph_error, json_response
 from airflow_provider_wamm.sandbox.state import SandboxContext, SandboxMessage
 from airflow_provider_wamm.sandbox.validation import CompiledTemplate, check_payload, normalize_to
 from airflow_provider_wamm.sandbox.webhooks import schedule_message
+
+#: The wall clock of arrival times (``SandboxMessage.timestamp``); tests replace it to control time.
+wall_clock = time.time
 
 #: Template statuses a send can name without 132001 (the last two are refused with their own codes).
 _SENDABLE_STATUSES = ("APPROVED", "PAUSED", "DISABLED")
@@ -80,6 +83,12 @@ async def send_marketing_message(request: Request, ctx: SandboxContext) -> Respo
 async def _send(call: GraphCall, body: bytes) -> Response:
     message, compiled = resolve_message(call, body)
     recipient = Recipient.of(message)
+    call.state.send_requests[recipient.key] += 1
+    failure = whole_list_fault(
+        call.config, call.state.first_send_at, message["template"].get("components", [])
+    )
+    if failure is not None:
+        raise failure
     action = choose_action(call, recipient.key)
     if action == "drop":
         return await call.drop()
@@ -212,7 +221,7 @@ def record_message(
         clicked=outcome == "read" and runtime.unit("click", key) < runtime.click_rate(tpl.name),
         tracking_token=hashlib.blake2b(wamid.encode(), digest_size=12).hexdigest(),
         monotonic=now,
-        timestamp=time.time(),
+        timestamp=wall_clock(),
     )
     call.state.accept(msg)
     if cfg.webhook_url:

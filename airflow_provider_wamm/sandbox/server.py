@@ -176,6 +176,10 @@ class Sandbox:
         """How many messages each recipient was sent (a value above 1 is a duplicate)."""
         return collections.Counter(m.to for m in list(self.context.state.messages))
 
+    def send_requests(self) -> collections.Counter[str]:
+        """How many send requests named each recipient (refused ones too, once the body was readable)."""
+        return collections.Counter(self.context.state.send_requests)
+
     def errors(self) -> collections.Counter[int]:
         """How many times each Graph error code was answered since the last reset."""
         return collections.Counter(self.context.state.errors)

@@ -96,6 +96,8 @@ class SandboxState:
         self.forced_attempts: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[int] = collections.Counter()
         self.requests = 0
+        self.send_requests: collections.Counter[str] = collections.Counter()
+        """Send requests per recipient (digits or user id) that got past the body's checks."""
         self.in_flight = 0
         """Graph requests being handled or waiting out their latency right now."""
         self.max_in_flight = 0
@@ -171,6 +173,7 @@ class SandboxState:
         }
         if per_recipient:
             data["per_recipient"] = dict(per)
+            data["send_requests"] = dict(self.send_requests)
         return data
 
 

@@ -28,12 +28,14 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_wamm.campaign.report import (
     CampaignReport,
+    add_ttl,
     build_report,
     settle_state,
     summarise_template_analytics,
     write_report_table,
 )
 from airflow_provider_wamm.campaign.report_html import write_html
+from airflow_provider_wamm.campaign.ttl import recorded_ttl_s
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger, ledger_url
 from airflow_provider_wamm.operators.marketing import default_campaign_id
 from airflow_provider_wamm.triggers.responses import EVENT_ERROR, EVENT_TIMEOUT, MarketingResponsesTrigger
@@ -69,6 +71,11 @@ def parse_campaign_ids(value: Any) -> list[str]:
     return [str(value)]
 
 
+#: How long the sensor waits after the last send when neither ``settle_timeout`` nor a recorded
+#: time-to-live says otherwise.
+DEFAULT_SETTLE_TIMEOUT = timedelta(hours=24)
+
+
 class MarketingResponsesSensor(BaseSensorOperator):
     """Wait for the delivery statuses of a campaign to settle, then report what happened.
 
@@ -86,7 +93,9 @@ class MarketingResponsesSensor(BaseSensorOperator):
         ``AIRFLOW_HOME``, as for the operator).
     :param ledger_table_prefix: Prefix of the ledger's tables.
     :param settle_timeout: How long after the campaign's last send to wait for final statuses. Users
-        whose phones are off may take days; after this the sensor reports what it has.
+        whose phones are off may take days; after this the sensor reports what it has. Default: the
+        template's time-to-live the operator recorded (Meta drops a message undelivered by then,
+        without a webhook), else 24 hours.
     :param fail_on_timeout: Fail (after writing the report) instead of succeeding when the settle timeout
         passes before every status is final.
     :param min_delivery_ratio: Fail (after writing the report) when delivered / accepted is below this
@@ -123,7 +132,7 @@ class MarketingResponsesSensor(BaseSensorOperator):
         send_task_id: str | None = None,
         ledger_conn_id: str | None = None,
         ledger_table_prefix: str = DEFAULT_TABLE_PREFIX,
-        settle_timeout: timedelta = timedelta(hours=24),
+        settle_timeout: timedelta | None = None,
         fail_on_timeout: bool = False,
         min_delivery_ratio: float | None = None,
         include_analytics: bool = False,
@@ -140,7 +149,9 @@ class MarketingResponsesSensor(BaseSensorOperator):
             raise ValueError("Pass 'campaign_id' (or 'send_task_id', the task whose campaign to watch).")
         if min_delivery_ratio is not None and not 0 <= min_delivery_ratio <= 1:
             raise ValueError(f"'min_delivery_ratio' must be between 0 and 1, got {min_delivery_ratio}.")
-        if not isinstance(settle_timeout, timedelta) or settle_timeout.total_seconds() < 0:
+        if settle_timeout is not None and (
+            not isinstance(settle_timeout, timedelta) or settle_timeout.total_seconds() < 0
+        ):
             raise ValueError("'settle_timeout' must be a non-negative timedelta.")
         if report_table is not None and "{{" not in report_table:
             from airflow_provider_wamm.campaign.report import parse_table_name
@@ -151,6 +162,7 @@ class MarketingResponsesSensor(BaseSensorOperator):
         self.ledger_conn_id = ledger_conn_id
         self.ledger_table_prefix = ledger_table_prefix
         self.settle_timeout = settle_timeout
+        self._waited = settle_timeout or DEFAULT_SETTLE_TIMEOUT  # the timeout in force (see poke)
         self.fail_on_timeout = fail_on_timeout
         self.min_delivery_ratio = min_delivery_ratio
         self.include_analytics = include_analytics
@@ -182,7 +194,8 @@ class MarketingResponsesSensor(BaseSensorOperator):
         ids = self.campaign_ids(context)
         ledger = self._ledger()
         try:
-            state = settle_state(ledger, ids, settle_timeout=self.settle_timeout)
+            self._waited = self._settle_timeout(ledger, ids)
+            state = settle_state(ledger, ids, settle_timeout=self._waited)
             if not state.done:
                 self.log.info(
                     "Campaign %s: %d messages without a final status; waiting until %s at the latest.",
@@ -196,6 +209,13 @@ class MarketingResponsesSensor(BaseSensorOperator):
             ledger.dispose()
         return PokeReturnValue(is_done=True, xcom_value=report)
 
+    def _settle_timeout(self, ledger: Ledger, ids: list[str]) -> timedelta:
+        """``settle_timeout``, or the template's time-to-live the campaign's runs recorded, or 24 hours."""
+        if self.settle_timeout is not None:
+            return self.settle_timeout
+        ttl = recorded_ttl_s(ledger, ids)
+        return timedelta(seconds=ttl) if ttl is not None else DEFAULT_SETTLE_TIMEOUT
+
     def execute(self, context: Context) -> Any:
         """Poke/reschedule as any sensor; when deferrable, check once and then wait in the triggerer."""
         if not self.deferrable:
@@ -208,7 +228,7 @@ class MarketingResponsesSensor(BaseSensorOperator):
                 campaign_ids=self.campaign_ids(context),
                 ledger_conn_id=self.ledger_conn_id,
                 ledger_table_prefix=self.ledger_table_prefix,
-                settle_timeout=self.settle_timeout.total_seconds(),
+                settle_timeout=self._waited.total_seconds(),
                 poll_interval=float(self.poke_interval),
             ),
             method_name="execute_complete",
@@ -235,14 +255,17 @@ class MarketingResponsesSensor(BaseSensorOperator):
         resolved = ledger.resolve_unknown(ids)  # statuses that came before their send was recorded unknown
         if resolved:
             self.log.info("%d unknown sends were resolved by Meta's status webhooks.", resolved)
-        report = build_report(ledger, ids, timed_out=timed_out)
+        report = add_ttl(build_report(ledger, ids, timed_out=timed_out), ledger)
         if self.include_analytics:
             report.analytics = self._analytics(report)
         self.log.info("%s", report.summary())
         per_campaign = (
             [report]
             if len(ids) == 1
-            else [build_report(ledger, cid, timed_out=timed_out, analytics=report.analytics) for cid in ids]
+            else [
+                add_ttl(build_report(ledger, cid, timed_out=timed_out, analytics=report.analytics), ledger)
+                for cid in ids
+            ]
         )
         if self.report_table:
             self._write_table(ledger, per_campaign)
@@ -256,7 +279,7 @@ class MarketingResponsesSensor(BaseSensorOperator):
         if report.timed_out and self.fail_on_timeout:
             raise AirflowFailException(
                 f"Campaign {report.campaign_id}: {report.unsettled} messages still had no final status "
-                f"{self.settle_timeout} after the last send (fail_on_timeout=True). {report.summary()}"
+                f"{self._waited} after the last send (fail_on_timeout=True). {report.summary()}"
             )
         ratio = report.delivery_ratio
         if self.min_delivery_ratio is not None and ratio is not None and ratio < self.min_delivery_ratio:
@@ -328,4 +351,9 @@ class MarketingResponsesSensor(BaseSensorOperator):
         return summary
 
 
-__all__ = ["DEFAULT_ANALYTICS_PRODUCT_TYPE", "MarketingResponsesSensor", "parse_campaign_ids"]
+__all__ = [
+    "DEFAULT_ANALYTICS_PRODUCT_TYPE",
+    "DEFAULT_SETTLE_TIMEOUT",
+    "MarketingResponsesSensor",
+    "parse_campaign_ids",
+]

@@ -59,6 +59,8 @@ class Snapshot:
     skipped: int = -1
     recipients_without_message: int = -1
     second_messages: int = -1
+    foreign_claimed: int = -1
+    claimed_at_kill: frozenset[str] = frozenset()
 
 
 def start_campaign(deployment: AirflowDeployment, first: int) -> tuple[str, set[str]]:
@@ -99,6 +101,7 @@ def snapshot(deployment: AirflowDeployment, campaign_id: str) -> Snapshot:
         ledger_accepted=len(recorded),
         claimed_left=len(claimed),
         in_flight=len(arrived - recorded),
+        claimed_at_kill=frozenset(claimed),
     )
 
 
@@ -120,10 +123,14 @@ def resume_and_check(
     result = api.xcom(DAG_ID, run_id, "send", map_index=VICTIM) if ti["state"] == "success" else {}
     seen.unknown = int(result.get("unknown", -1)) + int(result.get("stale_unknown", 0))
     seen.skipped = int(result.get("skipped", -1))
+    seen.foreign_claimed = int(result.get("foreign_claimed", -1))
     per_recipient = collections.Counter(m["to"] for m in sandbox.messages())
     seen.second_messages = sum(1 for n in per_recipient.values() if n > 1)
     seen.recipients_without_message = sum(1 for r in expected if not per_recipient[r])
-    numbers = f"numbers seen: {asdict(seen)}"
+    ledger_now = deployment.ledger_rows(campaign_id)
+    became = collections.Counter(ledger_now.get(r, "absent") for r in seen.claimed_at_kill)
+    numbers = f"numbers seen: { {k: v for k, v in asdict(seen).items() if k != 'claimed_at_kill'} }, "
+    numbers += f"claims at the kill became {dict(became)}"
     SUMMARY.append(f"crash recovery, {scenario}: {numbers}")
     assert ti["state"] == "success", f"the victim's new try ended {ti['state']}; {numbers}"
     ledger = deployment.ledger_rows(campaign_id)

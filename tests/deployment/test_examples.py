@@ -145,6 +145,10 @@ def test_campaign_from_sql_scheduled_and_triggered(deployment: AirflowDeployment
     first = check_campaign_run(deployment, scheduled, expected)
     assert first["accepted"] == len(expected) and first["suppressed"] == 0
 
+    # The asset event of the first send started a report; it must see every webhook of that campaign
+    # before the sandbox is reset (a reset drops the statuses still to be sent).
+    wait_until(lambda: _asset_reports(api, {first["campaign_id"]}), 180, "the first campaign's report", 2)
+
     # Triggered by hand (no logical date): today's campaign; a new one unless today is that Sunday.
     sandbox.reset()
     manual = run_and_wait(api, "wamm_campaign_from_sql")

@@ -350,15 +350,13 @@ def test_recipe_dags_build(where: str, code: str, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(BaseOperator, "__init__", recording_init)
     exec(compile(code, where, "exec"), {"__name__": "recipe"})
-    kinds = {type(op).__name__ for op in built}
-    assert kinds & {"ConversionAttributionOperator", "MarketingMessageOperator"}, kinds
+    assert built, f"{where}: the recipe's DAG builds no task"
 
 
-def test_the_recipes_are_in_the_index_and_cover_the_three_building_blocks() -> None:
+def test_every_recipe_is_in_the_index_and_names_no_machine_path() -> None:
     index = (DOCS / "index.md").read_text(encoding="utf-8")
-    assert {p.stem for p in RECIPES} == {"cost-planner", "experiments", "attribution"}
+    assert {"cost-planner", "experiments", "attribution"} <= {p.stem for p in RECIPES}
     for page in RECIPES:
-        assert f"recipes/{page.stem}" in index
+        assert f"recipes/{page.stem}" in index, f"{page.name} is not in the docs index"
         text = page.read_text(encoding="utf-8")
-        assert "What is wired today" in text
         assert "/work/" not in text and "/tmp/" not in text

@@ -189,3 +189,23 @@ def test_same_campaign_twice_then_new_campaigns_honour_suppressions_and_frequenc
     assert third["frequency_capped"] == 27 and third["suppressed"] == 2
     assert third["accepted"] == 5 and third["failed"] == 1
     assert all(sandbox.sends_per_recipient()[digits(i)] == 1 for i in range(30, 35))
+
+
+def test_circuit_breaker_fails_the_task_without_retries(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    """Code 100 on every send: the breaker halts the campaign, the task fails without retries, the
+    message says why, and the counts reach XCom."""
+    wa_sandbox()
+    sandbox.configure(forced_outcomes={digits(i): "error:100" for i in range(300)})
+    context = make_context()
+    op = operator(
+        recipients=rows(300), concurrency=4, campaign_options={"circuit_breaker": {"consecutive": 10}}
+    )
+    with pytest.raises(AirflowFailException) as info:
+        op.execute(context)
+    message = str(info.value)
+    assert "Circuit breaker: 10 recipients in a row failed with the same error 100" in message
+    first = context["ti"].xcoms[HALTED_RESULT_KEY]
+    assert first["halted"] and first["tripped"] and 10 <= first["failed"] < 300
+    assert sandbox.counts()["requests"] < 300

@@ -29,7 +29,9 @@ def audience() -> list[dict[str, Any]]:
 
 
 def send(**kwargs: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {"recipients": audience(), "campaign_id": CAMPAIGN}
+    # US numbers are skipped at intake by default; here they are sent, to see Meta's 131049 answers.
+    options = {"unsupported_markets": [], **kwargs.pop("campaign_options", {})}
+    args: dict[str, Any] = {"recipients": audience(), "campaign_id": CAMPAIGN, "campaign_options": options}
     return operator(**{**args, **kwargs}).execute(make_context())
 
 

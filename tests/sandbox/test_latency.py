@@ -214,22 +214,17 @@ def test_the_step_happens_and_recovers_over_http(sandbox: Sandbox) -> None:
 
 
 def test_a_thousand_slow_requests_are_answered_concurrently(sandbox: Sandbox) -> None:
-    def burst() -> tuple[float, list[Answer]]:
+    def burst() -> list[Answer]:
         sandbox.reset(sandbox.config)
-        start = time.monotonic()
-        results = asyncio.run(_sends(sandbox.port, 1000, concurrency=1000))
-        return time.monotonic() - start, results
+        return asyncio.run(_sends(sandbox.port, 1000, concurrency=1000))
 
-    sandbox.configure(mps_cap=None)
-    baseline, _ = burst()  # the work of 1,000 sends on this machine, client and server in one process
-    sandbox.configure(latency_median_s=1.0)
-    wall, results = burst()
+    sandbox.configure(mps_cap=None, latency_median_s=3.0)  # time enough to open 1,000 connections
+    results = burst()
     assert [a.status for a in results] == [200] * 1000
-    assert min(a.elapsed for a in results) >= 1.0
-    # All of them wait out their second together: one answer at a time would hold 1 in flight and
-    # add 1,000 s; a limit of 100 would hold 100 and add 10 s.
+    assert min(a.elapsed for a in results) >= 3.0
+    # All of them wait out their answer time together: one answer at a time would hold 1 in flight, a
+    # limit of 100 would hold 100 (the sandbox counts how many it holds at once, whatever the load).
     assert sandbox.counts()["max_in_flight"] >= 900
-    assert wall - baseline < 2.5, (wall, baseline)
     assert len(sandbox.messages) == 1000
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from airflow_provider_wamm.graph.codes import PER_USER_PERMANENT_CODES
 from airflow_provider_wamm.graph.errors import CODE_PER_USER_LIMIT, CODE_STOPPED_MARKETING
 
 # --- states ------------------------------------------------------------------------------------
@@ -142,8 +143,13 @@ SUPPRESS_STOPPED_MARKETING = "stopped_marketing"
 SUPPRESS_PER_USER_LIMIT = "per_user_limit"
 #: Suppression reason of an entry added by hand.
 SUPPRESS_MANUAL = "manual"
+#: Suppression reason of a per-user permanent code other than 131050 (130472 Meta's experiment, 137000
+#: identity changed): resending fails the same way, for a long while.
+SUPPRESS_PER_USER_PERMANENT = "per_user_permanent"
 #: How long Meta's per-user marketing limit (131049) keeps a recipient out of later campaigns.
 PER_USER_LIMIT_WAIT = timedelta(hours=24)
+#: How long a per-user permanent code keeps a recipient out of later campaigns by default.
+PER_USER_PERMANENT_WAIT = timedelta(days=90)
 
 
 # --- time and text -----------------------------------------------------------------------------
@@ -282,13 +288,17 @@ def suppression_source(entry: Suppression) -> SuppressionSource:
 
 def suppression_for_error(recipient: str, code: int | None, at: datetime) -> Suppression | None:
     """The suppression a failed status webhook's error code calls for: 131050 for ever, 131049 for a
-    day; else none. ``at`` is the status's time."""
+    day, the other per-user permanent codes (130472, 137000) for :data:`PER_USER_PERMANENT_WAIT`; else
+    none. ``at`` is the status's time."""
     webhook = SuppressionSource.STATUS_WEBHOOK
     if code == CODE_STOPPED_MARKETING:
         return Suppression(recipient, SUPPRESS_STOPPED_MARKETING, code, event_at=at, source=webhook)
     if code == CODE_PER_USER_LIMIT:
         until = at + PER_USER_LIMIT_WAIT
         return Suppression(recipient, SUPPRESS_PER_USER_LIMIT, code, until, event_at=at, source=webhook)
+    if code in PER_USER_PERMANENT_CODES:
+        until = at + PER_USER_PERMANENT_WAIT
+        return Suppression(recipient, SUPPRESS_PER_USER_PERMANENT, code, until, event_at=at, source=webhook)
     return None
 
 
@@ -406,12 +416,14 @@ __all__ = [
     "INVALID",
     "PAUSED",
     "PER_USER_LIMIT_WAIT",
+    "PER_USER_PERMANENT_WAIT",
     "SEND_STATES",
     "SETTLED_STATUSES",
     "SKIPPED",
     "STATUS_RANKS",
     "SUPPRESS_MANUAL",
     "SUPPRESS_PER_USER_LIMIT",
+    "SUPPRESS_PER_USER_PERMANENT",
     "SUPPRESS_STOPPED_MARKETING",
     "UNKNOWN",
     "ClickEvent",

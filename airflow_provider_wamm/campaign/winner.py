@@ -1,0 +1,81 @@
+"""Winner to the rest: read an A/B/n test's outcome from the ledger and decide what the rest gets.
+
+After the test slice was sent (an :class:`~airflow_provider_wamm.campaign.experiments.Experiment`
+with ``test_share`` below 1) and had time to be read, :func:`winner_readout` counts each variant's
+messages Meta took and those read (or clicked) from the ledger's ``sends`` and ``statuses``, and runs
+:func:`~airflow_provider_wamm.campaign.stats.pick_winner` on them. :func:`decide` turns the readout
+into the variant the rest is sent (or none), and :meth:`Experiment.with_winner` then assigns it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from airflow_provider_wamm.campaign.experiments import Experiment
+from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.report_variants import HELD_BACK, variant_counts
+from airflow_provider_wamm.campaign.stats import WinnerReadout, pick_winner
+from airflow_provider_wamm.graph.errors import ConfigurationError
+
+WinnerMetric = Literal["read", "click"]
+"""What a success of a test message is: read, or clicked."""
+NoWinner = Literal["first", "leader", "none"]
+"""What the rest gets when no variant wins: the first variant, the leader anyway, or nothing."""
+WINNER_METRICS: tuple[str, ...] = ("read", "click")
+NO_WINNER_CHOICES: tuple[str, ...] = ("first", "leader", "none")
+_STAGE = {"read": "read", "click": "clicked"}
+
+
+def winner_readout(
+    ledger: Ledger,
+    campaign_id: str,
+    metric: WinnerMetric = "read",
+    *,
+    alpha: float = 0.05,
+    min_trials: int = 30,
+) -> WinnerReadout:
+    """The test's readout: per variant (the test slice only), successes among the messages Meta took.
+
+    :raises ConfigurationError: an unknown metric, or fewer than two variants were sent.
+    """
+    if metric not in _STAGE:
+        raise ConfigurationError(f"winner metric must be one of {list(WINNER_METRICS)}, got {metric!r}")
+    with ledger.read() as conn:
+        counts = variant_counts(conn, ledger, [campaign_id])
+    arms = {
+        group: (c[_STAGE[metric]], c["sent"])
+        for group, c in counts.items()
+        if group not in HELD_BACK and not group.startswith("rest:")
+    }
+    if len(arms) < 2:
+        raise ConfigurationError(
+            f"campaign {campaign_id!r}: the test needs two variants with sends, found {sorted(arms)}"
+        )
+    return pick_winner(arms, metric, alpha, min_trials=min_trials)
+
+
+def decide(readout: WinnerReadout, experiment: Experiment, on_no_winner: NoWinner = "first") -> str | None:
+    """The variant the rest is sent: the winner, else as ``on_no_winner`` says (``None``: nothing)."""
+    if readout.winner is not None:
+        return readout.winner
+    if on_no_winner == "leader":
+        return readout.arms[0].name
+    if on_no_winner == "first":
+        return experiment.variants[0].name
+    return None
+
+
+def decision_dict(readout: WinnerReadout, sent_to_rest: str | None) -> dict[str, Any]:
+    """The decision, the test and its numbers, JSON-safe (for XCom)."""
+    return {"sent_to_rest": sent_to_rest, **readout.to_dict()}
+
+
+__all__ = [
+    "NO_WINNER_CHOICES",
+    "WINNER_METRICS",
+    "NoWinner",
+    "WinnerMetric",
+    "decide",
+    "decision_dict",
+    "winner_readout",
+]
