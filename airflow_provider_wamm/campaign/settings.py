@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, TypeGuard
 
 from airflow_provider_wamm.campaign.breaker import BreakerSettings
+from airflow_provider_wamm.campaign.callback import DEFAULT_CALLBACK_DATA, render_callback_data
 from airflow_provider_wamm.campaign.experiment_plan import ExperimentPlan, MessageSpec
 from airflow_provider_wamm.campaign.experiments import Experiment
 from airflow_provider_wamm.campaign.markets import DEFAULT_UNSUPPORTED_MARKETS, check_markets
@@ -127,6 +128,9 @@ class CampaignSettings:
         (:class:`~airflow_provider_wamm.campaign.experiments.Experiment`): held-back recipients are
         recorded ``skipped`` with their group as the reason, the others get their variant's message;
         the ledger's ``variant`` column records each recipient's group.
+    :param callback_data: ``biz_opaque_callback_data`` of each send: ``"{key}"`` (default) is the
+        send's callback key (:mod:`~.callback`), which lets the webhook receiver resolve an ``unknown``
+        send; a text of your own may hold ``{key}``; ``None`` sends none.
     """
 
     campaign_id: str
@@ -186,6 +190,7 @@ class CampaignSettings:
         return BreakerSettings.of(self.circuit_breaker)
 
     experiment: Experiment | None = None
+    callback_data: str | None = DEFAULT_CALLBACK_DATA
 
     def validate(self) -> None:
         """Raise :class:`ConfigurationError` naming the first invalid setting."""
@@ -329,6 +334,9 @@ def _check_message(settings: CampaignSettings) -> None:
             language=settings.language,
             product_policy=settings.product_policy,
             message_activity_sharing=settings.message_activity_sharing,
+            biz_opaque_callback_data=render_callback_data(
+                settings.callback_data, "c" * MAX_CAMPAIGN_ID_LENGTH, "10000000000"
+            ),
         )
     except PayloadError as exc:
         raise ConfigurationError(f"invalid campaign settings: {exc}") from None

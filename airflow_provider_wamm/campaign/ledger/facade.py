@@ -189,6 +189,7 @@ class Ledger:
     record_statuses = forward("_deliveries", Deliveries.record_statuses)
     record_clicks = forward("_deliveries", Deliveries.record_clicks)
     status_of = forward("_deliveries", Deliveries.status_of)
+    resolve_unknown = forward("_deliveries", Deliveries.resolve_unknown)
 
 
 __all__ = ["Ledger"]

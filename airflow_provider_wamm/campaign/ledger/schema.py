@@ -43,6 +43,8 @@ def default_ledger_path() -> pathlib.Path:
 
 #: Longest stored error title.
 TITLE_MAX = 255
+#: Longest callback key (``wamm1.``, 16 hex digits, ``.``, a campaign id of at most 255 characters).
+CALLBACK_KEY_MAX = 278
 #: Longest stored error details.
 DETAILS_MAX = 2000
 #: Most values in one ``IN (...)`` list or one batch of a bulk statement.
@@ -174,6 +176,10 @@ def _statuses_table(metadata: sa.MetaData, p: str) -> sa.Table:
         sa.Column("clicked_at", dt()),
         sa.Column("click_count", sa.Integer, nullable=False, default=0),
         sa.Column("updated_at", dt(), nullable=False),
+        # Added later (nullable): the send's callback key echoed in biz_opaque_callback_data, which
+        # resolves an unknown send whose wamid was never recorded.
+        sa.Column("callback_key", key_type(CALLBACK_KEY_MAX)),
+        sa.Index(f"ix_{p}statuses_callback", "callback_key"),
     )
 
 
@@ -403,6 +409,7 @@ def ledger_engine(url: str | sa.engine.URL, **engine_kwargs: Any) -> Engine:
 
 
 __all__ = [
+    "CALLBACK_KEY_MAX",
     "CHUNK_SIZE",
     "DEFAULT_TABLE_PREFIX",
     "DETAILS_MAX",
