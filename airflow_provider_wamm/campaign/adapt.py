@@ -6,9 +6,8 @@
 may hand to the pool (claimed in the ledger) at once: twice the workers, or a quarter second of the
 rate, whichever is more, so the workers never wait for a hand-over.
 
-Threads, not an event loop: an asyncio engine was measured beside them (``benchmarks/optimisations.md``);
-it costs less CPU per message, but threads hold the cap at every measured round trip within the CPU and
-memory targets, and keep the blocking transport and its error mapping as they are.
+Threads, not an event loop: they keep the blocking transport and its error mapping as they are. What
+adapting gains over a fixed pool is measured in ``benchmarks/optimisations.md``.
 """
 
 from __future__ import annotations
