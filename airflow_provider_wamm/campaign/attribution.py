@@ -94,8 +94,9 @@ def ledger_exposures(
 ) -> Iterator[Exposure]:
     """The campaign's sends as exposures, streamed from the ledger in batches.
 
-    :param experiment: recomputes each recipient's variant (the ledger does not store it); without
-        one every send is in the ``treatment`` group.
+    :param experiment: recomputes each recipient's variant when the ledger row has none (sends made
+        before the sender recorded groups, or split by hand); without one every such send is in the
+        ``treatment`` group. A row's recorded group (its ``variant`` column) wins.
     :param states: the send states that count as reached (``accepted`` by default).
     """
     for row in ledger.iter_sends(campaign_id, states=states, batch_size=batch_size):
@@ -104,10 +105,23 @@ def ledger_exposures(
             continue
         recipient = str(row["recipient"])
         group = TREATMENT_GROUP
-        if experiment is not None:
+        if row.get("variant"):  # the sender recorded the recipient's group
+            group = str(row["variant"])
+        elif experiment is not None:
             assignment = experiment.assign(recipient)
             group = assignment.group if assignment.sends else OFF_PLAN_GROUP
         yield Exposure(recipient, group, at)
+
+
+def ledger_held_back(
+    ledger: Ledger, campaign_id: str, *, exposed_at: datetime, batch_size: int = 1000
+) -> Iterator[Exposure]:
+    """The holdout and global-control members the sender recorded (``skipped``, with their group in the
+    ``variant`` column), exposed at ``exposed_at``: no audience query needed."""
+    held = {str(AssignmentKind.HOLDOUT), str(AssignmentKind.GLOBAL_CONTROL)}
+    for row in ledger.iter_sends(campaign_id, states=("skipped",), batch_size=batch_size):
+        if row.get("variant") in held:
+            yield Exposure(str(row["recipient"]), str(row["variant"]), exposed_at)
 
 
 def audience_exposures(

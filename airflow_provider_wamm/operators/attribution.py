@@ -19,6 +19,7 @@ from airflow_provider_wamm.campaign.attribution import (
     AttributionReport,
     audience_exposures,
     ledger_exposures,
+    ledger_held_back,
 )
 from airflow_provider_wamm.campaign.experiments import AssignmentKind, Experiment
 from airflow_provider_wamm.campaign.ledger import ACCEPTED
@@ -178,12 +179,16 @@ class ConversionAttributionOperator(BaseOperator):
                     )
                 )
                 self.log.info("Campaign %r: %d accepted sends in the ledger.", campaign_id, sends)
+            start = attribution.first_exposure
+            if self.audience_sql is None and start is not None:
+                for campaign_id in campaign_ids:
+                    held = attribution.add_exposures(
+                        ledger_held_back(ledger, campaign_id, exposed_at=start, batch_size=self.batch_size)
+                    )
+                    self.log.info("Campaign %r: %d recipients held back in the ledger.", campaign_id, held)
         finally:
             ledger.dispose()
-        start = attribution.first_exposure
         if self.audience_sql is None or self.experiment is None or start is None:
-            if self.experiment is not None and self.experiment.holdout > 0:
-                self.log.warning("No audience_sql: the holdout cannot be counted, so there is no lift.")
             return
         with self._query(self.audience_sql, self.audience_parameters) as audience:
             held = attribution.add_exposures(

@@ -9,6 +9,7 @@ mix-ins' arguments (they work with ``partial()`` and ``expand()`` like the opera
 from __future__ import annotations
 
 from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
+from airflow_provider_wamm.operators.canary import RolloutOptions
 from airflow_provider_wamm.operators.experiment import ExperimentArguments
 from airflow_provider_wamm.operators.limited import LimitedRetryOptions
 from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
@@ -26,6 +27,7 @@ OPTION_TEMPLATE_FIELDS: tuple[str, ...] = (
 
 
 class CampaignOptions(
+    RolloutOptions,
     SendWindowOptions,
     LimitedRetryOptions,
     LineageArguments,
@@ -36,6 +38,8 @@ class CampaignOptions(
 ):
     """The option groups of the marketing operator.
 
+    ``rollout``, ``canary_settle`` and ``canary_gates``
+    (:class:`~airflow_provider_wamm.operators.canary.RolloutOptions`);
     ``send_window``, ``send_days``, ``timezone_field``, ``zone_choice``, ``default_timezone``,
     ``send_at_field``, ``not_after`` and ``message_ttl``
     (:class:`~airflow_provider_wamm.operators.scheduling.SendWindowOptions`); ``retry_limited``

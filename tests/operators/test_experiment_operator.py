@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,15 @@ from airflow_provider_wamm.campaign.experiments import Experiment
 from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
 from airflow_provider_wamm.sandbox import Sandbox, SandboxTemplate, default_templates
-from tests.operators.conftest import LEDGER_CONN_ID, SPRING_SALE, WHATSAPP_CONN_ID, make_context, rows
+from tests.operators.conftest import (
+    CRM_CONN_ID,
+    LEDGER_CONN_ID,
+    SPRING_SALE,
+    WHATSAPP_CONN_ID,
+    make_context,
+    rows,
+    seed_crm,
+)
 
 VARIANTS = [
     {"name": "A", "weight": 1},
@@ -141,3 +150,55 @@ def test_test_share_needs_variants() -> None:
         operator(recipients=rows(1), test_share=0.2)
     with pytest.raises(ValueError, match="winner_metric"):
         operator(recipients=rows(1), variants=VARIANTS, test_share=0.2, winner_metric="opens")
+
+
+def test_attribution_reads_the_groups_the_sender_recorded_without_an_audience_query(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger, crm: pathlib.Path
+) -> None:
+    from airflow_provider_wamm.campaign.stats import newcombe_interval
+    from airflow_provider_wamm.operators.attribution import ConversionAttributionOperator
+
+    add_v2(sandbox)
+    result = operator(recipients=rows(400), campaign_id="attr", holdout=0.25, variants=VARIANTS).execute(
+        make_context()
+    )
+    by_group: dict[str, list[str]] = {}
+    for row in ledger.iter_sends("attr"):
+        by_group.setdefault(row["variant"], []).append(row["recipient"])
+    assert len(by_group["holdout"]) == result["holdout"]
+    # Conversions: a third of A, half of B and a tenth of the holdout buy within the week.
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    buyers = {
+        g: members[: len(members) // d]
+        for g, members in by_group.items()
+        for d in [{"A": 3, "B": 2}.get(g, 10)]
+    }
+    seed_crm(
+        crm,
+        [{"phone": f"+{r}", "converted_at": later} for members in buyers.values() for r in members],
+        table="orders",
+    )
+    report = ConversionAttributionOperator(
+        task_id="attribute",
+        campaign_id="attr",
+        conversions_sql="SELECT phone, converted_at FROM orders",
+        sql_conn_id=CRM_CONN_ID,
+        ledger_conn_id=LEDGER_CONN_ID,
+        window=timedelta(days=7),
+    ).execute(make_context())
+    groups = {g["group"]: g for g in report["groups"]}
+    assert set(groups) == {"holdout", "A", "B"}
+    b, holdout = groups["B"], groups["holdout"]
+    assert (b["recipients"], b["converters"]) == (len(by_group["B"]), len(buyers["B"]))
+    assert (holdout["recipients"], holdout["converters"]) == (
+        len(by_group["holdout"]),
+        len(buyers["holdout"]),
+    )
+    # The lift by hand, and its interval.
+    rate_b, rate_h = len(buyers["B"]) / len(by_group["B"]), len(buyers["holdout"]) / len(by_group["holdout"])
+    assert b["lift"] == pytest.approx(rate_b - rate_h)
+    ci = newcombe_interval(
+        len(buyers["B"]), len(by_group["B"]), len(buyers["holdout"]), len(by_group["holdout"])
+    )
+    assert b["lift_interval"] == pytest.approx([ci.low, ci.high])
+    assert ci.low < rate_b - rate_h < ci.high

@@ -1,0 +1,149 @@
+"""The operator's canary rollout: ``rollout``, ``canary_settle`` and ``canary_gates``.
+
+A mix-in of :class:`~airflow_provider_wamm.operators.marketing.MarketingMessageOperator`. With
+``rollout=[0.05, 1.0]`` a run sends only the first slice, then defers (triggerer, no worker slot) for
+``canary_settle`` while the slice's webhooks come in; it then checks the gates
+(:mod:`airflow_provider_wamm.campaign.canary`) on the campaign's numbers in the ledger. Pass: the next
+slice is sent (the ledger skips everyone already messaged). Fail: the task fails without retries, the
+rest is never sent, and the evidence is in the log and in XCom (key ``canary``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_wamm.campaign.canary import GateReport, Gates, check_gates, check_rollout, rollout_unit
+from airflow_provider_wamm.campaign.ledger import Ledger, utcnow
+from airflow_provider_wamm.campaign.narrow import narrow_rows
+from airflow_provider_wamm.campaign.settings import CampaignSettings
+from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.hooks.ledger import get_ledger
+from airflow_provider_wamm.operators.extensions import CampaignSteps
+from airflow_provider_wamm.triggers.window import SendWindowTrigger
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+#: XCom key of the canary's evidence (each step's gate report).
+CANARY_KEY = "canary"
+
+
+class RolloutOptions(CampaignSteps):
+    """Canary rollout arguments of the marketing operator.
+
+    :param rollout: Growing shares of the recipients to send step by step, ending with ``1.0``
+        (``[0.05, 1.0]``: 5 %, then everyone); each recipient's place is a stable hash of the number and
+        the campaign. ``None``: everyone at once.
+    :param canary_settle: How long to wait (deferred) after a slice before checking the gates, for its
+        status webhooks to arrive.
+    :param canary_gates: The gates (:class:`~airflow_provider_wamm.campaign.canary.Gates`):
+        ``max_failure_rate`` (0.1), ``max_code_rates`` (``{131048: 0.05, 131049: 0.2, 132015: 0}``),
+        ``min_sent`` (1), ``bad_quality`` (``["RED"]``, the template's quality from Meta's events).
+    """
+
+    def __init__(
+        self,
+        *,
+        rollout: Sequence[float] | None = None,
+        canary_settle: timedelta = timedelta(minutes=15),
+        canary_gates: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        try:
+            self.rollout = check_rollout(rollout) if rollout is not None else None
+            self.canary_gates = Gates.from_options(canary_gates)
+        except (ConfigurationError, TypeError, ValueError) as exc:
+            raise ValueError(f"canary: {exc}") from None
+        self.canary_settle = canary_settle
+        self._rollout_step = 0
+        self._canary_reports: list[dict[str, Any]] = []
+
+    def narrow_recipients(
+        self, rows: Iterable[Any], settings: CampaignSettings, ledger: Ledger
+    ) -> Iterable[Any]:
+        """Only the recipients of the slices up to this step."""
+        rows = super().narrow_recipients(rows, settings, ledger)
+        if self.rollout is None:
+            return rows
+        share, salt = self.rollout[self._rollout_step], settings.campaign_id
+        return narrow_rows(
+            rows,
+            lambda digits, _fields: rollout_unit(digits, salt) < share,
+            recipient_field=settings.recipient_field,
+            default_region=settings.default_region,
+        )
+
+    def extend_summary(self, summary: dict[str, Any]) -> None:
+        """``rollout`` in the counts; after a slice that is not the last, defer for the settle time."""
+        super().extend_summary(summary)
+        if self.rollout is None:
+            return
+        step = self._rollout_step
+        summary["rollout"] = {"step": step, "share": self.rollout[step], "gates": self._canary_reports}
+        if step + 1 < len(self.rollout) and not summary.get("dry_run"):
+            self.log.info(
+                "campaign %s: slice %d (%.0f%%) sent; checking the gates in %s",
+                summary.get("campaign_id"),
+                step,
+                100 * self.rollout[step],
+                self.canary_settle,
+            )
+            self.defer(
+                trigger=SendWindowTrigger(
+                    campaign_id=str(summary.get("campaign_id")), moment=utcnow() + self.canary_settle
+                ),
+                method_name="resume_rollout",
+                kwargs={
+                    "step": step,
+                    "campaign_id": summary.get("campaign_id"),
+                    "reports": self._canary_reports,
+                },
+            )
+
+    def resume_rollout(
+        self,
+        context: Context,
+        event: Mapping[str, Any] | None = None,
+        step: int = 0,
+        campaign_id: str = "",
+        reports: list[dict[str, Any]] | None = None,
+    ) -> Any:
+        """Check the gates on the slices sent so far; send the next slice, or fail with the evidence."""
+        assert self.rollout is not None
+        report = self._gate_report(campaign_id, step)
+        self._canary_reports = [*(reports or []), report.to_dict()]
+        context["ti"].xcom_push(key=CANARY_KEY, value=self._canary_reports)
+        if not report.passed:
+            message = (
+                f"Canary of campaign {campaign_id!r} stopped after slice {step} "
+                f"({100 * self.rollout[step]:.0f}%): {'; '.join(report.failures)}. The rest was not sent. "
+                f"Evidence: {report.to_dict()}"
+            )
+            self.log.error("%s", message)
+            raise AirflowFailException(message)
+        self.log.info("campaign %s: gates passed after slice %d: %s", campaign_id, step, report.to_dict())
+        self._rollout_step = step + 1
+        return self.execute(context)
+
+    def _gate_report(self, campaign_id: str, step: int) -> GateReport:
+        assert self.rollout is not None
+        ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)  # type: ignore[attr-defined]
+        try:
+            state = ledger.template_state(
+                name=self.template_name,  # type: ignore[attr-defined]
+                language=self.language,  # type: ignore[attr-defined]
+            )
+            quality = state.quality_score if state is not None else None
+            return check_gates(
+                ledger, campaign_id, self.canary_gates, step=step, share=self.rollout[step], quality=quality
+            )
+        finally:
+            ledger.dispose()
+
+
+__all__ = ["CANARY_KEY", "RolloutOptions"]
