@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
+from airflow_provider_wamm.campaign.callback import render_callback_data
 from airflow_provider_wamm.campaign.experiment_plan import MessageSpec, group_label
 from airflow_provider_wamm.campaign.identities import phone_aliases
 from airflow_provider_wamm.campaign.intake import Candidate
@@ -186,6 +187,9 @@ class Eligibility:
                 components=components,
                 product_policy=m.product_policy,
                 message_activity_sharing=self._s.message_activity_sharing,
+                biz_opaque_callback_data=render_callback_data(
+                    self._s.callback_data, self._s.campaign_id, candidate.recipient
+                ),
             )
         except PayloadError as exc:
             return Invalid(candidate.recipient, candidate.row.number, str(exc))

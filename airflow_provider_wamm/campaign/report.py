@@ -211,6 +211,9 @@ class CampaignReport:
     """Seconds from acceptance to delivery: ``count``, ``median``, ``p90``, ``mean``, ``max``."""
     analytics: dict[str, Any] | None = None
     """Meta's template analytics for the campaign's template and days, when requested."""
+    unknown_unresolved: int = 0
+    """Sends still ``unknown`` when the report was made (no status webhook resolved them: Meta most
+    likely never took them; see the reliability page, "Resolving unknown")."""
     ttl_s: float | None = None
     """The template's time-to-live the operator recorded (seconds; ``None``: not known)."""
     expired: int = 0
@@ -219,6 +222,9 @@ class CampaignReport:
     variants: list[dict[str, Any]] = field(default_factory=list)
     """With an experiment: each variant's funnel, rates and lift against the baseline variant, then
     the held-back groups (:func:`~airflow_provider_wamm.campaign.report_variants.variant_section`)."""
+
+    def __post_init__(self) -> None:
+        self.unknown_unresolved = int(self.sends.get(UNKNOWN, 0))
 
     @property
     def delivery_ratio(self) -> float | None:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, TypeGuard
 
 from airflow_provider_wamm.campaign.breaker import BreakerSettings
+from airflow_provider_wamm.campaign.callback import DEFAULT_CALLBACK_DATA, render_callback_data
 from airflow_provider_wamm.campaign.experiment_plan import ExperimentPlan, MessageSpec
 from airflow_provider_wamm.campaign.experiments import Experiment
 from airflow_provider_wamm.campaign.markets import DEFAULT_UNSUPPORTED_MARKETS, check_markets
@@ -51,6 +52,16 @@ class CampaignSettings:
         about 0.8 s).
     :param concurrency_headroom: factor over Little's law, for the tail beyond the 90th percentile of
         the round trips and the time a thread spends outside its request.
+    :param share_cap: share the phone number's cap with every other run sending from it at the same
+        time (other shards, campaigns, DAGs), through the ledger's ``senders`` table
+        (:mod:`~.cap_share`): each takes its share, and grows back when the others end or die.
+    :param number_cap: the phone number's cap the runs share, messages per second (default
+        ``max_messages_per_second``; this run never sends faster than the latter).
+    :param cap_key: the phone number whose cap is shared (default the client's ``phone_number_id``).
+    :param cap_share_interval_s: seconds between a sharing run's heartbeats in the ``senders`` table
+        (each one also looks at the other senders and adjusts the share).
+    :param cap_share_expire_s: a sender whose heartbeat is older than this is dead: the others stop
+        leaving room for it. Keep it a few intervals long (the machines' clocks must agree within it).
     :param batch_size: recipients read and checked against the ledger per round trip; at most this
         many are claimed in one hand-over to the workers, and outcomes are written at least this often.
     :param dry_run: validate and personalise everything, send nothing, write nothing.
@@ -117,6 +128,9 @@ class CampaignSettings:
         (:class:`~airflow_provider_wamm.campaign.experiments.Experiment`): held-back recipients are
         recorded ``skipped`` with their group as the reason, the others get their variant's message;
         the ledger's ``variant`` column records each recipient's group.
+    :param callback_data: ``biz_opaque_callback_data`` of each send: ``"{key}"`` (default) is the
+        send's callback key (:mod:`~.callback`), which lets the webhook receiver resolve an ``unknown``
+        send; a text of your own may hold ``{key}``; ``None`` sends none.
     """
 
     campaign_id: str
@@ -131,6 +145,11 @@ class CampaignSettings:
     min_concurrency: int = 4
     max_concurrency: int = 1024
     concurrency_headroom: float = 1.25
+    share_cap: bool = True
+    number_cap: float | None = None
+    cap_key: str | None = None
+    cap_share_interval_s: float = 1.0
+    cap_share_expire_s: float = 5.0
     batch_size: int = 500
     dry_run: bool = False
     resend_unknown: bool = False
@@ -171,6 +190,7 @@ class CampaignSettings:
         return BreakerSettings.of(self.circuit_breaker)
 
     experiment: Experiment | None = None
+    callback_data: str | None = DEFAULT_CALLBACK_DATA
 
     def validate(self) -> None:
         """Raise :class:`ConfigurationError` naming the first invalid setting."""
@@ -179,6 +199,7 @@ class CampaignSettings:
         _check_counts(self)
         validate_shard(self.shard_index, self.shard_count)
         _check_pacing(self)
+        _check_sharing(self)
         _check_guards(self)
         _check_message(self)
         self.experiment_plan()
@@ -276,6 +297,21 @@ def _check_pacing(settings: CampaignSettings) -> None:
         raise ConfigurationError(f"rate_headroom must be a number in [0, 0.5), got {headroom!r}")
 
 
+def _check_sharing(settings: CampaignSettings) -> None:
+    """The shared cap: the number's cap at least the run's own, heartbeats well inside the expiry."""
+    number_cap = settings.number_cap
+    if number_cap is not None and (
+        not _is_number(number_cap) or not math.isfinite(number_cap) or number_cap <= 0
+    ):
+        raise ConfigurationError(f"number_cap must be a positive number or None, got {number_cap!r}")
+    interval, expire = settings.cap_share_interval_s, settings.cap_share_expire_s
+    if not (_is_number(interval) and _is_number(expire) and interval > 0 and 2 * interval <= expire):
+        raise ConfigurationError(
+            "cap_share_interval_s must be positive and cap_share_expire_s at least twice as long, got "
+            f"{interval!r} and {expire!r}"
+        )
+
+
 def _check_guards(settings: CampaignSettings) -> None:
     """The circuit breaker, the suppression of per-user permanent codes, the markets skipped."""
     breaker = settings.breaker
@@ -298,6 +334,9 @@ def _check_message(settings: CampaignSettings) -> None:
             language=settings.language,
             product_policy=settings.product_policy,
             message_activity_sharing=settings.message_activity_sharing,
+            biz_opaque_callback_data=render_callback_data(
+                settings.callback_data, "c" * MAX_CAMPAIGN_ID_LENGTH, "10000000000"
+            ),
         )
     except PayloadError as exc:
         raise ConfigurationError(f"invalid campaign settings: {exc}") from None

@@ -326,6 +326,9 @@ class SandboxConfig:
     """``throughput.level`` of the number."""
     messaging_limit: str = "TIER_UNLIMITED"
     """``whatsapp_business_manager_messaging_limit`` of the number."""
+    echo_callback_data: bool = True
+    """Status webhooks echo a send's ``biz_opaque_callback_data`` (as Cloud API's do; Meta does not
+    document it for ``marketing_messages``: turn it off to test matching by recipient)."""
     health_status: str = "AVAILABLE"
     """``health_status.can_send_message`` of the number: ``AVAILABLE``, ``LIMITED`` or ``BLOCKED``."""
     onboarding_status: str = "ONBOARDED"

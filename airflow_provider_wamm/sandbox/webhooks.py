@@ -71,9 +71,11 @@ def schedule_message(runtime: Runtime, state: SandboxState, msg: SandboxMessage,
     if len(stages) == 3 and runtime.unit("reorder", msg.wamid) < cfg.webhook_reorder_rate:
         dues[1], dues[2] = dues[2], dues[1]
     heap = state.heap
+    callback = msg.payload.get("biz_opaque_callback_data") if cfg.echo_callback_data else None
     for i, status in enumerate(stages):
         priced = status in ("sent", "delivered")
-        item = (msg.wamid, status, walls[i], msg.to, msg.pricing_category if priced else None, code)
+        category = msg.pricing_category if priced else None
+        item = (msg.wamid, status, walls[i], msg.to, category, code, callback)
         heapq.heappush(heap, (dues[i], next(state.seq), "status", item))
         if (
             cfg.webhook_duplicate_rate
@@ -96,13 +98,16 @@ def schedule_signal(
 
 
 def _status_object(item: tuple[Any, ...]) -> dict[str, Any]:
-    wamid, status, wall, recipient, category, code = item
+    wamid, status, wall, recipient, category, code, *rest = item
+    callback = rest[0] if rest else None
     obj: dict[str, Any] = {
         "id": wamid,
         "status": status,
         "timestamp": str(int(wall)),
         "recipient_id": recipient,
     }
+    if isinstance(callback, str):
+        obj["biz_opaque_callback_data"] = callback
     if category is not None:
         obj["pricing"] = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": category}
     if code is not None:

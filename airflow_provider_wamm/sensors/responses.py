@@ -252,6 +252,9 @@ class MarketingResponsesSensor(BaseSensorOperator):
 
     def _finish(self, ledger: Ledger, ids: list[str], *, timed_out: bool) -> dict[str, Any]:
         """Build, publish and check the report; returns it as a dict."""
+        resolved = ledger.resolve_unknown(ids)  # statuses that came before their send was recorded unknown
+        if resolved:
+            self.log.info("%d unknown sends were resolved by Meta's status webhooks.", resolved)
         report = add_ttl(build_report(ledger, ids, timed_out=timed_out), ledger)
         if self.include_analytics:
             report.analytics = self._analytics(report)

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from airflow_provider_wamm.campaign.callback import find_callback_key
 from airflow_provider_wamm.campaign.ledger import ClickEvent, DeliveryStatus, SignalBatch, StatusUpdate
 from airflow_provider_wamm.graph.errors import error_title
 from airflow_provider_wamm.webhooks.signals import SIGNAL_PARSERS
@@ -216,6 +217,7 @@ def parse_status(obj: Any) -> StatusUpdate | None:
         error_code=code,
         error_title=title,
         error_details=details,
+        callback_key=find_callback_key(obj.get("biz_opaque_callback_data")),
     )
 
 

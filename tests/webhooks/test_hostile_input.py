@@ -50,6 +50,17 @@ status_like = st.fixed_dictionaries(
     },
     optional={
         "recipient_id": either(st.sampled_from(["4915123456789", 4915123456789, "9" * 80])),
+        "biz_opaque_callback_data": either(
+            st.sampled_from(
+                [
+                    "wamm1.0123456789abcdef.camp",
+                    "wamm1.0123456789abcdef." + "c" * 400,
+                    "wamm1.XYZ.camp",
+                    "x" * 10_000,
+                    "tag wamm1.0123456789abcdef.c1 tail",
+                ]
+            )
+        ),
         "pricing": either(
             st.fixed_dictionaries(
                 {},

@@ -159,3 +159,22 @@ def test_single_objects_parse_like_bodies_and_raise_instead_of_skipping() -> Non
         click_from_webhook({"action_type": "marketing_messages_link_click"})
     with pytest.raises(KeyError):
         click_from_webhook({"action_type": "other", "timestamp": "1"})
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ("wamm1.0123456789abcdef.spring", "wamm1.0123456789abcdef.spring"),
+        ("crm:7 wamm1.0123456789abcdef.spring", "wamm1.0123456789abcdef.spring"),
+        ("your own reference", None),
+        (12345, None),
+        ({"nested": "wamm1.0123456789abcdef.spring"}, None),
+        (None, None),
+        ("w" * 100_000, None),
+    ],
+)
+def test_the_callback_key_is_read_from_biz_opaque_callback_data(value: object, key: str | None) -> None:
+    obj = status("wamid.1", "sent")
+    obj["biz_opaque_callback_data"] = value
+    updates = parse_webhook(body(statuses=[obj])).statuses
+    assert len(updates) == 1 and updates[0].callback_key == key  # the status itself is always kept

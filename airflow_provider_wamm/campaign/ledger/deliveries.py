@@ -30,7 +30,9 @@ from airflow_provider_wamm.campaign.ledger.records import (
     suppression_for_error,
     utcnow,
 )
+from airflow_provider_wamm.campaign.ledger.resolution import resolve_unknown
 from airflow_provider_wamm.campaign.ledger.schema import (
+    CALLBACK_KEY_MAX,
     DETAILS_MAX,
     TITLE_MAX,
     LedgerTables,
@@ -81,6 +83,7 @@ def _empty_row(wamid: str) -> dict[str, Any]:
             "b_delivered_at",
             "b_read_at",
             "b_failed_at",
+            "b_callback_key",
         )
     )
     row.update(b_wamid=wamid, b_rank=0)
@@ -96,6 +99,7 @@ def _fold(row: dict[str, Any], update: StatusUpdate, rank: int) -> None:
     if row[col] is None or ts < row[col]:
         row[col] = ts
     row["b_recipient_id"] = row["b_recipient_id"] or clip(update.recipient_id, 64)
+    row["b_callback_key"] = row["b_callback_key"] or clip(update.callback_key, CALLBACK_KEY_MAX)
     row["b_pricing_category"] = update.pricing_category or row["b_pricing_category"]
     row["b_pricing_model"] = update.pricing_model or row["b_pricing_model"]
     if update.status == DeliveryStatus.FAILED and row["b_error_code"] is None:
@@ -159,6 +163,7 @@ def _status_statement(statuses: sa.Table, db_now: datetime | None) -> sa.Update:
                 t.read_at: _earliest(t.read_at, "b_read_at"),
                 t.failed_at: _earliest(t.failed_at, "b_failed_at"),
                 t.recipient_id: first(t.recipient_id, "b_recipient_id", sa.String()),
+                t.callback_key: first(t.callback_key, "b_callback_key", sa.String()),
                 t.pricing_category: latest(t.pricing_category, "b_pricing_category"),
                 t.pricing_model: latest(t.pricing_model, "b_pricing_model"),
                 t.error_code: first(t.error_code, "b_error_code", sa.Integer()),
@@ -234,11 +239,16 @@ class Deliveries:
         stmt = _status_statement(self.tables.statuses, db_now)
         params = [batch.rows[w] for w in wamids]
 
+        campaign_ids = sorted({u.callback_key.split(".", 2)[2] for u in updates if u.callback_key})
+        recipients = sorted({u.recipient_id for u in updates if u.recipient_id})
+
         def work(conn: Connection) -> None:
             upsert(conn, self.tables.statuses, _placeholders(wamids, db_now), key=("wamid",))
             conn.execute(stmt, params)
             if batch.limited:
                 conn.execute(_limited_statement(self.tables.sends), _limited_params(batch.limited))
+            # Sends recorded unknown (a lost answer) that these statuses belong to become accepted.
+            resolve_unknown(conn, self.tables, campaign_ids=campaign_ids, recipients=recipients, now=db_now)
 
         self.tx.write(work)
         self.suppression_list.add_suppressions(batch.suppressions, now=now)
@@ -273,6 +283,14 @@ class Deliveries:
 
         self.tx.write(work)
         return len(unique)
+
+    def resolve_unknown(self, campaign_ids: Sequence[str], *, now: datetime | None = None) -> int:
+        """Resolve the campaigns' ``unknown`` sends that stored statuses belong to (by callback key,
+        else by recipient and time: :mod:`~.resolution`); returns how many became ``accepted``."""
+        tables, db_now = self.tables, naive_utc(now or utcnow())
+        return int(
+            self.tx.write(lambda conn: resolve_unknown(conn, tables, campaign_ids=campaign_ids, now=db_now))
+        )
 
     def status_of(self, wamid: str) -> dict[str, Any] | None:
         """The stored delivery status row of one message (``None`` if no webhook came yet)."""

@@ -379,6 +379,8 @@ class StatusUpdate:
     """Meta's title of the error of a ``failed`` status."""
     error_details: str | None = None
     """The ``error_data.details`` (or message) of a ``failed`` status."""
+    callback_key: str | None = None
+    """The send's callback key found in ``biz_opaque_callback_data`` (:mod:`~..callback`), if any."""
 
 
 @dataclass(frozen=True, slots=True)

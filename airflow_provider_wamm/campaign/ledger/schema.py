@@ -43,6 +43,8 @@ def default_ledger_path() -> pathlib.Path:
 
 #: Longest stored error title.
 TITLE_MAX = 255
+#: Longest callback key (``wamm1.``, 16 hex digits, ``.``, a campaign id of at most 255 characters).
+CALLBACK_KEY_MAX = 278
 #: Longest stored error details.
 DETAILS_MAX = 2000
 #: Most values in one ``IN (...)`` list or one batch of a bulk statement.
@@ -111,6 +113,8 @@ class LedgerTables:
     """One row per recipient that later campaigns must skip."""
     runs: sa.Table
     """One row per attempt of a campaign (one shard of it)."""
+    senders: sa.Table
+    """One row per running sender of a phone number (the number's cap is shared between them)."""
     signals: SignalTables
     """Meta's other signals: the suppression audit, template events, account signals."""
 
@@ -172,6 +176,10 @@ def _statuses_table(metadata: sa.MetaData, p: str) -> sa.Table:
         sa.Column("clicked_at", dt()),
         sa.Column("click_count", sa.Integer, nullable=False, default=0),
         sa.Column("updated_at", dt(), nullable=False),
+        # Added later (nullable): the send's callback key echoed in biz_opaque_callback_data, which
+        # resolves an unknown send whose wamid was never recorded.
+        sa.Column("callback_key", key_type(CALLBACK_KEY_MAX)),
+        sa.Index(f"ix_{p}statuses_callback", "callback_key"),
     )
 
 
@@ -232,6 +240,7 @@ def define_tables(table_prefix: str = DEFAULT_TABLE_PREFIX, schema: str | None =
 
     :raises ConfigurationError: for a prefix or schema name that is not a plain identifier.
     """
+    from airflow_provider_wamm.campaign.ledger.senders import senders_table  # uses key_type
     from airflow_provider_wamm.campaign.ledger.signal_tables import define_signal_tables  # uses key_type
 
     validate_table_prefix(table_prefix)
@@ -244,6 +253,7 @@ def define_tables(table_prefix: str = DEFAULT_TABLE_PREFIX, schema: str | None =
         clicks=_clicks_table(metadata, table_prefix),
         suppressions=_suppressions_table(metadata, table_prefix),
         runs=_runs_table(metadata, table_prefix),
+        senders=senders_table(metadata, table_prefix),
         signals=define_signal_tables(metadata, table_prefix),
     )
 
@@ -399,6 +409,7 @@ def ledger_engine(url: str | sa.engine.URL, **engine_kwargs: Any) -> Engine:
 
 
 __all__ = [
+    "CALLBACK_KEY_MAX",
     "CHUNK_SIZE",
     "DEFAULT_TABLE_PREFIX",
     "DETAILS_MAX",
