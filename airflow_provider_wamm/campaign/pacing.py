@@ -105,6 +105,7 @@ class Pacer:
         self._stop = stop
         self._clock = clock
         self._window = SendWindow(1)
+        self._held = False
         self._bucket = TokenBucket(1.0)
         self._rate = self._cap
         self._put_in_force(self._cap)
@@ -143,10 +144,20 @@ class Pacer:
         """Most sends let into any one-second window at the rate in force."""
         return self._window.limit
 
+    @property
+    def waiting_for_share(self) -> bool:
+        """No send may leave: the cap was set to zero (the run waits for a share of its number's cap)."""
+        return self._held
+
     def set_cap(self, rate: float) -> None:
         """Change the run's cap. A lower cap is in force at once; a higher one too, unless the run is
-        recovering from throttling, in which case the recovery climbs up to it."""
+        recovering from throttling, in which case the recovery climbs up to it. Zero holds every send
+        until a positive cap is set."""
+        if rate == 0 and not isinstance(rate, bool):
+            self._held = True
+            return
         new = _positive(rate)
+        self._held = False
         old, self._cap = self._cap, new
         if self._rate > new or self._rate >= old:
             self._put_in_force(new)
@@ -165,6 +176,8 @@ class Pacer:
 
         :raises Stopped: the run stopped while waiting.
         """
+        while self._held:  # waiting for a share of the number's cap
+            self.sleep_unless_stopped(SHORT_SLEEP_S)
         while (left := self._held_until - time.monotonic()) > 0:
             self.sleep_unless_stopped(min(left, 1.0))
         self._bucket.acquire()

@@ -33,6 +33,7 @@ from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.adapt import AdaptiveConcurrency
 from airflow_provider_wamm.campaign.answers import AnswerHandler
 from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims
+from airflow_provider_wamm.campaign.cap_share import shared_pace
 from airflow_provider_wamm.campaign.control import CampaignControl, StopEvent
 from airflow_provider_wamm.campaign.eligibility import (
     SKIP_COUNTERS,
@@ -120,6 +121,9 @@ class _Run:
         self.jobs = JobQueue()
         self.dispatched: dict[str, Job] = {}  # handed to the pool and not answered, by recipient
         self.adapt = AdaptiveConcurrency(settings, self.pool)
+        self.shared = shared_pace(
+            settings, ledger, client, sender_id=self.attempt_id, pacer=self.pacer, log=log
+        )
         self.answers = AnswerHandler(
             settings,
             self.result,
@@ -140,11 +144,6 @@ class _Run:
     def in_flight(self) -> int:
         """Jobs handed to the pool and not answered yet (each holds a claim)."""
         return len(self.dispatched)
-
-    @property
-    def max_in_flight(self) -> int:
-        """Jobs that may be handed to the pool (claimed) at once."""
-        return self.adapt.max_in_flight(self.pacer.rate)
 
     @property
     def halted_or_failed(self) -> bool:
@@ -168,6 +167,7 @@ class _Run:
         if not self.s.dry_run:
             self._start_attempt()
             self.adapt.start()
+            self.shared.start(time.monotonic())
         self.progress.start()
         try:
             self._loop()
@@ -177,6 +177,7 @@ class _Run:
         finally:
             # Threads still in a request the run gave up on are not waited for: they are daemons.
             self.pool.close(timeout=0.2 if self.gave_up_in_flight else 60.0)
+            self.shared.leave()  # nothing more leaves: the number's other senders take its share back
         self._finish()
         if self.stopped:
             raise CampaignStopped(self.result)
@@ -259,6 +260,7 @@ class _Run:
         if raised is not None:
             self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, raised)
         self.adapt.tick(now, self.pacer.rate)
+        self.shared.tick(now)
         if self.foreign.due(now):
             self._settle_foreign(now)
         self.progress.tick(
@@ -360,11 +362,12 @@ class _Run:
         """
         if self.pacer.held(time.monotonic()):  # a wait of the whole run: claim nothing meanwhile
             return
-        slack = self.max_in_flight - self.pool.size  # jobs the pool may hold beyond one per worker
+        limit = self.adapt.max_in_flight(self.pacer.rate)  # jobs handed over (claimed) at once
+        slack = limit - self.pool.size  # jobs the pool may hold beyond one per worker
         least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER))
         while True:
             ready = self.jobs.ready
-            n = min(self.max_in_flight - self.in_flight, ready, self.s.batch_size)
+            n = min(limit - self.in_flight, ready, self.s.batch_size)
             allowance = self.guards.allowance()
             if allowance is not None and allowance < n:  # a budget: never claim beyond it
                 n, least = allowance, 0

@@ -52,6 +52,16 @@ class CampaignSettings:
         about 0.8 s).
     :param concurrency_headroom: factor over Little's law, for the tail beyond the 90th percentile of
         the round trips and the time a thread spends outside its request.
+    :param share_cap: share the phone number's cap with every other run sending from it at the same
+        time (other shards, campaigns, DAGs), through the ledger's ``senders`` table
+        (:mod:`~.cap_share`): each takes its share, and grows back when the others end or die.
+    :param number_cap: the phone number's cap the runs share, messages per second (default
+        ``max_messages_per_second``; this run never sends faster than the latter).
+    :param cap_key: the phone number whose cap is shared (default the client's ``phone_number_id``).
+    :param cap_share_interval_s: seconds between a sharing run's heartbeats in the ``senders`` table
+        (each one also looks at the other senders and adjusts the share).
+    :param cap_share_expire_s: a sender whose heartbeat is older than this is dead: the others stop
+        leaving room for it. Keep it a few intervals long (the machines' clocks must agree within it).
     :param batch_size: recipients read and checked against the ledger per round trip; at most this
         many are claimed in one hand-over to the workers, and outcomes are written at least this often.
     :param dry_run: validate and personalise everything, send nothing, write nothing.
@@ -135,6 +145,11 @@ class CampaignSettings:
     min_concurrency: int = 4
     max_concurrency: int = 1024
     concurrency_headroom: float = 1.25
+    share_cap: bool = True
+    number_cap: float | None = None
+    cap_key: str | None = None
+    cap_share_interval_s: float = 1.0
+    cap_share_expire_s: float = 5.0
     batch_size: int = 500
     dry_run: bool = False
     resend_unknown: bool = False
@@ -184,6 +199,7 @@ class CampaignSettings:
         _check_counts(self)
         validate_shard(self.shard_index, self.shard_count)
         _check_pacing(self)
+        _check_sharing(self)
         _check_guards(self)
         _check_message(self)
         self.experiment_plan()
@@ -279,6 +295,21 @@ def _check_pacing(settings: CampaignSettings) -> None:
     headroom = settings.rate_headroom
     if not _is_number(headroom) or not 0 <= headroom < 0.5:
         raise ConfigurationError(f"rate_headroom must be a number in [0, 0.5), got {headroom!r}")
+
+
+def _check_sharing(settings: CampaignSettings) -> None:
+    """The shared cap: the number's cap at least the run's own, heartbeats well inside the expiry."""
+    number_cap = settings.number_cap
+    if number_cap is not None and (
+        not _is_number(number_cap) or not math.isfinite(number_cap) or number_cap <= 0
+    ):
+        raise ConfigurationError(f"number_cap must be a positive number or None, got {number_cap!r}")
+    interval, expire = settings.cap_share_interval_s, settings.cap_share_expire_s
+    if not (_is_number(interval) and _is_number(expire) and interval > 0 and 2 * interval <= expire):
+        raise ConfigurationError(
+            "cap_share_interval_s must be positive and cap_share_expire_s at least twice as long, got "
+            f"{interval!r} and {expire!r}"
+        )
 
 
 def _check_guards(settings: CampaignSettings) -> None:

@@ -67,6 +67,7 @@ from airflow_provider_wamm.operators.outcomes import (
     set_outlet_extra,
     stop_message,
 )
+from airflow_provider_wamm.operators.pace import needs_connection, task_pace
 from airflow_provider_wamm.operators.private_rows import PrivateRowsField
 from airflow_provider_wamm.operators.safeguards import check_outcome, check_ratio, skip_if_too_late
 from airflow_provider_wamm.operators.signals import campaign_guards, defer_or_fail, template_pause_of
@@ -146,8 +147,9 @@ class MarketingMessageOperator(CampaignOptions):
     :param ledger_conn_id: Connection of the ledger database (postgres, mysql or sqlite; PostgreSQL in
         production); default a SQLite file under ``AIRFLOW_HOME`` (one machine only).
     :param ledger_table_prefix: Prefix of the ledger's tables.
-    :param max_messages_per_second: Cap for this task; default the connection's cap divided by
-        ``shard_count``.
+    :param max_messages_per_second: Cap for this task; default the connection's cap. Every task sending
+        from the number shares the connection's cap through the ledger, so shards need no hand-set cap
+        (with ``campaign_options={"share_cap": False}``: the connection's cap divided by ``shard_count``).
     :param concurrency: Sending threads at the start (rate / 5, between 8 and 256, by default); they then
         follow the measured round trips (``campaign_options={"adaptive_concurrency": False}`` keeps
         them fixed; ``max_concurrency`` bounds them).
@@ -368,7 +370,7 @@ class MarketingMessageOperator(CampaignOptions):
         campaign_id = self.campaign_id or default_campaign_id(context)
         connection: WhatsAppConnectionSettings | None = None
         try:
-            if self.max_messages_per_second is None:  # the rate comes from the connection's cap
+            if needs_connection(self.max_messages_per_second, self.campaign_options):  # the number's cap
                 connection = WhatsAppHook.read_connection_settings(self.whatsapp_conn_id)
             settings = self._campaign_settings(connection, campaign_id, dry_run, product_policy)
         except ConfigurationError as exc:
@@ -485,11 +487,14 @@ class MarketingMessageOperator(CampaignOptions):
         """The engine's settings from the rendered arguments and the connection, checked by the engine."""
         shard_count = as_int(self.shard_count, "shard_count")
         shard_index = as_int(self.shard_index if self.shard_index is not None else 0, "shard_index")
-        if connection is None:
-            rate = as_number(self.max_messages_per_second, "max_messages_per_second")
-        else:  # the number's cap, split between the shards (validate() refuses a shard_count below 1)
-            rate = connection.max_messages_per_second / max(shard_count, 1)
-        options = dict(self.campaign_options)
+        given = self.max_messages_per_second
+        rate, shared = task_pace(
+            connection,
+            None if given is None else as_number(given, "max_messages_per_second"),
+            shard_count,
+            self.campaign_options,
+        )
+        options = {**shared, **self.campaign_options}
         options.setdefault("min_messages_per_second", min(1.0, rate))
         personaliser = Personaliser(
             body_parameters=self.body_parameters,

@@ -131,6 +131,7 @@ def test_tables_are_created_on_first_use_with_prefix_and_indexes(ledger_path: pa
         "acme_suppressions",
         "acme_clicks",
         "acme_runs",
+        "acme_senders",
         "acme_suppression_audit",
         "acme_template_events",
         "acme_account_signals",

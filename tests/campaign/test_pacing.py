@@ -153,8 +153,10 @@ def test_set_cap_lowers_at_once_and_raises_unless_recovering() -> None:
     assert pace.tick(clock.now + 10) == 75.0
     pace.set_cap(30.0)  # lower than the rate in force: at once
     assert pace.rate == 30.0 and pace.tick(clock.now + 100) is None
+    pace.set_cap(0)  # zero holds (a run waiting for its share of the number's cap)
+    assert pace.waiting_for_share and pace.rate == 30.0
     with pytest.raises(ConfigurationError, match="positive"):
-        pace.set_cap(0)
+        pace.set_cap(-1)
 
 
 def test_a_lower_cap_slows_the_sends_down_at_once() -> None:

@@ -82,7 +82,8 @@ def test_halt_mid_campaign_then_a_retry_finishes_without_duplicates(
     assert first["halted"] and first["halt_error"]["code"] == 190
     accepted = first["accepted"]
     assert 300 <= accepted < 1000 and accepted == len(sandbox.messages)
-    assert sandbox.errors()[190] <= concurrency  # only requests already in flight hit the dead token
+    # Only requests already in flight hit the dead token (the senders follow the round trips).
+    assert sandbox.errors()[190] <= max(concurrency, first["peak_concurrency"])
     campaign = first["campaign_id"]
     assert send_counts(ledger, campaign) == {"accepted": accepted}  # unsent claims were released
 

@@ -233,14 +233,22 @@ def test_product_policy_and_activity_sharing_reach_the_payload(
         assert message.payload["message_activity_sharing"] is False
 
 
-def test_rate_defaults_to_the_connection_cap_divided_by_the_shards(
+def test_rate_defaults_to_the_connection_cap_shared_by_the_shards(
     sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
 ) -> None:
     wa_sandbox(max_messages_per_second=90)
     sharded = operator(recipients=rows(30), shard_count=3, shard_index=1, campaign_id="rate")
     result = sharded.execute(make_context())
-    assert result["final_rate"] == pytest.approx(30.0)
+    assert result["final_rate"] == pytest.approx(90.0)  # alone on the number: the whole cap
     assert 0 < result["total"] < 30 and result["accepted"] == result["total"]
+    divided = operator(
+        recipients=rows(30),
+        shard_count=3,
+        shard_index=1,
+        campaign_id="rate-divided",
+        campaign_options={"share_cap": False},
+    )
+    assert divided.execute(make_context())["final_rate"] == pytest.approx(30.0)
     explicit = operator(recipients=rows(5), max_messages_per_second="12.5", campaign_id="rate-2")
     assert explicit.execute(make_context())["final_rate"] == pytest.approx(12.5)
 
@@ -249,7 +257,14 @@ def test_a_cap_below_one_message_per_second_is_accepted(
     sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
 ) -> None:
     wa_sandbox(max_messages_per_second=2)
-    op = operator(recipients=rows(1), shard_count=4, shard_index=0, campaign_id="slow", dry_run=True)
+    op = operator(
+        recipients=rows(1),
+        shard_count=4,
+        shard_index=0,
+        campaign_id="slow",
+        dry_run=True,
+        campaign_options={"share_cap": False},
+    )
     assert op.execute(make_context())["final_rate"] == pytest.approx(0.5)
 
 
@@ -296,7 +311,7 @@ def test_the_hook_is_built_once_with_a_connection_per_sender(
         shard_count=2,
         shard_index=0,
         campaign_id="pool-2",
-        campaign_options={"adaptive_concurrency": False},
+        campaign_options={"adaptive_concurrency": False, "share_cap": False},
     )
     sharded.execute(make_context())
     # The rate (the connection's cap split between the shards) sizes a fixed pool: 50 msg/s -> 10.

@@ -8,7 +8,7 @@ outcome is recorded in batches afterwards. A ``claimed`` row left behind by a cr
 
 Webhook statuses land in ``statuses`` (by wamid, applied monotonically), link clicks in ``clicks``,
 opt-outs and per-user limits in ``suppressions`` (honoured by every later campaign), and each attempt
-of a campaign in ``runs``.
+of a campaign in ``runs``; the running senders of each phone number, which share its cap, in ``senders``.
 
 SQLAlchemy Core only, portable to SQLite, PostgreSQL and MySQL/MariaDB. Values are always bound, never
 formatted into SQL; the only identifiers that vary (table prefix, schema) are validated first. Batch
@@ -18,6 +18,7 @@ The parts, each in its own module: :mod:`~airflow_provider_wamm.campaign.ledger.
 record types), :mod:`~airflow_provider_wamm.campaign.ledger.schema` (tables and SQL dialects),
 :mod:`~airflow_provider_wamm.campaign.ledger.transactions`,
 :mod:`~airflow_provider_wamm.campaign.ledger.claims`, :mod:`~airflow_provider_wamm.campaign.ledger.runs`,
+:mod:`~airflow_provider_wamm.campaign.ledger.senders`,
 :mod:`~airflow_provider_wamm.campaign.ledger.deliveries`,
 :mod:`~airflow_provider_wamm.campaign.ledger.suppressions` and the signal tables
 (:mod:`~airflow_provider_wamm.campaign.ledger.signal_tables`), composed by
@@ -34,9 +35,18 @@ from airflow_provider_wamm.campaign.ledger.facade import Ledger
 from airflow_provider_wamm.campaign.ledger.records import *  # noqa: F403 (exactly the records' __all__)
 from airflow_provider_wamm.campaign.ledger.runs import Liveness
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, default_ledger_path, upsert
+from airflow_provider_wamm.campaign.ledger.senders import SenderRegistry, SenderRow
 from airflow_provider_wamm.campaign.ledger.signal_records import *  # noqa: F403 (exactly their __all__)
 
-__all__ = ["DEFAULT_TABLE_PREFIX", "Ledger", "Liveness", "default_ledger_path", "upsert"]
+__all__ = [
+    "DEFAULT_TABLE_PREFIX",
+    "Ledger",
+    "Liveness",
+    "SenderRegistry",
+    "SenderRow",
+    "default_ledger_path",
+    "upsert",
+]
 # The states, record types and signal records are exported whole: their modules' __all__ is the list.
 __all__ += _records.__all__
 __all__ += _signal_records.__all__

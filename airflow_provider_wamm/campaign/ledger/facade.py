@@ -22,6 +22,7 @@ from airflow_provider_wamm.campaign.ledger.deliveries import Deliveries
 from airflow_provider_wamm.campaign.ledger.records import as_utc, utcnow
 from airflow_provider_wamm.campaign.ledger.runs import Runs
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, define_tables, ledger_engine
+from airflow_provider_wamm.campaign.ledger.senders import SenderRegistry
 from airflow_provider_wamm.campaign.ledger.signal_records import AccountSignal, SignalBatch, TemplateEvent
 from airflow_provider_wamm.campaign.ledger.suppressions import SuppressionList
 from airflow_provider_wamm.campaign.ledger.template_events import TemplateLog
@@ -70,12 +71,15 @@ class Ledger:
         self.clicks = tables.clicks
         self.suppressions = tables.suppressions
         self.runs = tables.runs
+        self.senders = tables.senders
         self.suppression_audit = tables.signals.suppression_audit
         self.template_events = tables.signals.template_events
         self.account_signals = tables.signals.account_signals
         self._tx = Transactions(engine, tables.metadata)
         self._claims = Claims(tables, self._tx)
         self._runs = Runs(tables, self._tx)
+        self.sender_registry = SenderRegistry(tables, self._tx)
+        """The running senders of each phone number (the shared cap)."""
         self._suppression_list = SuppressionList(tables, self._tx)
         self._deliveries = Deliveries(tables, self._tx, self._suppression_list)
         self._templates = TemplateLog(tables.signals.template_events, self._tx)

@@ -113,6 +113,8 @@ class LedgerTables:
     """One row per recipient that later campaigns must skip."""
     runs: sa.Table
     """One row per attempt of a campaign (one shard of it)."""
+    senders: sa.Table
+    """One row per running sender of a phone number (the number's cap is shared between them)."""
     signals: SignalTables
     """Meta's other signals: the suppression audit, template events, account signals."""
 
@@ -238,6 +240,7 @@ def define_tables(table_prefix: str = DEFAULT_TABLE_PREFIX, schema: str | None =
 
     :raises ConfigurationError: for a prefix or schema name that is not a plain identifier.
     """
+    from airflow_provider_wamm.campaign.ledger.senders import senders_table  # uses key_type
     from airflow_provider_wamm.campaign.ledger.signal_tables import define_signal_tables  # uses key_type
 
     validate_table_prefix(table_prefix)
@@ -250,6 +253,7 @@ def define_tables(table_prefix: str = DEFAULT_TABLE_PREFIX, schema: str | None =
         clicks=_clicks_table(metadata, table_prefix),
         suppressions=_suppressions_table(metadata, table_prefix),
         runs=_runs_table(metadata, table_prefix),
+        senders=senders_table(metadata, table_prefix),
         signals=define_signal_tables(metadata, table_prefix),
     )
 
