@@ -22,6 +22,7 @@ from typing import Any
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.callback import render_callback_data
 from airflow_provider_wamm.campaign.experiment_plan import MessageSpec, group_label
+from airflow_provider_wamm.campaign.identities import phone_aliases
 from airflow_provider_wamm.campaign.intake import Candidate
 from airflow_provider_wamm.campaign.ledger import Ledger, SendOutcome
 from airflow_provider_wamm.campaign.markets import MARKET_NOT_SUPPORTED, check_markets, unsupported_market
@@ -223,11 +224,23 @@ class Eligibility:
                 skips[candidate.recipient] = Skip(candidate.recipient, reason, details)
         return skips
 
+    def _suppressions(self, recipients: list[str], now: datetime) -> dict[str, Any]:
+        """The suppression in force for each recipient, found under its key or under a form Meta's
+        ``wa_id`` may give the same number (:func:`~.identities.phone_aliases`)."""
+        aliases = {recipient: phone_aliases(recipient) for recipient in recipients}
+        found = self._ledger.active_suppressions([a for forms in aliases.values() for a in forms], now=now)
+        held: dict[str, Any] = {}
+        for recipient, forms in aliases.items():
+            hit = next((found[form] for form in forms if form in found), None)
+            if hit is not None:
+                held[recipient] = hit
+        return held
+
     def _suppressed_or_capped(self, recipients: list[str], now: datetime) -> dict[str, Decision]:
         """Skips for suppressed recipients and, with a frequency cap, recently messaged ones."""
         s, ledger = self._s, self._ledger
         skips: dict[str, Decision] = {}
-        suppressed = ledger.active_suppressions(recipients, now=now)
+        suppressed = self._suppressions(recipients, now)
         for recipient, sup in suppressed.items():
             until = f" until {sup.until.isoformat()}" if sup.until else ""
             details = f"suppressed: {sup.reason}{until}"

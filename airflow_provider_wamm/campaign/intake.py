@@ -1,7 +1,8 @@
 """Intake: from the input rows of a campaign to batches of candidate recipients of this shard.
 
-Rows are read lazily, their phone numbers normalised, rows without a usable number set aside as
-invalid, repeats of a recent recipient counted as duplicates, and recipients of other shards dropped.
+Rows are read lazily, their phone numbers normalised (a business-scoped user id is kept as it is),
+rows without a usable number set aside as invalid, repeats of a recent recipient counted as
+duplicates, and recipients of other shards dropped.
 What is left are :class:`Candidate` recipients, handed on in :class:`IntakeBatch` batches. Nothing here
 touches the ledger or the counts of the run: each batch says what it found and the caller records it.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
+from airflow_provider_wamm.campaign.identities import recipient_key
 from airflow_provider_wamm.campaign.ledger import SendOutcome
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.campaign.sharding import in_shard
@@ -128,7 +130,9 @@ class Intake:
                 self._set_aside(batch, row, row.error)
                 continue
             try:
-                digits = normalize_phone(row.phone, default_region=self._region, field=self._field)
+                digits = recipient_key(row.phone) or normalize_phone(
+                    row.phone, default_region=self._region, field=self._field
+                )
             except PayloadError as exc:
                 self._set_aside(batch, row, str(exc))
                 continue

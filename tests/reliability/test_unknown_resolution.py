@@ -1,8 +1,8 @@
-"""The way ``docs/reliability.md`` tells users to resolve ``unknown`` works, with the documented SQL.
+"""The way ``docs/reliability.md`` says ``unknown`` sends are resolved works, with the documented SQL.
 
 Lost answers and dropped connections make recipients ``unknown``; the sandbox's status webhooks, stored
-by the receiver in the same ledger, reveal which of them Meta did take. The query is read from the
-documentation page itself, so the page cannot drift from what works.
+by the receiver in the same ledger, resolve those Meta did take; the documented query (read from the
+page itself, so the page cannot drift) then finds no status for the ones left.
 """
 
 from __future__ import annotations
@@ -56,13 +56,17 @@ def test_status_webhooks_tell_which_unknown_recipients_meta_took(
     finally:
         receiver_ledger.dispose()
 
-    unknown = {r["recipient"] for r in file_ledger.iter_sends("resolve", states=[L.UNKNOWN])}
+    file_ledger.resolve_unknown(["resolve"])  # the sensor's pass, after the receiver's own
+    rows_by = {r["recipient"]: r for r in file_ledger.iter_sends("resolve")}
+    resolved = {r for r, row in rows_by.items() if (row["error_details"] or "").startswith("unknown until")}
+    still = {r for r, row in rows_by.items() if row["state"] == L.UNKNOWN}
     recorded = {m.to for m in sandbox.messages}
-    assert result.unknown == len(unknown) and unknown & recorded and unknown - recorded
+    assert result.unknown == len(resolved | still) and resolved and still
+    # Exactly the ones Meta took were resolved, with their own wamid; the dropped ones stay unknown.
+    assert resolved == (resolved | still) & recorded and still == (resolved | still) - recorded
+    wamids = {m.to: m.wamid for m in sandbox.messages}
+    assert all(rows_by[r]["wamid"] == wamids[r] and rows_by[r]["state"] == L.ACCEPTED for r in resolved)
 
     with file_ledger.engine.connect() as conn:
         rows = conn.execute(sa.text(documented_query()), {"campaign_id": "resolve"}).all()
-    taken = {recipient for recipient, _wamid, _status in rows}
-    assert taken == unknown & recorded  # exactly the ones Meta took; the dropped ones are not listed
-    wamids = {m.to: m.wamid for m in sandbox.messages}
-    assert all(wamids[recipient] == wamid for recipient, wamid, _ in rows)
+    assert rows == []  # the documented check for what is left finds no status of theirs
