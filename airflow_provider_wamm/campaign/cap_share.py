@@ -13,9 +13,10 @@ The fair shares split the cap evenly between the live senders, except that a sen
 its share (its own ``max_messages_per_second``) leaves the rest to the others (:func:`allocate`). The
 second term keeps the sum under the cap while a change goes round: a newcomer registers advertising
 the most it may take, so the others make room at their next beat, and it waits for that room (holds
-at zero) instead of taking its share at once. A sender lowers its pace at once (its own sliding
-window then holds back sends until its last second fits the lower share) and advertises a raise
-before it takes it. A sender that ends deletes its row; one that dies stops beating and is no longer
+at zero) instead of taking its share at once. A sender lowers its pace at once but goes on advertising
+the higher share until a whole window (one second) has passed at the lower pace, so no window of
+the number's sends holds both its old pace and the others' raise; it advertises a raise before it
+takes it. A sender that ends deletes its row; one that dies stops beating and is no longer
 counted after ``cap_share_expire_s``: the others grow back to the whole cap within seconds.
 
 Two senders that start at the same moment cannot both miss each other: each registers (a committed
@@ -34,6 +35,8 @@ from airflow_provider_wamm.campaign.ledger import Ledger, SenderRegistry, Sender
 from airflow_provider_wamm.campaign.pacing import Pacer
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 
+#: The sliding window Meta's cap is counted over, seconds.
+WINDOW_S = 1.0
 #: Rows of senders dead for this many expiries are deleted when a sender starts.
 FORGET_AFTER_EXPIRIES = 20
 
@@ -110,6 +113,8 @@ class CapShare:
         self.share = 0.0
         self.others = 0
         self._next = 0.0
+        # The shares in force during the last window, newest last: (monotonic time taken, share).
+        self._recent: list[tuple[float, float]] = []
 
     def start(self, now: float) -> float:
         """Register (advertising the whole wish), then take a first share; returns it (0: wait)."""
@@ -141,11 +146,21 @@ class CapShare:
         ]
         self.others = len(others)
         share = share_for(self.sender_id, self.max_rate, self.number_cap, others)
-        self.registry.beat(self.sender_id, share, now=at)  # advertised before it is taken
+        self.registry.beat(self.sender_id, self._advertised(now, share), now=at)  # before it is taken
         if math.isclose(share, self.share, rel_tol=1e-9, abs_tol=1e-9):
             return None
         self.share = share
         return share
+
+    def _advertised(self, now: float, share: float) -> float:
+        """What to advertise when taking ``share`` at ``now``: the most of any share in force within the
+        last window, since sends made at a higher pace still count in the number's sliding second."""
+        if not self._recent or not math.isclose(self._recent[-1][1], share, rel_tol=1e-9, abs_tol=1e-9):
+            self._recent.append((now, share))
+        # A share replaced by a later one before now - WINDOW_S no longer has sends in the window.
+        while len(self._recent) > 1 and self._recent[1][0] <= now - WINDOW_S:
+            self._recent.pop(0)
+        return max(s for _, s in self._recent)
 
     def leave(self) -> None:
         """Remove this sender: the others take its share back at their next beat."""

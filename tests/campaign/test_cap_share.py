@@ -72,13 +72,16 @@ def test_a_newcomer_waits_for_room_and_the_cap_is_never_exceeded(sqlite_ledger: 
     b = sender(sqlite_ledger, "b", wall)
     assert b.start(0.2) == 0.0  # a still advertises 80: b holds
     assert in_force(a, b) <= 80
-    assert a.tick(1.0) == 40.0  # a makes room at its next beat
+    assert a.tick(1.0) == 40.0  # a slows down at its next beat...
     assert in_force(a, b) <= 80
-    assert b.tick(1.2) == 40.0  # and b takes it
+    # ...but its sends at 80 still count in the sliding second: it advertises 80 until that has passed.
+    assert b.tick(1.2) is None and b.share == 0.0
+    assert a.tick(2.0) is None  # a second at 40 behind it: a advertises 40
+    assert b.tick(2.2) == 40.0  # and b takes the room
     assert in_force(a, b) == 80
-    assert a.tick(2.0) is None and b.tick(2.2) is None  # steady
+    assert a.tick(3.0) is None and b.tick(3.2) is None  # steady
     a.leave()  # a ended: b grows back at its next beat
-    assert b.tick(3.2) == 80.0
+    assert b.tick(4.2) == 80.0
     assert [
         r.sender_id for r in sqlite_ledger.sender_registry.live(NUMBER, within=timedelta(seconds=5), now=T0)
     ] == ["b"]
