@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from typing import Any
 
 import pytest
@@ -277,19 +276,3 @@ def test_validate_accepts_documented_extras() -> None:
 # --------------------------------------------------------------------------------------------
 # Speed: it runs once per recipient
 # --------------------------------------------------------------------------------------------
-
-
-def test_build_is_fast_enough_for_the_hot_path() -> None:
-    components = [
-        {"type": "header", "parameters": [{"type": "image", "image": {"link": "https://example.com/a.jpg"}}]},
-        body("Anna", "20%"),
-        {"type": "button", "sub_type": "url", "index": 0, "parameters": [{"type": "text", "text": "abc"}]},
-    ]
-    n = 2000
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        for _ in range(n):
-            build(components=components)
-        best = min(best, (time.perf_counter() - started) / n)
-    assert best < 100e-6, f"{best * 1e6:.1f} us per payload"
