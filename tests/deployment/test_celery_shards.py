@@ -120,8 +120,8 @@ def test_shards_on_two_celery_workers_message_everyone_once(
 @pytest.mark.xfail(
     strict=False,
     raises=AssertionError,
-    reason="seen now and then: a few messages over the cap in one second (84 at cap 80); each shard paces "
-    "its own quarter of the cap, and nothing evens out their bursts across workers",
+    reason="seen: 80 to 87 arrivals in one second at cap 80, although the four shards share the number's "
+    "cap through the senders table; what lets the excess through is not found yet",
 )
 def test_shards_together_stay_under_the_numbers_cap(celery_campaign: CeleryCampaign) -> None:
     assert celery_campaign.messages
