@@ -16,8 +16,9 @@ the most it may take, so the others make room at their next beat, and it waits f
 at zero) instead of taking its share at once. A sender lowers its pace at once but goes on advertising
 the higher share until a whole window (one second) has passed at the lower pace, so no window of
 the number's sends holds both its old pace and the others' raise; it advertises a raise before it
-takes it. A sender that ends deletes its row; one that dies stops beating and is no longer
-counted after ``cap_share_expire_s``: the others grow back to the whole cap within seconds.
+takes it. A sender that ends stays counted one more window (its last second of sends); one that dies
+stops beating and is no longer counted after ``cap_share_expire_s``: the others grow back to the
+whole cap within seconds.
 
 Two senders that start at the same moment cannot both miss each other: each registers (a committed
 write) before it reads, so the later reader sees the earlier one's row advertising its whole wish.
@@ -163,8 +164,12 @@ class CapShare:
         return max(s for _, s in self._recent)
 
     def leave(self) -> None:
-        """Remove this sender: the others take its share back at their next beat."""
-        self.registry.leave(self.sender_id)
+        """Leave the number's cap: the sends of this sender's last second still count, so its row stays
+        one more window, advertising the most it sent at, then expires and the others take its share."""
+        advertised = max([self.share, *(share for _, share in self._recent)])
+        self.registry.beat(
+            self.sender_id, advertised, now=self.wall() - self.expire + timedelta(seconds=WINDOW_S)
+        )
 
 
 class SharedPace:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_wamm.campaign.cap_share import CapShare, allocate, share_for
-from airflow_provider_wamm.campaign.ledger import Ledger, SenderRow
+from airflow_provider_wamm.campaign.ledger import Ledger, SenderRow, utcnow
 from airflow_provider_wamm.campaign.pacing import Pacer, Stopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
 from airflow_provider_wamm.graph.errors import ConfigurationError
@@ -80,11 +80,12 @@ def test_a_newcomer_waits_for_room_and_the_cap_is_never_exceeded(sqlite_ledger: 
     assert b.tick(2.2) == 40.0  # and b takes the room
     assert in_force(a, b) == 80
     assert a.tick(3.0) is None and b.tick(3.2) is None  # steady
-    a.leave()  # a ended: b grows back at its next beat
-    assert b.tick(4.2) == 80.0
-    assert [
-        r.sender_id for r in sqlite_ledger.sender_registry.live(NUMBER, within=timedelta(seconds=5), now=T0)
-    ] == ["b"]
+    a.leave()  # a ended, but its last second of sends still counts: b waits one window...
+    assert b.tick(4.2) is None and b.share == 40.0
+    wall.now = T0 + timedelta(seconds=1.01)
+    assert b.tick(5.2) == 80.0  # ...then grows back
+    live = sqlite_ledger.sender_registry.live(NUMBER, within=timedelta(seconds=5), now=wall.now)
+    assert [r.sender_id for r in live] == ["b"]
 
 
 def test_a_dead_senders_share_returns_once_its_heartbeat_expires(sqlite_ledger: Ledger) -> None:
@@ -209,8 +210,11 @@ def test_a_run_takes_only_what_the_numbers_other_sender_leaves(
     assert result.accepted == 30
     # Shared: 80 - the other's 60 (its fair share is 40, but it advertises 60); alone: the whole cap.
     assert result.final_rate == (20.0 if share_cap else 80.0)
-    live = registry.live(NUMBER, within=timedelta(seconds=60))
-    assert [row.sender_id for row in live] == ["other"]  # the run's own row is gone
+    # The run's own row counts one more window after it ended (its last second of sends), then expires.
+    expire = timedelta(seconds=cfg.cap_share_expire_s)
+    assert len(registry.live(NUMBER, within=expire)) == (2 if share_cap else 1)
+    later = registry.live(NUMBER, within=expire, now=utcnow() + timedelta(seconds=1.01))
+    assert [row.sender_id for row in later] == ["other"]
 
 
 def test_a_run_without_a_number_to_share_sends_alone(sqlite_ledger: Ledger) -> None:
