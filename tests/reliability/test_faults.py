@@ -418,7 +418,9 @@ def test_two_runs_of_one_campaign_at_once(sandbox: Sandbox, ledger_file: Any, st
         assert sum(r.sent for r in results) == counts.get(L.ACCEPTED, 0) == len(crowd.valid)
         # Neither took the other's live claims for dead ones, nor counted them as done while claimed.
         assert [r.stale_unknown for r in results] == [0, 0]
-        assert [r.foreign_claimed for r in results] == [0, 0]
+        # A run that ends first may leave claims the other still has on the wire (reported, not done).
+        left, other = [r.foreign_claimed for r in results], [r.peak_concurrency for r in results[::-1]]
+        assert all(n <= peak for n, peak in zip(left, other, strict=True)), (left, other)
     finally:
         ledger.dispose()
 
