@@ -41,8 +41,7 @@ class WebhookSystem(TypedDict, total=False):
 
     body: str
     """Meta's sentence ("User A changed from X to Y")."""
-    type: str
-    """``user_changed_number`` or ``user_changed_user_id``."""
+    type: str  # user_changed_number or user_changed_user_id
     wa_id: str
     """The new phone number (``user_changed_number``)."""
     user_id: str

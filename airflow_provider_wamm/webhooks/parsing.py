@@ -74,8 +74,7 @@ class WebhookPricing(TypedDict, total=False):
     """``marketing_lite`` (Marketing Messages API) or ``marketing`` (Cloud API)."""
     pricing_model: str
     """``PMP`` or ``CBP``."""
-    type: str
-    """``regular`` (billable), ``free_customer_service`` or ``free_entry_point`` (v24.0 and later)."""
+    type: str  # regular (billable), free_customer_service or free_entry_point (v24.0 and later)
     cost: WebhookCost
     """What Meta says the message costs (messages sent with a max price, on ``delivered``/``read``)."""
 

@@ -368,7 +368,8 @@ class Claims:
         """Write the outcomes of claimed recipients (one executemany); returns rows updated.
 
         Only rows claimed by ``attempt_id`` are touched. The ``wa_id`` and ``user_id`` Meta answered
-        are kept on the row and linked to the recipient (:mod:`~.identities`).
+        are kept on the row and linked to the recipient
+        (:mod:`~airflow_provider_wamm.campaign.ledger.identities`).
         """
         if not outcomes:
             return 0

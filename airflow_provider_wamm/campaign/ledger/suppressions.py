@@ -336,8 +336,9 @@ class SuppressionList:
         """Suppressions in force at ``now`` for any of ``recipients``, by recipient.
 
         A person's suppression holds whichever key it was recorded under: the recipient's own, a form
-        Meta's ``wa_id`` gives the same number, or a key linked to it (:mod:`~.identities`); the one that
-        lasts longest is returned (its ``recipient`` is the key it is stored under).
+        Meta's ``wa_id`` gives the same number, or a key linked to it
+        (:mod:`~airflow_provider_wamm.campaign.ledger.identities`); the one that lasts longest is
+        returned (its ``recipient`` is the key it is stored under).
         """
         if not recipients:
             return {}
@@ -369,7 +370,8 @@ class SuppressionList:
         exclude_campaign_id: str | None = None,
     ) -> set[str]:
         """Recipients Meta took a message for (accepted/held/paused) in any campaign since ``since``,
-        under their own key or any other key of the same person (:mod:`~.identities`)."""
+        under their own key or any other key of the same person
+        (:mod:`~airflow_provider_wamm.campaign.ledger.identities`)."""
         if not recipients:
             return set()
         s = self.tables.sends.c
