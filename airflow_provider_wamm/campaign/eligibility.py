@@ -22,7 +22,6 @@ from typing import Any
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.callback import render_callback_data
 from airflow_provider_wamm.campaign.experiment_plan import MessageSpec, group_label
-from airflow_provider_wamm.campaign.identities import phone_aliases
 from airflow_provider_wamm.campaign.intake import Candidate
 from airflow_provider_wamm.campaign.ledger import Ledger, SendOutcome
 from airflow_provider_wamm.campaign.markets import MARKET_NOT_SUPPORTED, check_markets, unsupported_market
@@ -243,16 +242,9 @@ class Eligibility:
         return skips
 
     def _suppressions(self, recipients: list[str], now: datetime) -> dict[str, Any]:
-        """The suppression in force for each recipient, found under its key or under a form Meta's
-        ``wa_id`` may give the same number (:func:`~.identities.phone_aliases`)."""
-        aliases = {recipient: phone_aliases(recipient) for recipient in recipients}
-        found = self._ledger.active_suppressions([a for forms in aliases.values() for a in forms], now=now)
-        held: dict[str, Any] = {}
-        for recipient, forms in aliases.items():
-            hit = next((found[form] for form in forms if form in found), None)
-            if hit is not None:
-                held[recipient] = hit
-        return held
+        """The suppression in force for each recipient, found under its key, a form Meta's ``wa_id`` may
+        give the same number, or another key Meta used for the same person (the ledger's identities)."""
+        return dict(self._ledger.active_suppressions(recipients, now=now))
 
     def _suppressed_or_capped(self, recipients: list[str], now: datetime) -> dict[str, Decision]:
         """Skips for suppressed recipients and, with a frequency cap, recently messaged ones."""

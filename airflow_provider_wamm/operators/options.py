@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
 from airflow_provider_wamm.operators.canary import RolloutOptions
-from airflow_provider_wamm.operators.experiment import ExperimentArguments
+from airflow_provider_wamm.operators.experiment import EXPERIMENT_TEMPLATE_FIELDS, ExperimentArguments
 from airflow_provider_wamm.operators.limited import LimitedRetryOptions
 from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
 from airflow_provider_wamm.operators.run_log import RunLogArguments
@@ -23,6 +23,7 @@ OPTION_TEMPLATE_FIELDS: tuple[str, ...] = (
     "retry_limited",
     *LINEAGE_TEMPLATE_FIELDS,
     *WINDOW_TEMPLATE_FIELDS,
+    *EXPERIMENT_TEMPLATE_FIELDS,
 )
 
 
