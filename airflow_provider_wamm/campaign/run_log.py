@@ -33,13 +33,13 @@ from airflow_provider_wamm.campaign.ledger.schema import (
     DEFAULT_TABLE_PREFIX,
     DETAILS_MAX,
     TITLE_MAX,
-    add_missing_columns,
     datetime_type,
     key_type,
     upsert,
     validate_schema_name,
     validate_table_prefix,
 )
+from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 from airflow_provider_wamm.campaign.pricing import RateCard
 from airflow_provider_wamm.campaign.result import CampaignResult
 from airflow_provider_wamm.campaign.run_status_log import define_status_changes, iter_messages, status_rows
@@ -223,9 +223,9 @@ class RunLog:
         self.tables = define_run_log_tables(table_prefix, schema)
 
     def ensure_schema(self) -> None:
-        """Create the tables if missing, and add columns a newer version defines."""
-        self.tables.metadata.create_all(self.engine)
-        add_missing_columns(self.engine, self.tables.metadata)
+        """Create the tables if missing, and add columns a newer version defines (retried when shards
+        ending together race to create them)."""
+        Transactions(self.engine, self.tables.metadata).ensure_schema()
 
     def write(
         self,

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from airflow_provider_wamm.campaign.ledger import Ledger, utcnow
 from airflow_provider_wamm.campaign.ledger.records import RunState, as_utc, naive_utc
 from airflow_provider_wamm.campaign.ledger.schema import datetime_type, key_type, upsert
+from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 
 #: A running shard whose heartbeat is older than this is taken for dead (it sends no more test messages).
 SHARD_ALIVE_WITHIN = timedelta(minutes=5)
@@ -54,18 +55,13 @@ class WinnerDecisions:
         self.ledger = ledger
         self.metadata = sa.MetaData(schema=ledger.schema)
         self.table = define_decisions_table(self.metadata, ledger.table_prefix)
-        self._created = False
-
-    def _ensure(self) -> None:
-        if not self._created:
-            self.metadata.create_all(self.ledger.engine)
-            self._created = True
+        # Created on first use, retried when shards starting together race to create it.
+        self._tx = Transactions(ledger.engine, self.metadata)
 
     def recorded(self, campaign_id: str) -> dict[str, Any] | None:
         """The campaign's recorded decision (the dict :meth:`record` stored), or ``None``."""
-        self._ensure()
         t = self.table.c
-        with self.ledger.engine.connect() as conn:
+        with self._tx.read() as conn:
             stored = conn.execute(sa.select(t.decision_json).where(t.campaign_id == campaign_id)).scalar()
         return None if stored is None else dict(json.loads(stored))
 
@@ -73,7 +69,6 @@ class WinnerDecisions:
         self, campaign_id: str, decision: Mapping[str, Any], *, decided_by: str | None = None
     ) -> dict[str, Any]:
         """Record ``decision`` unless the campaign has one already; returns the one that holds."""
-        self._ensure()
         row = {
             "campaign_id": campaign_id,
             "sent_to_rest": decision.get("sent_to_rest"),
@@ -83,8 +78,7 @@ class WinnerDecisions:
             "decided_at": naive_utc(utcnow()),
             "decision_json": json.dumps(dict(decision), sort_keys=True, default=str),
         }
-        with self.ledger.engine.begin() as conn:
-            upsert(conn, self.table, [row], key=("campaign_id",))
+        self._tx.write(lambda conn: upsert(conn, self.table, [row], key=("campaign_id",)))
         held = self.recorded(campaign_id)
         assert held is not None  # inserted above, or there before
         return held
