@@ -27,6 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
@@ -36,17 +37,17 @@ from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims
 from airflow_provider_wamm.campaign.cap_share import shared_pace
 from airflow_provider_wamm.campaign.control import CampaignControl, StopEvent
 from airflow_provider_wamm.campaign.eligibility import (
-    SKIP_COUNTERS,
     Eligibility,
     HeldElsewhere,
     Invalid,
     Send,
     Skip,
     SkipReason,
+    count_decision,
 )
 from airflow_provider_wamm.campaign.guards import Guards, Trip, deferred_error, trip_explains
 from airflow_provider_wamm.campaign.intake import Candidate, Intake, IntakeBatch
-from airflow_provider_wamm.campaign.ledger import Ledger, RunState, SendOutcome
+from airflow_provider_wamm.campaign.ledger import Ledger, RunState
 from airflow_provider_wamm.campaign.pacing import Pacer
 from airflow_provider_wamm.campaign.progress import ProgressLog, expected_rows
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult, CampaignStopped
@@ -309,7 +310,7 @@ class _Run:
         """Decide about the candidates, record those not sent to, queue the others (unclaimed) and set
         aside those another attempt holds."""
         now = L.utcnow()
-        unsent: list[SendOutcome] = []
+        unsent: list[Skip | Invalid] = []
         for decided in self.eligibility.decide(candidates, now=now):
             decision = decided
             if isinstance(decided, Send | HeldElsewhere) and self._has_job(decided.recipient):
@@ -324,31 +325,24 @@ class _Run:
                 else:
                     self.jobs.add(Job(decision.recipient, decision.payload))
             elif isinstance(decision, HeldElsewhere):
-                self.foreign.add(Job(decision.recipient, decision.payload))
+                self.foreign.add(Job(decision.recipient, decision.payload), decision.unsent)
             else:
-                self._count_decision(decision)
-                outcome = decision.outcome()
-                if outcome is not None:
-                    unsent.append(outcome)
+                unsent.append(decision)
+        self._not_sent(unsent, now)
+
+    def _not_sent(self, decisions: Sequence[Skip | Invalid], now: datetime) -> None:
+        """Count the recipients not sent to, and record why (a dry run records nothing)."""
+        for decision in decisions:
+            count_decision(self.result, decision)
         if not self.s.dry_run:
-            self.attempt.record_unsent(unsent, now=now)
+            outcomes = [decision.outcome() for decision in decisions]
+            self.attempt.record_unsent([o for o in outcomes if o is not None], now=now)
 
     def _has_job(self, recipient: str) -> bool:
         """Whether this run has a job for ``recipient`` already: queued (unclaimed), waiting for a retry
         (its claim given back), in flight or set aside. A repeat of it beyond the in-memory window of
         the intake is then a duplicate, as the ledger cannot tell yet."""
         return recipient in self.jobs or recipient in self.dispatched or recipient in self.foreign
-
-    def _count_decision(self, decision: Skip | Invalid) -> None:
-        """Count a recipient that is not sent to."""
-        r = self.result
-        if isinstance(decision, Invalid):
-            r.add_invalid(decision.reason)
-            return
-        for counter in SKIP_COUNTERS[decision.reason]:
-            setattr(r, counter, getattr(r, counter) + 1)
-        if decision.reason in (SkipReason.HOLDOUT, SkipReason.GLOBAL_CONTROL, SkipReason.REST):
-            r.groups[str(decision.reason)] += 1
 
     # -- hand-over ------------------------------------------------------------------------------
 
@@ -394,6 +388,7 @@ class _Run:
         settled = self.foreign.settle(now)
         for job in settled.send:
             self.jobs.add(job)
+        self._not_sent(settled.unsent, L.utcnow())
         r = self.result
         r.skipped += settled.done
         r.already_done += settled.done
