@@ -12,7 +12,6 @@ with backoff like Meta does.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import heapq
 import json
 import logging
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_wamm.graph.errors import error_title
 from airflow_provider_wamm.sandbox.config import SandboxConfig
+from airflow_provider_wamm.sandbox.signals import sandbox_user_id
 from airflow_provider_wamm.sandbox.state import Runtime, SandboxContext, SandboxMessage, SandboxState
 from airflow_provider_wamm.webhooks.signature import SIGNATURE_HEADER, sign, verify_signature
 
@@ -98,15 +98,6 @@ def schedule_signal(
         return
     item = (field, value, time.time())
     heapq.heappush(state.heap, (now + config.webhook_delay_s, next(state.seq), "signal", item))
-
-
-def sandbox_user_id(recipient: str) -> str:
-    """The business-scoped user id the sandbox gives a recipient: the BSUID itself for a send by BSUID,
-    else a stable one made from the number (``ZZ.`` and 20 digits)."""
-    if not recipient.isdigit():
-        return recipient
-    digest = hashlib.blake2b(recipient.encode(), digest_size=16, person=b"wamm-sandbox-uid").digest()
-    return "ZZ." + str(int.from_bytes(digest, "big"))[:20]
 
 
 def _status_object(item: tuple[Any, ...]) -> dict[str, Any]:
