@@ -97,6 +97,7 @@ def campaign(spec: dict[str, Any]) -> int:
     ledger.dispose()
     out: dict[str, Any] = {"result": result.to_dict(), "wall_s": wall, "cpu_s": cpu}
     if spec.get("trace"):
+        out["send_span_s"] = max(stamps, default=t0) - t0  # from the start to the last send's write
         out["trace"] = window_stats(stamps)
         out["trace"]["gc_max_ms"] = round(1000 * max(gc_pauses, default=0.0), 1)
         out["trace"]["gc_total_ms"] = round(1000 * sum(gc_pauses), 1)
