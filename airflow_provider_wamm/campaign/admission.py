@@ -10,27 +10,24 @@ coordinating thread uses it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims
 from airflow_provider_wamm.campaign.eligibility import (
-    SKIP_COUNTERS,
     Eligibility,
     HeldElsewhere,
     Invalid,
     Send,
     Skip,
     SkipReason,
+    count_decision,
 )
 from airflow_provider_wamm.campaign.handover import HandOver
 from airflow_provider_wamm.campaign.intake import Candidate, Intake, IntakeBatch
-from airflow_provider_wamm.campaign.ledger import SendOutcome
 from airflow_provider_wamm.campaign.result import CampaignResult
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.campaign.workers import Job, JobQueue
-
-#: Skip reasons that also count as a group of the campaign's experiment.
-_GROUP_REASONS = (SkipReason.HOLDOUT, SkipReason.GLOBAL_CONTROL, SkipReason.REST)
 
 
 class Admission:
@@ -84,7 +81,7 @@ class Admission:
         """Decide about the candidates, record those not sent to, queue the others (unclaimed) and set
         aside those another attempt holds."""
         now = L.utcnow()
-        unsent: list[SendOutcome] = []
+        unsent: list[Skip | Invalid] = []
         for decided in self.eligibility.decide(candidates, now=now):
             decision = decided
             if isinstance(decided, Send | HeldElsewhere) and self._has_job(decided.recipient):
@@ -92,14 +89,18 @@ class Admission:
             if isinstance(decision, Send):
                 self._queue(decision)
             elif isinstance(decision, HeldElsewhere):
-                self.foreign.add(Job(decision.recipient, decision.payload))
+                self.foreign.add(Job(decision.recipient, decision.payload), decision.unsent)
             else:
-                self._count_decision(decision)
-                outcome = decision.outcome()
-                if outcome is not None:
-                    unsent.append(outcome)
+                unsent.append(decision)
+        self.not_sent(unsent, now)
+
+    def not_sent(self, decisions: Sequence[Skip | Invalid], now: datetime) -> None:
+        """Count the recipients not sent to, and record why (a dry run records nothing)."""
+        for decision in decisions:
+            count_decision(self.result, decision)
         if not self.s.dry_run:
-            self.attempt.record_unsent(unsent, now=now)
+            outcomes = [decision.outcome() for decision in decisions]
+            self.attempt.record_unsent([o for o in outcomes if o is not None], now=now)
 
     def _queue(self, decision: Send) -> None:
         """Queue a recipient to send to (a dry run only counts and prices it)."""
@@ -116,14 +117,3 @@ class Admission:
         (its claim given back), in flight or set aside. A repeat of it beyond the in-memory window of
         the intake is then a duplicate, as the ledger cannot tell yet."""
         return recipient in self.jobs or recipient in self.handover.dispatched or recipient in self.foreign
-
-    def _count_decision(self, decision: Skip | Invalid) -> None:
-        """Count a recipient that is not sent to."""
-        r = self.result
-        if isinstance(decision, Invalid):
-            r.add_invalid(decision.reason)
-            return
-        for counter in SKIP_COUNTERS[decision.reason]:
-            setattr(r, counter, getattr(r, counter) + 1)
-        if decision.reason in _GROUP_REASONS:
-            r.groups[str(decision.reason)] += 1

@@ -59,6 +59,11 @@ MESSAGE_STATES = {
 }
 
 
+def _text(value: object) -> str | None:
+    """A non-empty string of Meta's answer, else ``None``."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
 def code_key(error: GraphError) -> str:
     """The key of an error in ``errors_by_code``: the Graph code, else the HTTP status."""
     if error.code is not None:
@@ -148,7 +153,15 @@ class AnswerHandler:
         state = MESSAGE_STATES.get(status, L.ACCEPTED)
         setattr(r, state, getattr(r, state) + 1)
         self.attempt.record(
-            SendOutcome(job.recipient, state, wamid=sent.wamid, message_status=status, attempts=job.attempts)
+            SendOutcome(
+                job.recipient,
+                state,
+                wamid=sent.wamid,
+                message_status=status,
+                attempts=job.attempts,
+                wa_id=_text(getattr(sent, "wa_id", None)),
+                user_id=_text(getattr(sent, "user_id", None)),
+            )
         )
 
     def _refused(self, job: Job, error: GraphError) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
+from airflow_provider_wamm.campaign.eligibility import Invalid, Skip
 from airflow_provider_wamm.campaign.ledger import (
     ExistingSend,
     Ledger,
@@ -251,6 +252,8 @@ class Settled:
 
     send: list[Job] = field(default_factory=list)
     """Released, or final but open to a new request: this run claims and sends them."""
+    unsent: list[Skip | Invalid] = field(default_factory=list)
+    """Released, or open to a new request, but this run does not send them: what it does instead."""
     done: int = 0
     """Final: counted as already done."""
     taken_over: list[str] = field(default_factory=list)
@@ -270,6 +273,7 @@ class ForeignClaims:
         s = attempt.s
         self._attempt = attempt
         self._jobs: dict[str, Job] = {}
+        self._unsent: dict[str, Skip | Invalid] = {}
         self._every_s = min(LOOK_EVERY_MAX_S, max(LOOK_EVERY_MIN_S, s.heartbeat_interval_s))
         # An attempt that stopped beating before the wait began is over within claims_abandoned_after_s;
         # two looks more make sure the run sees it.
@@ -283,9 +287,13 @@ class ForeignClaims:
     def __contains__(self, recipient: object) -> bool:
         return recipient in self._jobs
 
-    def add(self, job: Job) -> None:
-        """Keep ``job`` aside until its recipient's claim settles."""
+    def add(self, job: Job, unsent: Skip | Invalid | None = None) -> None:
+        """Keep ``job`` aside until its recipient's claim settles; with ``unsent``, what to do instead
+        of sending it if the claim is released (its attempt being over makes it ``unknown`` all the
+        same)."""
         self._jobs[job.recipient] = job
+        if unsent is not None:
+            self._unsent[job.recipient] = unsent
 
     def due(self, now: float) -> bool:
         """Whether it is time to look at the held claims again."""
@@ -304,11 +312,13 @@ class ForeignClaims:
             row = rows.get(recipient)
             if row is not None and row.state == SendState.CLAIMED:
                 continue  # still held by an attempt that is alive
-            job = self._jobs.pop(recipient)
-            if row is None or row.reclaimable(at, resend_unknown=resend_unknown):
-                settled.send.append(job)
-            else:
+            job, unsent = self._jobs.pop(recipient), self._unsent.pop(recipient, None)
+            if row is not None and not row.reclaimable(at, resend_unknown=resend_unknown):
                 settled.done += 1
+            elif unsent is not None:
+                settled.unsent.append(unsent)
+            else:
+                settled.send.append(job)
         return settled
 
     def waited_out(self, now: float) -> bool:
@@ -322,6 +332,7 @@ class ForeignClaims:
         """Stop waiting; returns how many recipients were still held by another attempt."""
         count = len(self._jobs)
         self._jobs.clear()
+        self._unsent.clear()
         return count
 
 

@@ -22,10 +22,10 @@ from typing import Any
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.callback import render_callback_data
 from airflow_provider_wamm.campaign.experiment_plan import MessageSpec, group_label
-from airflow_provider_wamm.campaign.identities import phone_aliases
 from airflow_provider_wamm.campaign.intake import Candidate
 from airflow_provider_wamm.campaign.ledger import Ledger, SendOutcome
 from airflow_provider_wamm.campaign.markets import MARKET_NOT_SUPPORTED, check_markets, unsupported_market
+from airflow_provider_wamm.campaign.result import CampaignResult
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.graph.payload import PayloadError, build_marketing_message
 
@@ -76,18 +76,6 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
-class HeldElsewhere:
-    """Another attempt of the campaign holds the recipient's claim: its request may be in flight.
-
-    Not done yet, and not this run's to send: the run keeps the payload aside until the claim settles
-    (a final outcome, a release, or the other attempt is over).
-    """
-
-    recipient: str
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class Skip:
     """Do not send to the recipient.
 
@@ -120,8 +108,35 @@ class Invalid:
         return SendOutcome(self.recipient, L.INVALID, error_details=f"row {self.row_number}: {self.reason}")
 
 
+@dataclass(frozen=True, slots=True)
+class HeldElsewhere:
+    """Another attempt of the campaign holds the recipient's claim: its request may be in flight.
+
+    Not done yet, and not this run's to send: the run keeps the payload aside until the claim settles
+    (a final outcome, a release, or the other attempt is over). That holds whatever this run would do
+    with the recipient: a claim whose recipient is suppressed meanwhile (its own request's failed
+    status may be the cause) must still become ``unknown`` when its attempt is over.
+    """
+
+    recipient: str
+    payload: dict[str, Any]
+    unsent: Skip | Invalid | None = None
+    """What this run does instead of sending if the claim is released (``payload`` is then empty)."""
+
+
 Decision = Send | HeldElsewhere | Skip | Invalid
 """What to do with one candidate recipient."""
+
+
+def count_decision(result: CampaignResult, decision: Skip | Invalid) -> None:
+    """Count a recipient that is not sent to in the run's ``result``."""
+    if isinstance(decision, Invalid):
+        result.add_invalid(decision.reason)
+        return
+    for counter in SKIP_COUNTERS[decision.reason]:
+        setattr(result, counter, getattr(result, counter) + 1)
+    if decision.reason in (SkipReason.HOLDOUT, SkipReason.GLOBAL_CONTROL, SkipReason.REST):
+        result.groups[str(decision.reason)] += 1
 
 
 class Eligibility:
@@ -153,11 +168,13 @@ class Eligibility:
         decisions.update(self._suppressed_or_capped([c.recipient for c in todo], now))
         for candidate in todo:
             if candidate.recipient not in decisions:
-                decision = self._assign(candidate)
-                if isinstance(decision, Send) and decision.recipient in held:
-                    decisions[candidate.recipient] = HeldElsewhere(decision.recipient, decision.payload)
-                else:
-                    decisions[candidate.recipient] = decision
+                decisions[candidate.recipient] = self._assign(candidate)
+        for recipient in held:  # the claim settles first, whatever this run would do
+            decision = decisions[recipient]
+            if isinstance(decision, Send):
+                decisions[recipient] = HeldElsewhere(recipient, decision.payload)
+            elif isinstance(decision, Skip | Invalid):
+                decisions[recipient] = HeldElsewhere(recipient, {}, decision)
         return [decisions[c.recipient] for c in candidates]
 
     def _assign(self, candidate: Candidate) -> Send | Skip | Invalid:
@@ -225,16 +242,9 @@ class Eligibility:
         return skips
 
     def _suppressions(self, recipients: list[str], now: datetime) -> dict[str, Any]:
-        """The suppression in force for each recipient, found under its key or under a form Meta's
-        ``wa_id`` may give the same number (:func:`~.identities.phone_aliases`)."""
-        aliases = {recipient: phone_aliases(recipient) for recipient in recipients}
-        found = self._ledger.active_suppressions([a for forms in aliases.values() for a in forms], now=now)
-        held: dict[str, Any] = {}
-        for recipient, forms in aliases.items():
-            hit = next((found[form] for form in forms if form in found), None)
-            if hit is not None:
-                held[recipient] = hit
-        return held
+        """The suppression in force for each recipient, found under its key, a form Meta's ``wa_id`` may
+        give the same number, or another key Meta used for the same person (the ledger's identities)."""
+        return dict(self._ledger.active_suppressions(recipients, now=now))
 
     def _suppressed_or_capped(self, recipients: list[str], now: datetime) -> dict[str, Decision]:
         """Skips for suppressed recipients and, with a frequency cap, recently messaged ones."""
@@ -267,4 +277,5 @@ __all__ = [
     "Send",
     "Skip",
     "SkipReason",
+    "count_decision",
 ]

@@ -192,8 +192,11 @@ class HandOver:
         if self.spend is not None:
             self.spend.count(recipient)
 
-    def give_back(self, jobs: list[Job]) -> None:
-        """Give back the reservations of jobs that were never handed over."""
+    def release_all(self) -> int:
+        """Give back what the run will not send: its unsent claims (deleted, so a later run sends them)
+        and the jobs it never handed over, with their reservations; returns how many."""
+        drained = self.jobs.drain()
         if self.spend is not None:
-            for job in jobs:
+            for job in drained:
                 self.spend.refund(job.recipient)
+        return self.attempt.release_all() + len(drained)

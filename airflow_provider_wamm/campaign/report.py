@@ -36,6 +36,7 @@ from airflow_provider_wamm.campaign.ledger import (
     utcnow,
 )
 from airflow_provider_wamm.campaign.report_analytics import summarise_template_analytics
+from airflow_provider_wamm.campaign.report_cost import cost_section
 from airflow_provider_wamm.campaign.report_latency import (
     EXACT_PERCENTILE_LIMIT,
     LATENCY_PERCENTILES,
@@ -219,6 +220,14 @@ class CampaignReport:
     expired: int = 0
     """Messages Meta took more than ``ttl_s`` ago without a final status: Meta drops a message its TTL
     outlived without a webhook (see :mod:`~.ttl`), so these were most likely never delivered."""
+    attributed_cost: dict[str, float] = field(default_factory=dict)
+    """What Meta's status webhooks say the messages cost (``pricing.cost``, sent for messages with a max
+    price), summed by currency; ``{}`` when no webhook gave a cost (see :mod:`~.report_cost`)."""
+    costed: int = 0
+    """Messages Meta gave a cost for (the rest are not in :attr:`attributed_cost`)."""
+    pricing_types: dict[str, int] = field(default_factory=dict)
+    """Messages Meta took by ``pricing.type``: ``regular`` (billable), ``free_entry_point``,
+    ``free_customer_service``, ``unknown`` (no priced webhook yet)."""
     variants: list[dict[str, Any]] = field(default_factory=list)
     """With an experiment: each variant's funnel, rates and lift against the baseline variant, then
     the held-back groups (:func:`~airflow_provider_wamm.campaign.report_variants.variant_section`)."""
@@ -257,6 +266,8 @@ class CampaignReport:
             parts.append(f"{self.unsettled} without a final status")
         if self.expired:
             parts.append(f"{self.expired} outlived the template's TTL undelivered")
+        for currency, amount in sorted(self.attributed_cost.items()):
+            parts.append(f"Meta's cost {amount:g} {currency} ({self.costed} priced messages)")
         return ", ".join(parts)
 
 
@@ -370,9 +381,8 @@ def build_report(
     now: datetime | None = None,
     exact_percentile_limit: int = EXACT_PERCENTILE_LIMIT,
 ) -> CampaignReport:
-    """Aggregate the report of one campaign, or of several together, from the ledger in four queries
-    (send states; status x pricing x error code, summed by the delivery, routing, click and delivery
-    error sections; send errors; latency buckets) and two sorted lookups for exact percentiles.
+    """Aggregate the report of one or several campaigns in a few grouped queries (send states; status x
+    pricing x error code; send errors; latency buckets; variants; Meta's cost) and two sorted lookups.
 
     :param ledger: the campaign ledger.
     :param campaign_ids: a campaign id, or several to report as one.
@@ -388,7 +398,7 @@ def build_report(
         groups = delivery_groups(conn, ledger, ids)
         send_errors = send_error_rows(conn, ledger, ids)
         time_to_deliver_s = time_to_deliver(conn, ledger, ids, exact_percentile_limit)
-        variants = variant_counts(conn, ledger, ids)
+        variants, costs = variant_counts(conn, ledger, ids), cost_section(conn, ledger, ids)
     sends = _sends_section(activity)
     delivery = _delivery_section(status_counts(groups))
     routing = routing_counts(groups)
@@ -420,6 +430,7 @@ def build_report(
         time_to_deliver_s=time_to_deliver_s,
         analytics=dict(analytics) if analytics is not None else None,
         variants=variant_section(variants),
+        **costs.report_fields(),
     )
 
 

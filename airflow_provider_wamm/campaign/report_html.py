@@ -142,6 +142,7 @@ def _summary_rows(r: CampaignReport) -> list[tuple[str, Any]]:
         ("Failed after acceptance", r.delivery_failed),
         ("Clicked (messages)", r.clicked),
         ("Clicks", r.clicks),
+        *([("Outlived the template's TTL undelivered", r.expired)] if r.ttl_s is not None else []),
     ]
 
 
@@ -163,6 +164,24 @@ def _routing_rows(r: CampaignReport) -> list[tuple[str, int]]:
         ("marketing_lite (Marketing Messages API)", r.routing.get("marketing_lite", 0)),
         ("marketing (Cloud API fallback)", r.routing.get("marketing", 0)),
         ("unknown (no priced status yet)", r.routing.get("unknown", 0)),
+    ]
+
+
+def _price_section(r: CampaignReport) -> list[str]:
+    """Messages by Meta's ``pricing.type`` and the cost Meta's webhooks gave, when there is either."""
+    if not r.attributed_cost and set(r.pricing_types) <= {"unknown"}:
+        return []
+    rows: list[tuple[str, Any]] = [(f"pricing type {kind}", n) for kind, n in sorted(r.pricing_types.items())]
+    rows += [
+        (f"Meta's cost ({currency})", f"{amount:g}") for currency, amount in sorted(r.attributed_cost.items())
+    ]
+    if r.attributed_cost:
+        rows.append(("messages with a cost from Meta", r.costed))
+    return [
+        "<h2>Price</h2>",
+        '<p class="meta">From the status webhooks: <code>pricing.type</code>, and <code>pricing.cost</code> '
+        "for messages sent with a max price.</p>",
+        _table(("", "value"), rows, numeric=(1,)),
     ]
 
 
@@ -281,6 +300,7 @@ def render_html(report: CampaignReport | Mapping[str, Any], *, title: str | None
         _table(("pricing category", "messages"), _routing_rows(r), numeric=(1,)),
         "<h2>Errors</h2>",
         _table(("code", "title", "stage", "count", "example details"), errors, numeric=(3,)),
+        *_price_section(r),
         *_experiment_section(r),
         *_analytics_section(r),
         "</body></html>",

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from airflow_provider_wamm.campaign.ledger import FAILED, as_utc, utcnow
+from airflow_provider_wamm.campaign.ledger.schema import add_missing_columns
 
 if TYPE_CHECKING:
     from airflow_provider_wamm.campaign.report import CampaignReport
@@ -39,7 +40,12 @@ def parse_table_name(name: str) -> tuple[str | None, str]:
 
 def report_table(name: str, metadata: sa.MetaData | None = None) -> sa.Table:
     """The report table's definition: one row per campaign (``row_key='summary'``) and per error code
-    and stage (``row_key='error:<stage>:<code>'``), keyed by ``(campaign_id, row_key)``."""
+    and stage (``row_key='error:<stage>:<code>'``), keyed by ``(campaign_id, row_key)``.
+
+    ``cost`` is Meta's analytics ``amount_spent`` when analytics were fetched; ``meta_cost`` the sum of
+    ``pricing.cost`` of the status webhooks (messages with a max price; ``costed`` of them) in
+    ``meta_cost_currency``; ``ttl_s`` and ``expired`` the template's time-to-live and the messages it
+    outlived undelivered."""
     schema, table = parse_table_name(name)
     return sa.Table(
         table,
@@ -70,6 +76,13 @@ def report_table(name: str, metadata: sa.MetaData | None = None) -> sa.Table:
         sa.Column("p90_deliver_s", sa.Float),
         sa.Column("cost", sa.Float),
         sa.Column("settled", sa.Boolean),
+        # Added later (nullable; an existing table gets them with ALTER TABLE ... ADD COLUMN).
+        sa.Column("ttl_s", sa.Float),
+        sa.Column("expired", sa.Integer),
+        sa.Column("meta_cost", sa.Float),
+        sa.Column("meta_cost_currency", sa.String(8)),
+        sa.Column("costed", sa.Integer),
+        sa.Column("free_entry_point", sa.Integer),
         sa.Column("timed_out", sa.Boolean),
         sa.Column("generated_at", sa.DateTime, nullable=False),
         schema=schema,
@@ -108,7 +121,22 @@ def _summary_row(report: CampaignReport, generated: datetime) -> dict[str, Any]:
         "settled": report.settled,
         "timed_out": report.timed_out,
         "generated_at": generated,
+        "ttl_s": report.ttl_s,
+        "expired": report.expired,
+        **_meta_cost(report),
+        "costed": report.costed,
+        "free_entry_point": report.pricing_types.get("free_entry_point", 0),
     }
+
+
+def _meta_cost(report: CampaignReport) -> dict[str, Any]:
+    """``meta_cost`` and its currency: Meta's attributed cost when it is in one currency (several: the
+    cost is left out, the currencies listed)."""
+    costs = report.attributed_cost
+    if len(costs) == 1:
+        ((currency, amount),) = costs.items()
+        return {"meta_cost": float(amount), "meta_cost_currency": currency[:8]}
+    return {"meta_cost": None, "meta_cost_currency": ",".join(sorted(costs))[:8] or None}
 
 
 def report_rows(report: CampaignReport) -> list[dict[str, Any]]:
@@ -148,6 +176,7 @@ def write_report_table(engine: Engine, table_name: str, reports: Iterable[Campai
     items = list(reports)
     rows = [row for report in items for row in report_rows(report)]
     table.create(engine, checkfirst=True)
+    add_missing_columns(engine, table.metadata)  # a table written by an earlier version
     with engine.begin() as conn:
         conn.execute(table.delete().where(table.c.campaign_id.in_([r.campaign_id for r in items])))
         if rows:

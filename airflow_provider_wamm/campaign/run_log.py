@@ -7,7 +7,10 @@ its history, written once at the end of each run into two append-only tables wit
 - ``<prefix>run_changes``: what happened to each recipient in a run (sent, skipped with the reason,
   failed with Meta's code, title and details, invalid), keyed by ``(attempt_id, recipient)``;
 - ``<prefix>run_summaries``: the run's counts, ratios, estimated cost and the change in volume
-  against the previous run of the same task, keyed by ``attempt_id``.
+  against the previous run of the same task, keyed by ``attempt_id``;
+- ``<prefix>run_status_changes``: what Meta's status webhooks said of each message afterwards
+  (delivered, read, failed with Meta's code, title and details), keyed by ``(wamid, status)``
+  (:mod:`~airflow_provider_wamm.campaign.run_status_log`).
 
 Writing is idempotent (a row already there is left alone), streamed in batches from the ledger, and
 works with the ledger's own database or any other SQLAlchemy-capable one.
@@ -16,7 +19,7 @@ works with the ledger's own database or any other SQLAlchemy-capable one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,15 +33,16 @@ from airflow_provider_wamm.campaign.ledger.schema import (
     DEFAULT_TABLE_PREFIX,
     DETAILS_MAX,
     TITLE_MAX,
-    add_missing_columns,
     datetime_type,
     key_type,
     upsert,
     validate_schema_name,
     validate_table_prefix,
 )
+from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 from airflow_provider_wamm.campaign.pricing import RateCard
 from airflow_provider_wamm.campaign.result import CampaignResult
+from airflow_provider_wamm.campaign.run_status_log import define_status_changes, iter_messages, status_rows
 
 #: The kinds of change a ``run_changes`` row records (its ``change`` column).
 CHANGES = ("sent", "skipped", "failed", "invalid", "unknown")
@@ -81,6 +85,8 @@ class RunLogTables:
     """One row per (run, recipient)."""
     summaries: sa.Table
     """One row per run."""
+    status_changes: sa.Table
+    """One row per (message, status it reached)."""
 
 
 def define_run_log_tables(
@@ -142,7 +148,7 @@ def define_run_log_tables(
         sa.Index(f"ix_{p}run_summaries_task", "dag_id", "task_id", "logged_at"),
         sa.Index(f"ix_{p}run_summaries_campaign", "campaign_id"),
     )
-    return RunLogTables(md, changes, summaries)
+    return RunLogTables(md, changes, summaries, define_status_changes(md, p))
 
 
 @dataclass(frozen=True)
@@ -217,9 +223,9 @@ class RunLog:
         self.tables = define_run_log_tables(table_prefix, schema)
 
     def ensure_schema(self) -> None:
-        """Create the tables if missing, and add columns a newer version defines."""
-        self.tables.metadata.create_all(self.engine)
-        add_missing_columns(self.engine, self.tables.metadata)
+        """Create the tables if missing, and add columns a newer version defines (retried when shards
+        ending together race to create them)."""
+        Transactions(self.engine, self.tables.metadata).ensure_schema()
 
     def write(
         self,
@@ -251,7 +257,35 @@ class RunLog:
         row |= {"previous_total": previous, "volume_change": volume}
         with self.engine.begin() as conn:
             upsert(conn, self.tables.summaries, [row], key=("attempt_id",))
-        return {"changes": written, "previous_total": previous, "volume_change": volume}
+        statuses = self.write_status_changes(ledger, [result.campaign_id], batch_size=batch_size)
+        return {
+            "changes": written,
+            "status_changes": statuses,
+            "previous_total": previous,
+            "volume_change": volume,
+        }
+
+    def write_status_changes(
+        self, ledger: Ledger, campaign_ids: Sequence[str], *, batch_size: int = 1000
+    ) -> int:
+        """Log the status changes the ledger holds for the campaigns' messages (those already logged are
+        kept); returns how many the campaigns have in all (per status, the report's counts)."""
+        self.ensure_schema()
+        logged_at = naive_utc(utcnow())
+        assert logged_at is not None
+        total, batch = 0, []
+        for message in iter_messages(ledger, campaign_ids, batch_size=batch_size):
+            batch += status_rows(message, logged_at)
+            if len(batch) >= batch_size:
+                total += self._upsert_status_changes(batch)
+                batch = []
+        return total + self._upsert_status_changes(batch)
+
+    def _upsert_status_changes(self, rows: list[dict[str, Any]]) -> int:
+        if rows:
+            with self.engine.begin() as conn:
+                upsert(conn, self.tables.status_changes, rows, key=("wamid", "status"))
+        return len(rows)
 
     def _change_rows(
         self, ledger: Ledger, result: CampaignResult, logged_at: datetime | None, batch_size: int
@@ -339,6 +373,13 @@ class RunLog:
                 .group_by(s.shard_index)
             ).all()
         return sum(int(t or 0) for _, t in totals)
+
+    def status_changes(self, campaign_id: str) -> list[dict[str, Any]]:
+        """The status-change rows of a campaign (for tests and small campaigns)."""
+        c = self.tables.status_changes
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(c).where(c.c.campaign_id == campaign_id)).mappings().all()
+        return [dict(r) for r in rows]
 
     def changes(self, attempt_id: str) -> list[dict[str, Any]]:
         """The change rows of one run (for tests and small runs; query the table for big ones)."""

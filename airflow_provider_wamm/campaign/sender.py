@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.adapt import AdaptiveConcurrency
 from airflow_provider_wamm.campaign.admission import Admission
 from airflow_provider_wamm.campaign.answers import AnswerHandler
@@ -275,6 +276,7 @@ class _Run:
         settled = self.foreign.settle(now)
         for job in settled.send:
             self.jobs.add(job)
+        self.admission.not_sent(settled.unsent, L.utcnow())
         r = self.result
         r.skipped += settled.done
         r.already_done += settled.done
@@ -310,9 +312,7 @@ class _Run:
     def _release(self) -> None:
         """Give back what this run will not send: its unsent claims (deleted, so a later run sends
         them) and the jobs it never handed over; count what other attempts still hold."""
-        drained = self.jobs.drain()
-        self.handover.give_back(drained)
-        released = self.attempt.release_all() + len(drained)
+        released = self.handover.release_all()
         held = self.foreign.drop()
         r = self.result
         r.released += released

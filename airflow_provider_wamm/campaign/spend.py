@@ -9,19 +9,24 @@ taken never passes ``max_cost``: the run stops handing over at the first recipie
 and releases the rest for a later run (or a bigger budget).
 
 Numbers Meta does not deliver marketing to (US numbers) cost nothing here: they fail, uncharged.
+
+A later run of the same campaign starts with what the earlier runs spent (:meth:`SpendGuard.charge_taken`):
+Meta's own ``pricing.cost`` where a status webhook gave it (messages with a max price), else the card's
+rate; a message whose delivery failed costs nothing (Meta charges on delivery).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from airflow_provider_wamm.campaign.pricing import Budget, CostEstimate, MarketRates
+from airflow_provider_wamm.campaign.report_cost import TakenMessage
 from airflow_provider_wamm.campaign.workers import Job
 
 
@@ -68,6 +73,25 @@ class SpendGuard:
         market = self.rates.market_of(country)
         rate = self.rates.rates.get(market)
         return Price(market, rate if rate is not None else Decimal(0), priced=rate is not None)
+
+    def charge_taken(self, taken: Iterable[TakenMessage]) -> tuple[Decimal, Decimal]:
+        """Charge the budget with messages earlier runs sent (:func:`~.report_cost.taken_messages`):
+        Meta's cost when a webhook gave one in the budget's currency, else the estimate; returns
+        ``(charged in total, of which Meta's own cost)``."""
+        total = actual = Decimal(0)
+        currency = self.budget.currency if self.budget is not None else self.rates.currency
+        for message in taken:
+            if message.failed:
+                continue
+            if message.amount is not None and (message.currency or "").upper() == currency:
+                cost = Decimal(str(message.amount))
+                actual += cost
+            else:
+                cost = self.price(message.recipient).cost
+            total += cost
+        if self.budget is not None:
+            self.budget.charge(total)
+        return total, actual
 
     def count(self, recipient: str) -> None:
         """Count a message a dry run would send (priced, never reserved)."""

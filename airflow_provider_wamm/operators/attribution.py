@@ -9,7 +9,7 @@ report as XCom (counts, rates and intervals; never a phone number).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
@@ -21,8 +21,15 @@ from airflow_provider_wamm.campaign.attribution import (
     ledger_exposures,
     ledger_held_back,
 )
+from airflow_provider_wamm.campaign.attribution_analytics import (
+    DEFAULT_CONVERSION_METRICS,
+    SCOPE,
+    group_templates,
+    meta_conversions,
+)
 from airflow_provider_wamm.campaign.experiments import AssignmentKind, Experiment
 from airflow_provider_wamm.campaign.ledger import ACCEPTED
+from airflow_provider_wamm.graph.analytics import CONVERSION_METRIC_TYPES
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger
 from airflow_provider_wamm.hooks.recipients import SqlRecipientSource
@@ -68,6 +75,14 @@ class ConversionAttributionOperator(BaseOperator):
     :param control_group: The group lifts are measured against: ``holdout`` or ``global_control``.
     :param confidence: Confidence level of the intervals (the readout's alpha is ``1 - confidence``).
     :param batch_size: Rows per fetch, from the ledger and from the queries.
+    :param include_analytics: Add Meta's conversion metrics (``template_analytics``, Marketing Messages
+        API sends) beside the report: per template the groups were sent, its ``sent``, ``delivered`` and
+        ``conversions`` (``website_purchases``...) from the day of the first send until now, as
+        ``meta_analytics``. Meta counts per template and day (other sends included). A failure to fetch
+        them is noted there, never fatal. Needs ``waba_id`` in the WhatsApp connection.
+    :param whatsapp_conn_id: The WhatsApp connection asked for the analytics.
+    :param analytics_metrics: The conversion metrics asked for (default: purchases, their value, add to
+        cart and checkouts, website and app).
     """
 
     template_fields: Sequence[str] = (
@@ -108,6 +123,9 @@ class ConversionAttributionOperator(BaseOperator):
         control_group: ControlGroup = "holdout",
         confidence: float = 0.95,
         batch_size: int = 1000,
+        include_analytics: bool = False,
+        whatsapp_conn_id: str = "whatsapp_default",
+        analytics_metrics: Sequence[str] = DEFAULT_CONVERSION_METRICS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -135,6 +153,12 @@ class ConversionAttributionOperator(BaseOperator):
         self.control_group = str(control_group)
         self.confidence = confidence
         self.batch_size = batch_size
+        self.include_analytics = include_analytics
+        self.whatsapp_conn_id = whatsapp_conn_id
+        self.analytics_metrics = [str(m).upper() for m in analytics_metrics]
+        unknown = sorted(set(self.analytics_metrics) - set(CONVERSION_METRIC_TYPES))
+        if unknown:
+            raise ValueError(f"analytics_metrics: not conversion metrics of Meta: {unknown}")
 
     @staticmethod
     def _experiment(experiment: Experiment | Mapping[str, Any] | None) -> Experiment | None:
@@ -161,11 +185,53 @@ class ConversionAttributionOperator(BaseOperator):
         except ConfigurationError as exc:
             raise AirflowFailException(f"Attribution of campaign {self.campaign_id!r}: {exc}") from exc
         self._log(report)
-        return {"campaign_id": self.campaign_id, **report.to_dict()}
+        result = {"campaign_id": self.campaign_id, **report.to_dict()}
+        if self.include_analytics:
+            result["meta_analytics"] = self._meta_analytics(attribution.first_exposure)
+        return result
+
+    def _meta_analytics(self, first_send: datetime | None) -> dict[str, Any]:
+        """Meta's conversion metrics per template the groups were sent (errors become a note)."""
+        from airflow_provider_wamm.graph.errors import WammError
+        from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
+
+        if first_send is None:
+            return {"error": "the campaign has no accepted send"}
+        ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
+        try:
+            templates = group_templates(ledger, self._campaign_ids())
+        finally:
+            ledger.dispose()
+        start = first_send.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        end = datetime.now(UTC)
+        hook = WhatsAppHook(whatsapp_conn_id=self.whatsapp_conn_id)
+        try:
+            if not hook.waba_id:
+                return {"error": f"connection {self.whatsapp_conn_id!r} has no waba_id"}
+            per_template = meta_conversions(
+                hook.get_conn(), templates, start=start, end=end, metrics=self.analytics_metrics
+            )
+        except (WammError, OSError) as exc:
+            self.log.warning("Template analytics not available: %s", exc)
+            return {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        finally:
+            hook.close()
+        for t in per_template:
+            self.log.info(
+                "Meta, %s (%s) for %s: %s",
+                t["template_name"],
+                t["language"],
+                ", ".join(t["groups"]),
+                t.get("error") or f"{t['delivered']} delivered, conversions {t['conversions']}",
+            )
+        return {"start": start.isoformat(), "end": end.isoformat(), "scope": SCOPE, "templates": per_template}
+
+    def _campaign_ids(self) -> list[str]:
+        return [self.campaign_id] if isinstance(self.campaign_id, str) else list(self.campaign_id)
 
     def _add_exposures(self, attribution: Attribution) -> None:
         """The campaign's accepted sends, then the holdout of its audience (anchored at the first send)."""
-        campaign_ids = [self.campaign_id] if isinstance(self.campaign_id, str) else list(self.campaign_id)
+        campaign_ids = self._campaign_ids()
         ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
         try:
             for campaign_id in campaign_ids:

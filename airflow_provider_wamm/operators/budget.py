@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.campaign.pricing import Budget, RateCard
+from airflow_provider_wamm.campaign.report_cost import taken_messages
 from airflow_provider_wamm.campaign.spend import SpendGuard
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.operators.arguments import is_templated
@@ -31,8 +33,10 @@ class CostOptions(CampaignSteps):
         is priced by the recipient's market before it leaves, and the task stops handing requests over at
         the first one that would take the spend past it (in-flight requests included, refused ones given
         back). The task then succeeds with ``budget_reached`` and ``released`` in its counts; a later run
-        (same ``campaign_id``) with a bigger budget continues. Mapped shards each get
-        ``max_cost / shard_count``. Meta charges on delivery, so the real spend is at most this.
+        (same ``campaign_id``) starts with what the earlier runs spent (Meta's ``pricing.cost`` from the
+        status webhooks where Meta sent one, else the estimate), so a bigger budget continues where the
+        last one stopped. Mapped shards each get ``max_cost / shard_count``. Meta charges on delivery,
+        so the real spend is at most this.
     :param rates_file: A rate card CSV to price with instead of the shipped one (Meta's own rate-card
         file, or the shipped layout; see the cost planner recipe).
     """
@@ -53,8 +57,12 @@ class CostOptions(CampaignSteps):
         self.max_cost = max_cost
         self.rates_file = rates_file
 
-    def spend_guard(self, *, dry_run: bool, shard_count: int, log: Any) -> SpendGuard | None:
-        """The guard pricing this run: always in a dry run, with ``max_cost`` otherwise.
+    def spend_guard(
+        self, *, dry_run: bool, shard_count: int, log: Any, ledger: Ledger | None = None, settings: Any = None
+    ) -> SpendGuard | None:
+        """The guard pricing this run: always in a dry run, with ``max_cost`` otherwise. With the
+        ``ledger`` and the run's ``settings``, the budget starts with what earlier runs of the campaign
+        (its shard) spent: Meta's ``pricing.cost`` from the webhooks where given, else the estimate.
 
         :raises ConfigurationError: no card in force today, or a ``max_cost`` that is not an amount.
         """
@@ -76,7 +84,20 @@ class CostOptions(CampaignSteps):
             except ConfigurationError as exc:
                 raise ConfigurationError(f"max_cost: {exc}") from None
             budget = Budget(ceiling / max(shard_count, 1), currency=rates.currency)
-        return SpendGuard(rates, today, budget)
+        guard = SpendGuard(rates, today, budget)
+        if budget is not None and ledger is not None and settings is not None and not dry_run:
+            shard = settings.shard_index if shard_count > 1 else None
+            spent, actual = guard.charge_taken(
+                taken_messages(ledger, settings.campaign_id, shard_index=shard)
+            )
+            if spent:
+                log.info(
+                    "max_cost: earlier runs spent %s %s (%s of it Meta's own cost)",
+                    spent,
+                    budget.currency,
+                    actual,
+                )
+        return guard
 
     def extend_summary(self, summary: dict[str, Any]) -> None:
         """Log what the run cost (or would cost), by market."""

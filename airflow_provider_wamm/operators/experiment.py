@@ -17,18 +17,24 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_wamm.campaign.experiments import Experiment, GlobalControl, Variant
+from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.campaign.settings import CampaignSettings
+from airflow_provider_wamm.campaign.stats import WinnerReadout
 from airflow_provider_wamm.campaign.winner import (
     NO_WINNER_CHOICES,
     WINNER_METRICS,
     NoWinner,
     WinnerMetric,
+    conversion_readout,
     decide,
     decision_dict,
+    shards_of_test_slice,
     winner_readout,
 )
+from airflow_provider_wamm.campaign.winner_decisions import WinnerDecisions, shards_still_sending
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger
+from airflow_provider_wamm.hooks.recipients import SqlRecipientSource
 from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
 from airflow_provider_wamm.operators.preflight import check_template
 
@@ -40,6 +46,12 @@ if TYPE_CHECKING:
 TEST_RESULT_KEY = "test_result"
 #: XCom key of the winner decision: the variant sent to the rest, the test and its numbers.
 WINNER_KEY = "winner"
+#: The templated experiment arguments.
+EXPERIMENT_TEMPLATE_FIELDS: tuple[str, ...] = ("winner_conversions_sql", "winner_conversions_parameters")
+#: How long a shard waits again when another shard is still sending its part of the test slice.
+WINNER_RECHECK = timedelta(minutes=1)
+#: How many times a shard waits so before it decides on the test slice sent so far.
+WINNER_RECHECKS = 60
 
 
 @dataclass(frozen=True)
@@ -114,8 +126,15 @@ class ExperimentArguments(BaseOperator):
         (e.g. ``0.2``), defer for ``winner_wait``, pick the winner on ``winner_metric`` with a
         significance test, then send the winner to the rest. ``1`` (default): no test slice.
     :param winner_wait: How long the test slice is given before the winner is picked (the task defers).
-    :param winner_metric: ``"read"`` or ``"click"``: what counts as a success of a test message.
+    :param winner_metric: ``"read"``, ``"click"`` or ``"conversion"``: what counts as a success of a test
+        message (``conversion``: a row of ``winner_conversions_sql`` within ``winner_window`` after it).
     :param winner_alpha: Significance level of the winner test.
+    :param winner_conversions_sql: With ``winner_metric="conversion"``: a query returning one row per
+        conversion, with the columns ``recipient`` (the phone number), ``converted_at`` and optionally
+        ``value`` (alias them in the query).
+    :param winner_conversions_conn_id: The common.sql connection of that query (default: ``sql_conn_id``).
+    :param winner_conversions_parameters: Bound parameters of the query.
+    :param winner_window: How long after a test message a conversion counts (default: ``winner_wait``).
     :param on_no_winner: When no variant wins significantly: ``"first"`` sends the first variant to the
         rest, ``"leader"`` the one with the best rate anyway, ``"none"`` nothing.
     """
@@ -132,6 +151,10 @@ class ExperimentArguments(BaseOperator):
         winner_metric: WinnerMetric = "read",
         winner_alpha: float = 0.05,
         on_no_winner: NoWinner = "first",
+        winner_conversions_sql: str | None = None,
+        winner_conversions_conn_id: str | None = None,
+        winner_conversions_parameters: Mapping[str, Any] | Sequence[Any] | None = None,
+        winner_window: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -144,10 +167,16 @@ class ExperimentArguments(BaseOperator):
         self.winner_metric: WinnerMetric = _choice("winner_metric", winner_metric, WINNER_METRICS)
         self.winner_alpha = winner_alpha
         self.on_no_winner: NoWinner = _choice("on_no_winner", on_no_winner, NO_WINNER_CHOICES)
+        self.winner_conversions_sql = winner_conversions_sql
+        self.winner_conversions_conn_id = winner_conversions_conn_id
+        self.winner_conversions_parameters = winner_conversions_parameters
+        self.winner_window = winner_window
         self.winner_decision: dict[str, Any] | None = None
         self.experiment_options().check()
         if test_share != 1 and len(variants or ()) < 2:
             raise ValueError("test_share needs two variants or more to test")
+        if winner_metric == "conversion" and not winner_conversions_sql:
+            raise ValueError("winner_metric='conversion' reads the conversions of winner_conversions_sql")
 
     def experiment_options(self) -> ExperimentOptions:
         """The arguments as one value (with the winner, once picked)."""
@@ -186,27 +215,99 @@ class ExperimentArguments(BaseOperator):
             )
         return summary | {"winner": self.winner_decision}
 
-    def execute_winner(self, context: Context, event: Any = None, campaign_id: str = "") -> Any:
-        """Pick the winner of the test from the ledger, log and push the decision, send it to the rest."""
+    def execute_winner(
+        self, context: Context, event: Any = None, campaign_id: str = "", rechecks: int = 0
+    ) -> Any:
+        """Take the campaign's winner decision (the one a shard recorded first, else pick it now from
+        every shard's test slice and record it), log and push it, and send the winner to the rest."""
         ledger = get_ledger(getattr(self, "ledger_conn_id", None), table_prefix=self.ledger_prefix)
         try:
-            readout = winner_readout(ledger, campaign_id, self.winner_metric, alpha=self.winner_alpha)
-            experiment = self.experiment_for(campaign_id)
+            decisions = WinnerDecisions(ledger)
+            decision = decisions.recorded(campaign_id)
+            if decision is None:
+                self._wait_for_shards(ledger, campaign_id, rechecks)
+                decision, mine = decisions.shared(
+                    campaign_id, lambda: self._decide(ledger, campaign_id), decided_by=self._shard_label()
+                )
+                self.log.info(
+                    "campaign %s: %s", campaign_id, "decided here" if mine else "another shard decided"
+                )
         except ConfigurationError as exc:
             raise AirflowFailException(f"Campaign {campaign_id!r}: no winner can be picked: {exc}") from exc
         finally:
             ledger.dispose()
-        assert experiment is not None  # a test slice is an experiment
-        winner = decide(readout, experiment, self.on_no_winner)
-        self.winner_decision = decision_dict(readout, winner)
-        self.log.info("%s", readout.log_line())
+        self.winner_decision = decision
+        winner = decision.get("sent_to_rest")
+        self.log.info("%s", decision.get("log_line"))
         self.log.info(
-            "campaign %s: the rest is sent %s", campaign_id, winner or "nothing (on_no_winner='none')"
+            "campaign %s: the rest is sent %s (decided by %s)",
+            campaign_id,
+            winner or "nothing (on_no_winner='none')",
+            decision.get("decided_by"),
         )
         context["ti"].xcom_push(key=WINNER_KEY, value=self.winner_decision)
         if winner is None:
             return {"campaign_id": campaign_id, "winner": self.winner_decision}
         return self.execute(context)
+
+    def _wait_for_shards(self, ledger: Ledger, campaign_id: str, rechecks: int) -> None:
+        """Defer again (for :data:`WINNER_RECHECK`) while another shard is still sending its part of the
+        test slice, at most :data:`WINNER_RECHECKS` times."""
+        busy = shards_still_sending(ledger, campaign_id)
+        if not busy:
+            return
+        if rechecks >= WINNER_RECHECKS:
+            self.log.warning(
+                "campaign %s: shards %s still sending; deciding on what is sent", campaign_id, busy
+            )
+            return
+        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+        self.log.info("campaign %s: shards %s still send their test slice; waiting", campaign_id, busy)
+        self.defer(
+            trigger=TimeDeltaTrigger(WINNER_RECHECK),
+            method_name="execute_winner",
+            kwargs={"campaign_id": campaign_id, "rechecks": rechecks + 1},
+        )
+
+    def _decide(self, ledger: Ledger, campaign_id: str) -> dict[str, Any]:
+        """Pick the winner from the ledger (all shards' test slices): the decision as a dict."""
+        readout = self._readout(ledger, campaign_id)
+        experiment = self.experiment_for(campaign_id)
+        assert experiment is not None  # a test slice is an experiment
+        winner = decide(readout, experiment, self.on_no_winner)
+        return decision_dict(readout, winner) | {
+            "shards_read": shards_of_test_slice(ledger, campaign_id),
+            "log_line": readout.log_line(),
+        }
+
+    def _readout(self, ledger: Ledger, campaign_id: str) -> WinnerReadout:
+        if self.winner_metric != "conversion":
+            return winner_readout(ledger, campaign_id, self.winner_metric, alpha=self.winner_alpha)
+        conn_id = self.winner_conversions_conn_id or getattr(self, "sql_conn_id", None)
+        if not conn_id:
+            raise ConfigurationError("winner_metric='conversion' needs winner_conversions_conn_id")
+        source = SqlRecipientSource(
+            str(conn_id),
+            str(self.winner_conversions_sql),
+            self.winner_conversions_parameters,
+            batch_size=1000,
+            recipient_field="recipient",
+            count=False,
+        )
+        with source as rows:
+            return conversion_readout(
+                ledger,
+                campaign_id,
+                rows,
+                window=self.winner_window or self.winner_wait,
+                alpha=self.winner_alpha,
+                value_field=None,
+                default_region=getattr(self, "default_region", None) or None,
+            )
+
+    def _shard_label(self) -> str:
+        return f"{getattr(self, 'task_id', '?')}[shard {getattr(self, 'shard_index', None) or 0}]"
 
     @property
     def ledger_prefix(self) -> str:
@@ -255,6 +356,7 @@ def check_templates(hook: WhatsAppHook, settings: CampaignSettings, *, explicit:
 
 
 __all__ = [
+    "EXPERIMENT_TEMPLATE_FIELDS",
     "TEST_RESULT_KEY",
     "WINNER_KEY",
     "ExperimentArguments",

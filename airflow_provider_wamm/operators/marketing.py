@@ -429,8 +429,14 @@ class MarketingMessageOperator(CampaignOptions):
     def _run(
         self, context: Context, settings: CampaignSettings, client: GraphClient | None
     ) -> dict[str, Any]:
-        spend = self.spend_guard(dry_run=settings.dry_run, shard_count=settings.shard_count, log=self.log)
         ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
+        spend = self.spend_guard(
+            dry_run=settings.dry_run,
+            shard_count=settings.shard_count,
+            log=self.log,
+            ledger=ledger,
+            settings=settings,
+        )
         ti = context["ti"]
         try_number = getattr(ti, "try_number", None)
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from airflow_provider_wamm.operators.budget import BUDGET_TEMPLATE_FIELDS, CostOptions
 from airflow_provider_wamm.operators.canary import RolloutOptions
-from airflow_provider_wamm.operators.experiment import ExperimentArguments
+from airflow_provider_wamm.operators.experiment import EXPERIMENT_TEMPLATE_FIELDS, ExperimentArguments
 from airflow_provider_wamm.operators.limited import LimitedRetryOptions
 from airflow_provider_wamm.operators.lineage import LINEAGE_TEMPLATE_FIELDS, LineageArguments
 from airflow_provider_wamm.operators.run_log import RunLogArguments
@@ -23,6 +23,7 @@ OPTION_TEMPLATE_FIELDS: tuple[str, ...] = (
     "retry_limited",
     *LINEAGE_TEMPLATE_FIELDS,
     *WINDOW_TEMPLATE_FIELDS,
+    *EXPERIMENT_TEMPLATE_FIELDS,
 )
 
 
@@ -38,7 +39,8 @@ class CampaignOptions(
 ):
     """The option groups of the marketing operator.
 
-    ``rollout``, ``canary_settle`` and ``canary_gates``
+    ``rollout``, ``canary_settle``, ``canary_gates`` and ``canary_approval`` (with its timeout and
+    approvers)
     (:class:`~airflow_provider_wamm.operators.canary.RolloutOptions`);
     ``send_window``, ``send_days``, ``timezone_field``, ``zone_choice``, ``default_timezone``,
     ``send_at_field``, ``not_after`` and ``message_ttl``

@@ -70,6 +70,26 @@ class RunLogArguments(BaseOperator):
         return {"run_log": written | {"cost": cost}}
 
 
+def write_status_log(
+    ledger: Ledger, campaign_ids: list[str], run_log: bool | str, table_prefix: str, log: Any
+) -> dict[str, Any]:
+    """Log the campaigns' status changes (delivered, read, failed) into the run log ``run_log`` names
+    (``True``: the ledger's database); returns ``{"run_log": {...}}`` to add to a report, or ``{}``."""
+    if run_log is False or run_log == "":
+        return {}
+    target = ledger if run_log is True else get_ledger(str(run_log))
+    try:
+        written = RunLog(target.engine, table_prefix=table_prefix).write_status_changes(ledger, campaign_ids)
+    except Exception as exc:  # the report is made: a log that cannot be written must not fail it
+        log.warning("status changes of %s not logged: %s", ", ".join(campaign_ids), exc)
+        return {"run_log": {"error": str(exc)[:500]}}
+    finally:
+        if target is not ledger:
+            target.dispose()
+    log.info("run log: %d status changes of %s logged", written, ", ".join(campaign_ids))
+    return {"run_log": {"status_changes": written}}
+
+
 def _task_ref(context: Mapping[str, Any]) -> TaskRef:
     ti = context.get("ti")
     try_number = getattr(ti, "try_number", None)
@@ -83,4 +103,4 @@ def _task_ref(context: Mapping[str, Any]) -> TaskRef:
     )
 
 
-__all__ = ["RunLogArguments"]
+__all__ = ["RunLogArguments", "write_status_log"]

@@ -421,6 +421,9 @@ class SandboxConfig:
     """Share of read messages that also produce a ``marketing_messages_link_click`` user action."""
     price_per_message: float = 0.0
     """Price of a delivered message in ``template_analytics`` cost metrics."""
+    webhook_cost: bool = False
+    """Give every message ``pricing.cost`` (``price_per_message`` USD) on ``delivered``/``read``; a send
+    with a max price (``bid_spec``) always gets it, as at Meta."""
 
     # Webhooks
     webhook_url: str | None = None

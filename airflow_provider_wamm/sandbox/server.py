@@ -19,13 +19,38 @@ from typing import Any
 
 from airflow_provider_wamm.sandbox.app import build_app
 from airflow_provider_wamm.sandbox.config import SandboxConfig, normalize_templates
-from airflow_provider_wamm.sandbox.state import SandboxContext, SandboxMessage, max_window_count
+from airflow_provider_wamm.sandbox.state import (
+    CAUGHT_UP_S,
+    DEAF_AFTER_S,
+    SandboxContext,
+    SandboxMessage,
+    max_window_count,
+)
 from airflow_provider_wamm.sandbox.webhooks import WebhookEmitter
 
 log = logging.getLogger(__name__)
 
 #: Connections the listening socket queues before the server accepts them (bursts of clients).
 LISTEN_BACKLOG = 4096
+
+
+async def watch_deafness(ctx: SandboxContext, tick_s: float = 0.005) -> None:
+    """Record the spells in which the event loop ran nothing for longer than :data:`DEAF_AFTER_S`
+    (:attr:`~.state.SandboxState.deaf_spells`), until it caught up with the requests that came
+    meanwhile (a tick on time again): arrival times stamped in a spell bunch up, so a measure of the
+    senders' pace can leave those windows out instead of blaming the senders."""
+    last = time.monotonic()
+    began: float | None = None
+    while True:
+        await asyncio.sleep(tick_s)
+        now = time.monotonic()
+        late = now - last - tick_s
+        if began is None and late > DEAF_AFTER_S:
+            began = last
+        elif began is not None and late <= CAUGHT_UP_S:
+            ctx.state.deaf_spells.append((began, now))
+            began = None
+        last = now
 
 
 class Sandbox:
@@ -114,13 +139,15 @@ class Sandbox:
 
     async def _serve(self, sock: socket.socket) -> None:
         emitter = WebhookEmitter(self.context)
-        task = asyncio.get_running_loop().create_task(emitter.run())
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(emitter.run()), loop.create_task(watch_deafness(self.context))]
         try:
             await self._server.serve(sockets=[sock])
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving (in-flight hung answers are cut after about a second)."""
@@ -184,9 +211,19 @@ class Sandbox:
         """How many times each Graph error code was answered since the last reset."""
         return collections.Counter(self.context.state.errors)
 
-    def max_window_count(self, window_s: float = 1.0) -> int:
-        """Most messages accepted within any ``window_s`` seconds (the same measure as the cap)."""
-        return max_window_count([m.monotonic for m in list(self.context.state.messages)], window_s)
+    def max_window_count(self, window_s: float = 1.0, *, heard: bool = False) -> int:
+        """Most messages accepted within any ``window_s`` seconds (the same measure as the cap).
+
+        :param heard: only windows in which the sandbox heard all along (see :meth:`deaf_spells`).
+        """
+        state = self.context.state
+        deaf = list(state.deaf_spells) if heard else []
+        return max_window_count([m.monotonic for m in list(state.messages)], window_s, deaf=deaf)
+
+    def deaf_spells(self) -> list[tuple[float, float]]:
+        """Spells (``time.monotonic()``) in which the sandbox's event loop ran nothing for longer than
+        :data:`~.state.DEAF_AFTER_S`: requests that came meanwhile were stamped when it got back."""
+        return list(self.context.state.deaf_spells)
 
     def expected_outcome(self, to: str) -> str:
         """The outcome a message to ``to`` will get (forced outcome first, then the seeded hash)."""

@@ -15,7 +15,7 @@ import itertools
 import random
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -75,14 +75,28 @@ def hash_unit(seed: int, salt: str, key: str) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def max_window_count(stamps: list[float], window_s: float = 1.0) -> int:
-    """Most of the sorted ``stamps`` within any ``window_s`` seconds (half-open, like the cap)."""
+#: A pause of the sandbox's event loop longer than this is recorded as a deaf spell.
+DEAF_AFTER_S = 0.025
+#: The spell lasts until the loop keeps its time within this again (it caught up with the backlog).
+CAUGHT_UP_S = 0.005
+
+
+def max_window_count(
+    stamps: list[float], window_s: float = 1.0, *, deaf: Sequence[tuple[float, float]] = ()
+) -> int:
+    """Most of the sorted ``stamps`` within any ``window_s`` seconds (half-open, like the cap).
+
+    :param deaf: spells ``(start, end)`` in which the sandbox could not hear (see
+        :attr:`SandboxState.deaf_spells`); windows that overlap one are left out: the requests that came
+        during a spell all carry its end, so such a window cannot say how many came within it.
+    """
     best = 0
     start = 0
     for end, stamp in enumerate(stamps):
         while stamps[start] <= stamp - window_s:
             start += 1
-        best = max(best, end - start + 1)
+        if not any(s <= stamp and e > stamp - window_s for s, e in deaf):
+            best = max(best, end - start + 1)
     return best
 
 
@@ -102,6 +116,11 @@ class SandboxState:
         """Graph requests being handled or waiting out their latency right now."""
         self.max_in_flight = 0
         """The most Graph requests in flight at once."""
+        self.deaf_spells: list[tuple[float, float]] = []
+        """``time.monotonic()`` spells in which the event loop ran nothing for longer than
+        :data:`DEAF_AFTER_S` (a busy machine, a garbage collection), until it caught up: requests that
+        came meanwhile are read, and stamped, all at once when it gets back, so their arrival times
+        bunch up."""
         self.first_send_at: float | None = None
         """``time.monotonic()`` of the first send's arrival (the latency step's clock starts there)."""
         self.rng = random.Random(seed)
@@ -165,6 +184,7 @@ class SandboxState:
             "recipients": len(per),
             "duplicates": {to: n for to, n in per.items() if n > 1},
             "max_window_count": max_window_count([m.monotonic for m in msgs]),
+            "deaf_spells": [list(spell) for spell in self.deaf_spells],
             "errors": {str(k): v for k, v in sorted(self.errors.items())},
             "by_outcome": dict(collections.Counter(m.outcome for m in msgs)),
             "by_message_status": dict(collections.Counter(m.message_status for m in msgs)),

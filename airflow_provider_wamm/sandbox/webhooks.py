@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import heapq
 import json
 import logging
@@ -72,10 +73,13 @@ def schedule_message(runtime: Runtime, state: SandboxState, msg: SandboxMessage,
         dues[1], dues[2] = dues[2], dues[1]
     heap = state.heap
     callback = msg.payload.get("biz_opaque_callback_data") if cfg.echo_callback_data else None
+    user_id = sandbox_user_id(msg.to)
+    costed = cfg.webhook_cost or "bid_spec" in msg.payload
     for i, status in enumerate(stages):
         priced = status in ("sent", "delivered")
         category = msg.pricing_category if priced else None
-        item = (msg.wamid, status, walls[i], msg.to, category, code, callback)
+        cost = cfg.price_per_message if costed and status in ("delivered", "read") else None
+        item = (msg.wamid, status, walls[i], msg.to, category, code, callback, user_id, cost)
         heapq.heappush(heap, (dues[i], next(state.seq), "status", item))
         if (
             cfg.webhook_duplicate_rate
@@ -97,19 +101,33 @@ def schedule_signal(
     heapq.heappush(state.heap, (now + config.webhook_delay_s, next(state.seq), "signal", item))
 
 
+def sandbox_user_id(recipient: str) -> str:
+    """The business-scoped user id the sandbox gives a recipient: the BSUID itself for a send by BSUID,
+    else a stable one made from the number (``ZZ.`` and 20 digits)."""
+    if not recipient.isdigit():
+        return recipient
+    digest = hashlib.blake2b(recipient.encode(), digest_size=16, person=b"wamm-sandbox-uid").digest()
+    return "ZZ." + str(int.from_bytes(digest, "big"))[:20]
+
+
 def _status_object(item: tuple[Any, ...]) -> dict[str, Any]:
+    """One ``statuses[]`` object: ``recipient_id`` (omitted for a send by BSUID, whose number Meta does
+    not share), ``recipient_user_id``, ``pricing`` with ``type`` and, for a costed message, ``cost``."""
     wamid, status, wall, recipient, category, code, *rest = item
-    callback = rest[0] if rest else None
-    obj: dict[str, Any] = {
-        "id": wamid,
-        "status": status,
-        "timestamp": str(int(wall)),
-        "recipient_id": recipient,
-    }
+    callback, user_id, cost = (*rest, None, None, None)[:3]
+    obj: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(wall))}
+    if recipient.isdigit():
+        obj["recipient_id"] = recipient
+    if isinstance(user_id, str):
+        obj["recipient_user_id"] = user_id
     if isinstance(callback, str):
         obj["biz_opaque_callback_data"] = callback
-    if category is not None:
-        obj["pricing"] = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": category}
+    if category is not None or cost is not None:
+        obj["pricing"] = {"billable": True, "pricing_model": "PMP", "type": "regular"}
+        if category is not None:
+            obj["pricing"]["category"] = category
+        if cost is not None:
+            obj["pricing"]["cost"] = {"amount": cost, "currency": "USD"}
     if code is not None:
         message = error_title(code)
         obj["errors"] = [

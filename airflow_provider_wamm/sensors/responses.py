@@ -38,6 +38,7 @@ from airflow_provider_wamm.campaign.report_html import write_html
 from airflow_provider_wamm.campaign.ttl import recorded_ttl_s
 from airflow_provider_wamm.hooks.ledger import DEFAULT_TABLE_PREFIX, get_ledger, ledger_url
 from airflow_provider_wamm.operators.marketing import default_campaign_id
+from airflow_provider_wamm.operators.run_log import write_status_log
 from airflow_provider_wamm.triggers.responses import EVENT_ERROR, EVENT_TIMEOUT, MarketingResponsesTrigger
 
 if TYPE_CHECKING:
@@ -111,6 +112,10 @@ class MarketingResponsesSensor(BaseSensorOperator):
     :param report_conn_id: Connection of the database holding ``report_table`` (default:
         ``ledger_conn_id``).
     :param html_report_path: Write the report as a self-contained HTML page here. Templated.
+    :param run_log: When reporting, log the status changes of the campaign's messages (delivered, read,
+        failed with Meta's error) into the run log's ``<prefix>run_status_changes``: ``True`` in the
+        ledger's database, or the id of another connection. ``False`` (default): no log.
+    :param run_log_table_prefix: Prefix of the run log's tables (default: ``wamm_``).
     :param deferrable: Wait in the triggerer instead of a worker slot (default
         ``[operators] default_deferrable``).
     """
@@ -141,6 +146,8 @@ class MarketingResponsesSensor(BaseSensorOperator):
         report_table: str | None = None,
         report_conn_id: str | None = None,
         html_report_path: str | None = None,
+        run_log: bool | str = False,
+        run_log_table_prefix: str = DEFAULT_TABLE_PREFIX,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -171,6 +178,8 @@ class MarketingResponsesSensor(BaseSensorOperator):
         self.report_table = report_table
         self.report_conn_id = report_conn_id
         self.html_report_path = html_report_path
+        self.run_log = run_log
+        self.run_log_table_prefix = run_log_table_prefix
         self.deferrable = deferrable
 
     # -- identity ------------------------------------------------------------------------------------
@@ -272,8 +281,9 @@ class MarketingResponsesSensor(BaseSensorOperator):
         if self.html_report_path:
             path = write_html(self.html_report_path, report)
             self.log.info("HTML report written to %s.", path)
+        logged = write_status_log(ledger, ids, self.run_log, self.run_log_table_prefix, self.log)
         self._check(report)
-        return report.to_dict()
+        return report.to_dict() | logged
 
     def _check(self, report: CampaignReport) -> None:
         if report.timed_out and self.fail_on_timeout:

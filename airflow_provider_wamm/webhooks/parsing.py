@@ -11,8 +11,12 @@ What is read (Meta's "Status messages" and "Tracking click events" webhook refer
 
 * ``entry[].changes[].value.statuses[]``: ``id`` (wamid), ``status`` (``sent``, ``delivered``,
   ``read``, ``failed``, ``played``), ``timestamp`` (unix seconds, usually a string),
-  ``recipient_id``, ``pricing.category`` (``marketing_lite`` or ``marketing``),
-  ``pricing.pricing_model`` and, for ``failed``, ``errors[].code/title/message/error_data.details``.
+  ``recipient_id``, ``recipient_user_id``, ``pricing.category`` (``marketing_lite`` or ``marketing``),
+  ``pricing.pricing_model``, ``pricing.type``, ``pricing.cost.{amount, currency}`` and, for ``failed``,
+  ``errors[].code/title/message/error_data.details``.
+* ``entry[].changes[].value.messages[]`` of ``type: "system"`` (a changed number or user id) and
+  ``contacts[]`` giving both ``wa_id`` and ``user_id``: the keys of one person
+  (:mod:`~airflow_provider_wamm.webhooks.identities`).
 * ``entry[].changes[].value.user_actions[]`` with ``action_type: marketing_messages_link_click``:
   ``timestamp`` and ``marketing_messages_link_click_data.{click_id, click_component, product_id,
   tracking_token}``.
@@ -34,8 +38,9 @@ from typing import Any, TypedDict
 from airflow_provider_wamm.campaign.callback import find_callback_key
 from airflow_provider_wamm.campaign.ledger import ClickEvent, DeliveryStatus, SignalBatch, StatusUpdate
 from airflow_provider_wamm.graph.errors import error_title
+from airflow_provider_wamm.webhooks.identities import parse_identity_messages
 from airflow_provider_wamm.webhooks.signals import SIGNAL_PARSERS
-from airflow_provider_wamm.webhooks.values import integer, mapping, text, timestamp
+from airflow_provider_wamm.webhooks.values import amount, identifier, integer, mapping, text, timestamp
 
 #: Delivery statuses the ledger stores; other status names are ignored.
 KNOWN_STATUSES = frozenset(status.value for status in DeliveryStatus)
@@ -52,6 +57,16 @@ _MAX_TOKEN = 255
 _MAX_TEXT = 2000
 
 
+class WebhookCost(TypedDict, total=False):
+    """``statuses[].pricing.cost``: an estimate in the currency's base unit ("Set a max price for
+    marketing messages", ``…/whatsapp/marketing-messages/pricing``, Jun 26, 2026)."""
+
+    amount: float | str
+    """The amount (``0.0123`` is 0.0123 USD)."""
+    currency: str
+    """ISO 4217 code."""
+
+
 class WebhookPricing(TypedDict, total=False):
     """``statuses[].pricing`` of a status webhook (the fields read)."""
 
@@ -59,6 +74,9 @@ class WebhookPricing(TypedDict, total=False):
     """``marketing_lite`` (Marketing Messages API) or ``marketing`` (Cloud API)."""
     pricing_model: str
     """``PMP`` or ``CBP``."""
+    type: str  # regular (billable), free_customer_service or free_entry_point (v24.0 and later)
+    cost: WebhookCost
+    """What Meta says the message costs (messages sent with a max price, on ``delivered``/``read``)."""
 
 
 class WebhookErrorData(TypedDict, total=False):
@@ -91,7 +109,9 @@ class WebhookStatus(TypedDict, total=False):
     timestamp: str | int | float
     """Unix seconds (usually a string)."""
     recipient_id: str
-    """The recipient's WhatsApp id."""
+    """The recipient's WhatsApp id (absent when the number cannot be shared)."""
+    recipient_user_id: str
+    """The recipient's business-scoped user id (since 2026-04)."""
     pricing: WebhookPricing
     """How the message is priced."""
     errors: list[WebhookError]
@@ -172,6 +192,10 @@ def _clipped(value: Any, limit: int) -> str | None:
 # --- items ---------------------------------------------------------------------------------------
 
 
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
 def parse_status(obj: Any) -> StatusUpdate | None:
     """One ``statuses[]`` object -> :class:`StatusUpdate`; ``None`` when it is unusable.
 
@@ -192,6 +216,8 @@ def parse_status(obj: Any) -> StatusUpdate | None:
         raise KeyError(status)
     pricing = mapping(obj.get("pricing"))
     category = text(pricing.get("category"), _MAX_CATEGORY)
+    cost = mapping(pricing.get("cost"))
+    cost_amount = amount(cost.get("amount"))
     code: int | None = None
     title: str | None = None
     details: str | None = None
@@ -214,6 +240,10 @@ def parse_status(obj: Any) -> StatusUpdate | None:
         recipient_id=text(obj.get("recipient_id"), _MAX_RECIPIENT),
         pricing_category=category.lower() if category else None,
         pricing_model=text(pricing.get("pricing_model"), _MAX_MODEL),
+        pricing_type=_lower(text(pricing.get("type"), 32)),
+        cost_amount=cost_amount,
+        cost_currency=text(cost.get("currency"), 8) if cost_amount is not None else None,
+        recipient_user_id=identifier(obj.get("recipient_user_id")),
         error_code=code,
         error_title=title,
         error_details=details,
@@ -319,6 +349,11 @@ def _parse_messages(value: Any, result: ParsedWebhook) -> None:
     if "user_actions" in value:
         known = True
         _parse_items(value["user_actions"], parse_click, result.clicks, result)
+    if "messages" in value or "contacts" in value:
+        known = True  # system messages (a changed number or user id) and wa_id/user_id pairs
+        tally = parse_identity_messages(value, result.signals)
+        result.skipped += tally.skipped
+        result.ignored += tally.ignored
     if not known:
         result.ignored += 1  # inbound messages and anything else on the messages field
 

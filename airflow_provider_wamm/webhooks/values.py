@@ -83,6 +83,19 @@ def token(value: Any, known: Iterable[str] | None = None) -> str | None:
     return raw
 
 
+def amount(value: Any) -> float | None:
+    """A finite, non-negative amount of money (a JSON number or a decimal string), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    if isinstance(value, str) and (len(value) > 32 or not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
 def integer(value: Any, low: int = MIN_INT, high: int = MAX_INT) -> int | None:
     """An integer in ``[low, high]`` (a whole float or a string of digits is accepted)."""
     if isinstance(value, bool):
@@ -148,6 +161,7 @@ __all__ = [
     "MAX_INT",
     "MAX_TIMESTAMP",
     "MIN_INT",
+    "amount",
     "clipped",
     "digits",
     "identifier",

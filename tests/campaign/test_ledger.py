@@ -135,6 +135,7 @@ def test_tables_are_created_on_first_use_with_prefix_and_indexes(ledger_path: pa
         "acme_suppression_audit",
         "acme_template_events",
         "acme_account_signals",
+        "acme_identities",
     }
     indexes = {ix["name"]: ix["column_names"] for ix in inspector.get_indexes("acme_sends")}
     assert indexes["ix_acme_sends_wamid"] == ["wamid"]

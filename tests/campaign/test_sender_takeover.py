@@ -180,8 +180,34 @@ def test_eligibility_sets_aside_what_another_attempt_holds(sqlite_ledger: Ledger
     assert isinstance(held, HeldElsewhere) and held.payload["to"] == digits(1)
     assert own == Skip(digits(2), SkipReason.DUPLICATE)
     assert isinstance(fresh, Send)
+    # Held and suppressed meanwhile: still held (the claim settles first); skipped only if released.
+    sqlite_ledger.add_suppressions([L.Suppression(digits(1), "manual")])
+    held, _, _ = Eligibility(sqlite_ledger, settings("c"), "mine").decide(candidates, now=L.utcnow())
+    assert isinstance(held, HeldElsewhere) and held.payload == {}
+    assert isinstance(held.unsent, Skip) and held.unsent.reason == SkipReason.SUPPRESSED
     # A dry run waits for nobody: a claim counts as done there.
     dry = Eligibility(sqlite_ledger, settings("c", dry_run=True), "mine").decide(
         candidates[:1], now=L.utcnow()
     )
     assert dry == [Skip(digits(1), SkipReason.ALREADY_DONE)]
+
+
+def test_a_held_claim_whose_recipient_became_suppressed_is_still_taken_over(
+    sandbox: Sandbox, client: GraphClient, sqlite_ledger: Ledger
+) -> None:
+    """A killed try had a request on the wire; its failed status (131049) suppressed the recipient before
+    the new try read it. The claim is still the killed try's to settle: the new try must record it
+    ``unknown`` once that try is over, never leave it ``claimed`` behind a suppression skip."""
+    on_the_wire, unsent = digits(0), digits(1)
+    leave_claims(
+        sqlite_ledger, "suppressed", "try-1", [on_the_wire, unsent], beat_age_s=0, owner=OWNER, try_number=1
+    )
+    sqlite_ledger.add_suppressions([L.Suppression(on_the_wire, "per_user_limit", 131049)])
+    cfg = settings("suppressed", heartbeat_interval_s=0.2, claims_abandoned_after_s=5.0)
+    result = run_campaign(
+        rows(6), client=client, ledger=sqlite_ledger, settings=cfg, owner=OWNER, try_number=2
+    )
+    assert send_counts(sqlite_ledger, "suppressed") == {"unknown": 2, "accepted": 4}
+    assert result.stale_unknown == 2 and result.foreign_claimed == 0 and result.accepted == 4
+    assert_accounted(result)
+    assert set(sandbox.sends_per_recipient()) == {digits(i) for i in range(2, 6)}

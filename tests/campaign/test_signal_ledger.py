@@ -306,5 +306,6 @@ def test_record_signals_is_one_transaction(ledger: Ledger, monkeypatch: pytest.M
         "preferences": 1,
         "template_events": 1,
         "account_signals": 1,
+        "identities": 0,
     }
     assert suppressed(ledger, ALICE) == "stopped_marketing"

@@ -320,6 +320,15 @@ class AirflowDeployment:
                 return {}
         return {str(r): str(s) for r, s in rows}
 
+    def resolved_rows(self, campaign_id: str) -> set[str]:
+        """Recipients of ``campaign_id`` whose send was ``unknown`` until a status webhook resolved it."""
+        import psycopg
+
+        query = "SELECT recipient FROM wamm_sends WHERE campaign_id = %s AND error_details LIKE %s"
+        with contextlib.closing(psycopg.connect(postgres_url(self.ledger_db, "postgresql"))) as db:
+            rows = db.execute(query, (campaign_id, "unknown until Meta's status webhook%")).fetchall()
+        return {str(r) for (r,) in rows}
+
     def task_log_files(self, dag_id: str, run_id: str, task_id: str) -> list[pathlib.Path]:
         """The task's log files, one per try (and map index), as the workers wrote them."""
         folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"

@@ -127,3 +127,28 @@ def test_a_max_cost_that_is_not_an_amount_fails_the_task(
     templated.max_cost = "lots"  # as rendered
     with pytest.raises(AirflowFailException, match="max_cost: an amount must be a number"):
         templated.execute(make_context())
+
+
+def test_a_later_run_starts_with_what_earlier_runs_spent_metas_cost_first(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    """The budget of a later run is charged with the earlier runs' messages: Meta's ``pricing.cost`` where
+    a status webhook gave one, the card's rate otherwise, nothing for a message whose delivery failed."""
+    from datetime import UTC, datetime
+
+    from airflow_provider_wamm.campaign.ledger import StatusUpdate
+
+    rate = Decimal("0.1365")  # Germany
+    first = operator(recipients=rows(300), max_cost=10, batch_size=50).execute(make_context())
+    wamids = [row["wamid"] for row in ledger.iter_sends(first["campaign_id"])]
+    assert len(wamids) == 73
+    now = datetime.now(UTC)
+    costed = [StatusUpdate(w, "delivered", now, cost_amount=0.01, cost_currency="USD") for w in wamids[:10]]
+    failed = [StatusUpdate(w, "failed", now, error_code=131026) for w in wamids[10:13]]
+    ledger.record_statuses(costed + failed)
+    earlier = 60 * rate + 10 * Decimal("0.01")  # 8.29 USD
+
+    again = operator(recipients=rows(300), max_cost=earlier + 5 * rate + Decimal("0.05"), batch_size=50)
+    result = again.execute(make_context())
+    assert result["budget_reached"] is True and result["accepted"] == 5
+    assert Decimal(str(result["cost"]["budget"]["spent"])) == earlier + 5 * rate

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pathlib
 from collections import Counter
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.ledger import Ledger, StatusUpdate, utcnow
 from airflow_provider_wamm.campaign.report import send_counts
 from airflow_provider_wamm.campaign.run_log import RunLog, change_of
 from airflow_provider_wamm.notifications.run_alerts import RunAlertNotifier, run_alerts
@@ -142,3 +143,84 @@ def test_notifier_calls_its_notifiers_only_past_a_threshold() -> None:
     assert len(calls) == 1 and "20.0% of the sends failed" in calls[0][0] and "131026: 20" in calls[0][0]
     with pytest.raises(ValueError, match="max_failure_ratio"):
         RunAlertNotifier(max_failure_ratio=-1)
+
+
+def webhook_statuses(sandbox: Sandbox, *, only: str | None = None) -> list[StatusUpdate]:
+    """What the webhook receiver would store of the sandbox's outcomes (``only``: just that one, and
+    ``delivered`` for messages that end read)."""
+    updates = []
+    for m in sandbox.messages:
+        outcome = m.outcome
+        if only == "delivered" and outcome == "read":
+            outcome = "delivered"
+        elif only is not None and outcome != only:
+            continue
+        if outcome.startswith("failed:"):
+            code = int(outcome.split(":")[1])
+            updates.append(
+                StatusUpdate(
+                    wamid=m.wamid,
+                    status="failed",
+                    timestamp=utcnow(),
+                    recipient_id=m.to,
+                    error_code=code,
+                    error_title="Message undeliverable",
+                    error_details=f"code {code} for {m.to}",
+                )
+            )
+        else:
+            updates.append(StatusUpdate(wamid=m.wamid, status=outcome, timestamp=utcnow(), recipient_id=m.to))
+    return updates
+
+
+def test_status_changes_reach_the_run_log_and_match_the_report(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    from airflow_provider_wamm.sensors.responses import MarketingResponsesSensor
+
+    sandbox.configure(outcomes={"read": 0.4, "delivered": 0.2, "sent": 0.1, "failed:131026": 0.3})
+    result = operator(recipients=rows(300), campaign_id="status-log").execute(make_context())
+    assert result["run_log"]["status_changes"] == 0  # no webhook yet when the run ended
+    sensor = MarketingResponsesSensor(
+        task_id="responses",
+        campaign_id="status-log",
+        ledger_conn_id=LEDGER_CONN_ID,
+        settle_timeout=timedelta(0),
+        run_log=True,
+    )
+    log = RunLog(ledger.engine)
+
+    def by_status() -> Counter[str]:
+        return Counter(r["status"] for r in log.status_changes("status-log"))
+
+    # First only deliveries arrive (the read ones are delivered, not read yet)...
+    ledger.record_statuses(webhook_statuses(sandbox, only="delivered"))
+    first = sensor.poke(make_context()).xcom_value
+    assert by_status() == {"delivered": first["delivered"]} and first["read"] == 0
+    delivered_at = {r["wamid"]: r["logged_at"] for r in log.status_changes("status-log")}
+    # ...then everything: reads and failures with Meta's error.
+    ledger.record_statuses(webhook_statuses(sandbox))
+    report = sensor.poke(make_context()).xcom_value
+    counts = by_status()
+    assert counts == {
+        "delivered": report["delivered"],
+        "read": report["read"],
+        "failed": report["delivery_failed"],
+    }
+    assert report["read"] > 0 and report["delivery_failed"] > 0 and report["delivered"] > report["read"]
+    assert report["run_log"]["status_changes"] == sum(counts.values())
+    rows_now = log.status_changes("status-log")
+    for row in rows_now:
+        assert row["attempt_id"] == result["attempt_id"] and row["campaign_id"] == "status-log"
+        if row["status"] == "delivered" and row["wamid"] in delivered_at:
+            assert row["logged_at"] == delivered_at[row["wamid"]]  # logged once, kept
+    failed = [r for r in rows_now if r["status"] == "failed"]
+    assert all(r["error_code"] == 131026 and r["error_title"] and r["error_details"] for r in failed)
+    assert all(r["status_at"] is not None for r in rows_now)
+    # Reporting again logs nothing twice.
+    sensor.poke(make_context())
+    assert by_status() == counts
+    # The documented columns.
+    documented = pathlib.Path(__file__).parents[2].joinpath("docs", "run-log.md").read_text()
+    for column in sa.inspect(ledger.engine).get_columns("wamm_run_status_changes"):
+        assert f"`{column['name']}`" in documented, column["name"]

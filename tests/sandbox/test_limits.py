@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,8 @@ import pytest
 import requests
 
 from airflow_provider_wamm.sandbox import Sandbox, SandboxConfig
+from airflow_provider_wamm.sandbox.server import watch_deafness
+from airflow_provider_wamm.sandbox.state import SandboxContext, max_window_count
 from tests.sandbox.conftest import Graph, number
 
 
@@ -77,6 +80,30 @@ def test_max_window_count_is_a_sliding_window(sandbox: Sandbox) -> None:
         graph.send(to=number(i))
     assert sandbox.max_window_count() == 5
     assert sandbox.max_window_count(window_s=1e-9) == 1
+
+
+def test_windows_overlapping_a_deaf_spell_are_left_out() -> None:
+    """Arrivals stamped when the loop got back from a pause bunch up: windows over it say nothing."""
+    steady = [i / 8 for i in range(24)]  # 8 a second
+    bunched = [*steady[:8], *[1.5] * 4, *steady[12:]]  # those of 1.0 to 1.375 stamped at 1.5
+    assert max_window_count(steady) == 8 and max_window_count(bunched) == 12
+    assert max_window_count(bunched, deaf=[(0.9, 1.5)]) == 8  # the windows left show the pace
+    assert max_window_count(steady, deaf=[(0.9, 1.5)]) == 8
+
+
+def test_a_pause_of_the_event_loop_is_recorded_as_a_deaf_spell() -> None:
+    ctx = SandboxContext(SandboxConfig())
+
+    async def pause() -> None:
+        watcher = asyncio.get_running_loop().create_task(watch_deafness(ctx))
+        await asyncio.sleep(0.05)
+        time.sleep(0.2)  # the loop runs nothing meanwhile
+        await asyncio.sleep(0.05)
+        watcher.cancel()
+
+    asyncio.run(pause())
+    (start, end), *_ = ctx.state.deaf_spells
+    assert end - start >= 0.2
 
 
 def test_pair_limit_per_recipient(sandbox: Sandbox, graph: Graph) -> None:

@@ -311,3 +311,29 @@ def test_build_payload_groups_statuses(per_change: int) -> None:
     assert [s["id"] for e in payload["entry"] for s in e["changes"][0]["value"]["statuses"]] == [
         f"wamid.{i}" for i in range(8)
     ]
+
+
+def test_statuses_name_the_user_id_and_the_cost_of_a_max_price_send(
+    sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver
+) -> None:
+    """``recipient_user_id`` on every status; ``recipient_id`` only for a number (a send by BSUID does not
+    share one); ``pricing.cost`` on ``delivered``/``read`` of a send with a max price (``bid_spec``)."""
+    sandbox.configure(
+        webhook_url=webhook_receiver.url,
+        price_per_message=0.04,
+        forced_outcomes={"4915123456789": "read", "US.13491208655302741918": "read"},
+        **FAST,
+    )
+    bid = {"bid_spec": {"per_message_bid_multiplier": 1.2}}
+    assert graph.send(to="+4915123456789", **bid).status_code == 200
+    assert graph.send(to=None, recipient="US.13491208655302741918").status_code == 200
+    assert sandbox.wait_webhooks_idle(10)
+    by_status = collections.defaultdict(list)
+    for status in webhook_receiver.statuses():
+        by_status[status.get("recipient_id"), status["status"]].append(status)
+    phone = by_status["4915123456789", "read"][0]
+    assert phone["recipient_user_id"].startswith("ZZ.") and len(phone["recipient_user_id"]) == 23
+    assert phone["pricing"]["cost"] == {"amount": 0.04, "currency": "USD"}
+    assert "cost" not in by_status["4915123456789", "sent"][0]["pricing"]
+    bsuid = by_status[None, "read"][0]
+    assert bsuid["recipient_user_id"] == "US.13491208655302741918" and "pricing" not in bsuid

@@ -196,4 +196,9 @@ def test_signals_and_statuses_in_one_body() -> None:
     body = user_preferences()
     body["entry"].append(example("message_template_status_update")["entry"][0])
     parsed = parse_webhook(body)
-    assert parsed.signals.counts() == {"preferences": 1, "template_events": 1, "account_signals": 0}
+    assert parsed.signals.counts() == {
+        "preferences": 1,
+        "template_events": 1,
+        "account_signals": 0,
+        "identities": 0,
+    }

@@ -48,6 +48,7 @@ def test_stop_then_resume_through_the_receiver(client: ASGIClient, ledger: Ledge
         "preferences": 1,
         "template_events": 0,
         "account_signals": 0,
+        "identities": 0,
     }
     assert ledger.active_suppressions([STOPPED])[STOPPED].reason == "stopped_marketing"
     post(client, user_preferences("resume", timestamp=1731705800))

@@ -20,7 +20,8 @@ record types), :mod:`~airflow_provider_wamm.campaign.ledger.schema` (tables and 
 :mod:`~airflow_provider_wamm.campaign.ledger.claims`, :mod:`~airflow_provider_wamm.campaign.ledger.runs`,
 :mod:`~airflow_provider_wamm.campaign.ledger.senders`,
 :mod:`~airflow_provider_wamm.campaign.ledger.deliveries`,
-:mod:`~airflow_provider_wamm.campaign.ledger.suppressions` and the signal tables
+:mod:`~airflow_provider_wamm.campaign.ledger.suppressions`,
+:mod:`~airflow_provider_wamm.campaign.ledger.identities` (the keys of one person) and the signal tables
 (:mod:`~airflow_provider_wamm.campaign.ledger.signal_tables`), composed by
 :class:`~airflow_provider_wamm.campaign.ledger.facade.Ledger`. Every public name is importable from here.
 The report's counts (``send_counts``, ``delivery_counts``, ``error_counts``) are in
@@ -32,6 +33,7 @@ from __future__ import annotations
 from airflow_provider_wamm.campaign.ledger import records as _records
 from airflow_provider_wamm.campaign.ledger import signal_records as _signal_records
 from airflow_provider_wamm.campaign.ledger.facade import Ledger
+from airflow_provider_wamm.campaign.ledger.identities import IdentityLink, IdentityMap, IdentitySource
 from airflow_provider_wamm.campaign.ledger.records import *  # noqa: F403 (exactly the records' __all__)
 from airflow_provider_wamm.campaign.ledger.runs import Liveness
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, default_ledger_path, upsert
@@ -40,6 +42,9 @@ from airflow_provider_wamm.campaign.ledger.signal_records import *  # noqa: F403
 
 __all__ = [
     "DEFAULT_TABLE_PREFIX",
+    "IdentityLink",
+    "IdentityMap",
+    "IdentitySource",
     "Ledger",
     "Liveness",
     "SenderRegistry",

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from airflow_provider_wamm.campaign.ledger.identities import IdentityMap, IdentitySource, links_of
 from airflow_provider_wamm.campaign.ledger.records import (
     DELIVERED_TO_META,
     FINAL_STATES,
@@ -73,11 +74,13 @@ class Claims:
 
     :param tables: the ledger's tables (``sends``, and ``runs`` to tell live attempts from dead ones).
     :param tx: the ledger's transaction runner.
+    :param identities: where the keys Meta's answers name for a recipient are linked to it.
     """
 
-    def __init__(self, tables: LedgerTables, tx: Transactions) -> None:
+    def __init__(self, tables: LedgerTables, tx: Transactions, identities: IdentityMap | None = None) -> None:
         self.tables = tables
         self.tx = tx
+        self.identities = identities
 
     def existing_sends(self, campaign_id: str, recipients: Sequence[str]) -> dict[str, ExistingSend]:
         """The ledger rows of ``recipients`` in this campaign (absent ones are missing from the dict)."""
@@ -364,7 +367,9 @@ class Claims:
     ) -> int:
         """Write the outcomes of claimed recipients (one executemany); returns rows updated.
 
-        Only rows claimed by ``attempt_id`` are touched.
+        Only rows claimed by ``attempt_id`` are touched. The ``wa_id`` and ``user_id`` Meta answered
+        are kept on the row and linked to the recipient
+        (:mod:`~airflow_provider_wamm.campaign.ledger.identities`).
         """
         if not outcomes:
             return 0
@@ -389,13 +394,23 @@ class Claims:
                 attempts=sa.bindparam("b_attempts"),
                 not_before=sa.bindparam("b_not_before", type_=dt),
                 accepted_at=sa.bindparam("b_accepted_at", type_=dt),
+                wa_id=sa.func.coalesce(sa.bindparam("b_wa_id", type_=sa.String()), s.wa_id),
+                user_id=sa.func.coalesce(sa.bindparam("b_user_id", type_=sa.String()), s.user_id),
                 updated_at=db_now,
                 **_limited_values(s, db_now),
             )
         )
 
+        links = [
+            link
+            for o in outcomes
+            for link in links_of((o.recipient, o.wa_id, o.user_id), IdentitySource.SEND_ANSWER)
+        ]
+
         def work(conn: Connection) -> int:
             result = conn.execute(stmt, params)
+            if links and self.identities is not None:
+                self.identities.link_in(conn, links, as_utc(db_now) or utcnow())
             return int(result.rowcount or 0) if result.rowcount is not None and result.rowcount >= 0 else 0
 
         return self.tx.write(work)
@@ -484,6 +499,8 @@ def _result_params(outcome: SendOutcome, db_now: datetime | None) -> dict[str, A
         "b_accepted_at": accepted_at,
         "b_limited": 1 if outcome.error_code == CODE_PER_USER_LIMIT else 0,
         "b_retry_after": naive_utc(outcome.retry_after),
+        "b_wa_id": clip(outcome.wa_id, 64),
+        "b_user_id": clip(outcome.user_id, 191),
     }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from airflow_provider_wamm.campaign.ledger.identities import IdentityLink, IdentitySource, links_of
 from airflow_provider_wamm.campaign.ledger.records import (
     DELIVERED_TO_META,
     PER_USER_LIMIT_WAIT,
@@ -84,6 +85,10 @@ def _empty_row(wamid: str) -> dict[str, Any]:
             "b_read_at",
             "b_failed_at",
             "b_callback_key",
+            "b_recipient_user_id",
+            "b_pricing_type",
+            "b_cost_amount",
+            "b_cost_currency",
         )
     )
     row.update(b_wamid=wamid, b_rank=0)
@@ -102,6 +107,10 @@ def _fold(row: dict[str, Any], update: StatusUpdate, rank: int) -> None:
     row["b_callback_key"] = row["b_callback_key"] or clip(update.callback_key, CALLBACK_KEY_MAX)
     row["b_pricing_category"] = update.pricing_category or row["b_pricing_category"]
     row["b_pricing_model"] = update.pricing_model or row["b_pricing_model"]
+    row["b_recipient_user_id"] = row["b_recipient_user_id"] or clip(update.recipient_user_id, 191)
+    row["b_pricing_type"] = clip(update.pricing_type, 32) or row["b_pricing_type"]
+    if update.cost_amount is not None:
+        row["b_cost_amount"], row["b_cost_currency"] = update.cost_amount, clip(update.cost_currency, 8)
     if update.status == DeliveryStatus.FAILED and row["b_error_code"] is None:
         row["b_error_code"] = update.error_code
         row["b_error_title"] = clip(update.error_title, TITLE_MAX)
@@ -166,6 +175,12 @@ def _status_statement(statuses: sa.Table, db_now: datetime | None) -> sa.Update:
                 t.callback_key: first(t.callback_key, "b_callback_key", sa.String()),
                 t.pricing_category: latest(t.pricing_category, "b_pricing_category"),
                 t.pricing_model: latest(t.pricing_model, "b_pricing_model"),
+                t.pricing_type: latest(t.pricing_type, "b_pricing_type"),
+                t.recipient_user_id: first(t.recipient_user_id, "b_recipient_user_id", sa.String()),
+                t.cost_amount: sa.func.coalesce(
+                    sa.bindparam("b_cost_amount", type_=sa.Float()), t.cost_amount
+                ),
+                t.cost_currency: latest(t.cost_currency, "b_cost_currency"),
                 t.error_code: first(t.error_code, "b_error_code", sa.Integer()),
                 t.error_title: first(t.error_title, "b_error_title", sa.String()),
                 t.error_details: first(t.error_details, "b_error_details", sa.Text()),
@@ -240,7 +255,8 @@ class Deliveries:
         params = [batch.rows[w] for w in wamids]
 
         campaign_ids = sorted({u.callback_key.split(".", 2)[2] for u in updates if u.callback_key})
-        recipients = sorted({u.recipient_id for u in updates if u.recipient_id})
+        recipients = sorted({r for u in updates for r in (u.recipient_id, u.recipient_user_id) if r})
+        identities = self.suppression_list.identities
 
         def work(conn: Connection) -> None:
             upsert(conn, self.tables.statuses, _placeholders(wamids, db_now), key=("wamid",))
@@ -249,6 +265,10 @@ class Deliveries:
                 conn.execute(_limited_statement(self.tables.sends), _limited_params(batch.limited))
             # Sends recorded unknown (a lost answer) that these statuses belong to become accepted.
             resolve_unknown(conn, self.tables, campaign_ids=campaign_ids, recipients=recipients, now=db_now)
+            if identities is not None:
+                identities.link_in(
+                    conn, _status_links(conn, self.tables.sends, updates), as_utc(db_now) or utcnow()
+                )
 
         self.tx.write(work)
         self.suppression_list.add_suppressions(batch.suppressions, now=now)
@@ -303,6 +323,30 @@ class Deliveries:
         for col in _STATUS_TIME_COLUMNS:
             out[col] = as_utc(out[col])
         return out
+
+
+def _status_links(conn: Connection, sends: sa.Table, updates: Sequence[StatusUpdate]) -> list[IdentityLink]:
+    """The keys a status names for its message's recipient (``recipient_id``, ``recipient_user_id``),
+    tied to the key the message was sent to (its send row, found by wamid)."""
+    named = {u.wamid: u for u in updates if u.wamid and (u.recipient_id or u.recipient_user_id)}
+    if not named:
+        return []
+    s = sends.c
+    sent_to: dict[str, str] = {}
+    for chunk in chunks(sorted(named)):
+        sent_to.update(
+            (w, r) for w, r in conn.execute(sa.select(s.wamid, s.recipient).where(s.wamid.in_(chunk)))
+        )
+    links: list[IdentityLink] = []
+    for wamid, u in named.items():
+        recipient = sent_to.get(wamid)
+        keys = (
+            recipient if recipient and not recipient.startswith("!") else None,
+            u.recipient_id,
+            u.recipient_user_id,
+        )
+        links.extend(links_of(keys, IdentitySource.STATUS_WEBHOOK, u.timestamp))
+    return links
 
 
 def _click_row(click: ClickEvent, db_now: datetime | None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from airflow_provider_wamm.campaign.ledger.account_signals import AccountLog
 from airflow_provider_wamm.campaign.ledger.claims import Claims
 from airflow_provider_wamm.campaign.ledger.deliveries import Deliveries
+from airflow_provider_wamm.campaign.ledger.identities import IdentityMap
 from airflow_provider_wamm.campaign.ledger.records import as_utc, utcnow
 from airflow_provider_wamm.campaign.ledger.runs import Runs
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX, define_tables, ledger_engine
@@ -75,12 +76,14 @@ class Ledger:
         self.suppression_audit = tables.signals.suppression_audit
         self.template_events = tables.signals.template_events
         self.account_signals = tables.signals.account_signals
+        self.identities = tables.identities
         self._tx = Transactions(engine, tables.metadata)
-        self._claims = Claims(tables, self._tx)
+        self._identities = IdentityMap(tables.identities, self._tx)
+        self._claims = Claims(tables, self._tx, self._identities)
         self._runs = Runs(tables, self._tx)
         self.sender_registry = SenderRegistry(tables, self._tx)
         """The running senders of each phone number (the shared cap)."""
-        self._suppression_list = SuppressionList(tables, self._tx)
+        self._suppression_list = SuppressionList(tables, self._tx, self._identities)
         self._deliveries = Deliveries(tables, self._tx, self._suppression_list)
         self._templates = TemplateLog(tables.signals.template_events, self._tx)
         self._accounts = AccountLog(tables.signals.account_signals, self._tx)
@@ -151,6 +154,11 @@ class Ledger:
     recently_messaged = forward("_suppression_list", SuppressionList.recently_messaged)
     suppression_history = forward("_suppression_list", SuppressionList.history)
 
+    # -- who is the same person ------------------------------------------------------------------
+
+    link_identities = forward("_identities", IdentityMap.link_identities)
+    person_keys = forward("_identities", IdentityMap.person_keys)
+
     # -- Meta's other signals -------------------------------------------------------------------
 
     record_preferences = forward("_suppression_list", SuppressionList.record_preferences)
@@ -173,6 +181,7 @@ class Ledger:
                 "preferences": self.record_preferences(batch.preferences, now=now),
                 "template_events": self.record_template_events(batch.template_events, now=now),
                 "account_signals": self.record_account_signals(batch.account_signals, now=now),
+                "identities": self.link_identities(batch.identities, now=now),
             }
 
         return self.atomic(work)

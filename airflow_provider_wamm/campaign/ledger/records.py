@@ -254,6 +254,10 @@ class SendOutcome:
     """When Meta accepted the message (defaults to the recording time for accepted states)."""
     retry_after: datetime | None = None
     """After Meta's per-user limit (131049): when a retry is due (``None``: none, e.g. US numbers)."""
+    wa_id: str | None = None
+    """The ``contacts[].wa_id`` of Meta's answer (may differ from the number sent: Brazil, Mexico)."""
+    user_id: str | None = None
+    """The ``contacts[].user_id`` of Meta's answer (the business-scoped user id of a send by BSUID)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +385,15 @@ class StatusUpdate:
     """The ``error_data.details`` (or message) of a ``failed`` status."""
     callback_key: str | None = None
     """The send's callback key found in ``biz_opaque_callback_data`` (:mod:`~..callback`), if any."""
+    recipient_user_id: str | None = None
+    """The recipient's business-scoped user id (``recipient_user_id``), when Meta gives it."""
+    pricing_type: str | None = None
+    """``pricing.type``: ``regular`` (billable), ``free_entry_point``, ``free_customer_service``."""
+    cost_amount: float | None = None
+    """``pricing.cost.amount``: what Meta says the message costs, in the currency's base unit (sent
+    for messages with a max price)."""
+    cost_currency: str | None = None
+    """``pricing.cost.currency`` (``USD``...)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,8 @@ class LedgerTables:
     """One row per running sender of a phone number (the number's cap is shared between them)."""
     signals: SignalTables
     """Meta's other signals: the suppression audit, template events, account signals."""
+    identities: sa.Table
+    """One row per key Meta used for a person (number, rewritten number, user id): the person's group."""
 
 
 def _sends_table(metadata: sa.MetaData, p: str) -> sa.Table:
@@ -148,6 +150,10 @@ def _sends_table(metadata: sa.MetaData, p: str) -> sa.Table:
         # Added later (nullable): the experiment group of the recipient (a variant's name,
         # ``holdout``, ``global_control`` or ``rest``); NULL for a campaign without an experiment.
         sa.Column("variant", sa.String(64)),
+        # Added later (nullable): who Meta's answer says the message went to: ``contacts[].wa_id`` (may
+        # differ from the number sent in Brazil and Mexico) and ``contacts[].user_id`` (a send by BSUID).
+        sa.Column("wa_id", key_type(64)),
+        sa.Column("user_id", key_type(191)),
         sa.Index(f"ix_{p}sends_wamid", "wamid"),
         sa.Index(f"ix_{p}sends_recipient_updated", "recipient", "updated_at"),
         sa.Index(f"ix_{p}sends_campaign_state", "campaign_id", "state"),
@@ -179,6 +185,13 @@ def _statuses_table(metadata: sa.MetaData, p: str) -> sa.Table:
         # Added later (nullable): the send's callback key echoed in biz_opaque_callback_data, which
         # resolves an unknown send whose wamid was never recorded.
         sa.Column("callback_key", key_type(CALLBACK_KEY_MAX)),
+        # Added later (nullable): the recipient's business-scoped user id (``recipient_user_id``),
+        # ``pricing.type`` (``regular``, ``free_entry_point``...) and ``pricing.cost`` (Meta's amount in
+        # the currency's base unit, and the currency) of a message sent with a max price.
+        sa.Column("recipient_user_id", sa.String(191)),
+        sa.Column("pricing_type", sa.String(32)),
+        sa.Column("cost_amount", sa.Float),
+        sa.Column("cost_currency", sa.String(8)),
         sa.Index(f"ix_{p}statuses_callback", "callback_key"),
     )
 
@@ -240,6 +253,7 @@ def define_tables(table_prefix: str = DEFAULT_TABLE_PREFIX, schema: str | None =
 
     :raises ConfigurationError: for a prefix or schema name that is not a plain identifier.
     """
+    from airflow_provider_wamm.campaign.ledger.identities import identities_table  # uses key_type
     from airflow_provider_wamm.campaign.ledger.senders import senders_table  # uses key_type
     from airflow_provider_wamm.campaign.ledger.signal_tables import define_signal_tables  # uses key_type
 
@@ -255,6 +269,7 @@ def define_tables(table_prefix: str = DEFAULT_TABLE_PREFIX, schema: str | None =
         runs=_runs_table(metadata, table_prefix),
         senders=senders_table(metadata, table_prefix),
         signals=define_signal_tables(metadata, table_prefix),
+        identities=identities_table(metadata, table_prefix),
     )
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from airflow_provider_wamm.campaign.ledger.identities import IdentityLink
 from airflow_provider_wamm.campaign.ledger.records import PreferenceChange
 
 
@@ -159,16 +160,19 @@ class SignalBatch:
     """Template status, quality and category events."""
     account_signals: list[AccountSignal] = field(default_factory=list)
     """Account updates, capability and phone-number changes, alerts."""
+    identities: list[IdentityLink] = field(default_factory=list)
+    """Keys of one person (a changed number or user id, a ``wa_id`` beside a ``user_id``)."""
 
     def __bool__(self) -> bool:
-        return bool(self.preferences or self.template_events or self.account_signals)
+        return bool(self.preferences or self.template_events or self.account_signals or self.identities)
 
     def counts(self) -> dict[str, int]:
-        """``{"preferences": n, "template_events": n, "account_signals": n}``."""
+        """``{"preferences": n, "template_events": n, "account_signals": n, "identities": n}``."""
         return {
             "preferences": len(self.preferences),
             "template_events": len(self.template_events),
             "account_signals": len(self.account_signals),
+            "identities": len(self.identities),
         }
 
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from airflow_provider_wamm.campaign.identities import phone_aliases
 from airflow_provider_wamm.campaign.ledger.audit import SuppressionAudit
+from airflow_provider_wamm.campaign.ledger.identities import IdentityMap, IdentitySource, links_of
 from airflow_provider_wamm.campaign.ledger.records import (
     DELIVERED_TO_META,
     SUPPRESS_PER_USER_LIMIT,
@@ -52,6 +54,11 @@ class HeldSuppression:
         """Whether this suppression already covers ``entry`` (it lasts at least as long)."""
         new_until = as_utc(entry.until)
         return self.until is None or (new_until is not None and self.until >= new_until)
+
+
+def _lasting(entry: Suppression) -> tuple[bool, datetime]:
+    """Orders suppressions by how long they last (for ever last)."""
+    return entry.until is None, entry.until or datetime.min.replace(tzinfo=UTC)
 
 
 def _merge(table: sa.Table) -> Any:
@@ -117,12 +124,21 @@ class SuppressionList:
 
     :param tables: the ledger's tables (``suppressions`` and its audit, ``sends`` for the frequency cap).
     :param tx: the ledger's transaction runner.
+    :param identities: the keys of each person; lookups then find a suppression or a send under any of
+        them (without it, under the recipient's own key and its :func:`~.phone_aliases` forms).
     """
 
-    def __init__(self, tables: LedgerTables, tx: Transactions) -> None:
+    def __init__(self, tables: LedgerTables, tx: Transactions, identities: IdentityMap | None = None) -> None:
         self.tables = tables
         self.tx = tx
+        self.identities = identities
         self.audit = SuppressionAudit(tables.signals.suppression_audit, tx)
+
+    def _forms(self, conn: Connection, recipients: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Every key each recipient may be known by (own key first)."""
+        if self.identities is None:
+            return {recipient: phone_aliases(recipient) for recipient in recipients}
+        return self.identities.person_keys_in(conn, recipients)
 
     def add_suppressions(self, entries: Sequence[Suppression], *, now: datetime | None = None) -> None:
         """Add or extend suppressions (one executemany), each change audited.
@@ -236,6 +252,13 @@ class SuppressionList:
     def preferences_in(self, conn: Connection, changes: Sequence[PreferenceChange], at: datetime) -> int:
         """:meth:`record_preferences` inside the caller's transaction."""
         ordered = sorted(changes, key=lambda c: (c.recipient, c.timestamp))
+        if self.identities is not None:
+            links = [
+                link
+                for c in ordered
+                for link in links_of((c.recipient, c.user_id), IdentitySource.USER_PREFERENCES, c.timestamp)
+            ]
+            self.identities.link_in(conn, links, at)
         recipients = {c.recipient for c in ordered}
         held = self.held(conn, recipients)
         latest = self.audit.latest_stop_or_resume(conn, recipients)
@@ -310,21 +333,33 @@ class SuppressionList:
     def active_suppressions(
         self, recipients: Sequence[str], *, now: datetime | None = None
     ) -> dict[str, Suppression]:
-        """Suppressions in force at ``now`` for any of ``recipients``, by recipient."""
+        """Suppressions in force at ``now`` for any of ``recipients``, by recipient.
+
+        A person's suppression holds whichever key it was recorded under: the recipient's own, a form
+        Meta's ``wa_id`` gives the same number, or a key linked to it
+        (:mod:`~airflow_provider_wamm.campaign.ledger.identities`); the one that lasts longest is
+        returned (its ``recipient`` is the key it is stored under).
+        """
         if not recipients:
             return {}
         db_now = naive_utc(now or utcnow())
         t = self.tables.suppressions.c
-        out: dict[str, Suppression] = {}
+        held: dict[str, Suppression] = {}
         with self.tx.read() as conn:
-            for chunk in chunks(list(recipients)):
+            forms = self._forms(conn, recipients)
+            for chunk in chunks(sorted({f for fs in forms.values() for f in fs})):
                 rows = conn.execute(
                     sa.select(t.recipient, t.reason, t.error_code, t.until, t.campaign_id).where(
                         t.recipient.in_(chunk), sa.or_(t.until.is_(None), t.until > db_now)
                     )
                 )
                 for recipient, reason, code, until, campaign in rows:
-                    out[recipient] = Suppression(recipient, reason, code, as_utc(until), campaign)
+                    held[recipient] = Suppression(recipient, reason, code, as_utc(until), campaign)
+        out: dict[str, Suppression] = {}
+        for recipient, keys in forms.items():
+            hits = [held[key] for key in keys if key in held]
+            if hits:
+                out[recipient] = max(hits, key=_lasting)
         return out
 
     def recently_messaged(
@@ -334,13 +369,16 @@ class SuppressionList:
         since: datetime,
         exclude_campaign_id: str | None = None,
     ) -> set[str]:
-        """Recipients Meta took a message for (accepted/held/paused) in any campaign since ``since``."""
+        """Recipients Meta took a message for (accepted/held/paused) in any campaign since ``since``,
+        under their own key or any other key of the same person
+        (:mod:`~airflow_provider_wamm.campaign.ledger.identities`)."""
         if not recipients:
             return set()
         s = self.tables.sends.c
         found: set[str] = set()
         with self.tx.read() as conn:
-            for chunk in chunks(list(recipients)):
+            forms = self._forms(conn, recipients)
+            for chunk in chunks(sorted({f for fs in forms.values() for f in fs})):
                 query = (
                     sa.select(s.recipient)
                     .distinct()
@@ -353,7 +391,7 @@ class SuppressionList:
                 if exclude_campaign_id is not None:
                     query = query.where(s.campaign_id != exclude_campaign_id)
                 found.update(conn.execute(query).scalars())
-        return found
+        return {recipient for recipient, keys in forms.items() if any(key in found for key in keys)}
 
 
 __all__ = ["SuppressionList"]
