@@ -101,6 +101,8 @@ class Job:
     """Pair rate limit answers."""
     round_trip_s: float | None = None
     """Seconds the last request took, from leaving to its answer (set by the worker)."""
+    left_at: float | None = None
+    """``time.perf_counter()`` when its request in flight left (``None`` when none is in flight)."""
 
 
 class JobQueue:
@@ -383,9 +385,9 @@ class WorkerPool:
                 if stop.is_set():
                     answers.put(Unsent(job))
                     continue
-                began = time.perf_counter()
+                began = job.left_at = time.perf_counter()
                 answer = send_once(client, job, stop)
-                job.round_trip_s = time.perf_counter() - began
+                job.round_trip_s, job.left_at = time.perf_counter() - began, None
                 answers.put(answer)
         finally:
             with self._lock:
@@ -403,11 +405,11 @@ class WorkerPool:
             turn.wait_turn()
             if stop.is_set():
                 raise Stopped
-            left_at = time.perf_counter()
+            left_at = job.left_at = time.perf_counter()
 
         answer = send_once(client, job, stop, before_write)
         if left_at:
-            job.round_trip_s = time.perf_counter() - left_at
+            job.round_trip_s, job.left_at = time.perf_counter() - left_at, None
         return answer
 
 
