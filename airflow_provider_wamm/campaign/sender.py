@@ -242,7 +242,7 @@ class _Run:
         raised = self.pacer.tick(now)
         if raised is not None:
             self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, raised)
-        self.adapt.tick(now, self.pacer.rate, self.dispatched.values())
+        self.adapt.tick(now, self.pacer.rate, self.handover.dispatched.values())
         self.shared.tick(now)
         if self.foreign.due(now):
             self._settle_foreign(now)
