@@ -62,6 +62,7 @@ from airflow_provider_wamm.campaign.workers import (
     SendResultLike,
     WorkerPool,
     frozen_gc,
+    hand_over_lead,
 )
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.graph.recipients import mask_phone
@@ -349,16 +350,18 @@ class _Run:
     def _dispatch(self) -> None:
         """Hand ready jobs to the pool while slots are free, each hand-over claimed in one transaction.
 
-        A hand-over takes the free slots, at most ``batch_size``. While more jobs are ready than slots
-        are free, it waits until the jobs queued in the pool beyond its workers are down to a few
-        (:data:`MIN_HAND_OVER`): the workers never run dry, and a claim transaction serves many
-        messages, not one.
+        A hand-over takes the free slots, at most ``batch_size``: beyond the requests on the wire, only
+        a short lead of the pace (:func:`~.workers.hand_over_lead`), as a crash leaves every claim
+        ``unknown``. While more jobs are ready than slots are free, it waits until the jobs queued in
+        the pool are down to a few (:data:`MIN_HAND_OVER`, or half the lead): the workers never run
+        dry, and a claim transaction serves several messages, not one.
         """
         if self.pacer.held(time.monotonic()):  # a wait of the whole run: claim nothing meanwhile
             return
-        limit = self.adapt.max_in_flight(self.pacer.rate)  # jobs handed over (claimed) at once
+        lead = hand_over_lead(self.pacer.rate)
+        limit = min(self.adapt.max_in_flight(self.pacer.rate), self.pool.sending + lead)
         slack = limit - self.pool.size  # jobs the pool may hold beyond one per worker
-        least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER))
+        least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER), max(1, lead // 2))
         while True:
             ready = self.jobs.ready
             n = min(limit - self.in_flight, ready, self.s.batch_size)

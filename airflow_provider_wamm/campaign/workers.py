@@ -16,6 +16,7 @@ import enum
 import gc
 import heapq
 import itertools
+import math
 import queue
 import threading
 import time
@@ -32,6 +33,9 @@ from airflow_provider_wamm.graph.errors import (
     GraphTransportError,
     UnknownOutcomeError,
 )
+
+#: Seconds of sending a run hands its workers beyond the requests on the wire (:func:`hand_over_lead`).
+LEAD_S = 0.1
 
 
 class SendResultLike(Protocol):
@@ -240,6 +244,13 @@ def send_once(client: MessageSender, job: Job, stop: threading.Event) -> Answer:
     return Accepted(job, sent)
 
 
+def hand_over_lead(rate: float) -> int:
+    """Jobs a run may hand its workers at ``rate`` beyond the requests on the wire: :data:`LEAD_S` of
+    sending, at least four. Each holds a claim while it waits for a worker or for its turn, and a
+    crash leaves it ``unknown`` although it never left, so the lead is kept short."""
+    return max(4, math.ceil(rate * LEAD_S))
+
+
 class WorkerPool:
     """Threads sending jobs paced by ``turn``; answers come back through :meth:`collect`.
 
@@ -261,12 +272,18 @@ class WorkerPool:
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._size = 0
+        self._sending = 0
         self._numbers = itertools.count()
 
     @property
     def size(self) -> int:
         """Workers the pool is meant to have (threads told to retire may still be finishing a job)."""
         return self._size
+
+    @property
+    def sending(self) -> int:
+        """Requests on the wire now: workers past their turn whose answer has not come back."""
+        return self._sending
 
     @property
     def live(self) -> int:
@@ -343,8 +360,14 @@ class WorkerPool:
                 if stop.is_set():
                     answers.put(Unsent(job))
                     continue
+                with self._lock:
+                    self._sending += 1
                 began = time.perf_counter()
-                answer = send_once(client, job, stop)
+                try:
+                    answer = send_once(client, job, stop)
+                finally:
+                    with self._lock:
+                        self._sending -= 1
                 job.round_trip_s = time.perf_counter() - began
                 answers.put(answer)
         finally:
@@ -383,5 +406,6 @@ __all__ = [
     "Unsent",
     "WorkerPool",
     "frozen_gc",
+    "hand_over_lead",
     "send_once",
 ]
