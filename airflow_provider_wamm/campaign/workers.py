@@ -2,11 +2,11 @@
 
 Each worker takes a :class:`Job`, waits for its turn (the run's pacing), posts the message once through
 a :class:`MessageSender` (``send_marketing_message(payload, retry=False)``: the sender schedules
-retries itself) and puts an :class:`Answer` on the pool's answer queue: :class:`Accepted`,
-:class:`Refused` (a Graph error), :class:`Unanswered` (the request may have reached Meta),
-:class:`NotSent`, :class:`Unsent` (stopped before sending), :class:`Misconfigured` or
-:class:`Crashed`. Workers never touch the ledger. :meth:`WorkerPool.resize` grows or shrinks the pool
-while it runs.
+retries itself; a :class:`PacedMessageSender` takes the turn right before the write) and puts an
+:class:`Answer` on the pool's answer queue: :class:`Accepted`, :class:`Refused` (a Graph error),
+:class:`Unanswered` (the request may have reached Meta), :class:`NotSent`, :class:`Unsent` (stopped
+before sending), :class:`Misconfigured` or :class:`Crashed`. Workers never touch the ledger.
+:meth:`WorkerPool.resize` grows or shrinks the pool while it runs.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import contextlib
 import enum
 import gc
 import heapq
+import inspect
 import itertools
 import math
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from airflow_provider_wamm.campaign.pacing import Stopped
 from airflow_provider_wamm.graph.errors import (
@@ -55,6 +56,30 @@ class MessageSender(Protocol):
 
     def send_marketing_message(self, payload: Mapping[str, Any], *, retry: bool = True) -> SendResultLike:
         """POST one marketing message; raise a ``GraphError`` or ``GraphTransportError`` on failure."""
+
+
+class PacedMessageSender(Protocol):
+    """A sender that takes the pacing turn itself, right before the request is written
+    (:class:`~airflow_provider_wamm.graph.client.GraphClient`)."""
+
+    def send_marketing_message(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        retry: bool = True,
+        before_write: Callable[[], None] | None = None,
+    ) -> SendResultLike:
+        """POST one marketing message, calling ``before_write`` right before writing it."""
+
+
+def paces_at_write(client: object) -> bool:
+    """Whether ``client``'s send takes a ``before_write`` (then the pacing turn is taken with the
+    connection ready, just before the write, so sends reach the wire as the pacer spaced them)."""
+    send = getattr(client, "send_marketing_message", None)
+    try:
+        return send is not None and "before_write" in inspect.signature(send).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 class Turn(Protocol):
@@ -223,12 +248,23 @@ class Crashed(Answer):
     error: BaseException
 
 
-def send_once(client: MessageSender, job: Job, stop: threading.Event) -> Answer:
+def send_once(
+    client: MessageSender, job: Job, stop: threading.Event, before_write: Callable[[], None] | None = None
+) -> Answer:
     """Post ``job``'s message once and say how it went. A HALT error sets ``stop`` at once, so that
-    no other worker starts another request."""
+    no other worker starts another request. ``before_write`` (for a :class:`PacedMessageSender`) is
+    called right before the request is written; if it raises :class:`~.pacing.Stopped`, nothing was
+    sent."""
     job.attempts += 1
     try:
-        sent = client.send_marketing_message(job.payload, retry=False)
+        if before_write is None:
+            sent = client.send_marketing_message(job.payload, retry=False)
+        else:
+            paced = cast(PacedMessageSender, client)
+            sent = paced.send_marketing_message(job.payload, retry=False, before_write=before_write)
+    except Stopped:
+        job.attempts -= 1
+        return Unsent(job)
     except GraphTransportError as exc:
         if isinstance(exc, UnknownOutcomeError) or exc.request_sent:
             return Unanswered(job, exc)
@@ -344,6 +380,7 @@ class WorkerPool:
         client = self._client
         assert client is not None
         jobs, answers, stop, turn = self._jobs, self._answers, self._stop, self._turn
+        at_write = paces_at_write(client)
         try:
             while True:
                 job = jobs.get()
@@ -351,6 +388,9 @@ class WorkerPool:
                     return
                 if stop.is_set():
                     answers.put(Unsent(job))
+                    continue
+                if at_write:
+                    answers.put(self._send_paced_at_write(client, job))
                     continue
                 try:
                     turn.wait_turn()
@@ -360,19 +400,46 @@ class WorkerPool:
                 if stop.is_set():
                     answers.put(Unsent(job))
                     continue
-                with self._lock:
-                    self._sending += 1
+                self._count_sending(1)
                 began = time.perf_counter()
                 try:
                     answer = send_once(client, job, stop)
                 finally:
-                    with self._lock:
-                        self._sending -= 1
+                    self._count_sending(-1)
                 job.round_trip_s = time.perf_counter() - began
                 answers.put(answer)
         finally:
             with self._lock:
                 self._threads.discard(threading.current_thread())
+
+    def _send_paced_at_write(self, client: MessageSender, job: Job) -> Answer:
+        """Send with the turn taken inside the client, its connection ready: a new connection's
+        handshake, the body's encoding and waits for the interpreter lock come before the turn, so
+        they never bunch up sends the pacer spaced. The round trip counts from the turn."""
+        turn, stop = self._turn, self._stop
+        left_at = 0.0
+
+        def before_write() -> None:
+            nonlocal left_at
+            turn.wait_turn()
+            if stop.is_set():
+                raise Stopped
+            if not left_at:  # on the wire from now on (counted once)
+                self._count_sending(1)
+            left_at = time.perf_counter()
+
+        try:
+            answer = send_once(client, job, stop, before_write)
+        finally:
+            if left_at:
+                self._count_sending(-1)
+        if left_at:
+            job.round_trip_s = time.perf_counter() - left_at
+        return answer
+
+    def _count_sending(self, change: int) -> None:
+        with self._lock:
+            self._sending += change
 
 
 @contextlib.contextmanager
@@ -400,6 +467,7 @@ __all__ = [
     "MessageSender",
     "Misconfigured",
     "NotSent",
+    "PacedMessageSender",
     "Refused",
     "SendResultLike",
     "Unanswered",
@@ -407,5 +475,6 @@ __all__ = [
     "WorkerPool",
     "frozen_gc",
     "hand_over_lead",
+    "paces_at_write",
     "send_once",
 ]

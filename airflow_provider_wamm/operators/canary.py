@@ -5,7 +5,9 @@ A mix-in of :class:`~airflow_provider_wamm.operators.marketing.MarketingMessageO
 ``canary_settle`` while the slice's webhooks come in; it then checks the gates
 (:mod:`airflow_provider_wamm.campaign.canary`) on the campaign's numbers in the ledger. Pass: the next
 slice is sent (the ledger skips everyone already messaged). Fail: the task fails without retries, the
-rest is never sent, and the evidence is in the log and in XCom (key ``canary``).
+rest is never sent, and the evidence is in the log and in XCom (key ``canary``). With
+``canary_approval=True`` a person signs off after the first slice's gates pass
+(:mod:`airflow_provider_wamm.operators.canary_approval`).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from airflow_provider_wamm.campaign.narrow import narrow_rows
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.hooks.ledger import get_ledger
+from airflow_provider_wamm.operators.canary_approval import approval_body, ask_approval, read_answer
 from airflow_provider_wamm.operators.extensions import CampaignSteps
 from airflow_provider_wamm.triggers.window import SendWindowTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+    from airflow.sdk.execution_time.hitl import HITLUser
 
 #: XCom key of the canary's evidence (each step's gate report).
 CANARY_KEY = "canary"
@@ -43,6 +47,12 @@ class RolloutOptions(CampaignSteps):
     :param canary_gates: The gates (:class:`~airflow_provider_wamm.campaign.canary.Gates`):
         ``max_failure_rate`` (0.1), ``max_code_rates`` (``{131048: 0.05, 131049: 0.2, 132015: 0}``),
         ``min_sent`` (1), ``bad_quality`` (``["RED"]``, the template's quality from Meta's events).
+    :param canary_approval: After the first slice's gates pass, ask a person (Airflow's human-in-the-loop
+        approval, under "Required actions") whether to send the rest, showing the slice's numbers.
+        ``Approve`` goes on; ``Reject`` or no answer stops the rollout and fails the task.
+    :param canary_approval_timeout: How long to wait for the answer; ``None``: as long as it takes.
+    :param canary_approvers: Who may answer (``[{"id": "ana", "name": "Ana"}]``, Airflow's
+        ``assigned_users``); anyone allowed on the DAG by default.
     """
 
     def __init__(
@@ -51,6 +61,9 @@ class RolloutOptions(CampaignSteps):
         rollout: Sequence[float] | None = None,
         canary_settle: timedelta = timedelta(minutes=15),
         canary_gates: Mapping[str, Any] | None = None,
+        canary_approval: bool = False,
+        canary_approval_timeout: timedelta | None = timedelta(hours=24),
+        canary_approvers: Sequence[HITLUser] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -59,7 +72,12 @@ class RolloutOptions(CampaignSteps):
             self.canary_gates = Gates.from_options(canary_gates)
         except (ConfigurationError, TypeError, ValueError) as exc:
             raise ValueError(f"canary: {exc}") from None
+        if canary_approval and (self.rollout is None or len(self.rollout) < 2):
+            raise ValueError("canary: canary_approval needs a rollout of two steps or more, like [0.05, 1.0]")
         self.canary_settle = canary_settle
+        self.canary_approval = canary_approval
+        self.canary_approval_timeout = canary_approval_timeout
+        self.canary_approvers: list[HITLUser] = list(canary_approvers or [])
         self._rollout_step = 0
         self._canary_reports: list[dict[str, Any]] = []
 
@@ -93,16 +111,15 @@ class RolloutOptions(CampaignSteps):
                 100 * self.rollout[step],
                 self.canary_settle,
             )
+            state = {"step": step, "campaign_id": summary.get("campaign_id"), "reports": self._canary_reports}
             self.defer(
                 trigger=SendWindowTrigger(
-                    campaign_id=str(summary.get("campaign_id")), moment=utcnow() + self.canary_settle
+                    campaign_id=str(summary.get("campaign_id")),
+                    moment=utcnow() + self.canary_settle,
+                    echo=state,
                 ),
                 method_name="resume_rollout",
-                kwargs={
-                    "step": step,
-                    "campaign_id": summary.get("campaign_id"),
-                    "reports": self._canary_reports,
-                },
+                kwargs=state,
             )
 
     def resume_rollout(
@@ -115,6 +132,9 @@ class RolloutOptions(CampaignSteps):
     ) -> Any:
         """Check the gates on the slices sent so far; send the next slice, or fail with the evidence."""
         assert self.rollout is not None
+        if not campaign_id and event and event.get("echo"):  # resumed with the event alone
+            saved = event["echo"]
+            step, campaign_id, reports = int(saved["step"]), str(saved["campaign_id"]), saved["reports"]
         report = self._gate_report(campaign_id, step)
         self._canary_reports = [*(reports or []), report.to_dict()]
         context["ti"].xcom_push(key=CANARY_KEY, value=self._canary_reports)
@@ -127,6 +147,52 @@ class RolloutOptions(CampaignSteps):
             self.log.error("%s", message)
             raise AirflowFailException(message)
         self.log.info("campaign %s: gates passed after slice %d: %s", campaign_id, step, report.to_dict())
+        if self.canary_approval and step == 0:
+            self._ask_approval(context, step, campaign_id)
+        self._rollout_step = step + 1
+        return self.execute(context)
+
+    def _ask_approval(self, context: Context, step: int, campaign_id: str) -> None:
+        """Park the task until a person answers the approval request with the canary's numbers."""
+        assert self.rollout is not None
+        evidence = self._canary_reports[-1]
+        next_share = self.rollout[step + 1]
+        self.log.info("campaign %s: waiting for a person to approve the next slice", campaign_id)
+        ask_approval(
+            context,
+            subject=f"Canary of campaign {campaign_id}: send the next slice ({100 * next_share:.0f}%)?",
+            body=approval_body(
+                evidence, self.canary_gates, next_share=next_share, timeout=self.canary_approval_timeout
+            ),
+            approvers=self.canary_approvers,
+            timeout=self.canary_approval_timeout,
+            kwargs={"step": step, "campaign_id": campaign_id, "reports": self._canary_reports},
+        )
+
+    def resume_approved(
+        self,
+        context: Context,
+        event: Mapping[str, Any] | None = None,
+        step: int = 0,
+        campaign_id: str = "",
+        reports: list[dict[str, Any]] | None = None,
+    ) -> Any:
+        """Send the next slice once approved; on a rejection or no answer, fail with the evidence."""
+        assert self.rollout is not None
+        answer = read_answer(event)
+        self._canary_reports = [*(reports or [])]
+        if self._canary_reports:
+            self._canary_reports[-1] = {**self._canary_reports[-1], "approval": answer.to_dict()}
+        context["ti"].xcom_push(key=CANARY_KEY, value=self._canary_reports)
+        if not answer.approved:
+            message = (
+                f"Canary of campaign {campaign_id!r} stopped after slice {step} "
+                f"({100 * self.rollout[step]:.0f}%): {answer.describe()}. The rest was not sent. "
+                f"Evidence: {self._canary_reports[-1] if self._canary_reports else {}}"
+            )
+            self.log.error("%s", message)
+            raise AirflowFailException(message)
+        self.log.info("campaign %s: next slice approved (%s)", campaign_id, answer.describe())
         self._rollout_step = step + 1
         return self.execute(context)
 

@@ -39,7 +39,8 @@ class CampaignOptions(
 ):
     """The option groups of the marketing operator.
 
-    ``rollout``, ``canary_settle`` and ``canary_gates``
+    ``rollout``, ``canary_settle``, ``canary_gates`` and ``canary_approval`` (with its timeout and
+    approvers)
     (:class:`~airflow_provider_wamm.operators.canary.RolloutOptions`);
     ``send_window``, ``send_days``, ``timezone_field``, ``zone_choice``, ``default_timezone``,
     ``send_at_field``, ``not_after`` and ``message_ttl``

@@ -8,7 +8,7 @@ everyone already messaged). The trigger only waits: it reads nothing and sends n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -28,10 +28,17 @@ class SendWindowTrigger(BaseTrigger):
     :param campaign_id: the campaign (for the event and the logs).
     :param moment: when to fire (ISO time or an aware datetime).
     :param poll_interval: longest sleep between two looks at the clock (seconds).
+    :param echo: values given back in the event under ``echo`` (JSON-safe): the state the task resumes
+        with, for runners that hand the resumed method the event alone (``dag.test()`` does).
     """
 
     def __init__(
-        self, *, campaign_id: str, moment: str | datetime, poll_interval: float = MAX_SLEEP_S
+        self,
+        *,
+        campaign_id: str,
+        moment: str | datetime,
+        poll_interval: float = MAX_SLEEP_S,
+        echo: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         parsed = as_utc(moment if isinstance(moment, datetime) else datetime.fromisoformat(moment))
@@ -42,6 +49,7 @@ class SendWindowTrigger(BaseTrigger):
         self.campaign_id = campaign_id
         self.moment = parsed
         self.poll_interval = float(poll_interval)
+        self.echo = dict(echo) if echo else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and keyword arguments (the moment as ISO text)."""
@@ -51,6 +59,7 @@ class SendWindowTrigger(BaseTrigger):
                 "campaign_id": self.campaign_id,
                 "moment": self.moment.isoformat(),
                 "poll_interval": self.poll_interval,
+                **({"echo": self.echo} if self.echo else {}),
             },
         )
 
@@ -61,9 +70,8 @@ class SendWindowTrigger(BaseTrigger):
             if remaining <= 0:
                 break
             await asyncio.sleep(min(remaining, self.poll_interval))
-        yield TriggerEvent(
-            {"status": "open", "campaign_id": self.campaign_id, "moment": self.moment.isoformat()}
-        )
+        payload = {"status": "open", "campaign_id": self.campaign_id, "moment": self.moment.isoformat()}
+        yield TriggerEvent({**payload, **({"echo": self.echo} if self.echo else {})})
 
 
 __all__ = ["MAX_SLEEP_S", "SendWindowTrigger"]

@@ -122,3 +122,19 @@ def test_a_known_wamid_is_never_taken_twice(led: Ledger) -> None:
     unknown(led, "c2", ["491"])
     led.record_statuses([sent("wamid.1", "491", T0 + timedelta(minutes=1))])
     assert send_counts(led, "c2") == {"unknown": 1}
+
+
+def test_a_status_naming_the_rewritten_number_or_the_user_id_resolves_its_send(led: Ledger) -> None:
+    """Meta names a Brazilian number in the form it rewrote it to, and a send by business-scoped user id
+    by ``recipient_user_id`` alone: both still find their unknown send."""
+    br_sent, br_wa_id, bsuid = "5511987654321", "551187654321", "BR.1502576394655843"
+    unknown(led, "ids", [br_sent, bsuid])
+    led.record_statuses(
+        [
+            sent("wamid.br", br_wa_id, T0 + timedelta(seconds=3)),
+            StatusUpdate("wamid.u", "sent", T0 + timedelta(seconds=4), recipient_user_id=bsuid),
+        ]
+    )
+    assert row(led, "ids", br_sent)["wamid"] == "wamid.br"
+    assert row(led, "ids", bsuid)["wamid"] == "wamid.u"
+    assert send_counts(led, "ids") == {"accepted": 2}

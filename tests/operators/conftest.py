@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import pathlib
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -71,6 +72,7 @@ class TaskInstanceStub:
     dag_id: str = "wamm_ops"
     task_id: str = "send"
     map_index: int = -1
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
     xcoms: dict[str, Any] = field(default_factory=dict)
 
     def xcom_push(self, key: str, value: Any) -> None:

@@ -255,7 +255,7 @@ class Deliveries:
         params = [batch.rows[w] for w in wamids]
 
         campaign_ids = sorted({u.callback_key.split(".", 2)[2] for u in updates if u.callback_key})
-        recipients = sorted({u.recipient_id for u in updates if u.recipient_id})
+        recipients = sorted({r for u in updates for r in (u.recipient_id, u.recipient_user_id) if r})
         identities = self.suppression_list.identities
 
         def work(conn: Connection) -> None:

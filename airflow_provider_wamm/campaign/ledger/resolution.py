@@ -7,9 +7,12 @@ a wamid no send row knows. They are matched to the send, in this order:
 1. by wamid (the usual join; nothing to resolve);
 2. by the callback key the send carried in ``biz_opaque_callback_data``
    (:mod:`~airflow_provider_wamm.campaign.callback`), when Meta echoes it;
-3. by recipient: a status without a callback key for the same recipient (``recipient_id``), dated from
-   shortly before the send was claimed to 24 hours after, when exactly one such status and one such
-   send exist (two candidates either way stay unknown: no guess).
+3. by recipient: a status without a callback key for the same recipient, dated from shortly before
+   the send was claimed to 24 hours after, when exactly one such status and one such send exist (two
+   candidates either way stay unknown: no guess). The status names the recipient by ``recipient_id``
+   (for Brazilian and Mexican numbers perhaps in the form Meta rewrote, see
+   :func:`~airflow_provider_wamm.campaign.identities.phone_aliases`) or by ``recipient_user_id`` (a
+   send by business-scoped user id).
 
 A matched send becomes ``accepted`` with the status's wamid, so the report counts it taken and its
 statuses join it. The receiver resolves as statuses arrive; the report's sensor resolves again before it
@@ -26,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from airflow_provider_wamm.campaign.callback import callback_key
+from airflow_provider_wamm.campaign.identities import phone_aliases
 from airflow_provider_wamm.campaign.ledger.records import ACCEPTED, UNKNOWN, as_utc, naive_utc
 from airflow_provider_wamm.campaign.ledger.schema import LedgerTables, chunks
 
@@ -88,16 +92,24 @@ def _by_recipient(
     t = tables.statuses.c
     by_recipient: dict[str, list[_Row]] = {}
     for row in rows:
-        by_recipient.setdefault(row[1], []).append(row)
+        for form in phone_aliases(row[1]):
+            by_recipient.setdefault(form, []).append(row)
     candidates: dict[_Row, list[tuple[str, Any]]] = {}
     claimants: dict[str, int] = {}
+    seen: set[str] = set()
     for chunk in chunks(sorted(by_recipient)):
-        query = sa.select(t.wamid, t.recipient_id, _status_time(t)).where(
-            t.recipient_id.in_(chunk), t.callback_key.is_(None), _orphans(tables)
+        query = sa.select(t.wamid, t.recipient_id, t.recipient_user_id, _status_time(t)).where(
+            sa.or_(t.recipient_id.in_(chunk), t.recipient_user_id.in_(chunk)),
+            t.callback_key.is_(None),
+            _orphans(tables),
         )
-        for wamid, recipient, when in conn.execute(query):
+        for wamid, recipient, user_id, when in conn.execute(query):
+            if wamid in seen:  # found again in a later chunk by its other key
+                continue
+            seen.add(wamid)
             at = as_utc(when)
-            for row in by_recipient.get(recipient, []):
+            named = {*by_recipient.get(recipient, []), *by_recipient.get(user_id, [])}
+            for row in sorted(named):
                 claimed = rows[row]
                 if (
                     at is None
@@ -148,7 +160,7 @@ def resolve_unknown(
 ) -> int:
     """Resolve the unknown sends of ``campaign_ids`` or of ``recipients`` that a stored status belongs
     to (in the caller's transaction); returns how many became ``accepted``."""
-    rows = _unknown_rows(conn, tables, campaign_ids, recipients)
+    rows = _unknown_rows(conn, tables, campaign_ids, [f for r in recipients for f in phone_aliases(r)])
     if not rows:
         return 0
     db_now = naive_utc(now)
