@@ -105,6 +105,8 @@ class Job:
     """Pair rate limit answers."""
     round_trip_s: float | None = None
     """Seconds the last request took, from leaving to its answer (set by the worker)."""
+    left_at: float | None = None
+    """``time.perf_counter()`` when its request in flight left (``None`` when none is in flight)."""
 
 
 class JobQueue:
@@ -401,12 +403,12 @@ class WorkerPool:
                     answers.put(Unsent(job))
                     continue
                 self._count_sending(1)
-                began = time.perf_counter()
+                began = job.left_at = time.perf_counter()
                 try:
                     answer = send_once(client, job, stop)
                 finally:
                     self._count_sending(-1)
-                job.round_trip_s = time.perf_counter() - began
+                job.round_trip_s, job.left_at = time.perf_counter() - began, None
                 answers.put(answer)
         finally:
             with self._lock:
@@ -426,7 +428,7 @@ class WorkerPool:
                 raise Stopped
             if not left_at:  # on the wire from now on (counted once)
                 self._count_sending(1)
-            left_at = time.perf_counter()
+            left_at = job.left_at = time.perf_counter()
 
         try:
             answer = send_once(client, job, stop, before_write)
@@ -434,7 +436,7 @@ class WorkerPool:
             if left_at:
                 self._count_sending(-1)
         if left_at:
-            job.round_trip_s = time.perf_counter() - left_at
+            job.round_trip_s, job.left_at = time.perf_counter() - left_at, None
         return answer
 
     def _count_sending(self, change: int) -> None:
