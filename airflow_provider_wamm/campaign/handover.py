@@ -22,7 +22,14 @@ from airflow_provider_wamm.campaign.guards import Guards, Trip
 from airflow_provider_wamm.campaign.pacing import Pacer
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.campaign.spend import SpendGuard
-from airflow_provider_wamm.campaign.workers import Answer, AnswerKind, Job, JobQueue, WorkerPool
+from airflow_provider_wamm.campaign.workers import (
+    Answer,
+    AnswerKind,
+    Job,
+    JobQueue,
+    WorkerPool,
+    hand_over_lead,
+)
 
 #: Fewest jobs handed to the pool in one claim transaction while more are ready than slots are free
 #: (a claim per answer would cost a transaction per message), and how few jobs the pool's queue may
@@ -104,16 +111,18 @@ class HandOver:
     def dispatch(self) -> None:
         """Hand ready jobs to the pool while slots are free, each hand-over claimed in one transaction.
 
-        A hand-over takes the free slots, at most ``batch_size``. While more jobs are ready than slots
-        are free, it waits until the jobs queued in the pool beyond its workers are down to a few
-        (:data:`MIN_HAND_OVER`): the workers never run dry, and a claim transaction serves many
-        messages, not one.
+        A hand-over takes the free slots, at most ``batch_size``: beyond the requests on the wire, only
+        a short lead of the pace (:func:`~.workers.hand_over_lead`), as a crash leaves every claim
+        ``unknown``. While more jobs are ready than slots are free, it waits until the jobs queued in
+        the pool are down to a few (:data:`MIN_HAND_OVER`, or half the lead): the workers never run
+        dry, and a claim transaction serves several messages, not one.
         """
         if self.pacer.held(time.monotonic()):  # a wait of the whole run: claim nothing meanwhile
             return
-        limit = self.adapt.max_in_flight(self.pacer.rate)  # jobs handed over (claimed) at once
+        lead = hand_over_lead(self.pacer.rate)
+        limit = min(self.adapt.max_in_flight(self.pacer.rate), self.pool.sending + lead)
         slack = limit - self.pool.size  # jobs the pool may hold beyond one per worker
-        least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER))
+        least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER), max(1, lead // 2))
         while True:
             ready = self.jobs.ready
             n = min(limit - self.in_flight, ready, self.s.batch_size)
