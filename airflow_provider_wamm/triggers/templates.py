@@ -39,7 +39,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_wamm.campaign.ledger import TemplateEvent, TemplateEventKind, as_utc, utcnow
+from airflow_provider_wamm.campaign.ledger import (
+    DEFAULT_TABLE_PREFIX,
+    TemplateEvent,
+    TemplateEventKind,
+    as_utc,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_wamm.campaign.ledger import Ledger
@@ -167,7 +173,7 @@ class TemplateEventTrigger(BaseEventTrigger):
         template_id: str | None = None,
         waba_id: str | None = None,
         ledger_conn_id: str | None = None,
-        ledger_table_prefix: str = "wamm_",
+        ledger_table_prefix: str = DEFAULT_TABLE_PREFIX,
         poll_interval: float = 30.0,
         lookback: float = 0.0,
     ) -> None:
