@@ -42,6 +42,12 @@ def _rows(start: int, count: int) -> Iterator[dict[str, Any]]:
 
 def campaign(spec: dict[str, Any]) -> int:
     """One ``run_campaign`` against the sandbox with a SQLite-file ledger."""
+    if spec.get("turn_at_write") is False:  # the earlier order: the turn, then the client's work
+        from airflow_provider_wamm.campaign import workers
+
+        workers.paces_at_write = lambda client: False  # type: ignore[assignment]
+    if spec.get("import_airflow"):  # what a task process does before it sends (CPU-heavy imports)
+        import airflow_provider_wamm.operators.marketing  # noqa: F401
     from airflow_provider_wamm.campaign.ledger import Ledger
     from airflow_provider_wamm.campaign.personalise import Personaliser
     from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
@@ -91,9 +97,13 @@ def campaign(spec: dict[str, Any]) -> int:
     ledger.dispose()
     out: dict[str, Any] = {"result": result.to_dict(), "wall_s": wall, "cpu_s": cpu}
     if spec.get("trace"):
+        out["send_span_s"] = max(stamps, default=t0) - t0  # from the start to the last send's write
         out["trace"] = window_stats(stamps)
         out["trace"]["gc_max_ms"] = round(1000 * max(gc_pauses, default=0.0), 1)
         out["trace"]["gc_total_ms"] = round(1000 * sum(gc_pauses), 1)
+        if spec.get("stamps"):
+            out["stamps"] = [round(s, 4) for s in stamps]
+            out["sent_to"] = [(round(t, 4), to) for t, to in sent_to]
     return _emit(out)
 
 
@@ -126,21 +136,27 @@ def _client(spec: dict[str, Any]) -> Any:
     )
 
 
+#: When each traced send left and to whom (``"stamps": true`` returns them).
+sent_to: list[tuple[float, str]] = []
+
+
 def _trace_sends(client: Any, stamps: list[float]) -> None:
-    """Record when each send leaves (list.append is atomic)."""
-    fast = client.send_marketing_message_fast
-    slow = client.send_marketing_message
+    """Record when each send leaves, and to whom (list.append is atomic): the moment its pacing turn
+    is granted, right before the write."""
+    transport = client.transport
+    post = transport.post
 
-    def traced_fast(payload: Any) -> Any:
-        stamps.append(time.monotonic())
-        return fast(payload)
+    def traced_post(path: str, body: bytes, headers: Any, *, before_write: Any = None) -> Any:
+        def stamped() -> None:
+            if before_write is not None:
+                before_write()
+            now = time.monotonic()
+            stamps.append(now)
+            sent_to.append((now, str(json.loads(body).get("to", ""))))
 
-    def traced_slow(payload: Any, *, retry: bool = True) -> Any:
-        stamps.append(time.monotonic())
-        return slow(payload, retry=retry)
+        return post(path, body, headers, before_write=stamped)
 
-    client.send_marketing_message_fast = traced_fast
-    client.send_marketing_message = traced_slow
+    transport.post = traced_post
 
 
 def _trace_gc(pauses: list[float]) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common
+import latency
 
 RUN = "python benchmarks/run.py"
 LATENCY_S = 0.1
@@ -622,7 +623,7 @@ def write_report(
         result = {True: "pass", False: "**FAIL**", None: "-"}[f.passed]
         lines.append(
             f"| {f.bench} | {f.what} | {f.value} | {f.target} | {f.baseline} | {result} | "
-            f"`{RUN} --only {f.bench[:2]}` |"
+            f"`{RUN} --only {'B4' if f.bench == 'B5' else f.bench}` |"
         )
     if bench.errors:
         lines += ["", "Problems:", ""] + [f"- {e}" for e in bench.errors]
@@ -640,6 +641,9 @@ def write_report(
 
 STEPS: dict[str, Callable[[Bench], None]] = {
     "B1": Bench.b1,
+    "B1R": latency.b1r,
+    "B2R": latency.b2r,
+    "B8": latency.b8,
     "B2": Bench.b2,
     "B3": Bench.b3,
     "B4": Bench.b4_b5,

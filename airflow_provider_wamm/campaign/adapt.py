@@ -12,12 +12,17 @@ adapting gains over a fixed pool is measured in ``benchmarks/optimisations.md``.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
+
 from airflow_provider_wamm.campaign.concurrency import ConcurrencyTarget
 from airflow_provider_wamm.campaign.settings import CampaignSettings
-from airflow_provider_wamm.campaign.workers import Answer, AnswerKind, WorkerPool
+from airflow_provider_wamm.campaign.workers import Answer, AnswerKind, Job, WorkerPool
 
 #: Seconds between two looks at the target.
 ADAPT_INTERVAL_S = 0.25
+#: Answers after which the measured round trips alone size the pool (before: the in-flight ages too).
+STARTUP_ANSWERS = 20
 #: Answers whose round trip says how long Meta takes (the others never reached it, or came back
 #: without an answer).
 _MEASURED = frozenset({AnswerKind.ACCEPTED, AnswerKind.ERROR})
@@ -54,13 +59,21 @@ class AdaptiveConcurrency:
         if self.enabled and seconds is not None and answer.kind in _MEASURED:
             self.target.observe(seconds)
 
-    def tick(self, now: float, rate: float) -> int | None:
+    def tick(self, now: float, rate: float, in_flight: Iterable[Job] = ()) -> int | None:
         """Resize the pool to the target for ``rate`` if it changed (at most every
-        :data:`ADAPT_INTERVAL_S`); returns the new size, else ``None``."""
+        :data:`ADAPT_INTERVAL_S`); returns the new size, else ``None``.
+
+        Until a few answers came back (:data:`STARTUP_ANSWERS`), the oldest request of ``in_flight``
+        says the round trip is at least its age: the pool grows while the first answers are still on
+        their way, instead of sending at the starting size for a whole round trip."""
         if not self.enabled or now < self._next_look or self.pool.size == 0:
             return None
         self._next_look = now + ADAPT_INTERVAL_S
-        size = self.target.update(rate, now)
+        at_least = None
+        if len(self.target.round_trips) < STARTUP_ANSWERS:
+            left = [job.left_at for job in in_flight if job.left_at is not None]
+            at_least = time.perf_counter() - min(left) if left else None
+        size = self.target.update(rate, now, at_least=at_least)
         if size == self.pool.size:
             return None
         self.pool.resize(size)
@@ -79,4 +92,4 @@ def connections_needed(settings: CampaignSettings) -> int:
     return max(settings.concurrency, settings.max_concurrency)
 
 
-__all__ = ["ADAPT_INTERVAL_S", "AdaptiveConcurrency", "connections_needed"]
+__all__ = ["ADAPT_INTERVAL_S", "STARTUP_ANSWERS", "AdaptiveConcurrency", "connections_needed"]

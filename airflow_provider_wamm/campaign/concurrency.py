@@ -118,17 +118,21 @@ class ConcurrencyTarget:
         """Record one round trip."""
         self.round_trips.add(seconds)
 
-    def wanted(self, rate: float) -> int | None:
-        """Little's law with headroom at ``rate``, bounded; ``None`` before any round trip."""
+    def wanted(self, rate: float, at_least: float | None = None) -> int | None:
+        """Little's law with headroom at ``rate``, bounded; ``None`` before any round trip.
+        ``at_least`` is a round trip known to be no longer than the real one (a request still in
+        flight after that long)."""
         round_trip = self.round_trips.estimate()
-        if round_trip is None or not math.isfinite(rate) or rate <= 0:
+        if at_least is not None:
+            round_trip = max(round_trip or 0.0, at_least)
+        if not round_trip or not math.isfinite(rate) or rate <= 0:
             return None
         return self._bounded(math.ceil(rate * round_trip * self.headroom) + 1)
 
-    def update(self, rate: float, now: float) -> int:
+    def update(self, rate: float, now: float, *, at_least: float | None = None) -> int:
         """The size to run with at ``now``: grown at once to what ``rate`` needs, shrunk step by step
         once the need stayed lower for ``shrink_after_s``."""
-        wanted = self.wanted(rate)
+        wanted = self.wanted(rate, at_least)
         if wanted is None or wanted == self.size:
             self._smaller_since = None
             return self.size

@@ -17,15 +17,30 @@ them holds for the person.
 
 from __future__ import annotations
 
+from airflow_provider_wamm.graph.errors import InvalidRecipientError
 from airflow_provider_wamm.graph.recipients import is_bsuid
 
+#: Longest recipient key the ledger stores (``sends.recipient``).
+RECIPIENT_KEY_MAX = 64
 
-def recipient_key(value: object) -> str | None:
-    """The ledger key of a business-scoped user id written in a recipient column, else ``None``."""
+
+def recipient_key(value: object, field: str = "to") -> str | None:
+    """The ledger key of a business-scoped user id written in a recipient column, else ``None``.
+
+    :raises InvalidRecipientError: a user id longer than the ledger's key (Meta allows up to 128
+        characters after the country code; the ones it gives are far shorter).
+    """
     if not isinstance(value, str):
         return None
     text = value.strip()
-    return text if is_bsuid(text) else None
+    if not is_bsuid(text):
+        return None
+    if len(text) > RECIPIENT_KEY_MAX:
+        raise InvalidRecipientError(
+            field,
+            f"is a business-scoped user id of {len(text)} characters; the ledger keeps {RECIPIENT_KEY_MAX}",
+        )
+    return text
 
 
 def phone_aliases(key: str) -> tuple[str, ...]:
@@ -43,4 +58,4 @@ def phone_aliases(key: str) -> tuple[str, ...]:
     return (key,)
 
 
-__all__ = ["phone_aliases", "recipient_key"]
+__all__ = ["RECIPIENT_KEY_MAX", "phone_aliases", "recipient_key"]

@@ -130,7 +130,7 @@ class Intake:
                 self._set_aside(batch, row, row.error)
                 continue
             try:
-                digits = recipient_key(row.phone) or normalize_phone(
+                digits = recipient_key(row.phone, self._field) or normalize_phone(
                     row.phone, default_region=self._region, field=self._field
                 )
             except PayloadError as exc:

@@ -157,10 +157,11 @@ class Pacer:
             self._held = True
             return
         new = _positive(rate)
-        self._held = False
         old, self._cap = self._cap, new
         if self._rate > new or self._rate >= old:
             self._put_in_force(new)
+        # Released only now: a worker let go before would pace at the cap the run started with.
+        self._held = False
 
     def hold_until(self, until: float) -> None:
         """Let no send leave before ``until`` (monotonic seconds): a wait the whole run makes, such as

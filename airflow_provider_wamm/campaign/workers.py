@@ -2,11 +2,11 @@
 
 Each worker takes a :class:`Job`, waits for its turn (the run's pacing), posts the message once through
 a :class:`MessageSender` (``send_marketing_message(payload, retry=False)``: the sender schedules
-retries itself) and puts an :class:`Answer` on the pool's answer queue: :class:`Accepted`,
-:class:`Refused` (a Graph error), :class:`Unanswered` (the request may have reached Meta),
-:class:`NotSent`, :class:`Unsent` (stopped before sending), :class:`Misconfigured` or
-:class:`Crashed`. Workers never touch the ledger. :meth:`WorkerPool.resize` grows or shrinks the pool
-while it runs.
+retries itself; a :class:`PacedMessageSender` takes the turn right before the write) and puts an
+:class:`Answer` on the pool's answer queue: :class:`Accepted`, :class:`Refused` (a Graph error),
+:class:`Unanswered` (the request may have reached Meta), :class:`NotSent`, :class:`Unsent` (stopped
+before sending), :class:`Misconfigured` or :class:`Crashed`. Workers never touch the ledger.
+:meth:`WorkerPool.resize` grows or shrinks the pool while it runs.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ import contextlib
 import enum
 import gc
 import heapq
+import inspect
 import itertools
+import math
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 from airflow_provider_wamm.campaign.pacing import Stopped
 from airflow_provider_wamm.graph.errors import (
@@ -32,6 +34,9 @@ from airflow_provider_wamm.graph.errors import (
     GraphTransportError,
     UnknownOutcomeError,
 )
+
+#: Seconds of sending a run hands its workers beyond the requests on the wire (:func:`hand_over_lead`).
+LEAD_S = 0.1
 
 
 class SendResultLike(Protocol):
@@ -51,6 +56,30 @@ class MessageSender(Protocol):
 
     def send_marketing_message(self, payload: Mapping[str, Any], *, retry: bool = True) -> SendResultLike:
         """POST one marketing message; raise a ``GraphError`` or ``GraphTransportError`` on failure."""
+
+
+class PacedMessageSender(Protocol):
+    """A sender that takes the pacing turn itself, right before the request is written
+    (:class:`~airflow_provider_wamm.graph.client.GraphClient`)."""
+
+    def send_marketing_message(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        retry: bool = True,
+        before_write: Callable[[], None] | None = None,
+    ) -> SendResultLike:
+        """POST one marketing message, calling ``before_write`` right before writing it."""
+
+
+def paces_at_write(client: object) -> bool:
+    """Whether ``client``'s send takes a ``before_write`` (then the pacing turn is taken with the
+    connection ready, just before the write, so sends reach the wire as the pacer spaced them)."""
+    send = getattr(client, "send_marketing_message", None)
+    try:
+        return send is not None and "before_write" in inspect.signature(send).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 class Turn(Protocol):
@@ -76,6 +105,8 @@ class Job:
     """Pair rate limit answers."""
     round_trip_s: float | None = None
     """Seconds the last request took, from leaving to its answer (set by the worker)."""
+    left_at: float | None = None
+    """``time.perf_counter()`` when its request in flight left (``None`` when none is in flight)."""
 
 
 class JobQueue:
@@ -219,12 +250,23 @@ class Crashed(Answer):
     error: BaseException
 
 
-def send_once(client: MessageSender, job: Job, stop: threading.Event) -> Answer:
+def send_once(
+    client: MessageSender, job: Job, stop: threading.Event, before_write: Callable[[], None] | None = None
+) -> Answer:
     """Post ``job``'s message once and say how it went. A HALT error sets ``stop`` at once, so that
-    no other worker starts another request."""
+    no other worker starts another request. ``before_write`` (for a :class:`PacedMessageSender`) is
+    called right before the request is written; if it raises :class:`~.pacing.Stopped`, nothing was
+    sent."""
     job.attempts += 1
     try:
-        sent = client.send_marketing_message(job.payload, retry=False)
+        if before_write is None:
+            sent = client.send_marketing_message(job.payload, retry=False)
+        else:
+            paced = cast(PacedMessageSender, client)
+            sent = paced.send_marketing_message(job.payload, retry=False, before_write=before_write)
+    except Stopped:
+        job.attempts -= 1
+        return Unsent(job)
     except GraphTransportError as exc:
         if isinstance(exc, UnknownOutcomeError) or exc.request_sent:
             return Unanswered(job, exc)
@@ -238,6 +280,13 @@ def send_once(client: MessageSender, job: Job, stop: threading.Event) -> Answer:
     except BaseException as exc:
         return Crashed(job, exc)
     return Accepted(job, sent)
+
+
+def hand_over_lead(rate: float) -> int:
+    """Jobs a run may hand its workers at ``rate`` beyond the requests on the wire: :data:`LEAD_S` of
+    sending, at least four. Each holds a claim while it waits for a worker or for its turn, and a
+    crash leaves it ``unknown`` although it never left, so the lead is kept short."""
+    return max(4, math.ceil(rate * LEAD_S))
 
 
 class WorkerPool:
@@ -261,12 +310,18 @@ class WorkerPool:
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._size = 0
+        self._sending = 0
         self._numbers = itertools.count()
 
     @property
     def size(self) -> int:
         """Workers the pool is meant to have (threads told to retire may still be finishing a job)."""
         return self._size
+
+    @property
+    def sending(self) -> int:
+        """Requests on the wire now: workers past their turn whose answer has not come back."""
+        return self._sending
 
     @property
     def live(self) -> int:
@@ -327,6 +382,7 @@ class WorkerPool:
         client = self._client
         assert client is not None
         jobs, answers, stop, turn = self._jobs, self._answers, self._stop, self._turn
+        at_write = paces_at_write(client)
         try:
             while True:
                 job = jobs.get()
@@ -334,6 +390,9 @@ class WorkerPool:
                     return
                 if stop.is_set():
                     answers.put(Unsent(job))
+                    continue
+                if at_write:
+                    answers.put(self._send_paced_at_write(client, job))
                     continue
                 try:
                     turn.wait_turn()
@@ -343,13 +402,46 @@ class WorkerPool:
                 if stop.is_set():
                     answers.put(Unsent(job))
                     continue
-                began = time.perf_counter()
-                answer = send_once(client, job, stop)
-                job.round_trip_s = time.perf_counter() - began
+                self._count_sending(1)
+                began = job.left_at = time.perf_counter()
+                try:
+                    answer = send_once(client, job, stop)
+                finally:
+                    self._count_sending(-1)
+                job.round_trip_s, job.left_at = time.perf_counter() - began, None
                 answers.put(answer)
         finally:
             with self._lock:
                 self._threads.discard(threading.current_thread())
+
+    def _send_paced_at_write(self, client: MessageSender, job: Job) -> Answer:
+        """Send with the turn taken inside the client, its connection ready: a new connection's
+        handshake, the body's encoding and waits for the interpreter lock come before the turn, so
+        they never bunch up sends the pacer spaced. The round trip counts from the turn."""
+        turn, stop = self._turn, self._stop
+        left_at = 0.0
+
+        def before_write() -> None:
+            nonlocal left_at
+            turn.wait_turn()
+            if stop.is_set():
+                raise Stopped
+            if not left_at:  # on the wire from now on (counted once)
+                self._count_sending(1)
+            left_at = job.left_at = time.perf_counter()
+
+        try:
+            answer = send_once(client, job, stop, before_write)
+        finally:
+            if left_at:
+                self._count_sending(-1)
+        if left_at:
+            job.round_trip_s, job.left_at = time.perf_counter() - left_at, None
+        return answer
+
+    def _count_sending(self, change: int) -> None:
+        with self._lock:
+            self._sending += change
 
 
 @contextlib.contextmanager
@@ -377,11 +469,14 @@ __all__ = [
     "MessageSender",
     "Misconfigured",
     "NotSent",
+    "PacedMessageSender",
     "Refused",
     "SendResultLike",
     "Unanswered",
     "Unsent",
     "WorkerPool",
     "frozen_gc",
+    "hand_over_lead",
+    "paces_at_write",
     "send_once",
 ]

@@ -52,7 +52,7 @@ from airflow_provider_wamm.graph.errors import (
 from airflow_provider_wamm.graph.recipients import mask_phone
 from airflow_provider_wamm.graph.redaction import Secret, redact, scrub
 from airflow_provider_wamm.graph.results import SendResult
-from airflow_provider_wamm.graph.transport import RawResponse, Transport, map_transport_errors
+from airflow_provider_wamm.graph.transport import RawResponse, Transport, map_transport_errors, post_paced
 from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION, is_api_version
 
 __all__ = [
@@ -397,17 +397,25 @@ class GraphClient:
     # Endpoints
     # ----------------------------------------------------------------------------------------
 
-    def send_marketing_message(self, payload: Mapping[str, Any], *, retry: bool = True) -> SendResult:
+    def send_marketing_message(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        retry: bool = True,
+        before_write: Callable[[], None] | None = None,
+    ) -> SendResult:
         """``POST /{phone_number_id}/marketing_messages`` through the client's transport.
 
         :param payload: a body from :func:`~airflow_provider_wamm.graph.builders.build_marketing_message`.
         :param retry: retry transient and throttling errors here; ``False`` makes one attempt, which
             is what bulk senders call (they schedule retries themselves).
+        :param before_write: called before each attempt is written, its connection ready (a bulk
+            sender's pacing turn); what it raises propagates and nothing is sent.
         :raises GraphError: (a subclass per action) when Meta refuses the message.
         :raises UnknownOutcomeError: when the request left but no usable answer came back.
         :raises GraphTransportError: when the request could not be sent.
         """
-        return self._send(payload, retry=retry)
+        return self._send(payload, retry=retry, before_write=before_write)
 
     def send_marketing_message_fast(self, payload: Mapping[str, Any]) -> SendResult:
         """The same as ``send_marketing_message(payload, retry=False)``: one attempt.
@@ -417,7 +425,9 @@ class GraphClient:
         """
         return self._send(payload, retry=False)
 
-    def _send(self, payload: Mapping[str, Any], *, retry: bool) -> SendResult:
+    def _send(
+        self, payload: Mapping[str, Any], *, retry: bool, before_write: Callable[[], None] | None = None
+    ) -> SendResult:
         """One send through the transport: one attempt, or retried as :meth:`_with_retries` allows."""
         phone_number_id = self._need(self.phone_number_id, "phone_number_id")
         key = (self.api_version, phone_number_id)
@@ -436,7 +446,7 @@ class GraphClient:
         def attempt() -> SendResult:
             started = time.monotonic()
             with map_transport_errors(what, idempotent=False, scrub=self._scrub):
-                response = self.transport.post(path, body, headers)
+                response = post_paced(self.transport, path, body, headers, before_write)
             log.debug("%s -> HTTP %d in %.3fs", what, response.status, time.monotonic() - started)
             return read_send_answer(response, what, base_url=self.base_url, clean=self._scrub_error)
 

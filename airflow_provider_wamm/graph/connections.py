@@ -21,8 +21,9 @@ import os
 import select
 import socket
 import ssl
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -37,6 +38,11 @@ __all__ = [
     "ca_bundle",
     "default_transport",
 ]
+
+
+#: A connection held this long while ``before_write`` waited is checked again: the server may have
+#: closed it meanwhile (keep-alive timeouts are seconds).
+RECHECK_AFTER_S = 0.5
 
 
 def ca_bundle() -> str:
@@ -127,15 +133,26 @@ class SocketPoolTransport:
                 return sock
             sock.close()
 
-    def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> RawResponse:
-        """POST once; no retry, no redirect. A failure after the connection was taken may have left
-        the request on the wire: it propagates as the socket or parser raised it."""
+    def post(
+        self,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        before_write: Callable[[], None] | None = None,
+    ) -> RawResponse:
+        """POST once; no retry, no redirect. ``before_write`` runs once the connection is open (a
+        new one's handshake done), right before the one ``sendall``. A failure after the request
+        began to be written may have left it on the wire: it propagates as the socket or parser
+        raised it."""
         head = (
             f"POST {self.base_path}{path} HTTP/1.1\r\nHost: {self.host_header}\r\n"
             + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
             + f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
         sock = self._take()
+        if before_write is not None:
+            sock = self._after(sock, before_write)
         try:
             sock.sendall(head + body)
             response = http.client.HTTPResponse(sock, method="POST")
@@ -144,11 +161,31 @@ class SocketPoolTransport:
         except BaseException:
             sock.close()
             raise
-        if response.will_close or self._closed or len(self._idle) >= self.maxsize:
+        if response.will_close:
+            sock.close()
+        else:
+            self._give_back(sock)
+        return RawResponse(response.status, data, dict(response.getheaders()))
+
+    def _after(self, sock: socket.socket, before_write: Callable[[], None]) -> socket.socket:
+        """Run ``before_write`` holding ``sock``; the socket again, or a new one if the server closed
+        it during a long wait. If ``before_write`` raises, the unused socket goes back to the pool."""
+        began = time.monotonic()
+        try:
+            before_write()
+        except BaseException:
+            self._give_back(sock)
+            raise
+        if time.monotonic() - began >= RECHECK_AFTER_S and _is_dropped(sock):
+            sock.close()
+            return self._connect()
+        return sock
+
+    def _give_back(self, sock: socket.socket) -> None:
+        if self._closed or len(self._idle) >= self.maxsize:
             sock.close()
         else:
             self._idle.append(sock)
-        return RawResponse(response.status, data, dict(response.getheaders()))
 
     def close(self) -> None:
         """Close the idle connections; connections in use are closed when given back."""
@@ -180,8 +217,18 @@ class SessionTransport:
         self.timeout = (connect_timeout, read_timeout)
         self.owned = owned
 
-    def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> RawResponse:
-        """POST once; no redirect."""
+    def post(
+        self,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        before_write: Callable[[], None] | None = None,
+    ) -> RawResponse:
+        """POST once; no redirect. ``before_write`` runs first (the session opens its connection
+        itself, afterwards)."""
+        if before_write is not None:
+            before_write()
         response = self.session.post(
             self.base_url + path, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
         )

@@ -12,7 +12,9 @@ the Graph API has no idempotency key). Tests pass a fake transport to ``GraphCli
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
+import inspect
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ __all__ = [
     "RawResponse",
     "Transport",
     "map_transport_errors",
+    "post_paced",
     "transport_error",
 ]
 
@@ -71,9 +74,21 @@ class Transport(Protocol):
     of the connection is taken to mean the request may have left.
     """
 
-    def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> RawResponse:
+    def post(
+        self,
+        path: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        before_write: Callable[[], None] | None = None,
+    ) -> RawResponse:
         """Send ``body`` to ``path`` (below the base URL, starting with ``/``) with exactly ``headers``
-        (``Content-Length`` and ``Host`` are the transport's); never follow a redirect."""
+        (``Content-Length`` and ``Host`` are the transport's); never follow a redirect.
+
+        ``before_write`` is called once the connection is ready, right before the request is
+        written (a pacer's turn: what it counts is then what goes on the wire, and opening a
+        connection never delays a request that was already counted); whatever it raises
+        propagates, and nothing is written."""
         ...
 
     def close(self) -> None:
@@ -173,3 +188,29 @@ def map_transport_errors(
         if error is None:
             raise
         raise error from (exc if keep_cause else None)
+
+
+@functools.cache
+def _takes_before_write(cls: type) -> bool:
+    post = getattr(cls, "post", None)
+    try:
+        return post is not None and "before_write" in inspect.signature(post).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def post_paced(
+    transport: Transport,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    before_write: Callable[[], None] | None,
+) -> RawResponse:
+    """``transport.post``, with ``before_write`` called right before the write when the transport
+    takes it, else just before ``post`` (a transport of a test that knows nothing of it)."""
+    if before_write is None:
+        return transport.post(path, body, headers)
+    if _takes_before_write(type(transport)):
+        return transport.post(path, body, headers, before_write=before_write)
+    before_write()
+    return transport.post(path, body, headers)

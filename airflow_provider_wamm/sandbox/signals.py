@@ -11,6 +11,7 @@ phone-number update as a ``TIER_*`` name, as its example does, so a receiver see
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from airflow_provider_wamm.sandbox.config import MESSAGING_TIERS, SandboxConfig
@@ -48,10 +49,24 @@ def display_digits(config: SandboxConfig) -> str:
     return "".join(ch for ch in config.display_phone_number if ch.isdigit())
 
 
+def sandbox_user_id(recipient: str) -> str:
+    """The business-scoped user id the sandbox gives a recipient: the BSUID itself for a send by BSUID,
+    else a stable one made from the number (``ZZ.`` and 20 digits)."""
+    if not recipient.isdigit():
+        return recipient
+    digest = hashlib.blake2b(recipient.encode(), digest_size=16, person=b"wamm-sandbox-uid").digest()
+    return "ZZ." + str(int.from_bytes(digest, "big"))[:20]
+
+
 def user_preferences_value(config: SandboxConfig, recipient: str, preference: str, at: int) -> dict[str, Any]:
     """A ``user_preferences`` value: ``recipient`` (digits, or a business-scoped user id) chose
-    ``stop`` or ``resume`` at unix time ``at``."""
-    who = {"wa_id": recipient} if recipient.isdigit() else {"user_id": recipient}
+    ``stop`` or ``resume`` at unix time ``at``; a number comes with its user id, as Meta sends both
+    since April 2026."""
+    who = (
+        {"wa_id": recipient, "user_id": sandbox_user_id(recipient)}
+        if recipient.isdigit()
+        else {"user_id": recipient}
+    )
     item = {
         **who,
         "detail": f"User requested to {preference} marketing messages",

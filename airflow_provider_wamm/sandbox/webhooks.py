@@ -12,8 +12,6 @@ with backoff like Meta does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import heapq
 import json
 import logging
@@ -24,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_wamm.graph.errors import error_title
 from airflow_provider_wamm.sandbox.config import SandboxConfig
+from airflow_provider_wamm.sandbox.signals import sandbox_user_id
 from airflow_provider_wamm.sandbox.state import Runtime, SandboxContext, SandboxMessage, SandboxState
 from airflow_provider_wamm.webhooks.signature import SIGNATURE_HEADER, sign, verify_signature
 
@@ -101,15 +100,6 @@ def schedule_signal(
     heapq.heappush(state.heap, (now + config.webhook_delay_s, next(state.seq), "signal", item))
 
 
-def sandbox_user_id(recipient: str) -> str:
-    """The business-scoped user id the sandbox gives a recipient: the BSUID itself for a send by BSUID,
-    else a stable one made from the number (``ZZ.`` and 20 digits)."""
-    if not recipient.isdigit():
-        return recipient
-    digest = hashlib.blake2b(recipient.encode(), digest_size=16, person=b"wamm-sandbox-uid").digest()
-    return "ZZ." + str(int.from_bytes(digest, "big"))[:20]
-
-
 def _status_object(item: tuple[Any, ...]) -> dict[str, Any]:
     """One ``statuses[]`` object: ``recipient_id`` (omitted for a send by BSUID, whose number Meta does
     not share), ``recipient_user_id``, ``pricing`` with ``type`` and, for a costed message, ``cost``."""
@@ -181,6 +171,29 @@ def build_payload(
     return {"object": "whatsapp_business_account", "entry": entries}
 
 
+def _signed_body(batch: list[tuple[Any, ...]], cfg: SandboxConfig) -> tuple[bytes, dict[str, str]]:
+    """The JSON body of a delivery and its headers (signature included)."""
+    payload = build_payload(
+        batch,
+        waba_id=cfg.waba_id,
+        phone_number_id=cfg.phone_number_id,
+        display_phone_number=cfg.display_phone_number,
+        statuses_per_change=cfg.webhook_statuses_per_change,
+    )
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return body, {
+        "User-Agent": "facebookexternalua",
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(body, cfg.app_secret),
+    }
+
+
+def _post(client: Any, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """POST one delivery (blocking: run on a thread); its HTTP status."""
+    response = client.request("POST", url, body=body, headers=headers, timeout=timeout, redirect=False)
+    return int(response.status)
+
+
 class WebhookEmitter:
     """Background task delivering due webhook events of the sandbox's current state."""
 
@@ -193,20 +206,19 @@ class WebhookEmitter:
 
     async def run(self) -> None:
         """Loop forever: collect due events into batches and deliver them."""
-        import httpx
+        import urllib3
 
-        self._client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-            headers={"User-Agent": "facebookexternalua", "Content-Type": "application/json"},
-        )
+        # Deliveries are built and posted on threads of their own (a blocking pool; its waits release
+        # the interpreter lock): on the event loop, each would hold up the sends arriving meanwhile,
+        # which then get stamped together, as bursts that no sender sent.
+        self._client = urllib3.PoolManager(maxsize=16, retries=False)
         try:
             while True:
                 await self._tick()
         finally:
             for task in list(self._tasks):
                 task.cancel()
-            with contextlib.suppress(Exception):
-                await self._client.aclose()
+            self._client.clear()
 
     async def _tick(self) -> None:
         self._ctx.run_due_steps()
@@ -246,28 +258,20 @@ class WebhookEmitter:
             url = cfg.webhook_url
             if not url:
                 return
-            payload = build_payload(
-                batch,
-                waba_id=cfg.waba_id,
-                phone_number_id=cfg.phone_number_id,
-                display_phone_number=cfg.display_phone_number,
-                statuses_per_change=cfg.webhook_statuses_per_change,
-            )
-            body = json.dumps(payload, separators=(",", ":")).encode()
-            headers = {SIGNATURE_HEADER: sign(body, cfg.app_secret)}
+            body, headers = await asyncio.to_thread(_signed_body, batch, cfg)
             kinds = [e[2] for e in batch]
             for attempt in range(cfg.webhook_max_attempts):
                 try:
-                    response = await self._client.post(
-                        url, content=body, headers=headers, timeout=cfg.webhook_timeout_s
+                    status = await asyncio.to_thread(
+                        _post, self._client, url, body, headers, cfg.webhook_timeout_s
                     )
-                    if 200 <= response.status_code < 300:
+                    if 200 <= status < 300:
                         state.webhook_posts += 1
                         state.webhook_statuses += kinds.count("status")
                         state.webhook_actions += kinds.count("click")
                         state.webhook_signals += kinds.count("signal")
                         return
-                    reason = f"HTTP {response.status_code}"
+                    reason = f"HTTP {status}"
                 except Exception as exc:  # any transport problem is a failed delivery
                     reason = type(exc).__name__
                 state.webhook_failures += 1

@@ -120,6 +120,20 @@ def test_the_run_resizes_its_pool_to_the_round_trips() -> None:
     assert adapt.largest == 126
 
 
+def test_before_the_first_answers_the_pool_grows_with_the_age_of_what_is_in_flight() -> None:
+    pool = FakePool()
+    adapt = AdaptiveConcurrency(settings(concurrency=200, max_messages_per_second=1000), pool)  # type: ignore[arg-type]
+    adapt.start()
+    waiting = [Job(f"49151000{i:05d}", {}, left_at=time.perf_counter() - 0.5) for i in range(3)]
+    # No answer yet, but a request in flight for half a second: the round trip is at least that.
+    size = adapt.tick(0.0, rate=1000.0, in_flight=[*waiting, Job("4915100099999", {})])
+    assert size is not None and size >= math.ceil(1000 * 0.5 * 1.25) + 1
+    for _ in range(20):  # once enough answers came back, they alone size the pool
+        adapt.observe(answer(0.1))
+    old = [Job("4915100000001", {}, left_at=time.perf_counter() - 30.0)]
+    assert adapt.tick(1.0, rate=1000.0, in_flight=old) is None  # a straggler does not grow it
+
+
 def test_a_fixed_pool_keeps_its_size() -> None:
     pool = FakePool()
     fixed = settings(concurrency=8, adaptive_concurrency=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from airflow_provider_wamm.campaign import ledger as L
@@ -12,6 +13,7 @@ from airflow_provider_wamm.campaign.identities import phone_aliases, recipient_k
 from airflow_provider_wamm.campaign.ledger import Ledger, PreferenceChange, PreferenceValue
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
+from airflow_provider_wamm.graph.errors import InvalidRecipientError
 from airflow_provider_wamm.sandbox import Sandbox
 from tests.reliability.harness import sandbox_client
 
@@ -48,6 +50,8 @@ def test_aliases() -> None:
     assert phone_aliases("4915123456789") == ("4915123456789",)
     assert phone_aliases(BSUID) == (BSUID,)
     assert recipient_key(f" {BSUID} ") == BSUID and recipient_key("+4915123456789") is None
+    with pytest.raises(InvalidRecipientError, match="business-scoped user id of 66 characters"):
+        recipient_key("US." + "1" * 63)
 
 
 def test_a_bsuid_recipient_is_sent_with_recipient(sandbox: Sandbox, sqlite_ledger: Ledger) -> None:

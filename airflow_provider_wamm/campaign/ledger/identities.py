@@ -23,7 +23,7 @@ and the frequency cap use, so a stop naming only the user id keeps the number ou
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -193,22 +193,11 @@ class IdentityMap:
         return out
 
 
-def by_person(asked: Mapping[str, Sequence[str]]) -> dict[str, str]:
-    """Each key of ``asked`` (a :meth:`IdentityMap.person_keys` answer) -> the key it was asked for
-    (the first asker wins when two share a person)."""
-    back: dict[str, str] = {}
-    for key, forms in asked.items():
-        for form in forms:
-            back.setdefault(form, key)
-    return back
-
-
 __all__ = [
     "IDENTITY_KEY_MAX",
     "IdentityLink",
     "IdentityMap",
     "IdentitySource",
-    "by_person",
     "identities_table",
     "links_of",
 ]
