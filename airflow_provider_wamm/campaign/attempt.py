@@ -36,6 +36,7 @@ from airflow_provider_wamm.campaign.ledger import (
 from airflow_provider_wamm.campaign.ledger.runs import Liveness
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.campaign.workers import Job
+from airflow_provider_wamm.graph.recipients import mask_phone
 
 #: Longest pause between two looks at the claims of other attempts.
 LOOK_EVERY_MAX_S = 1.0
@@ -335,4 +336,18 @@ class ForeignClaims:
         return count
 
 
-__all__ = ["LOOK_EVERY_MAX_S", "LOOK_EVERY_MIN_S", "Attempt", "ForeignClaims", "Settled"]
+def log_taken_over(log: Any, campaign_id: str, recipients: Sequence[str], how: str) -> None:
+    """Name (masked) the recipients whose claims a run recorded ``unknown``: they may or may not have
+    the message, and a person deciding on ``resend_unknown`` needs to know who they are."""
+    if not recipients:
+        return
+    log.warning(
+        "campaign %s: %d recipients %s; recorded as unknown (not sent again unless resend_unknown=True): %s",
+        campaign_id,
+        len(recipients),
+        how,
+        ", ".join(mask_phone(r) for r in recipients),
+    )
+
+
+__all__ = ["LOOK_EVERY_MAX_S", "LOOK_EVERY_MIN_S", "Attempt", "ForeignClaims", "Settled", "log_taken_over"]

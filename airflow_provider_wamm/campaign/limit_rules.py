@@ -3,7 +3,8 @@
 Meta answers 131049 both when a person got enough marketing messages for now (a retry a day or more
 later may get through) and, for every US number, because marketing templates are not delivered to US
 numbers at all (Meta's market rules). Retrying those is pointless; so it is for the other countries
-Meta delivers nothing to. The market table of the cost planner knows both.
+Meta delivers nothing to. The market table of the cost planner knows both; it reads a number's
+region through :mod:`~.markets`, as the skip of US numbers at intake does.
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@ day.
 
 The market of a number is its region in Google's libphonenumber metadata (``phonenumbers``), which
 tells NANP countries apart by area code: ``+1 212`` is ``US``, ``+1 416`` ``CA``, ``+1 787`` ``PR``.
+This module is the one place that reads a number's region: the market table of the cost planner
+(:class:`~.pricing.MarketTable`, and through it :func:`~.limit_rules.retry_blocked`) asks it too, so
+the skip at intake and the pricing agree on which numbers are US numbers.
 """
 
 from __future__ import annotations
@@ -44,13 +47,23 @@ def check_markets(markets: Iterable[str] | None) -> frozenset[str]:
     return regions
 
 
-def market_of(digits: str) -> str | None:
-    """The region of a number written as E.164 digits (``"12125550123"`` -> ``"US"``), if known."""
+def parse_digits(digits: str) -> phonenumbers.PhoneNumber | None:
+    """A number written as E.164 digits, parsed; ``None`` when it cannot be."""
     try:
-        number = phonenumbers.parse("+" + digits)
+        return phonenumbers.parse("+" + digits)
     except phonenumbers.NumberParseException:
         return None
+
+
+def region_of(number: phonenumbers.PhoneNumber) -> str | None:
+    """The region (ISO 3166) of a parsed number, by libphonenumber's ranges and area codes."""
     return phonenumbers.region_code_for_number(number)
+
+
+def market_of(digits: str) -> str | None:
+    """The region of a number written as E.164 digits (``"12125550123"`` -> ``"US"``), if known."""
+    number = parse_digits(digits)
+    return region_of(number) if number is not None else None
 
 
 def unsupported_market(digits: str, markets: Collection[str]) -> str | None:
@@ -66,5 +79,7 @@ __all__ = [
     "MARKET_NOT_SUPPORTED",
     "check_markets",
     "market_of",
+    "parse_digits",
+    "region_of",
     "unsupported_market",
 ]

@@ -32,6 +32,7 @@ from typing import Any
 
 import phonenumbers
 
+from airflow_provider_wamm.campaign.markets import parse_digits, region_of
 from airflow_provider_wamm.campaign.sources import iter_rows
 from airflow_provider_wamm.graph.errors import ConfigurationError, InvalidRecipientError
 from airflow_provider_wamm.graph.recipients import normalize_phone
@@ -145,16 +146,15 @@ class MarketTable:
 
     def country_of(self, digits: str) -> Country | None:
         """The country of an E.164 number (digits, no ``+``); ``None`` when Meta does not list it."""
-        try:
-            number = phonenumbers.parse("+" + digits)
-        except phonenumbers.NumberParseException:
+        number = parse_digits(digits)
+        if number is None:
             return None
         code = int(number.country_code or 0)
         if code == _NANP:
             return self._nanp_country(number)
         candidates = self._by_code.get(code, [])
         if len(candidates) > 1:  # +7: Kazakhstan by libphonenumber's ranges, else Russia (listed first)
-            region = phonenumbers.region_code_for_number(number)
+            region = region_of(number)
             return next((c for c in candidates if c.iso == region), candidates[0])
         return candidates[0] if candidates else None
 
@@ -163,7 +163,7 @@ class MarketTable:
         area = str(number.national_number)[:3]
         if area in self._nanp_areas:
             return self._nanp_areas[area]
-        region = phonenumbers.region_code_for_number(number)
+        region = region_of(number)
         return next((c for c in self._by_code.get(_NANP, []) if c.iso == region and not c.area_codes), None)
 
 

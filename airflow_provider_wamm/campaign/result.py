@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_wamm.graph.errors import GraphError, WammError
+
+if TYPE_CHECKING:
+    from airflow_provider_wamm.campaign.settings import CampaignSettings
 
 #: Distinct invalid-row reasons counted one by one; further new reasons are counted as ``"other"``.
 MAX_INVALID_REASONS = 100
@@ -120,6 +123,20 @@ class CampaignResult:
     """``max_cost`` stopped the run: the recipients it could not afford were released unsent."""
     cost: dict[str, Any] | None = None
     """What was sent (or would be, in a dry run) cost, by market (:meth:`~.spend.SpendGuard.to_dict`)."""
+
+    @classmethod
+    def for_run(cls, settings: CampaignSettings, attempt_id: str) -> CampaignResult:
+        """The empty counts of a run of ``settings``, named by what it sends and which shard."""
+        return cls(
+            campaign_id=settings.campaign_id,
+            attempt_id=attempt_id,
+            template_name=settings.template_name,
+            language=settings.language,
+            shard_index=settings.shard_index,
+            shard_count=settings.shard_count,
+            dry_run=settings.dry_run,
+            template_ttl_s=settings.template_ttl_s,
+        )
 
     @property
     def sent(self) -> int:

@@ -2,9 +2,10 @@
 
 Flow: rows are read lazily, normalised (bad rows recorded as ``invalid``), deduplicated and filtered
 to this shard (:mod:`~.intake`); checked against the ledger (already handled in this campaign,
-suppressed, inside the frequency cap) and personalised (:mod:`~.eligibility`); queued unclaimed, and
-*claimed* in the ledger only when handed to the pool of threads (:mod:`~.workers`) that send them, one
-transaction per hand-over, so that a crash leaves claimed only the requests in flight. The workers
+suppressed, inside the frequency cap) and personalised (:mod:`~.eligibility`); queued unclaimed
+(:mod:`~.admission`), and *claimed* in the ledger only when handed to the pool of threads
+(:mod:`~.workers`) that send them, one transaction per hand-over within the guards and the budget
+(:mod:`~.handover`), so that a crash leaves claimed only the requests in flight. The workers
 share one :class:`~airflow_provider_wamm.graph.client.GraphClient` and one pace (:mod:`~.pacing`).
 Failures are handled by what their code means (:class:`~airflow_provider_wamm.graph.errors.Action`):
 retried with backoff (the claim given back while the job waits), slowed down, delayed for that
@@ -26,27 +27,22 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.adapt import AdaptiveConcurrency
+from airflow_provider_wamm.campaign.admission import Admission
 from airflow_provider_wamm.campaign.answers import AnswerHandler
-from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims
+from airflow_provider_wamm.campaign.attempt import Attempt, ForeignClaims, log_taken_over
 from airflow_provider_wamm.campaign.cap_share import shared_pace
 from airflow_provider_wamm.campaign.control import CampaignControl, StopEvent
-from airflow_provider_wamm.campaign.eligibility import (
-    Eligibility,
-    HeldElsewhere,
-    Invalid,
-    Send,
-    Skip,
-    SkipReason,
-    count_decision,
-)
-from airflow_provider_wamm.campaign.guards import Guards, Trip, deferred_error, trip_explains
-from airflow_provider_wamm.campaign.intake import Candidate, Intake, IntakeBatch
+from airflow_provider_wamm.campaign.eligibility import Eligibility
+from airflow_provider_wamm.campaign.guards import Guards, deferred_error, trip_explains
+
+# IN_FLIGHT_AT_STOP and MIN_HAND_OVER stay importable from here, where they were first defined.
+from airflow_provider_wamm.campaign.handover import IN_FLIGHT_AT_STOP, MIN_HAND_OVER, HandOver  # noqa: F401
+from airflow_provider_wamm.campaign.intake import Intake
 from airflow_provider_wamm.campaign.ledger import Ledger, RunState
 from airflow_provider_wamm.campaign.pacing import Pacer
 from airflow_provider_wamm.campaign.progress import ProgressLog, expected_rows
@@ -54,9 +50,6 @@ from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.campaign.spend import SpendGuard
 from airflow_provider_wamm.campaign.workers import (
-    Answer,
-    AnswerKind,
-    Job,
     JobQueue,
     MessageSender,
     SendResultLike,
@@ -64,20 +57,11 @@ from airflow_provider_wamm.campaign.workers import (
     frozen_gc,
 )
 from airflow_provider_wamm.graph.errors import ConfigurationError
-from airflow_provider_wamm.graph.recipients import mask_phone
 
 #: Longest nap of the coordinating thread between looks at finished requests.
 _POLL_S = 0.005
-#: Fewest jobs handed to the pool in one claim transaction while more are ready than slots are free
-#: (a claim per answer would cost a transaction per message), and how few jobs the pool's queue may
-#: be down to before the next hand-over.
-MIN_HAND_OVER = 4
 #: How long a run that halted or failed waits for the answers in flight (a stop cuts it to the grace).
 DRAIN_LIMIT_S = 300.0
-#: Answers after which Meta has (or may have) the message: its cost is spent.
-_TAKEN = frozenset({AnswerKind.ACCEPTED, AnswerKind.UNKNOWN, AnswerKind.CRASH})
-#: What the ledger says of a request still in flight when the run stopped waiting for it.
-IN_FLIGHT_AT_STOP = "in flight when the run stopped: the message may or may not have been sent"
 
 
 class _Run:
@@ -101,30 +85,15 @@ class _Run:
         self.spend = spend
         self.log = log
         self.attempt_id = uuid.uuid4().hex
-        self.result = CampaignResult(
-            campaign_id=settings.campaign_id,
-            attempt_id=self.attempt_id,
-            template_name=settings.template_name,
-            language=settings.language,
-            shard_index=settings.shard_index,
-            shard_count=settings.shard_count,
-            dry_run=settings.dry_run,
-            template_ttl_s=settings.template_ttl_s,
-        )
+        self.result = CampaignResult.for_run(settings, self.attempt_id)
         self.control = control
         self.stop = StopEvent(control)
-        self.intake = Intake(recipients, settings)
-        self.eligibility = Eligibility(ledger, settings, self.attempt_id)
         self.attempt = Attempt(ledger, settings, self.attempt_id, owner=owner, try_number=try_number)
         self.foreign = ForeignClaims(self.attempt)
         self.pacer = Pacer.for_campaign(settings, self.stop)
         self.pool = WorkerPool(client, self.pacer, self.stop)
         self.jobs = JobQueue()
-        self.dispatched: dict[str, Job] = {}  # handed to the pool and not answered, by recipient
         self.adapt = AdaptiveConcurrency(settings, self.pool)
-        self.shared = shared_pace(
-            settings, ledger, client, sender_id=self.attempt_id, pacer=self.pacer, log=log
-        )
         self.answers = AnswerHandler(
             settings,
             self.result,
@@ -134,17 +103,44 @@ class _Run:
             stop=self.stop,
             log=log,
         )
-        self.gave_up_in_flight = False
-        self.guards = guards or Guards()
-        self.trip: Trip | None = None  # the guard that stopped the run, if one did
+        self.handover = self._hand_over(guards or Guards())
+        self.intake = Intake(recipients, settings)
+        self.admission = Admission(
+            settings,
+            self.result,
+            intake=self.intake,
+            eligibility=Eligibility(ledger, settings, self.attempt_id),
+            attempt=self.attempt,
+            handover=self.handover,
+        )
+        self.shared = shared_pace(
+            settings, ledger, client, sender_id=self.attempt_id, pacer=self.pacer, log=log
+        )
         self.stopped = False  # wound down on a stop request (one coming after the last answer is too late)
         self.started = time.monotonic()
         self.progress = ProgressLog(log, settings, expected_rows(recipients, settings), self.started)
 
+    def _hand_over(self, guards: Guards) -> HandOver:
+        """The run's hand-over, sharing its queue, pool, pace, claims and answers."""
+        return HandOver(
+            self.s,
+            jobs=self.jobs,
+            pool=self.pool,
+            pacer=self.pacer,
+            adapt=self.adapt,
+            attempt=self.attempt,
+            foreign=self.foreign,
+            guards=guards,
+            spend=self.spend,
+            answers=self.answers,
+            stop=self.stop,
+            control=self.control,
+        )
+
     @property
     def in_flight(self) -> int:
         """Jobs handed to the pool and not answered yet (each holds a claim)."""
-        return len(self.dispatched)
+        return self.handover.in_flight
 
     @property
     def halted_or_failed(self) -> bool:
@@ -154,7 +150,7 @@ class _Run:
     @property
     def budget_reached(self) -> bool:
         """The next recipient did not fit in ``max_cost``: nothing more is handed over."""
-        return self.spend is not None and self.spend.reached
+        return self.handover.budget_reached
 
     @property
     def stop_requested(self) -> bool:
@@ -177,13 +173,14 @@ class _Run:
             raise
         finally:
             # Threads still in a request the run gave up on are not waited for: they are daemons.
-            self.pool.close(timeout=0.2 if self.gave_up_in_flight else 60.0)
+            self.pool.close(timeout=0.2 if self.handover.gave_up else 60.0)
             self.shared.leave()  # nothing more leaves: the number's other senders take its share back
         self._finish()
         if self.stopped:
             raise CampaignStopped(self.result)
-        if self.trip is not None and trip_explains(self.answers.halt_error):
-            raise deferred_error(self.trip, self.result)
+        trip = self.handover.trip
+        if trip is not None and trip_explains(self.answers.halt_error):
+            raise deferred_error(trip, self.result)
         if self.answers.halt_error is not None:
             raise self.answers.halted()
         if self.answers.fatal is not None:
@@ -194,27 +191,13 @@ class _Run:
         """Take over the claims of attempts that are over (they become ``unknown``), record this one."""
         stale = self.attempt.start()
         self.result.stale_unknown = len(stale)
-        self._log_taken_over(stale, "were left claimed by an attempt that is over")
-
-    def _log_taken_over(self, recipients: list[str], how: str) -> None:
-        """Name (masked) the recipients whose claims this run recorded ``unknown``: they may or may not
-        have the message, and a person deciding on ``resend_unknown`` needs to know who they are."""
-        if not recipients:
-            return
-        self.log.warning(
-            "campaign %s: %d recipients %s; recorded as unknown (not sent again unless "
-            "resend_unknown=True): %s",
-            self.s.campaign_id,
-            len(recipients),
-            how,
-            ", ".join(mask_phone(r) for r in recipients),
-        )
+        log_taken_over(self.log, self.s.campaign_id, stale, "were left claimed by an attempt that is over")
 
     def _loop(self) -> None:
         """Until the input is done, every job answered and no claim of another attempt is left to wait
         for: collect answers, read input, hand jobs over, nap."""
         while True:
-            self._collect(timeout=0.0)
+            self.handover.collect(timeout=0.0)
             now = time.monotonic()
             self._housekeeping(now)
             if self.halted_or_failed or self.stop_requested or self._tripped(now):
@@ -230,8 +213,8 @@ class _Run:
                 and jobs.ready < max(1, batch_size // 2)
                 and jobs.delayed < 4 * batch_size
             ):
-                self._read_batch()
-            self._dispatch()
+                self.admission.read_batch()
+            self.handover.dispatch()
             if self._all_done(now):
                 return
             timeout = 0.2
@@ -243,13 +226,12 @@ class _Run:
             time.sleep(min(timeout, _POLL_S))
 
     def _tripped(self, now: float) -> bool:
-        """Whether a guard stops the run (:meth:`~.guards.Guards.poll`)."""
-        if self.trip is None:
-            self.trip = self.guards.poll(now, waiting=bool(self.jobs.ready) and not self.in_flight)
-            if self.trip is not None:
-                self.result.deferred = self.trip.kind
-                self.log.warning("campaign %s: stopping: %s", self.s.campaign_id, self.trip.message)
-        return self.trip is not None
+        """Whether a guard stops the run (:meth:`~.handover.HandOver.poll_guards`)."""
+        trip = self.handover.poll_guards(now)
+        if trip is not None:
+            self.result.deferred = trip.kind
+            self.log.warning("campaign %s: stopping: %s", self.s.campaign_id, trip.message)
+        return self.handover.trip is not None
 
     def _housekeeping(self, now: float) -> None:
         """The periodic work of the loop: flush, heartbeat, due retries, rate recovery, held claims,
@@ -260,7 +242,7 @@ class _Run:
         raised = self.pacer.tick(now)
         if raised is not None:
             self.log.info("campaign %s: send rate raised to %g msg/s", self.s.campaign_id, raised)
-        self.adapt.tick(now, self.pacer.rate, self.dispatched.values())
+        self.adapt.tick(now, self.pacer.rate, self.handover.dispatched.values())
         self.shared.tick(now)
         if self.foreign.due(now):
             self._settle_foreign(now)
@@ -287,120 +269,23 @@ class _Run:
         )
         return True
 
-    # -- input ----------------------------------------------------------------------------------
-
-    def _read_batch(self) -> None:
-        """Read a batch of input, record its invalid rows, and queue what may be sent."""
-        batch = self.intake.read_batch(self.s.batch_size)
-        self._count_intake(batch)
-        if batch.invalid and not self.s.dry_run:
-            self.attempt.record_unsent([row.outcome() for row in batch.invalid])
-        if batch.candidates:
-            self._admit(batch.candidates)
-
-    def _count_intake(self, batch: IntakeBatch) -> None:
-        """Count what a read of the input found (its candidates are counted once decided)."""
-        r = self.result
-        r.total += batch.total
-        r.duplicates += batch.duplicates
-        for row in batch.invalid:
-            r.add_invalid(row.reason)
-
-    def _admit(self, candidates: Sequence[Candidate]) -> None:
-        """Decide about the candidates, record those not sent to, queue the others (unclaimed) and set
-        aside those another attempt holds."""
-        now = L.utcnow()
-        unsent: list[Skip | Invalid] = []
-        for decided in self.eligibility.decide(candidates, now=now):
-            decision = decided
-            if isinstance(decided, Send | HeldElsewhere) and self._has_job(decided.recipient):
-                decision = Skip(decided.recipient, SkipReason.DUPLICATE)
-            if isinstance(decision, Send):
-                if decision.variant is not None:
-                    self.result.groups[decision.variant] += 1
-                if self.s.dry_run:
-                    self.result.would_send += 1
-                    if self.spend is not None:
-                        self.spend.count(decision.recipient)
-                else:
-                    self.jobs.add(Job(decision.recipient, decision.payload))
-            elif isinstance(decision, HeldElsewhere):
-                self.foreign.add(Job(decision.recipient, decision.payload), decision.unsent)
-            else:
-                unsent.append(decision)
-        self._not_sent(unsent, now)
-
-    def _not_sent(self, decisions: Sequence[Skip | Invalid], now: datetime) -> None:
-        """Count the recipients not sent to, and record why (a dry run records nothing)."""
-        for decision in decisions:
-            count_decision(self.result, decision)
-        if not self.s.dry_run:
-            outcomes = [decision.outcome() for decision in decisions]
-            self.attempt.record_unsent([o for o in outcomes if o is not None], now=now)
-
-    def _has_job(self, recipient: str) -> bool:
-        """Whether this run has a job for ``recipient`` already: queued (unclaimed), waiting for a retry
-        (its claim given back), in flight or set aside. A repeat of it beyond the in-memory window of
-        the intake is then a duplicate, as the ledger cannot tell yet."""
-        return recipient in self.jobs or recipient in self.dispatched or recipient in self.foreign
-
     # -- hand-over ------------------------------------------------------------------------------
-
-    def _dispatch(self) -> None:
-        """Hand ready jobs to the pool while slots are free, each hand-over claimed in one transaction.
-
-        A hand-over takes the free slots, at most ``batch_size``. While more jobs are ready than slots
-        are free, it waits until the jobs queued in the pool beyond its workers are down to a few
-        (:data:`MIN_HAND_OVER`): the workers never run dry, and a claim transaction serves many
-        messages, not one.
-        """
-        if self.pacer.held(time.monotonic()):  # a wait of the whole run: claim nothing meanwhile
-            return
-        limit = self.adapt.max_in_flight(self.pacer.rate)  # jobs handed over (claimed) at once
-        slack = limit - self.pool.size  # jobs the pool may hold beyond one per worker
-        least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER))
-        while True:
-            ready = self.jobs.ready
-            n = min(limit - self.in_flight, ready, self.s.batch_size)
-            allowance = self.guards.allowance()
-            if allowance is not None and allowance < n:  # a budget: never claim beyond it
-                n, least = allowance, 0
-            if n <= 0 or (n < least and n < ready):
-                return
-            jobs = self.jobs.take_many(n)
-            if self.spend is not None:  # those beyond the budget go back, released at the end
-                jobs, over = self.spend.affordable(jobs)
-                for job in over:
-                    self.jobs.add(job)
-            if not jobs:
-                return
-            claimed = self.attempt.claim([job.recipient for job in jobs])
-            self.guards.claimed(sum(1 for job in jobs if job.recipient in claimed and not job.attempts))
-            for job in jobs:
-                if job.recipient in claimed:
-                    self.dispatched[job.recipient] = job
-                    self.pool.submit(job)
-                else:  # another attempt claimed it (or settled it) since it was read: look again later
-                    self.foreign.add(job)
 
     def _settle_foreign(self, now: float) -> None:
         """Look at the claims other attempts hold: send the released, count the final ones as done."""
         settled = self.foreign.settle(now)
         for job in settled.send:
             self.jobs.add(job)
-        self._not_sent(settled.unsent, L.utcnow())
+        self.admission.not_sent(settled.unsent, L.utcnow())
         r = self.result
         r.skipped += settled.done
         r.already_done += settled.done
         r.stale_unknown += len(settled.taken_over)
-        self._log_taken_over(settled.taken_over, "were claimed by an attempt that is now over")
+        log_taken_over(
+            self.log, self.s.campaign_id, settled.taken_over, "were claimed by an attempt that is now over"
+        )
 
     # -- answers --------------------------------------------------------------------------------
-
-    def _collect(self, *, timeout: float) -> None:
-        """Handle finished requests: wait up to ``timeout`` for the first, then take what is there."""
-        for answer in self.pool.collect(timeout):
-            self._handle(answer)
 
     def _wind_down(self) -> None:
         """Stop sending: no new request starts; settle the requests in flight (all of them after a halt
@@ -417,46 +302,17 @@ class _Run:
         self._settle_in_flight(self.s.stop_grace_s if self.stop_requested else DRAIN_LIMIT_S)
 
     def _settle_in_flight(self, limit_s: float) -> None:
-        """Record the answers of requests in flight for up to ``limit_s`` (a stop request cuts it to
-        ``stop_grace_s``), beating the heartbeat; then record those still out ``unknown``."""
-        self.stop.set()
-        deadline = time.monotonic() + limit_s
-        graced = self.stop_requested
-        while self.in_flight > 0:
-            now = time.monotonic()
-            if not graced and self.stop_requested:
-                graced, deadline = True, min(deadline, now + self.s.stop_grace_s)
-            if now >= deadline:
-                break
-            self._collect(timeout=min(0.05, deadline - now))
-            now = time.monotonic()
-            self.attempt.beat(now)
-            self.attempt.flush(force=False, now=now)
-        for job in self.dispatched.values():
-            self.gave_up_in_flight = True
-            self.answers.unknown(job, IN_FLIGHT_AT_STOP)
-        self.dispatched.clear()
+        """Settle the requests in flight (:meth:`~.handover.HandOver.settle_in_flight`); the run
+        counts as stopped if a stop was asked for meanwhile."""
+        self.handover.settle_in_flight(limit_s)
         self.stopped = self.stop_requested
-
-    def _handle(self, answer: Answer) -> None:
-        """Act on one answer of a worker (:class:`~.answers.AnswerHandler`)."""
-        recipient = answer.job.recipient
-        self.dispatched.pop(recipient, None)
-        self.adapt.observe(answer)
-        self.answers.handle(answer)
-        if self.spend is not None:
-            self.spend.answered(recipient, taken=answer.kind in _TAKEN, queued=recipient in self.jobs)
 
     # -- endings --------------------------------------------------------------------------------
 
     def _release(self) -> None:
         """Give back what this run will not send: its unsent claims (deleted, so a later run sends
         them) and the jobs it never handed over; count what other attempts still hold."""
-        drained = self.jobs.drain()
-        if self.spend is not None:
-            for job in drained:
-                self.spend.refund(job.recipient)
-        released = self.attempt.release_all() + len(drained)
+        released = self.handover.release_all()
         held = self.foreign.drop()
         r = self.result
         r.released += released
@@ -478,7 +334,7 @@ class _Run:
             r.stopped = True
             r.stop_reason = self.control.reason if self.control is not None else None
             return RunState.KILLED
-        if self.answers.halt_error is not None or self.trip is not None:
+        if self.answers.halt_error is not None or self.handover.trip is not None:
             return RunState.HALTED
         return RunState.ERROR if self.answers.fatal is not None else RunState.FINISHED
 

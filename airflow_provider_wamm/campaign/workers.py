@@ -17,6 +17,7 @@ import gc
 import heapq
 import inspect
 import itertools
+import math
 import queue
 import threading
 import time
@@ -33,6 +34,9 @@ from airflow_provider_wamm.graph.errors import (
     GraphTransportError,
     UnknownOutcomeError,
 )
+
+#: Seconds of sending a run hands its workers beyond the requests on the wire (:func:`hand_over_lead`).
+LEAD_S = 0.1
 
 
 class SendResultLike(Protocol):
@@ -278,6 +282,13 @@ def send_once(
     return Accepted(job, sent)
 
 
+def hand_over_lead(rate: float) -> int:
+    """Jobs a run may hand its workers at ``rate`` beyond the requests on the wire: :data:`LEAD_S` of
+    sending, at least four. Each holds a claim while it waits for a worker or for its turn, and a
+    crash leaves it ``unknown`` although it never left, so the lead is kept short."""
+    return max(4, math.ceil(rate * LEAD_S))
+
+
 class WorkerPool:
     """Threads sending jobs paced by ``turn``; answers come back through :meth:`collect`.
 
@@ -299,12 +310,18 @@ class WorkerPool:
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._size = 0
+        self._sending = 0
         self._numbers = itertools.count()
 
     @property
     def size(self) -> int:
         """Workers the pool is meant to have (threads told to retire may still be finishing a job)."""
         return self._size
+
+    @property
+    def sending(self) -> int:
+        """Requests on the wire now: workers past their turn whose answer has not come back."""
+        return self._sending
 
     @property
     def live(self) -> int:
@@ -385,8 +402,12 @@ class WorkerPool:
                 if stop.is_set():
                     answers.put(Unsent(job))
                     continue
+                self._count_sending(1)
                 began = job.left_at = time.perf_counter()
-                answer = send_once(client, job, stop)
+                try:
+                    answer = send_once(client, job, stop)
+                finally:
+                    self._count_sending(-1)
                 job.round_trip_s, job.left_at = time.perf_counter() - began, None
                 answers.put(answer)
         finally:
@@ -405,12 +426,22 @@ class WorkerPool:
             turn.wait_turn()
             if stop.is_set():
                 raise Stopped
+            if not left_at:  # on the wire from now on (counted once)
+                self._count_sending(1)
             left_at = job.left_at = time.perf_counter()
 
-        answer = send_once(client, job, stop, before_write)
+        try:
+            answer = send_once(client, job, stop, before_write)
+        finally:
+            if left_at:
+                self._count_sending(-1)
         if left_at:
             job.round_trip_s, job.left_at = time.perf_counter() - left_at, None
         return answer
+
+    def _count_sending(self, change: int) -> None:
+        with self._lock:
+            self._sending += change
 
 
 @contextlib.contextmanager
@@ -445,6 +476,7 @@ __all__ = [
     "Unsent",
     "WorkerPool",
     "frozen_gc",
+    "hand_over_lead",
     "paces_at_write",
     "send_once",
 ]

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_wamm.campaign.ledger import Ledger, utcnow
 from airflow_provider_wamm.campaign.limits import MessagingLimitGuard
@@ -29,13 +29,8 @@ from airflow_provider_wamm.graph.account_health import (
     onboarding_problem,
     tier_users,
 )
-from airflow_provider_wamm.graph.errors import (
-    AuthenticationError,
-    GraphError,
-    GraphTransportError,
-    PermissionDeniedError,
-)
 from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
+from airflow_provider_wamm.operators.preflight import guarded_read
 
 if TYPE_CHECKING:
     from airflow_provider_wamm.operators.signals import OnMessagingLimit
@@ -50,20 +45,18 @@ def _read(hook: WhatsAppHook, *, explicit: bool, log: Any) -> tuple[dict[str, An
     """The phone number and the WABA (empty without a WABA id); ``None`` when the token may not read
     them and the check was not asked for explicitly."""
     client = hook.get_conn()
-    try:
-        phone = client.get_phone_number(HEALTH_PHONE_FIELDS)
-        waba = client.get_waba() if hook.waba_id else {}
-    except AuthenticationError as exc:
-        raise AirflowFailException(f"Preflight: reading the account failed: {exc}") from exc
-    except PermissionDeniedError as exc:
-        message = f"Preflight: the access token may not read the phone number or the WABA ({exc})"
-        if explicit:
-            raise AirflowFailException(message + ".") from exc
-        log.warning("%s; sending without the account check.", message)
-        return None
-    except (GraphError, GraphTransportError) as exc:
-        raise AirflowException(f"Preflight: reading the account failed: {exc}") from exc
-    return phone, waba
+
+    def read() -> tuple[dict[str, Any], dict[str, Any]]:
+        return client.get_phone_number(HEALTH_PHONE_FIELDS), (client.get_waba() if hook.waba_id else {})
+
+    return guarded_read(
+        read,
+        what="reading the account",
+        denied=lambda exc: f"Preflight: the access token may not read the phone number or the WABA ({exc})",
+        skipping="%s; sending without the account check.",
+        explicit=explicit,
+        log=log,
+    )
 
 
 def check_account(hook: WhatsAppHook, *, explicit: bool, log: Any) -> AccountHealth | None:

@@ -11,7 +11,7 @@ Ranges and combinations (shards, rates, sizes) are the engine's to check, once, 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, Literal, get_args
+from typing import Any, Literal, TypeVar, get_args
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -48,18 +48,25 @@ def check_recipient_source(recipients: Any, sql: str | None, sql_conn_id: str | 
         raise ValueError("'sql' needs 'sql_conn_id', the connection to run it on.")
 
 
+_ChoiceT = TypeVar("_ChoiceT", bound=str)
+
+
+def check_choice(name: str, value: object, choices: tuple[_ChoiceT, ...]) -> _ChoiceT:
+    """``value`` as one of ``choices`` (the options of argument ``name``); ``ValueError`` naming the
+    argument and its options otherwise."""
+    if value not in choices:
+        raise ValueError(f"{name!r} must be one of {choices}, got {value!r}.")
+    return value
+
+
 def check_on_empty(value: str) -> OnEmpty:
     """``value`` as an :data:`OnEmpty` option; ``ValueError`` naming the options otherwise."""
-    if value not in ON_EMPTY:
-        raise ValueError(f"'on_empty' must be one of {ON_EMPTY}, got {value!r}.")
-    return value
+    return check_choice("on_empty", value, ON_EMPTY)
 
 
 def check_on_unknown(value: str) -> OnUnknown:
     """``value`` as an :data:`OnUnknown` option; ``ValueError`` naming the options otherwise."""
-    if value not in ON_UNKNOWN:
-        raise ValueError(f"'on_unknown' must be one of {ON_UNKNOWN}, got {value!r}.")
-    return value
+    return check_choice("on_unknown", value, ON_UNKNOWN)
 
 
 def check_failure_ratio(value: float | None) -> float | None:
@@ -145,6 +152,7 @@ __all__ = [
     "as_number",
     "as_product_policy",
     "check_campaign_options",
+    "check_choice",
     "check_failure_ratio",
     "check_on_empty",
     "check_on_unknown",

@@ -7,7 +7,8 @@ what to fix when it is not. Nothing is sent and nothing is written.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
@@ -27,6 +28,38 @@ from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
+
+_ReadT = TypeVar("_ReadT")
+
+
+def guarded_read(
+    read: Callable[[], _ReadT],
+    *,
+    what: str,
+    denied: Callable[[PermissionDeniedError], str],
+    skipping: str,
+    explicit: bool,
+    log: Any,
+) -> _ReadT | None:
+    """One read of a preflight check. A refused token fails the task; a token that may not read
+    (``denied`` says so) fails it when the check was asked for (``explicit``), else the check is
+    skipped with the warning ``skipping`` (``%s`` is the message) and ``None`` returned; any other
+    Graph failure raises an error Airflow retries.
+
+    :param what: the read, as the error messages name it (``"reading the account"``).
+    """
+    try:
+        return read()
+    except AuthenticationError as exc:
+        raise AirflowFailException(f"Preflight: {what} failed: {exc}") from exc
+    except PermissionDeniedError as exc:
+        message = denied(exc)
+        if explicit:
+            raise AirflowFailException(message + ".") from exc
+        log.warning(skipping, message)
+        return None
+    except (GraphError, GraphTransportError) as exc:
+        raise AirflowException(f"Preflight: {what} failed: {exc}") from exc
 
 
 def read_template(
@@ -86,21 +119,20 @@ def check_template(
     """
     name = f"{template_name!r} ({language})"
     client = hook.get_conn()
-    try:
-        template, languages = read_template(client, template_name, language)
-    except AuthenticationError as exc:
-        raise AirflowFailException(f"Preflight: reading template {name} failed: {exc}") from exc
-    except PermissionDeniedError as exc:
-        message = (
+    read = guarded_read(
+        lambda: read_template(client, template_name, language),
+        what=f"reading template {name}",
+        denied=lambda exc: (
             f"Preflight: the access token may not read the templates of WABA {hook.waba_id} ({exc}); "
             "give it the whatsapp_business_management permission"
-        )
-        if explicit:
-            raise AirflowFailException(message + ".") from exc
-        log.warning("%s, or set preflight=False. Sending without the template check.", message)
+        ),
+        skipping="%s, or set preflight=False. Sending without the template check.",
+        explicit=explicit,
+        log=log,
+    )
+    if read is None:
         return None
-    except (GraphError, GraphTransportError) as exc:
-        raise AirflowException(f"Preflight: reading template {name} failed: {exc}") from exc
+    template, languages = read
     if template is None:
         raise AirflowFailException(_not_found(name, hook.waba_id, languages))
     status = str(template.get("status") or "").upper()
@@ -117,4 +149,4 @@ def check_template(
     return ttl_of(template)
 
 
-__all__ = ["check_template", "read_template", "template_problems"]
+__all__ = ["check_template", "guarded_read", "read_template", "template_problems"]

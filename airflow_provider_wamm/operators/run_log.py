@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.ledger import DEFAULT_TABLE_PREFIX, Ledger
 from airflow_provider_wamm.campaign.result import CampaignResult
 from airflow_provider_wamm.campaign.run_log import RunLog, TaskRef, sent_cost
 from airflow_provider_wamm.hooks.ledger import get_ledger
@@ -34,7 +34,7 @@ class RunLogArguments(BaseOperator):
         self,
         *,
         run_log: bool | str = False,
-        run_log_table_prefix: str = "wamm_",
+        run_log_table_prefix: str = DEFAULT_TABLE_PREFIX,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

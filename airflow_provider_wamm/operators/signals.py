@@ -24,6 +24,7 @@ from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.graph.account_health import AccountHealth
 from airflow_provider_wamm.hooks.whatsapp import WhatsAppHook
 from airflow_provider_wamm.operators.account_preflight import check_account, limit_guard
+from airflow_provider_wamm.operators.arguments import check_choice
 from airflow_provider_wamm.triggers.resume import EVENT_FAILED, CampaignResumeTrigger
 
 if TYPE_CHECKING:
@@ -80,16 +81,12 @@ class SignalAware(Protocol):
 
 def check_on_template_paused(value: str) -> OnTemplatePaused:
     """``value`` as an :data:`OnTemplatePaused` option; ``ValueError`` naming the options otherwise."""
-    if value not in ON_TEMPLATE_PAUSED:
-        raise ValueError(f"'on_template_paused' must be one of {ON_TEMPLATE_PAUSED}, got {value!r}.")
-    return value
+    return check_choice("on_template_paused", value, ON_TEMPLATE_PAUSED)
 
 
 def check_on_messaging_limit(value: str) -> OnMessagingLimit:
     """``value`` as an :data:`OnMessagingLimit` option; ``ValueError`` naming the options otherwise."""
-    if value not in ON_MESSAGING_LIMIT:
-        raise ValueError(f"'on_messaging_limit' must be one of {ON_MESSAGING_LIMIT}, got {value!r}.")
-    return value
+    return check_choice("on_messaging_limit", value, ON_MESSAGING_LIMIT)
 
 
 def check_poll_interval(value: float) -> float:

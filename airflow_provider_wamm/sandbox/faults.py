@@ -1,4 +1,10 @@
-"""Injected faults: which one a request gets, and the error answers of the failing kinds."""
+"""Injected faults: which one a request gets, and the error answers of the failing kinds.
+
+The media links of a message are read here by the sandbox's own :func:`_header_links`. The provider's
+circuit breaker has a reader of the same links; the sandbox does not import it, because all its
+reading of what it is sent is a second, independent reading of Meta's message format (see the
+package's docstring): a shared reader would hide the mistake it is there to catch.
+"""
 
 from __future__ import annotations
 

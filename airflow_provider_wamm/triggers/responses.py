@@ -18,6 +18,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX
 from airflow_provider_wamm.campaign.report import SettleState, settle_state
+from airflow_provider_wamm.triggers.ledger_reads import LedgerReads
 
 if TYPE_CHECKING:
     from airflow_provider_wamm.campaign.ledger import Ledger
@@ -36,7 +37,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-class MarketingResponsesTrigger(BaseTrigger):
+class MarketingResponsesTrigger(LedgerReads, BaseTrigger):
     """Poll the ledger until every message of the campaigns has a final status, or the settle timeout.
 
     :param campaign_ids: the campaigns to wait for (all of them must settle).
@@ -82,22 +83,10 @@ class MarketingResponsesTrigger(BaseTrigger):
             },
         )
 
-    def _open(self) -> Ledger:
-        if self._ledger is None:
-            from airflow_provider_wamm.hooks.ledger import get_ledger
-
-            self._ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
-        return self._ledger
-
     def _check(self) -> SettleState:
         """One poll (blocking: runs in a worker thread)."""
         timeout = timedelta(seconds=self.settle_timeout) if self.settle_timeout is not None else None
         return settle_state(self._open(), self.campaign_ids, settle_timeout=timeout)
-
-    def _close(self) -> None:
-        if self._ledger is not None:
-            self._ledger.dispose()
-            self._ledger = None
 
     def _event(
         self, status: str, state: SettleState | None = None, message: str | None = None

@@ -22,6 +22,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_wamm.campaign.ledger import TemplateEventKind, as_utc, utcnow
 from airflow_provider_wamm.campaign.ledger.schema import DEFAULT_TABLE_PREFIX
 from airflow_provider_wamm.campaign.pauses import FINAL_STATUSES, WAIT_STATUSES, template_trip
+from airflow_provider_wamm.triggers.ledger_reads import LedgerReads
 
 if TYPE_CHECKING:
     from airflow_provider_wamm.campaign.ledger import Ledger
@@ -37,7 +38,7 @@ def _parse(value: str | datetime | None) -> datetime | None:
     return as_utc(datetime.fromisoformat(value))
 
 
-class CampaignResumeTrigger(BaseTrigger):
+class CampaignResumeTrigger(LedgerReads, BaseTrigger):
     """Wait until a campaign stopped by a guard may resume.
 
     :param campaign_id: the campaign (for the event and the logs).
@@ -98,18 +99,6 @@ class CampaignResumeTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
             },
         )
-
-    def _open(self) -> Ledger:
-        if self._ledger is None:
-            from airflow_provider_wamm.hooks.ledger import get_ledger
-
-            self._ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
-        return self._ledger
-
-    def _close(self) -> None:
-        if self._ledger is not None:
-            self._ledger.dispose()
-            self._ledger = None
 
     def template_verdict(self) -> tuple[str | None, str]:
         """One ledger read (blocking: runs in a worker thread): ``resume``, ``failed`` or ``None`` (wait),

@@ -39,7 +39,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_wamm.campaign.ledger import TemplateEvent, TemplateEventKind, as_utc, utcnow
+from airflow_provider_wamm.campaign.ledger import (
+    DEFAULT_TABLE_PREFIX,
+    TemplateEvent,
+    TemplateEventKind,
+    as_utc,
+    utcnow,
+)
+from airflow_provider_wamm.triggers.ledger_reads import LedgerReads
 
 if TYPE_CHECKING:
     from airflow_provider_wamm.campaign.ledger import Ledger
@@ -138,7 +145,7 @@ class Cursor:
         return cls(start, watermark, {i: t for i, t in seen.items() if t is not None})
 
 
-class TemplateEventTrigger(BaseEventTrigger):
+class TemplateEventTrigger(LedgerReads, BaseEventTrigger):
     """Fire one event per stored template event that matches, for as long as it runs (asset watchers).
 
     :param events: event names to fire on: status events (``APPROVED``, ``PAUSED``, ``DISABLED``,
@@ -167,7 +174,7 @@ class TemplateEventTrigger(BaseEventTrigger):
         template_id: str | None = None,
         waba_id: str | None = None,
         ledger_conn_id: str | None = None,
-        ledger_table_prefix: str = "wamm_",
+        ledger_table_prefix: str = DEFAULT_TABLE_PREFIX,
         poll_interval: float = 30.0,
         lookback: float = 0.0,
     ) -> None:
@@ -220,18 +227,6 @@ class TemplateEventTrigger(BaseEventTrigger):
         kwargs.pop("lookback")
         raw = json.dumps(kwargs, sort_keys=True).encode()
         return "wamm_template_events_" + hashlib.blake2b(raw, digest_size=8).hexdigest()
-
-    def _open(self) -> Ledger:
-        if self._ledger is None:
-            from airflow_provider_wamm.hooks.ledger import get_ledger
-
-            self._ledger = get_ledger(self.ledger_conn_id, table_prefix=self.ledger_table_prefix)
-        return self._ledger
-
-    def _close(self) -> None:
-        if self._ledger is not None:
-            self._ledger.dispose()
-            self._ledger = None
 
     def poll(self, cursor: Cursor) -> tuple[list[TemplateEvent], bool]:
         """One ledger read (blocking: runs in a worker thread): the matching events that have not

@@ -42,7 +42,7 @@ BOXES = {
     ),
     "intake": (320, 20, 190, 64, "campaign", "intake", ["normalise, dedupe, shard"]),
     "eligibility": (320, 100, 190, 74, "campaign", "eligibility", ["skip done, suppressed;", "personalise"]),
-    "claim": (320, 188, 190, 64, "campaign", "claim at dispatch", ["ledger: claimed"]),
+    "claim": (320, 188, 190, 64, "campaign", "hand-over", ["claims; guards, budget"]),
     "pacing": (540, 20, 190, 64, "campaign", "pacing", ["cap, 1-s window, throttle"]),
     "workers": (540, 104, 190, 64, "campaign", "worker pool", ["in flight follows round trip"]),
     "sender": (540, 188, 190, 64, "campaign", "sender loop", ["answers -> outcomes, flush"]),

@@ -170,7 +170,7 @@ def test_a_pause_is_caught_up_without_bursting_over_the_cap(
     if guarded:
         assert _max_window(client.stamps, 1.0 - 0.002) <= 98
     else:
-        assert _max_window(client.stamps, 1.0) > 110
+        assert _max_window(client.stamps, 1.0) > 100  # over the cap
 
 
 def test_rate_headroom_is_validated(sqlite_ledger: Ledger) -> None:

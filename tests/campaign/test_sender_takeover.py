@@ -6,18 +6,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import pytest
 
 from airflow_provider_wamm.campaign import ledger as L
+from airflow_provider_wamm.campaign.attempt import Attempt
 from airflow_provider_wamm.campaign.eligibility import Eligibility, HeldElsewhere, Send, Skip, SkipReason
 from airflow_provider_wamm.campaign.intake import Candidate
 from airflow_provider_wamm.campaign.ledger import Ledger, SendOutcome
 from airflow_provider_wamm.campaign.report import send_counts
 from airflow_provider_wamm.campaign.sender import run_campaign
 from airflow_provider_wamm.campaign.sources import SourceRow
+from airflow_provider_wamm.campaign.workers import hand_over_lead
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.graph.recipients import mask_phone
 from airflow_provider_wamm.sandbox import Sandbox
@@ -211,3 +213,25 @@ def test_a_held_claim_whose_recipient_became_suppressed_is_still_taken_over(
     assert result.stale_unknown == 2 and result.foreign_claimed == 0 and result.accepted == 4
     assert_accounted(result)
     assert set(sandbox.sends_per_recipient()) == {digits(i) for i in range(2, 6)}
+
+
+def test_claims_held_never_exceed_the_workers_and_a_short_lead(
+    sandbox: Sandbox, client: GraphClient, sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash leaves every claim ``unknown``: beyond the requests on the wire (one per worker at
+    most), only a tenth of a second of the pace is handed to the workers ahead of its turn, never a
+    read-ahead of twice the workers."""
+    sandbox.configure(latency_s=0.3)
+    held: list[int] = []
+    original = Attempt.claim
+
+    def claim(self: Attempt, recipients: Sequence[str]) -> set[str]:
+        got = original(self, recipients)
+        held.append(sum(1 for _ in sqlite_ledger.iter_sends("lead", states=[L.CLAIMED])))
+        return got
+
+    monkeypatch.setattr(Attempt, "claim", claim)
+    cfg = settings("lead", max_messages_per_second=20.0, concurrency=16, adaptive_concurrency=False)
+    result = run_campaign(rows(40), client=client, ledger=sqlite_ledger, settings=cfg)
+    assert result.accepted == 40 and held
+    assert max(held) <= 16 + hand_over_lead(20.0) < 2 * 16

@@ -6,28 +6,20 @@ Connections (set by the test as environment variables): ``wamm_test_whatsapp`` (
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import DAG
 
 from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
+from tests.dag_args import SPRING_SALE, TEST_DAG_ARGS
 
 with DAG(
     dag_id="wamm_test_lineage",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    default_args={"retries": 0},
-    tags=["wamm-test"],
+    **TEST_DAG_ARGS,
 ) as dag:
     MarketingMessageOperator(
         task_id="send",
         sql="SELECT phone, name, discount, slug FROM customers",
         sql_conn_id="wamm_test_crm",
-        template_name="spring_sale",
-        language="en_US",
-        body_parameters=["{name}", "{discount}"],
-        buttons=[{"type": "url", "index": 0, "text": "{slug}"}],
+        **SPRING_SALE,
         whatsapp_conn_id="wamm_test_whatsapp",
         ledger_conn_id="wamm_test_ledger",
         holdout=0.1,

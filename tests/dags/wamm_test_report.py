@@ -7,22 +7,19 @@ The report directory comes from the ``wamm_test_report_dir`` Variable.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import DAG, task
 
 from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
 from airflow_provider_wamm.sensors.responses import MarketingResponsesSensor
+from tests.dag_args import SPRING_SALE, TEST_DAG_ARGS
 
 with DAG(
     dag_id="wamm_test_report",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
     params={"recipients": 500},
-    default_args={"retries": 0},
-    tags=["wamm-test"],
+    **TEST_DAG_ARGS,
 ) as dag:
 
     @task
@@ -36,10 +33,7 @@ with DAG(
     send = MarketingMessageOperator(
         task_id="send",
         recipients=pick_recipients(),
-        template_name="spring_sale",
-        language="en_US",
-        body_parameters=["{name}", "{discount}"],
-        buttons=[{"type": "url", "index": 0, "text": "{slug}"}],
+        **SPRING_SALE,
         whatsapp_conn_id="wamm_test_whatsapp",
         ledger_conn_id="wamm_test_ledger",
     )

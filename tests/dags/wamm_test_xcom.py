@@ -6,21 +6,17 @@ Connections (set by the test as environment variables): ``wamm_test_whatsapp`` (
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, task
 
 from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
+from tests.dag_args import SPRING_SALE, TEST_DAG_ARGS
 
 with DAG(
     dag_id="wamm_test_xcom",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
     params={"recipients": 10},
-    default_args={"retries": 0},
-    tags=["wamm-test"],
+    **TEST_DAG_ARGS,
 ) as dag:
 
     @task
@@ -35,10 +31,7 @@ with DAG(
     MarketingMessageOperator(
         task_id="send",
         recipients=pick_recipients(),
-        template_name="spring_sale",
-        language="en_US",
-        body_parameters=["{name}", "{discount}"],
-        buttons=[{"type": "url", "index": 0, "text": "{slug}"}],
+        **SPRING_SALE,
         whatsapp_conn_id="wamm_test_whatsapp",
         ledger_conn_id="wamm_test_ledger",
         max_failure_ratio=0.01,

@@ -15,7 +15,8 @@ campaign once the victim's new try has ended:
 * a cleared task stops cleanly (``on_kill``): ``unknown`` is at most the requests in flight when it
   stopped (messages the sandbox accepted that the ledger had not recorded);
 * a killed task cannot say what it had on the wire: the new try takes over exactly the claims it left
-  (``unknown``), and every request in flight at the kill is among them;
+  (``unknown``), every request in flight at the kill is among them, and the others are at most the
+  short lead of jobs handed to its workers ahead of their turn;
 * the resumed try's log names every unknown recipient (masked).
 
 The numbers seen are in each failure message and printed at the end of the session.
@@ -29,6 +30,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 
+from airflow_provider_wamm.campaign.workers import hand_over_lead
 from airflow_provider_wamm.graph.recipients import mask_phone
 from tests.deployment.airflow_deployment import AirflowDeployment, de_digits, de_number
 from tests.deployment.conftest import SUMMARY
@@ -43,6 +45,7 @@ CUSTOMERS = 2400  # about 30 s of sending at 80 msg/s across four shards
 
 
 POOL_SLOTS = 128  # the default pool's size
+CAP = 80  # the connection's max_messages_per_second, shared by the shards
 SIGKILLED = "SIGKILL, then clear"
 
 
@@ -143,6 +146,9 @@ def resume_and_check(
     if scenario == SIGKILLED:  # what was claimed at the kill is unknown, and covers all that was on the wire
         assert seen.unknown == seen.claimed_left, numbers
         assert seen.in_flight <= seen.claimed_left, numbers
+        # Beyond the requests on the wire, only a short lead of the pace was claimed (the number's
+        # whole cap at most), never a read-ahead.
+        assert seen.unknown <= seen.in_flight + hand_over_lead(CAP), numbers
     else:
         assert seen.unknown <= seen.in_flight, numbers
     log = api.log(DAG_ID, run_id, "send", ti["try_number"], VICTIM)

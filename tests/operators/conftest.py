@@ -19,20 +19,15 @@ from typing import Any
 import pytest
 
 from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
 from airflow_provider_wamm.sandbox import Sandbox
+from tests.dag_args import SPRING_SALE
 
 #: Connection ids used by the operator tests and by the DAGs in ``tests/dags``.
 WHATSAPP_CONN_ID = "wamm_test_whatsapp"
 LEDGER_CONN_ID = "wamm_test_ledger"
 CRM_CONN_ID = "wamm_test_crm"
 
-#: Personalisation of the sandbox's ``spring_sale`` template: "Hi {{1}}, ... {{2}} off" + a URL button.
-SPRING_SALE: dict[str, Any] = {
-    "template_name": "spring_sale",
-    "language": "en_US",
-    "body_parameters": ["{name}", "{discount}"],
-    "buttons": [{"type": "url", "index": 0, "text": "{slug}"}],
-}
 
 #: Engine settings that keep fault-heavy tests short (quick retries, quick recovery after throttling).
 FAST_RETRIES: dict[str, Any] = {
@@ -45,6 +40,17 @@ FAST_RETRIES: dict[str, Any] = {
     "heartbeat_interval_s": 0.1,
     "claims_abandoned_after_s": 1.5,
 }
+
+
+def send_operator(**kwargs: Any) -> MarketingMessageOperator:
+    """The operator wired to the test connections, sending ``spring_sale`` unless told otherwise."""
+    args: dict[str, Any] = {
+        "task_id": "send",
+        "whatsapp_conn_id": WHATSAPP_CONN_ID,
+        "ledger_conn_id": LEDGER_CONN_ID,
+        **SPRING_SALE,
+    }
+    return MarketingMessageOperator(**{**args, **kwargs})
 
 
 def number(i: int) -> str:

@@ -14,27 +14,18 @@ from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
 from airflow_provider_wamm.sandbox import Sandbox
 from tests.operators.conftest import (
     CRM_CONN_ID,
-    LEDGER_CONN_ID,
-    SPRING_SALE,
     WHATSAPP_CONN_ID,
     digits,
     make_context,
     number,
     rows,
     seed_crm,
+    send_operator,
 )
 
 
 def operator(**kwargs: Any) -> MarketingMessageOperator:
-    args: dict[str, Any] = {
-        "task_id": "send",
-        "whatsapp_conn_id": WHATSAPP_CONN_ID,
-        "ledger_conn_id": LEDGER_CONN_ID,
-        "campaign_id": "bad-input",
-        **SPRING_SALE,
-    }
-    args.update(kwargs)
-    return MarketingMessageOperator(**args)
+    return send_operator(**{"campaign_id": "bad-input", **kwargs})
 
 
 def row(phone: Any, **fields: Any) -> dict[str, Any]:

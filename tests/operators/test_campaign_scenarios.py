@@ -17,14 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.campaign.report import send_counts
-from airflow_provider_wamm.operators.marketing import HALTED_RESULT_KEY, MarketingMessageOperator
+from airflow_provider_wamm.operators.marketing import HALTED_RESULT_KEY
 from airflow_provider_wamm.sandbox import Sandbox
 from tests.operators.conftest import (
     LEDGER_CONN_ID,
@@ -34,19 +33,9 @@ from tests.operators.conftest import (
     make_context,
     rows,
 )
+from tests.operators.conftest import send_operator as operator
 
 CHILD = pathlib.Path(__file__).with_name("campaign_child.py")
-
-
-def operator(**kwargs: Any) -> MarketingMessageOperator:
-    args: dict[str, Any] = {
-        "task_id": "send",
-        "whatsapp_conn_id": WHATSAPP_CONN_ID,
-        "ledger_conn_id": LEDGER_CONN_ID,
-        **SPRING_SALE,
-    }
-    args.update(kwargs)
-    return MarketingMessageOperator(**args)
 
 
 def when_sandbox_has(sandbox: Sandbox, count: int, action: Callable[[], object]) -> threading.Thread:

@@ -23,15 +23,13 @@ from airflow_provider_wamm.sandbox import Sandbox
 from airflow_provider_wamm.triggers.window import SendWindowTrigger
 from tests.operators.conftest import make_context, rows
 from tests.operators.test_marketing_operator import operator
-from tests.webhooks.conftest import SANDBOX_SECRET, live_receiver
-
-__all__ = ["live_receiver"]  # the fixture, imported for the tests below
-
-FAST = {"webhook_delay_s": 0.01, "webhook_step_s": 0.01, "webhook_flush_s": 0.01}
+from tests.plugins.sandbox_fixtures import FAST_WEBHOOKS, SANDBOX_SECRET
 
 
 def wire(sandbox: Sandbox, url: str, outcomes: dict[str, float]) -> None:
-    sandbox.configure(webhook_url=url, app_secret=SANDBOX_SECRET, outcomes=outcomes, click_rate=0.0, **FAST)
+    sandbox.configure(
+        webhook_url=url, app_secret=SANDBOX_SECRET, outcomes=outcomes, click_rate=0.0, **FAST_WEBHOOKS
+    )
 
 
 async def _fire(trigger: SendWindowTrigger) -> Any:

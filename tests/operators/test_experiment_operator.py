@@ -5,40 +5,26 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_wamm.campaign.experiments import Experiment
 from airflow_provider_wamm.campaign.ledger import Ledger
-from airflow_provider_wamm.operators.marketing import MarketingMessageOperator
 from airflow_provider_wamm.sandbox import Sandbox, SandboxTemplate, default_templates
 from tests.operators.conftest import (
     CRM_CONN_ID,
     LEDGER_CONN_ID,
-    SPRING_SALE,
-    WHATSAPP_CONN_ID,
     make_context,
     rows,
     seed_crm,
 )
+from tests.operators.conftest import send_operator as operator
 
 VARIANTS = [
     {"name": "A", "weight": 1},
     {"name": "B", "weight": 1, "template_name": "spring_sale_v2", "body_parameters": ["{name}", "30%"]},
 ]
-
-
-def operator(**kwargs: Any) -> MarketingMessageOperator:
-    args: dict[str, Any] = {
-        "task_id": "send",
-        "whatsapp_conn_id": WHATSAPP_CONN_ID,
-        "ledger_conn_id": LEDGER_CONN_ID,
-        **SPRING_SALE,
-    }
-    args.update(kwargs)
-    return MarketingMessageOperator(**args)
 
 
 def add_v2(sandbox: Sandbox) -> None:

@@ -23,29 +23,19 @@ from airflow_provider_wamm.operators.safeguards import describe_duration, skip_i
 from airflow_provider_wamm.sandbox import Sandbox
 from tests.operators.conftest import (
     CRM_CONN_ID,
-    LEDGER_CONN_ID,
-    SPRING_SALE,
-    WHATSAPP_CONN_ID,
     digits,
     make_context,
     number,
     rows,
     seed_crm,
+    send_operator,
 )
 
 Logs = list[MutableMapping[str, Any]]
 
 
 def operator(**kwargs: Any) -> MarketingMessageOperator:
-    args: dict[str, Any] = {
-        "task_id": "send",
-        "whatsapp_conn_id": WHATSAPP_CONN_ID,
-        "ledger_conn_id": LEDGER_CONN_ID,
-        "campaign_id": "fail-early",
-        **SPRING_SALE,
-    }
-    args.update(kwargs)
-    return MarketingMessageOperator(**args)
+    return send_operator(**{"campaign_id": "fail-early", **kwargs})
 
 
 def log_lines(events: Logs) -> list[str]:

@@ -22,8 +22,6 @@ from airflow_provider_wamm.operators.marketing import HALTED_RESULT_KEY, Marketi
 from airflow_provider_wamm.sandbox import Sandbox, SandboxTemplate, default_templates
 from tests.operators.conftest import (
     CRM_CONN_ID,
-    LEDGER_CONN_ID,
-    SPRING_SALE,
     WHATSAPP_CONN_ID,
     digits,
     make_context,
@@ -31,6 +29,7 @@ from tests.operators.conftest import (
     rows,
     seed_crm,
 )
+from tests.operators.conftest import send_operator as operator
 
 #: Keys the XCom result must always carry.
 RESULT_KEYS = {
@@ -49,18 +48,6 @@ RESULT_KEYS = {
     "elapsed_s",
     "messages_per_second",
 }
-
-
-def operator(**kwargs: Any) -> MarketingMessageOperator:
-    """The operator wired to the test connections, sending ``spring_sale`` unless told otherwise."""
-    args: dict[str, Any] = {
-        "task_id": "send",
-        "whatsapp_conn_id": WHATSAPP_CONN_ID,
-        "ledger_conn_id": LEDGER_CONN_ID,
-        **SPRING_SALE,
-    }
-    args.update(kwargs)
-    return MarketingMessageOperator(**args)
 
 
 def with_template(sandbox: Sandbox, template: SandboxTemplate) -> None:

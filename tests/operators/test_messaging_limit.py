@@ -22,33 +22,24 @@ from airflow_provider_wamm.sandbox import Sandbox
 from airflow_provider_wamm.triggers.resume import CampaignResumeTrigger
 from tests.operators.conftest import (
     FAST_RETRIES,
-    LEDGER_CONN_ID,
-    SPRING_SALE,
-    WHATSAPP_CONN_ID,
     make_context,
     rows,
+    send_operator,
 )
 from tests.operators.test_fail_early import Logs, log_lines
-from tests.webhooks.conftest import SANDBOX_SECRET, live_receiver
-
-__all__ = ["live_receiver"]  # the fixture, imported for the tests below
-
-FAST = {"webhook_delay_s": 0.01, "webhook_step_s": 0.01, "webhook_flush_s": 0.01, "webhook_concurrency": 1}
+from tests.plugins.sandbox_fixtures import FAST_WEBHOOKS, SANDBOX_SECRET
 
 
 def operator(**kwargs: Any) -> MarketingMessageOperator:
-    args: dict[str, Any] = {
-        "task_id": "send",
-        "whatsapp_conn_id": WHATSAPP_CONN_ID,
-        "ledger_conn_id": LEDGER_CONN_ID,
-        "signal_poll_interval": 0.1,
-        "max_messages_per_second": 400,
-        "batch_size": 50,
-        "campaign_options": dict(FAST_RETRIES),
-        **SPRING_SALE,
-    }
-    args.update(kwargs)
-    return MarketingMessageOperator(**args)
+    return send_operator(
+        **{
+            "signal_poll_interval": 0.1,
+            "max_messages_per_second": 400,
+            "batch_size": 50,
+            "campaign_options": dict(FAST_RETRIES),
+            **kwargs,
+        }
+    )
 
 
 def already_messaged(count: int) -> None:
@@ -143,7 +134,10 @@ def test_a_limit_raised_by_webhook_mid_run_lets_the_campaign_finish(
     sandbox.configure(messaging_limit="TIER_250")
     already_messaged(200)
     sandbox.configure(
-        webhook_url=url, app_secret=SANDBOX_SECRET, signal_steps=["messaging_limit:TIER_2K@sends=210"], **FAST
+        webhook_url=url,
+        app_secret=SANDBOX_SECRET,
+        signal_steps=["messaging_limit:TIER_2K@sends=210"],
+        **FAST_WEBHOOKS,
     )
     options = {**FAST_RETRIES, "min_messages_per_second": 10.0}
     op = operator(recipients=rows(300), max_messages_per_second=40, campaign_options=options)

@@ -20,24 +20,15 @@ from airflow_provider_wamm.sandbox import Sandbox
 from tests.operators.conftest import (
     CRM_CONN_ID,
     LEDGER_CONN_ID,
-    SPRING_SALE,
-    WHATSAPP_CONN_ID,
     digits,
     make_context,
     rows,
+    send_operator,
 )
 
 
 def operator(**kwargs: Any) -> MarketingMessageOperator:
-    args: dict[str, Any] = {
-        "task_id": "send",
-        "whatsapp_conn_id": WHATSAPP_CONN_ID,
-        "ledger_conn_id": LEDGER_CONN_ID,
-        "run_log": True,
-        **SPRING_SALE,
-    }
-    args.update(kwargs)
-    return MarketingMessageOperator(**args)
+    return send_operator(**{"run_log": True, **kwargs})
 
 
 def audience(n: int) -> list[dict[str, Any]]:

@@ -20,33 +20,25 @@ from airflow_provider_wamm.sandbox import Sandbox
 from airflow_provider_wamm.triggers.resume import CampaignResumeTrigger
 from tests.operators.conftest import (
     FAST_RETRIES,
-    LEDGER_CONN_ID,
-    SPRING_SALE,
-    WHATSAPP_CONN_ID,
     make_context,
     rows,
+    send_operator,
 )
-from tests.webhooks.conftest import SANDBOX_SECRET, live_receiver
+from tests.plugins.sandbox_fixtures import FAST_WEBHOOKS, SANDBOX_SECRET
 
-__all__ = ["live_receiver"]  # the fixture, imported for the tests below
-
-FAST = {"webhook_delay_s": 0.01, "webhook_step_s": 0.01, "webhook_flush_s": 0.01, "webhook_concurrency": 1}
 CAMPAIGN = "wamm_ops.send.manual__2026-05-01T10:00:00+00:00"
 
 
 def operator(**kwargs: Any) -> MarketingMessageOperator:
-    args: dict[str, Any] = {
-        "task_id": "send",
-        "whatsapp_conn_id": WHATSAPP_CONN_ID,
-        "ledger_conn_id": LEDGER_CONN_ID,
-        "signal_poll_interval": 0.1,
-        "max_messages_per_second": 300,
-        "batch_size": 50,
-        "campaign_options": dict(FAST_RETRIES),
-        **SPRING_SALE,
-    }
-    args.update(kwargs)
-    return MarketingMessageOperator(**args)
+    return send_operator(
+        **{
+            "signal_poll_interval": 0.1,
+            "max_messages_per_second": 300,
+            "batch_size": 50,
+            "campaign_options": dict(FAST_RETRIES),
+            **kwargs,
+        }
+    )
 
 
 def signal(sandbox: Sandbox, **step: Any) -> None:
@@ -57,7 +49,7 @@ def signal(sandbox: Sandbox, **step: Any) -> None:
 
 def wire(sandbox: Sandbox, url: str, **config: Any) -> None:
     """The sandbox sends its webhooks to the receiver, which writes to the operator's ledger."""
-    sandbox.configure(webhook_url=url, app_secret=SANDBOX_SECRET, latency_s=0.002, **FAST, **config)
+    sandbox.configure(webhook_url=url, app_secret=SANDBOX_SECRET, latency_s=0.002, **FAST_WEBHOOKS, **config)
 
 
 def first_event(trigger: CampaignResumeTrigger, *, meanwhile: Callable[[], None] | None = None) -> Any:

@@ -22,9 +22,7 @@ from tests.operators.conftest import (
     make_context,
     rows,
 )
-from tests.webhooks.conftest import SANDBOX_SECRET, live_receiver
-
-__all__ = ["live_receiver"]  # the fixture, imported for the tests below
+from tests.plugins.sandbox_fixtures import SANDBOX_SECRET
 
 CAMPAIGN = "lost-answers"
 LOST = [digits(i) for i in (3, 17, 42, 99, 150)]

@@ -1,13 +1,18 @@
-"""Sandbox fixtures (the local Graph API stand-in) and a small webhook receiver.
+"""Sandbox fixtures (the local Graph API stand-in) and two webhook receivers.
 
 ``sandbox_server`` starts one sandbox for the whole session; ``sandbox`` hands it to a test with fresh
 state and the default configuration. ``webhook_receiver`` is a tiny HTTP server on another port that
-records the webhooks it is sent (and can be told to fail the first few).
+records the webhooks it is sent (and can be told to fail the first few); ``live_receiver`` is the
+provider's own receiver, served by uvicorn over a fresh ledger, for tests from the sandbox to the
+ledger.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import pathlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +22,21 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.sandbox import Sandbox, SandboxConfig
+
+#: The sandbox's default app secret (the key of the webhooks it signs).
+SANDBOX_SECRET = SandboxConfig().app_secret
+#: Sandbox webhook timings that keep webhook tests short: statuses within about 10 ms, sent one at a
+#: time so that they arrive in order.
+FAST_WEBHOOKS: dict[str, Any] = {
+    "webhook_delay_s": 0.01,
+    "webhook_step_s": 0.01,
+    "webhook_flush_s": 0.01,
+    "webhook_concurrency": 1,
+}
+#: The live receiver's verify token (the sandbox never asks for it).
+_LIVE_VERIFY_TOKEN = "test-verify-token-42"
 
 
 @pytest.fixture(scope="session")
@@ -123,3 +142,36 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def live_receiver(tmp_path: pathlib.Path) -> Iterator[tuple[str, Ledger]]:
+    """The receiver served by uvicorn on a free port, over a fresh SQLite ledger: ``(url, ledger)``."""
+    import uvicorn
+
+    from airflow_provider_wamm.webhooks import WebhookSettings, create_app
+
+    ledger = Ledger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
+    app = create_app(
+        WebhookSettings(app_secret=SANDBOX_SECRET, verify_token=_LIVE_VERIFY_TOKEN, ledger=ledger)
+    )
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=1)
+    )
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "receiver did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}/", ledger
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        ledger.dispose()

@@ -15,10 +15,8 @@ import requests
 from airflow_provider_wamm.sandbox import Sandbox, SandboxConfig
 from airflow_provider_wamm.sandbox.cli import build_parser, config_from_args
 from airflow_provider_wamm.sandbox.config import SignalStep
-from tests.plugins.sandbox_fixtures import WebhookReceiver
+from tests.plugins.sandbox_fixtures import FAST_WEBHOOKS, WebhookReceiver
 from tests.sandbox.conftest import Graph, number
-
-FAST = {"webhook_delay_s": 0.01, "webhook_step_s": 0.01, "webhook_flush_s": 0.01, "webhook_concurrency": 1}
 
 
 def post_signal(sandbox: Sandbox, step: Any) -> requests.Response:
@@ -40,7 +38,7 @@ def changes(
 
 @pytest.fixture
 def wired(sandbox: Sandbox, webhook_receiver: WebhookReceiver) -> WebhookReceiver:
-    sandbox.configure(webhook_url=webhook_receiver.url, app_secret="s3cret", click_rate=0.0, **FAST)
+    sandbox.configure(webhook_url=webhook_receiver.url, app_secret="s3cret", click_rate=0.0, **FAST_WEBHOOKS)
     return webhook_receiver
 
 

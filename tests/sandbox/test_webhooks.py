@@ -17,10 +17,9 @@ from airflow_provider_wamm.sandbox import (
     sign_payload,
     verify_signature,
 )
-from tests.plugins.sandbox_fixtures import WebhookReceiver
+from tests.plugins.sandbox_fixtures import FAST_WEBHOOKS, WebhookReceiver
 from tests.sandbox.conftest import Graph, number
 
-FAST = {"webhook_delay_s": 0.01, "webhook_step_s": 0.01, "webhook_flush_s": 0.01, "webhook_concurrency": 1}
 STAGES = {"sent": ["sent"], "delivered": ["sent", "delivered"], "read": ["sent", "delivered", "read"]}
 
 
@@ -41,7 +40,7 @@ def _send_all(sandbox: Sandbox, graph: Graph, count: int) -> list[str]:
 def test_webhooks_are_signed_and_in_metas_format(
     sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver, spec_validator: Any
 ) -> None:
-    sandbox.configure(webhook_url=webhook_receiver.url, app_secret="s3cret", click_rate=0.0, **FAST)
+    sandbox.configure(webhook_url=webhook_receiver.url, app_secret="s3cret", click_rate=0.0, **FAST_WEBHOOKS)
     _send_all(sandbox, graph, 20)
 
     assert webhook_receiver.received
@@ -69,7 +68,7 @@ def test_webhooks_are_signed_and_in_metas_format(
 def test_statuses_follow_each_recipients_outcome(
     sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver
 ) -> None:
-    sandbox.configure(webhook_url=webhook_receiver.url, **FAST)
+    sandbox.configure(webhook_url=webhook_receiver.url, **FAST_WEBHOOKS)
     _send_all(sandbox, graph, 40)
 
     by_wamid: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
@@ -119,7 +118,9 @@ def test_outcome_ratios_are_honoured_and_deterministic() -> None:
 
 
 def test_forced_outcome(sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver) -> None:
-    sandbox.configure(webhook_url=webhook_receiver.url, forced_outcomes={number(0): "failed:131050"}, **FAST)
+    sandbox.configure(
+        webhook_url=webhook_receiver.url, forced_outcomes={number(0): "failed:131050"}, **FAST_WEBHOOKS
+    )
     _send_all(sandbox, graph, 1)
 
     [status] = webhook_receiver.statuses()
@@ -163,7 +164,7 @@ def test_batches_respect_the_batch_size(
 
 
 def test_duplicates(sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver) -> None:
-    sandbox.configure(webhook_url=webhook_receiver.url, webhook_duplicate_rate=1.0, **FAST)
+    sandbox.configure(webhook_url=webhook_receiver.url, webhook_duplicate_rate=1.0, **FAST_WEBHOOKS)
     _send_all(sandbox, graph, 10)
 
     counts = collections.Counter((s["id"], s["status"]) for s in webhook_receiver.statuses())
@@ -171,7 +172,9 @@ def test_duplicates(sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookRec
 
 
 def test_some_duplicates(sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver) -> None:
-    sandbox.configure(webhook_url=webhook_receiver.url, webhook_duplicate_rate=0.3, mps_cap=None, **FAST)
+    sandbox.configure(
+        webhook_url=webhook_receiver.url, webhook_duplicate_rate=0.3, mps_cap=None, **FAST_WEBHOOKS
+    )
     _send_all(sandbox, graph, 60)
 
     counts = collections.Counter((s["id"], s["status"]) for s in webhook_receiver.statuses())
@@ -185,7 +188,7 @@ def test_reordering_delivers_read_before_delivered(
         webhook_url=webhook_receiver.url,
         webhook_reorder_rate=1.0,
         forced_outcomes={number(i): "read" for i in range(5)},
-        **FAST,
+        **FAST_WEBHOOKS,
     )
     _send_all(sandbox, graph, 5)
 
@@ -203,7 +206,7 @@ def test_reordering_delivers_read_before_delivered(
 def test_click_events_for_read_messages(
     sandbox: Sandbox, graph: Graph, webhook_receiver: WebhookReceiver
 ) -> None:
-    sandbox.configure(webhook_url=webhook_receiver.url, click_rate=1.0, **FAST)
+    sandbox.configure(webhook_url=webhook_receiver.url, click_rate=1.0, **FAST_WEBHOOKS)
     _send_all(sandbox, graph, 20)
 
     actions = webhook_receiver.user_actions()
@@ -228,7 +231,7 @@ def test_cloud_api_fallback_category(
         webhook_url=webhook_receiver.url,
         cloud_api_fallback_rate=1.0,
         forced_outcomes={number(0): "delivered"},
-        **FAST,
+        **FAST_WEBHOOKS,
     )
     _send_all(sandbox, graph, 1)
 
@@ -261,7 +264,7 @@ def test_unreachable_receiver_drops_after_retries(sandbox: Sandbox, graph: Graph
         webhook_retry_s=0.01,
         webhook_max_attempts=2,
         forced_outcomes={number(0): "sent"},
-        **FAST,
+        **FAST_WEBHOOKS,
     )
     _send_all(sandbox, graph, 1)
 
@@ -322,7 +325,7 @@ def test_statuses_name_the_user_id_and_the_cost_of_a_max_price_send(
         webhook_url=webhook_receiver.url,
         price_per_message=0.04,
         forced_outcomes={"4915123456789": "read", "US.13491208655302741918": "read"},
-        **FAST,
+        **FAST_WEBHOOKS,
     )
     bid = {"bid_spec": {"per_message_bid_multiplier": 1.2}}
     assert graph.send(to="+4915123456789", **bid).status_code == 200

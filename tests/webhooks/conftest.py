@@ -5,15 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.webhooks import WebhookSettings, create_app, sign
@@ -22,8 +18,6 @@ APP_SECRET = "test-app-secret-0123456789abcdef"
 VERIFY_TOKEN = "test-verify-token-42"
 WABA_ID = "200000000000001"
 PHONE_NUMBER_ID = "100000000000001"
-#: The sandbox's default app secret (the key of the webhooks it signs).
-SANDBOX_SECRET = "sandbox-app-secret"
 
 
 def status(
@@ -131,30 +125,3 @@ class ASGIClient:
 def client(settings: WebhookSettings) -> ASGIClient:
     """A client of the receiver app."""
     return ASGIClient(create_app(settings))
-
-
-@pytest.fixture
-def live_receiver(tmp_path: pathlib.Path) -> Iterator[tuple[str, Ledger]]:
-    """The receiver served by uvicorn on a free port, over a fresh SQLite ledger: ``(url, ledger)``."""
-    ledger = Ledger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
-    app = create_app(WebhookSettings(app_secret=SANDBOX_SECRET, verify_token=VERIFY_TOKEN, ledger=ledger))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=1)
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "receiver did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}/", ledger
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-        ledger.dispose()

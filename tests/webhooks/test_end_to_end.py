@@ -13,7 +13,7 @@ from airflow_provider_wamm.campaign.report import build_report, settle_state
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.sandbox import Sandbox
-from tests.webhooks.conftest import SANDBOX_SECRET
+from tests.plugins.sandbox_fixtures import SANDBOX_SECRET
 
 
 def test_sandbox_webhooks_settle_a_campaign(sandbox: Sandbox, live_receiver: tuple[str, Ledger]) -> None:

@@ -12,10 +12,9 @@ import requests
 from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.sandbox import Sandbox
 from airflow_provider_wamm.triggers.templates import TemplateEventTrigger
+from tests.plugins.sandbox_fixtures import FAST_WEBHOOKS, SANDBOX_SECRET
 from tests.sandbox.conftest import Graph
-from tests.webhooks.conftest import SANDBOX_SECRET
 
-FAST = {"webhook_delay_s": 0.01, "webhook_step_s": 0.01, "webhook_flush_s": 0.01, "webhook_concurrency": 1}
 USER = "4915123456789"
 
 
@@ -28,7 +27,7 @@ def signal(sandbox: Sandbox, **step: Any) -> dict[str, Any]:
 
 def test_stop_then_resume_from_the_sandbox(sandbox: Sandbox, live_receiver: tuple[str, Ledger]) -> None:
     url, ledger = live_receiver
-    sandbox.configure(webhook_url=url, app_secret=SANDBOX_SECRET, **FAST)
+    sandbox.configure(webhook_url=url, app_secret=SANDBOX_SECRET, **FAST_WEBHOOKS)
     signal(sandbox, action="stop", target=USER)
     assert ledger.active_suppressions([USER])[USER].reason == "stopped_marketing"
     # The sandbox behaves as Meta does: a send to the stopped user is accepted, then fails with 131050.
@@ -57,7 +56,7 @@ def test_a_scripted_pause_reaches_the_ledger_and_fires_the_trigger(
         webhook_url=url,
         app_secret=SANDBOX_SECRET,
         signal_steps=["pause_template:spring_sale@sends=2"],
-        **FAST,
+        **FAST_WEBHOOKS,
     )
     airflow_connection("e2e_ledger", conn_type="sqlite", host=str(ledger.engine.url.database))
     trigger = TemplateEventTrigger(
@@ -100,7 +99,7 @@ def test_limit_and_quality_changes_reach_the_ledger(
     sandbox: Sandbox, live_receiver: tuple[str, Ledger]
 ) -> None:
     url, ledger = live_receiver
-    sandbox.configure(webhook_url=url, app_secret=SANDBOX_SECRET, **FAST)
+    sandbox.configure(webhook_url=url, app_secret=SANDBOX_SECRET, **FAST_WEBHOOKS)
     signal(sandbox, action="messaging_limit", target="TIER_250")
     signal(sandbox, action="quality", target="RED")
     number = sandbox.config.display_phone_number

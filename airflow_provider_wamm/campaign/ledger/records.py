@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 from airflow_provider_wamm.graph.codes import PER_USER_PERMANENT_CODES
 from airflow_provider_wamm.graph.errors import CODE_PER_USER_LIMIT, CODE_STOPPED_MARKETING
@@ -169,6 +169,10 @@ def naive_utc(value: datetime | None) -> datetime | None:
     return value
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: Any) -> datetime | None: ...
 def as_utc(value: Any) -> datetime | None:
     """A datetime read from the database (naive UTC, aware, or ISO text on SQLite) -> aware UTC.
 

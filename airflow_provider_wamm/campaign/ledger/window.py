@@ -10,7 +10,7 @@ after the last such message.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -24,11 +24,6 @@ if TYPE_CHECKING:
 WINDOW = timedelta(hours=24)
 #: States whose recipient may have been reached.
 REACHED_STATES: tuple[str, ...] = tuple(str(s) for s in (*DELIVERED_TO_META, SendState.UNKNOWN))
-
-
-def _utc(value: datetime) -> datetime:
-    """``value`` as an aware UTC time (a naive one is taken as UTC)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _last_reached(ledger: Ledger, since: datetime) -> sa.Subquery:
@@ -45,7 +40,7 @@ def _last_reached(ledger: Ledger, since: datetime) -> sa.Subquery:
 
 def messaged_in_window(ledger: Ledger, now: datetime) -> int:
     """Unique recipients reached in the 24 hours before ``now``, across every campaign of the ledger."""
-    reached = _last_reached(ledger, _utc(now) - WINDOW)
+    reached = _last_reached(ledger, as_utc(now) - WINDOW)
     with ledger.read() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(reached)).scalar_one())
 
@@ -53,7 +48,7 @@ def messaged_in_window(ledger: Ledger, now: datetime) -> int:
 def window_frees_at(ledger: Ledger, now: datetime, count: int) -> datetime:
     """When ``count`` people have left the window (24 hours after their last message): then that many
     more may be messaged. ``now`` when the window already has room for them (or holds fewer people)."""
-    now = _utc(now)
+    now = as_utc(now)
     if count <= 0:
         return now
     reached = _last_reached(ledger, now - WINDOW)
