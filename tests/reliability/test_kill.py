@@ -175,7 +175,10 @@ def test_stop_mid_campaign_then_rerun(sandbox: Sandbox, file_ledger: Ledger) -> 
     control = CampaignControl()
     started = time.monotonic()
     watcher = when_recorded(sandbox, 200, lambda: control.stop("killed by the test"))
-    settings = fast_settings("stopped", max_messages_per_second=600.0, concurrency=8, stop_grace_s=0.2)
+    # Eight fixed workers: the slow answers would otherwise grow the adaptive pool past eight.
+    settings = fast_settings(
+        "stopped", max_messages_per_second=600.0, concurrency=8, adaptive_concurrency=False, stop_grace_s=0.2
+    )
     with sandbox_client(sandbox, timeout=0.5) as client, pytest.raises(CampaignStopped) as info:
         run_campaign(crowd.rows, client=client, ledger=file_ledger, settings=settings, control=control)
     watcher.join()
