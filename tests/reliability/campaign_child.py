@@ -5,7 +5,7 @@ Usage: ``python -m tests.reliability.campaign_child '<json>'``. The JSON holds `
 ``count`` (recipients ``+49 151 <start>`` .. ``<start + count - 1>``), and optional ``settings`` (keyword
 arguments of the fault suite's campaign settings, e.g. ``shard_index``), ``owner`` and ``try_number``
 (the task instance the attempt belongs to). The result's counts are printed as one JSON line on
-success. With ``report_in_flight``, every new high of the recipients handed to the worker pool and not
+success. With ``report_in_flight``, every new high of the recipients claimed for the worker pool and not
 yet recorded is printed at once as ``{"in_flight_max": n}``, so that a test that kills the process
 knows the most it had in flight (all a kill can leave claimed).
 """
@@ -31,23 +31,30 @@ def _log_to_file() -> None:
 
 
 def _report_in_flight() -> None:
-    """Print each new high of the recipients this process holds claimed without an outcome: handed to
-    the worker pool and not yet recorded in the ledger (or given back). All a kill can leave claimed."""
-    from airflow_provider_wamm.campaign.ledger import Ledger
-    from airflow_provider_wamm.campaign.workers import Job, WorkerPool
+    """Print each new high of the recipients this process holds claimed without an outcome: claimed for
+    the worker pool (one hand-over's transaction) and not yet recorded in the ledger (or given back).
+    All a kill can leave claimed."""
+    from collections.abc import Sequence
 
-    submit, record, release = WorkerPool.submit, Ledger.record_results, Ledger.release_claims
+    from airflow_provider_wamm.campaign.attempt import Attempt
+    from airflow_provider_wamm.campaign.ledger import Ledger
+
+    claim, record, release = Attempt.claim, Ledger.record_results, Ledger.release_claims
     lock = threading.Lock()
     held: set[str] = set()
     most = [0]
 
-    def counted_submit(pool: WorkerPool, job: Job) -> None:
+    def counted_claim(attempt: Attempt, recipients: Sequence[str]) -> set[str]:
+        # Counted (and printed) before the transaction, so a kill right after it is covered.
         with lock:
-            held.add(job.recipient)
+            held.update(recipients)
             if len(held) > most[0]:
                 most[0] = len(held)
                 print(json.dumps({"in_flight_max": most[0]}), flush=True)
-        submit(pool, job)
+        claimed = claim(attempt, recipients)
+        with lock:
+            held.difference_update(set(recipients) - claimed)
+        return claimed
 
     def counted_record(ledger: Ledger, campaign_id: str, outcomes: Any, **kwargs: Any) -> int:
         done = record(ledger, campaign_id, outcomes, **kwargs)
@@ -61,7 +68,7 @@ def _report_in_flight() -> None:
             held.difference_update(kwargs.get("recipients") or ())
         return released
 
-    WorkerPool.submit = counted_submit  # type: ignore[method-assign]
+    Attempt.claim = counted_claim  # type: ignore[method-assign]
     Ledger.record_results = counted_record  # type: ignore[method-assign]
     Ledger.release_claims = counted_release  # type: ignore[method-assign]
 

@@ -125,8 +125,8 @@ def test_sigkill_mid_campaign_then_rerun(sandbox: Sandbox, ledger_file: pathlib.
     ledger = Ledger.from_url(url)
     try:
         claimed = left_claimed(ledger, campaign_id, sandbox)
-        # Claimed when handed to the workers: only what the pool held (in flight, or answered and not
-        # yet recorded) is left claimed.
+        # Claimed by a hand-over to the workers: only what the run held (in flight, handed over and
+        # waiting for its turn, or answered and not yet recorded) is left claimed.
         assert len(claimed) <= in_flight_max
         accepted_before = sum(1 for _ in ledger.iter_sends(campaign_id, states=[L.ACCEPTED]))
         sent_by_dead = len(claimed & {m.to for m in sandbox.messages})
