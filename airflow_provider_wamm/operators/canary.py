@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -139,13 +139,7 @@ class RolloutOptions(CampaignSteps):
         self._canary_reports = [*(reports or []), report.to_dict()]
         context["ti"].xcom_push(key=CANARY_KEY, value=self._canary_reports)
         if not report.passed:
-            message = (
-                f"Canary of campaign {campaign_id!r} stopped after slice {step} "
-                f"({100 * self.rollout[step]:.0f}%): {'; '.join(report.failures)}. The rest was not sent. "
-                f"Evidence: {report.to_dict()}"
-            )
-            self.log.error("%s", message)
-            raise AirflowFailException(message)
+            self._stop(campaign_id, step, "; ".join(report.failures), report.to_dict())
         self.log.info("campaign %s: gates passed after slice %d: %s", campaign_id, step, report.to_dict())
         if self.canary_approval and step == 0:
             self._ask_approval(context, step, campaign_id)
@@ -185,16 +179,22 @@ class RolloutOptions(CampaignSteps):
             self._canary_reports[-1] = {**self._canary_reports[-1], "approval": answer.to_dict()}
         context["ti"].xcom_push(key=CANARY_KEY, value=self._canary_reports)
         if not answer.approved:
-            message = (
-                f"Canary of campaign {campaign_id!r} stopped after slice {step} "
-                f"({100 * self.rollout[step]:.0f}%): {answer.describe()}. The rest was not sent. "
-                f"Evidence: {self._canary_reports[-1] if self._canary_reports else {}}"
+            self._stop(
+                campaign_id, step, answer.describe(), self._canary_reports[-1] if self._canary_reports else {}
             )
-            self.log.error("%s", message)
-            raise AirflowFailException(message)
         self.log.info("campaign %s: next slice approved (%s)", campaign_id, answer.describe())
         self._rollout_step = step + 1
         return self.execute(context)
+
+    def _stop(self, campaign_id: str, step: int, why: str, evidence: Mapping[str, Any]) -> NoReturn:
+        """Fail the task (no retry): the rollout stopped after ``step``, and the rest was never sent."""
+        assert self.rollout is not None
+        message = (
+            f"Canary of campaign {campaign_id!r} stopped after slice {step} "
+            f"({100 * self.rollout[step]:.0f}%): {why}. The rest was not sent. Evidence: {evidence}"
+        )
+        self.log.error("%s", message)
+        raise AirflowFailException(message)
 
     def _gate_report(self, campaign_id: str, step: int) -> GateReport:
         assert self.rollout is not None
