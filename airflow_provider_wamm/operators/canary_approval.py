@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk.exceptions import TaskAwaitingInput
-from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
 from airflow_provider_wamm.campaign.canary import Gates
 
@@ -116,6 +115,10 @@ def ask_approval(
     kwargs: dict[str, Any],
 ) -> NoReturn:
     """Write the approval request for this task instance and park the task until it is answered."""
+    # Imported here: Airflow does not document this module as public, so a move of it breaks only
+    # campaigns that ask for a sign-off, not the parsing of every DAG that imports the operator.
+    from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+
     upsert_hitl_detail(
         ti_id=context["ti"].id,
         options=[APPROVE, REJECT],

@@ -33,7 +33,7 @@ def ask(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, people: int) -> tuple
     context, the request written and the park signal."""
     requests: list[dict[str, Any]] = []
     monkeypatch.setattr(
-        "airflow_provider_wamm.operators.canary_approval.upsert_hitl_detail",
+        "airflow.sdk.execution_time.hitl.upsert_hitl_detail",
         lambda **request: requests.append(request),
     )
     sandbox.configure(outcomes={"delivered": 1.0}, click_rate=0.0)
