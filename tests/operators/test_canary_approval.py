@@ -169,6 +169,9 @@ def respond_when_asked(dag_id: str, chosen: str, seen: dict[str, Any], sandbox: 
             seen["error"] = "the task never waited for input"
             return
         run_id, detail = found
+        # A person takes a moment: an answer in the very instant the task parks can be overwritten
+        # by the task runner's own "awaiting input" write, and the run would wait for ever.
+        threading.Event().wait(1.5)
         seen.update(subject=detail.subject, body=detail.body, options=detail.options)
         seen["canary"] = len(sandbox.messages)
         assert settings.Session is not None
