@@ -29,11 +29,10 @@ from airflow_provider_wamm.campaign.ledger.records import (
 )
 from airflow_provider_wamm.campaign.ledger.runs import Liveness, live_attempts
 from airflow_provider_wamm.campaign.ledger.schema import (
-    DETAILS_MAX,
-    TITLE_MAX,
     LedgerTables,
     chunks,
     datetime_type,
+    error_values,
     upsert,
 )
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
@@ -477,9 +476,7 @@ def _unsent_values(outcome: SendOutcome) -> dict[str, Any]:
     """The columns an unsent outcome writes: its state and why."""
     return {
         "state": outcome.state,
-        "error_code": outcome.error_code,
-        "error_title": clip(outcome.error_title, TITLE_MAX),
-        "error_details": clip(outcome.error_details, DETAILS_MAX),
+        **error_values(outcome.error_code, outcome.error_title, outcome.error_details),
     }
 
 
@@ -491,9 +488,7 @@ def _result_params(outcome: SendOutcome, db_now: datetime | None) -> dict[str, A
         "b_state": outcome.state,
         "b_wamid": outcome.wamid,
         "b_message_status": outcome.message_status,
-        "b_error_code": outcome.error_code,
-        "b_error_title": clip(outcome.error_title, TITLE_MAX),
-        "b_error_details": clip(outcome.error_details, DETAILS_MAX),
+        **error_values(outcome.error_code, outcome.error_title, outcome.error_details, prefix="b_"),
         "b_attempts": outcome.attempts,
         "b_not_before": naive_utc(outcome.not_before),
         "b_accepted_at": accepted_at,

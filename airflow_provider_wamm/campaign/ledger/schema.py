@@ -23,6 +23,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from airflow_provider_wamm.campaign.ledger.records import clip
 from airflow_provider_wamm.graph.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ def default_ledger_path() -> pathlib.Path:
     return pathlib.Path(home) / "wamm" / "ledger.db"
 
 
+#: Longest stored template name (Meta's limit).
+TEMPLATE_NAME_MAX = 512
 #: Longest stored error title.
 TITLE_MAX = 255
 #: Longest callback key (``wamm1.``, 16 hex digits, ``.``, a campaign id of at most 255 characters).
@@ -97,6 +100,37 @@ def datetime_type() -> sa.types.TypeEngine[datetime]:
     return sa.DateTime().with_variant(mysql_dialect.DATETIME(fsp=6), "mysql", "mariadb")
 
 
+def row_id_type() -> sa.types.TypeEngine[int]:
+    """An auto-incrementing row id: BIGINT, except on SQLite (where only INTEGER auto-increments)."""
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def template_columns() -> list[sa.Column[Any]]:
+    """The message template a row is about: ``template_name`` (Meta's limit) and ``language``."""
+    return [sa.Column("template_name", sa.String(TEMPLATE_NAME_MAX)), sa.Column("language", sa.String(32))]
+
+
+def error_columns() -> list[sa.Column[Any]]:
+    """Meta's error on a row: ``error_code``, ``error_title`` and ``error_details``."""
+    return [
+        sa.Column("error_code", sa.Integer),
+        sa.Column("error_title", sa.String(TITLE_MAX)),
+        sa.Column("error_details", sa.Text),
+    ]
+
+
+def error_values(
+    code: int | None, title: str | None, details: str | None, *, prefix: str = ""
+) -> dict[str, Any]:
+    """The values of :func:`error_columns` for Meta's error, title and details cut to what is kept,
+    under ``<prefix><column>`` (``b_``: the bound parameters of an executemany update)."""
+    return {
+        f"{prefix}error_code": code,
+        f"{prefix}error_title": clip(title, TITLE_MAX),
+        f"{prefix}error_details": clip(details, DETAILS_MAX),
+    }
+
+
 @dataclass(frozen=True)
 class LedgerTables:
     """The ledger's tables, defined in one :class:`sqlalchemy.MetaData`."""
@@ -131,13 +165,10 @@ def _sends_table(metadata: sa.MetaData, p: str) -> sa.Table:
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("attempt_id", key_type(64), nullable=False),
         sa.Column("shard_index", sa.Integer, nullable=False, default=0),
-        sa.Column("template_name", sa.String(512)),
-        sa.Column("language", sa.String(32)),
+        *template_columns(),
         sa.Column("wamid", key_type(191)),
         sa.Column("message_status", sa.String(64)),
-        sa.Column("error_code", sa.Integer),
-        sa.Column("error_title", sa.String(TITLE_MAX)),
-        sa.Column("error_details", sa.Text),
+        *error_columns(),
         sa.Column("attempts", sa.Integer, nullable=False, default=0),
         sa.Column("not_before", dt()),
         sa.Column("claimed_at", dt()),
@@ -176,9 +207,7 @@ def _statuses_table(metadata: sa.MetaData, p: str) -> sa.Table:
         sa.Column("failed_at", dt()),
         sa.Column("pricing_category", sa.String(40)),
         sa.Column("pricing_model", sa.String(16)),
-        sa.Column("error_code", sa.Integer),
-        sa.Column("error_title", sa.String(TITLE_MAX)),
-        sa.Column("error_details", sa.Text),
+        *error_columns(),
         sa.Column("clicked_at", dt()),
         sa.Column("click_count", sa.Integer, nullable=False, default=0),
         sa.Column("updated_at", dt(), nullable=False),
@@ -429,6 +458,7 @@ __all__ = [
     "DEFAULT_TABLE_PREFIX",
     "DETAILS_MAX",
     "OWNER_MAX",
+    "TEMPLATE_NAME_MAX",
     "TITLE_MAX",
     "LedgerTables",
     "add_missing_columns",
@@ -436,10 +466,14 @@ __all__ = [
     "configure_sqlite",
     "datetime_type",
     "define_tables",
+    "error_columns",
+    "error_values",
     "is_retryable",
     "is_sqlite_memory",
     "key_type",
     "ledger_engine",
+    "row_id_type",
+    "template_columns",
     "upsert",
     "validate_schema_name",
     "validate_table_prefix",
