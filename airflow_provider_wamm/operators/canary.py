@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -37,6 +37,24 @@ if TYPE_CHECKING:
 
 #: XCom key of the canary's evidence (each step's gate report).
 CANARY_KEY = "canary"
+
+
+class _Slice(NamedTuple):
+    """Where a rollout stands while the task waits: the slice just sent, the campaign, the gate reports."""
+
+    step: int
+    campaign_id: str
+    reports: list[dict[str, Any]]
+
+    @classmethod
+    def saved(cls, event: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> _Slice:
+        """The state the task deferred with: its resume ``kwargs``, or the trigger event's ``echo`` when it
+        resumed with the event alone."""
+        if not kwargs.get("campaign_id") and event and event.get("echo"):
+            kwargs = event["echo"]
+        return cls(
+            int(kwargs.get("step", 0)), str(kwargs.get("campaign_id", "")), [*(kwargs.get("reports") or [])]
+        )
 
 
 class RolloutOptions(CampaignSteps):
@@ -129,7 +147,7 @@ class RolloutOptions(CampaignSteps):
                 100 * self.rollout[step],
                 self.canary_settle,
             )
-            state = {"step": step, "campaign_id": summary.get("campaign_id"), "reports": self._canary_reports}
+            state = _Slice(step, str(summary.get("campaign_id")), self._canary_reports)._asdict()
             self.defer(
                 trigger=SendWindowTrigger(
                     campaign_id=str(summary.get("campaign_id")),
@@ -140,29 +158,17 @@ class RolloutOptions(CampaignSteps):
                 kwargs=state,
             )
 
-    def resume_rollout(
-        self,
-        context: Context,
-        event: Mapping[str, Any] | None = None,
-        step: int = 0,
-        campaign_id: str = "",
-        reports: list[dict[str, Any]] | None = None,
-    ) -> Any:
+    def resume_rollout(self, context: Context, event: Mapping[str, Any] | None = None, **saved: Any) -> Any:
         """Check the gates on the slices sent so far; send the next slice, or fail with the evidence."""
-        assert self.rollout is not None
-        if not campaign_id and event and event.get("echo"):  # resumed with the event alone
-            saved = event["echo"]
-            step, campaign_id, reports = int(saved["step"]), str(saved["campaign_id"]), saved["reports"]
+        step, campaign_id, reports = _Slice.saved(event, saved)
         report = self._gate_report(campaign_id, step)
-        self._canary_reports = [*(reports or []), report.to_dict()]
-        context["ti"].xcom_push(key=CANARY_KEY, value=self._canary_reports)
+        self._publish(context, [*reports, report.to_dict()])
         if not report.passed:
             self._stop(campaign_id, step, "; ".join(report.failures), report.to_dict())
         self.log.info("campaign %s: gates passed after slice %d: %s", campaign_id, step, report.to_dict())
         if self.canary_approval and step == 0:
             self._ask_approval(context, step, campaign_id)
-        self._rollout_step = step + 1
-        return self.execute(context)
+        return self._next_slice(context, step)
 
     def _ask_approval(self, context: Context, step: int, campaign_id: str) -> None:
         """Park the task until a person answers the approval request with the canary's numbers."""
@@ -178,29 +184,28 @@ class RolloutOptions(CampaignSteps):
             ),
             approvers=self.canary_approvers,
             timeout=self.canary_approval_timeout,
-            kwargs={"step": step, "campaign_id": campaign_id, "reports": self._canary_reports},
+            kwargs=_Slice(step, campaign_id, self._canary_reports)._asdict(),
         )
 
-    def resume_approved(
-        self,
-        context: Context,
-        event: Mapping[str, Any] | None = None,
-        step: int = 0,
-        campaign_id: str = "",
-        reports: list[dict[str, Any]] | None = None,
-    ) -> Any:
+    def resume_approved(self, context: Context, event: Mapping[str, Any] | None = None, **saved: Any) -> Any:
         """Send the next slice once approved; on a rejection or no answer, fail with the evidence."""
-        assert self.rollout is not None
+        step, campaign_id, reports = _Slice.saved(None, saved)
         answer = read_answer(event)
-        self._canary_reports = [*(reports or [])]
-        if self._canary_reports:
-            self._canary_reports[-1] = {**self._canary_reports[-1], "approval": answer.to_dict()}
-        context["ti"].xcom_push(key=CANARY_KEY, value=self._canary_reports)
+        if reports:
+            reports[-1] = {**reports[-1], "approval": answer.to_dict()}
+        self._publish(context, reports)
         if not answer.approved:
-            self._stop(
-                campaign_id, step, answer.describe(), self._canary_reports[-1] if self._canary_reports else {}
-            )
+            self._stop(campaign_id, step, answer.describe(), reports[-1] if reports else {})
         self.log.info("campaign %s: next slice approved (%s)", campaign_id, answer.describe())
+        return self._next_slice(context, step)
+
+    def _publish(self, context: Context, reports: list[dict[str, Any]]) -> None:
+        """Keep the gate reports so far, and show them in XCom (key ``canary``)."""
+        self._canary_reports = reports
+        context["ti"].xcom_push(key=CANARY_KEY, value=reports)
+
+    def _next_slice(self, context: Context, step: int) -> Any:
+        """Send the slice after ``step`` (the ledger skips everyone already messaged)."""
         self._rollout_step = step + 1
         return self.execute(context)
 
