@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_wamm.graph.errors import GraphError, WammError
 
@@ -13,6 +13,16 @@ if TYPE_CHECKING:
 
 #: Distinct invalid-row reasons counted one by one; further new reasons are counted as ``"other"``.
 MAX_INVALID_REASONS = 100
+#: The fields of a run's counts that name what it sends and which shard, copied from its settings.
+_FROM_SETTINGS = (
+    "campaign_id",
+    "template_name",
+    "language",
+    "shard_index",
+    "shard_count",
+    "dry_run",
+    "template_ttl_s",
+)
 
 
 @dataclass
@@ -127,16 +137,7 @@ class CampaignResult:
     @classmethod
     def for_run(cls, settings: CampaignSettings, attempt_id: str) -> CampaignResult:
         """The empty counts of a run of ``settings``, named by what it sends and which shard."""
-        return cls(
-            campaign_id=settings.campaign_id,
-            attempt_id=attempt_id,
-            template_name=settings.template_name,
-            language=settings.language,
-            shard_index=settings.shard_index,
-            shard_count=settings.shard_count,
-            dry_run=settings.dry_run,
-            template_ttl_s=settings.template_ttl_s,
-        )
+        return cls(attempt_id=attempt_id, **{name: getattr(settings, name) for name in _FROM_SETTINGS})
 
     @property
     def sent(self) -> int:
@@ -242,15 +243,14 @@ class CampaignHalted(WammError):
     sending anyone a second message.
     """
 
+    _init_args: ClassVar[tuple[str, ...]] = ("error", "result")
+
     def __init__(self, error: GraphError, result: CampaignResult) -> None:
         super().__init__(f"campaign {result.campaign_id!r} halted after {result.sent} messages: {error}")
         #: The Graph error that halted the campaign.
         self.error = error
         #: Counts of the run up to the halt.
         self.result = result
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.error, self.result))
 
 
 class CampaignStopped(WammError):
@@ -261,6 +261,8 @@ class CampaignStopped(WammError):
     continues without sending anyone a second message. The message names the counts.
     """
 
+    _init_args = ("result",)
+
     def __init__(self, result: CampaignResult) -> None:
         reason = f" ({result.stop_reason})" if result.stop_reason else ""
         super().__init__(
@@ -270,9 +272,6 @@ class CampaignStopped(WammError):
         )
         #: Counts of the run up to the stop.
         self.result = result
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.result,))
 
 
 __all__ = ["MAX_INVALID_REASONS", "CampaignHalted", "CampaignResult", "CampaignStopped"]

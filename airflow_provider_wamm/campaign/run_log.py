@@ -234,11 +234,13 @@ class RunLog:
         cost: Mapping[str, Any] | None = None,
         batch_size: int = 1000,
     ) -> dict[str, Any]:
-        """Write the run's change rows (from the ledger rows it wrote last) and its summary row.
+        """Write the run's change rows (from the ledger rows it wrote last), its summary row and the
+        status changes of the messages its shard owns.
 
         :param outcome: how the run ended (``finished``, ``halted``, ``stopped``).
         :param cost: ``{"total_cost": ..., "currency": ...}`` of the messages sent, if estimated.
-        :returns: ``changes`` (rows written), ``previous_total`` and ``volume_change``.
+        :returns: ``changes`` (rows written), ``status_changes`` (the status-change rows of this
+            shard's messages), ``previous_total`` and ``volume_change``.
         """
         self.ensure_schema()
         logged_at = naive_utc(utcnow())
@@ -254,7 +256,12 @@ class RunLog:
         row |= {"previous_total": previous, "volume_change": volume}
         with self.engine.begin() as conn:
             upsert(conn, self.tables.summaries, [row], key=("attempt_id",))
-        statuses = self.write_status_changes(ledger, [result.campaign_id], batch_size=batch_size)
+        statuses = self.write_status_changes(
+            ledger,
+            [result.campaign_id],
+            batch_size=batch_size,
+            shard=(result.shard_index, result.shard_count),
+        )
         return {
             "changes": written,
             "status_changes": statuses,
@@ -263,15 +270,25 @@ class RunLog:
         }
 
     def write_status_changes(
-        self, ledger: Ledger, campaign_ids: Sequence[str], *, batch_size: int = 1000
+        self,
+        ledger: Ledger,
+        campaign_ids: Sequence[str],
+        *,
+        batch_size: int = 1000,
+        shard: tuple[int, int] | None = None,
     ) -> int:
         """Log the status changes the ledger holds for the campaigns' messages (those already logged are
-        kept); returns how many the campaigns have in all (per status, the report's counts)."""
+        kept); returns how many those messages have in all (per status, the report's counts).
+
+        :param shard: ``(shard_index, shard_count)`` of a send task that is one shard of the campaign:
+            only the messages that shard owns are read and logged (and counted), so each message is
+            logged by one shard, not by every one. ``None`` (the sensor): the whole campaigns.
+        """
         self.ensure_schema()
         logged_at = naive_utc(utcnow())
         assert logged_at is not None
         total, batch = 0, []
-        for message in iter_messages(ledger, campaign_ids, batch_size=batch_size):
+        for message in iter_messages(ledger, campaign_ids, batch_size=batch_size, shard=shard):
             batch += status_rows(message, logged_at)
             if len(batch) >= batch_size:
                 total += self._upsert_status_changes(batch)

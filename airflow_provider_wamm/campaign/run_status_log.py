@@ -11,7 +11,9 @@ The rows are derived from each message's latest status, as the campaign report c
 read was ``delivered`` and ``read``; a message whose latest status is ``failed`` has a ``failed`` row.
 So, per campaign, the rows of each status equal the report's ``delivered``, ``read`` and
 ``delivery_failed``. Written whenever a task logs them (the send task at the end of its run, the
-responses sensor when it reports); idempotent, so writing again adds only what changed.
+responses sensor when it reports); idempotent, so writing again adds only what changed. A send task
+that is one shard of a campaign logs only the messages of its own shard (see :func:`iter_messages`),
+so N shards ending together do not each read and write the whole campaign's statuses.
 """
 
 from __future__ import annotations
@@ -118,10 +120,22 @@ def status_rows(message: Mapping[str, Any], logged_at: datetime) -> list[dict[st
 
 
 def iter_messages(
-    ledger: Ledger, campaign_ids: Sequence[str], *, batch_size: int = 1000
+    ledger: Ledger,
+    campaign_ids: Sequence[str],
+    *,
+    batch_size: int = 1000,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The campaigns' messages Meta took that have a status, with it, streamed in key order."""
+    """The campaigns' messages Meta took that have a status, with it, streamed in key order.
+
+    :param shard: ``(shard_index, shard_count)``: only the messages that shard owns, those whose
+        ``sends`` row has ``shard_index % shard_count == shard_index`` (every row has exactly one owner,
+        also rows an earlier run wrote with another shard count). ``None``: every message.
+    """
     s, t = ledger.sends.c, ledger.statuses.c
+    owned: sa.ColumnElement[bool] = sa.true()
+    if shard is not None and shard[1] > 1:
+        owned = (s.shard_index % shard[1]) == shard[0]
     columns = [
         s.campaign_id,
         s.recipient,
@@ -148,7 +162,12 @@ def iter_messages(
             query = (
                 sa.select(*columns)
                 .select_from(join)
-                .where(s.campaign_id == campaign_id, s.recipient > last, s.state.in_(DELIVERED_TO_META))
+                .where(
+                    s.campaign_id == campaign_id,
+                    s.recipient > last,
+                    s.state.in_(DELIVERED_TO_META),
+                    owned,
+                )
                 .order_by(s.recipient)
                 .limit(batch_size)
             )
