@@ -5,7 +5,10 @@ A mix-in of :class:`~airflow_provider_wamm.operators.marketing.MarketingMessageO
 ``canary_settle`` while the slice's webhooks come in; it then checks the gates
 (:mod:`airflow_provider_wamm.campaign.canary`) on the campaign's numbers in the ledger. Pass: the next
 slice is sent (the ledger skips everyone already messaged). Fail: the task fails without retries, the
-rest is never sent, and the evidence is in the log and in XCom (key ``canary``). With
+rest is never sent, and the evidence is in the log and in XCom (key ``canary``). A canary that sent
+nothing, or whose messages have no status webhook yet, fails its gates (``min_sent``,
+``min_answered``) rather than pass them on no evidence; a run whose audience is empty ends without a
+canary (nothing to send, ``on_empty`` decides). With
 ``canary_approval=True`` a person signs off after the first slice's gates pass
 (:mod:`airflow_provider_wamm.operators.canary_approval`).
 """
@@ -64,7 +67,9 @@ class RolloutOptions(CampaignSteps):
         status webhooks to arrive.
     :param canary_gates: The gates (:class:`~airflow_provider_wamm.campaign.canary.Gates`):
         ``max_failure_rate`` (0.1), ``max_code_rates`` (``{131048: 0.05, 131049: 0.2, 132015: 0}``),
-        ``min_sent`` (1), ``bad_quality`` (``["RED"]``, the template's quality from Meta's events).
+        ``min_sent`` (1: a canary with no messages fails), ``min_answered`` (1: a canary none of whose
+        messages has a status webhook fails), ``bad_quality`` (``["RED"]``, the template's quality from
+        Meta's events).
     :param canary_approval: After the first slice's gates pass, ask a person (Airflow's human-in-the-loop
         approval, under "Required actions") whether to send the rest, showing the slice's numbers.
         ``Approve`` goes on; ``Reject`` or no answer stops the rollout and fails the task.
@@ -98,6 +103,7 @@ class RolloutOptions(CampaignSteps):
         self.canary_approvers: list[HITLUser] = list(canary_approvers or [])
         self._rollout_step = 0
         self._canary_reports: list[dict[str, Any]] = []
+        self._rollout_seen: int | None = None
 
     def narrow_recipients(
         self, rows: Iterable[Any], settings: CampaignSettings, ledger: Ledger
@@ -107,9 +113,15 @@ class RolloutOptions(CampaignSteps):
         if self.rollout is None:
             return rows
         share, salt = self.rollout[self._rollout_step], settings.campaign_id
+        self._rollout_seen = 0
+
+        def in_slice(digits: str, _fields: Any) -> bool:
+            self._rollout_seen = (self._rollout_seen or 0) + 1
+            return rollout_unit(digits, salt) < share
+
         return narrow_rows(
             rows,
-            lambda digits, _fields: rollout_unit(digits, salt) < share,
+            in_slice,
             recipient_field=settings.recipient_field,
             default_region=settings.default_region,
         )
@@ -121,6 +133,12 @@ class RolloutOptions(CampaignSteps):
             return
         step = self._rollout_step
         summary["rollout"] = {"step": step, "share": self.rollout[step], "gates": self._canary_reports}
+        if self._rollout_seen == 0 and step + 1 < len(self.rollout):
+            # Nobody in or out of the slice: no canary to judge, and no slice later may go out unjudged.
+            self.log.info(
+                "campaign %s: no recipients reached the rollout; nothing to send", summary.get("campaign_id")
+            )
+            return
         if step + 1 < len(self.rollout) and not summary.get("dry_run"):
             self.log.info(
                 "campaign %s: slice %d (%.0f%%) sent; checking the gates in %s",
