@@ -40,6 +40,16 @@ from airflow_provider_wamm.graph.errors import CODE_PER_USER_LIMIT
 
 #: What a stale claim's row says about it once it became ``unknown``.
 STALE_CLAIM_DETAILS = "claimed by an attempt that did not finish: the message may or may not have been sent"
+#: What a send's answer left on a row, cleared when another attempt takes the row over as a new claim.
+_ANSWER_COLUMNS = (
+    "wamid",
+    "message_status",
+    "error_code",
+    "error_title",
+    "error_details",
+    "not_before",
+    "accepted_at",
+)
 _TIME_COLUMNS = ("not_before", "claimed_at", "accepted_at", "updated_at", "limited_since", "retry_after")
 
 
@@ -160,18 +170,7 @@ class Claims:
                 s.state == sa.bindparam("b_state"),
                 s.attempt_id == sa.bindparam("b_prior_attempt"),
             )
-            .values(
-                state=SendState.CLAIMED,
-                wamid=None,
-                message_status=None,
-                error_code=None,
-                error_title=None,
-                error_details=None,
-                attempts=0,
-                not_before=None,
-                accepted_at=None,
-                **owner,
-            )
+            .values(state=SendState.CLAIMED, attempts=0, **dict.fromkeys(_ANSWER_COLUMNS), **owner)
         )
 
     def _claimed_by(
