@@ -30,7 +30,7 @@ from airflow_provider_wamm.campaign.ledger.schema import (
     DETAILS_MAX,
     datetime_type,
     error_columns,
-    key_type,
+    key_column,
     template_columns,
 )
 
@@ -47,11 +47,11 @@ def define_status_changes(metadata: sa.MetaData, table_prefix: str) -> sa.Table:
     return sa.Table(
         f"{p}run_status_changes",
         metadata,
-        sa.Column("wamid", key_type(191), primary_key=True),
+        key_column("wamid", primary_key=True),
         sa.Column("status", sa.String(16), primary_key=True),
-        sa.Column("recipient", key_type(64), nullable=False),
-        sa.Column("campaign_id", key_type(255), nullable=False),
-        sa.Column("attempt_id", key_type(64), nullable=False),
+        key_column("recipient", nullable=False),
+        key_column("campaign_id", nullable=False),
+        key_column("attempt_id", nullable=False),
         sa.Column("shard_index", sa.Integer, nullable=False),
         sa.Column("variant", sa.String(64)),
         *template_columns(),

@@ -25,7 +25,13 @@ from airflow_provider_wamm.campaign.ledger.records import (
     as_utc,
 )
 from airflow_provider_wamm.campaign.ledger.rows import record_from_row, row_values
-from airflow_provider_wamm.campaign.ledger.schema import chunks, datetime_type, key_type, row_id_type
+from airflow_provider_wamm.campaign.ledger.schema import (
+    chunks,
+    datetime_type,
+    key_column,
+    key_type,
+    row_id_type,
+)
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 
 #: Longest stored note of an audit row.
@@ -38,14 +44,14 @@ def define_suppression_audit(metadata: sa.MetaData, p: str) -> sa.Table:
         f"{p}suppression_audit",
         metadata,
         sa.Column("id", row_id_type(), primary_key=True, autoincrement=True),
-        sa.Column("recipient", key_type(64), nullable=False),
+        key_column("recipient", nullable=False),
         sa.Column("user_id", key_type(64)),
         sa.Column("action", sa.String(16), nullable=False),
         sa.Column("reason", sa.String(64), nullable=False),
         sa.Column("source", sa.String(32), nullable=False),
         sa.Column("preference", sa.String(16)),
         sa.Column("error_code", sa.Integer),
-        sa.Column("campaign_id", key_type(255)),
+        key_column("campaign_id"),
         sa.Column("waba_id", sa.String(64)),
         sa.Column("until", datetime_type()),
         sa.Column("detail", sa.String(AUDIT_DETAIL_MAX)),

@@ -95,6 +95,16 @@ def key_type(length: int) -> sa.types.TypeEngine[str]:
     )
 
 
+#: The width of each key the ledger's tables and the run log name a row by: a campaign id (as long as
+#: the campaign settings allow), an attempt id, a recipient, Meta's message id.
+KEY_WIDTHS = {"campaign_id": 255, "attempt_id": 64, "recipient": 64, "wamid": 191}
+
+
+def key_column(name: str, **options: Any) -> sa.Column[str]:
+    """The key column ``name`` (one of :data:`KEY_WIDTHS`) at its width, compared byte for byte."""
+    return sa.Column(name, key_type(KEY_WIDTHS[name]), **options)
+
+
 def datetime_type() -> sa.types.TypeEngine[datetime]:
     """A naive-UTC datetime column type with microseconds on MySQL too."""
     return sa.DateTime().with_variant(mysql_dialect.DATETIME(fsp=6), "mysql", "mariadb")
@@ -160,13 +170,13 @@ def _sends_table(metadata: sa.MetaData, p: str) -> sa.Table:
     return sa.Table(
         f"{p}sends",
         metadata,
-        sa.Column("campaign_id", key_type(255), primary_key=True),
-        sa.Column("recipient", key_type(64), primary_key=True),
+        key_column("campaign_id", primary_key=True),
+        key_column("recipient", primary_key=True),
         sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("attempt_id", key_type(64), nullable=False),
+        key_column("attempt_id", nullable=False),
         sa.Column("shard_index", sa.Integer, nullable=False, default=0),
         *template_columns(),
-        sa.Column("wamid", key_type(191)),
+        key_column("wamid"),
         sa.Column("message_status", sa.String(64)),
         *error_columns(),
         sa.Column("attempts", sa.Integer, nullable=False, default=0),
@@ -196,7 +206,7 @@ def _statuses_table(metadata: sa.MetaData, p: str) -> sa.Table:
     return sa.Table(
         f"{p}statuses",
         metadata,
-        sa.Column("wamid", key_type(191), primary_key=True),
+        key_column("wamid", primary_key=True),
         sa.Column("recipient_id", sa.String(64)),
         sa.Column("status", sa.String(16)),
         sa.Column("status_rank", sa.Integer, nullable=False, default=0),
@@ -230,8 +240,8 @@ def _clicks_table(metadata: sa.MetaData, p: str) -> sa.Table:
         f"{p}clicks",
         metadata,
         sa.Column("click_id", key_type(191), primary_key=True),
-        sa.Column("wamid", key_type(191)),
-        sa.Column("recipient", key_type(64)),
+        key_column("wamid"),
+        key_column("recipient"),
         sa.Column("click_component", sa.String(32)),
         sa.Column("product_id", sa.String(191)),
         sa.Column("tracking_token", sa.String(255)),
@@ -245,10 +255,10 @@ def _suppressions_table(metadata: sa.MetaData, p: str) -> sa.Table:
     return sa.Table(
         f"{p}suppressions",
         metadata,
-        sa.Column("recipient", key_type(64), primary_key=True),
+        key_column("recipient", primary_key=True),
         sa.Column("reason", sa.String(64), nullable=False),
         sa.Column("error_code", sa.Integer),
-        sa.Column("campaign_id", key_type(255)),
+        key_column("campaign_id"),
         sa.Column("until", datetime_type()),
         sa.Column("created_at", datetime_type(), nullable=False),
         sa.Column("updated_at", datetime_type(), nullable=False),
@@ -259,8 +269,8 @@ def _runs_table(metadata: sa.MetaData, p: str) -> sa.Table:
     return sa.Table(
         f"{p}runs",
         metadata,
-        sa.Column("attempt_id", key_type(64), primary_key=True),
-        sa.Column("campaign_id", key_type(255), nullable=False),
+        key_column("attempt_id", primary_key=True),
+        key_column("campaign_id", nullable=False),
         sa.Column("shard_index", sa.Integer, nullable=False, default=0),
         sa.Column("shard_count", sa.Integer, nullable=False, default=1),
         sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
@@ -457,6 +467,7 @@ __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_TABLE_PREFIX",
     "DETAILS_MAX",
+    "KEY_WIDTHS",
     "OWNER_MAX",
     "TEMPLATE_NAME_MAX",
     "TITLE_MAX",
@@ -470,6 +481,7 @@ __all__ = [
     "error_values",
     "is_retryable",
     "is_sqlite_memory",
+    "key_column",
     "key_type",
     "ledger_engine",
     "row_id_type",
