@@ -46,8 +46,9 @@ def define_account_signals(metadata: sa.MetaData, p: str) -> sa.Table:
     return define_event_table(metadata, f"{p}account_signals", f"ix_{p}acctsig", columns, indexes)
 
 
-def _details_text(signal: AccountSignal) -> dict[str, Any]:
-    """The details as compact JSON, or a note that they were too large to keep."""
+def _details_column(signal: AccountSignal) -> dict[str, Any]:
+    """The ``details`` column of a signal: its details as compact JSON, or a note that they were too
+    large to keep (``None`` without details)."""
     details = signal.details
     if not details:
         return {"details": None}
@@ -77,7 +78,7 @@ class AccountLog(EventLog[AccountSignal]):
     """
 
     def __init__(self, table: sa.Table, tx: Transactions) -> None:
-        super().__init__(table, tx, _signal, _details_text)
+        super().__init__(table, tx, _signal, _details_column)
 
     def latest_messaging_limit(
         self, *, phone_number: str | None = None, waba_id: str | None = None
