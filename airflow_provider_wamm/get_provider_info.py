@@ -20,8 +20,15 @@ PACKAGE = "airflow_provider_wamm"
 DOCS_URL = "https://developers.facebook.com/docs/whatsapp/marketing-messages-lite-api"
 
 
-def _field(label: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"label": label, "description": description, "schema": schema}
+def _field(label: str, description: str, kind: str, **rules: Any) -> dict[str, Any]:
+    """A connection form field holding a ``kind`` (JSON schema type) or nothing, with its schema ``rules``."""
+    return {"label": label, "description": description, "schema": {"type": [kind, "null"], **rules}}
+
+
+#: Schema rules of an ID field: digits only.
+_DIGITS = {"pattern": "^[0-9]*$"}
+#: Schema rules of a secret: the form masks it.
+_SECRET = {"format": "password"}
 
 
 #: Custom fields of the ``whatsapp`` connection (stored in ``extra``).
@@ -29,42 +36,53 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "phone_number_id": _field(
         "Phone number ID",
         "ID of the WhatsApp business phone number that sends (WhatsApp Manager > Phone numbers).",
-        {"type": ["string", "null"], "pattern": "^[0-9]*$"},
+        "string",
+        **_DIGITS,
     ),
     "waba_id": _field(
         "WhatsApp Business Account ID",
         "Enables template preflight checks, onboarding status and template analytics.",
-        {"type": ["string", "null"], "pattern": "^[0-9]*$"},
+        "string",
+        **_DIGITS,
     ),
     "api_version": _field(
         "Graph API version",
         f"Graph API version used in request paths, e.g. {DEFAULT_API_VERSION}.",
-        {"type": ["string", "null"], "default": DEFAULT_API_VERSION, "pattern": API_VERSION_FORM_PATTERN},
+        "string",
+        default=DEFAULT_API_VERSION,
+        pattern=API_VERSION_FORM_PATTERN,
     ),
     "app_id": _field(
         "App ID",
         "Meta app ID; with the app secret, lets the connection test check the token's expiry and scopes.",
-        {"type": ["string", "null"]},
+        "string",
     ),
     "app_secret": _field(
         "App secret",
         "Meta app secret: verifies webhook signatures and inspects the access token.",
-        {"type": ["string", "null"], "format": "password"},
+        "string",
+        **_SECRET,
     ),
     "webhook_verify_token": _field(
         "Webhook verify token",
         "The token you typed in the app's webhook settings; answers Meta's verification handshake.",
-        {"type": ["string", "null"], "format": "password"},
+        "string",
+        **_SECRET,
     ),
     "max_messages_per_second": _field(
         "Max messages per second",
         "Throughput cap of the phone number (80 by default, up to 1000 once Meta upgrades it).",
-        {"type": ["integer", "null"], "default": 80, "minimum": 1, "maximum": 1000},
+        "integer",
+        default=80,
+        minimum=1,
+        maximum=1000,
     ),
     "timeout": _field(
         "Timeout (seconds)",
         "Read timeout of each Graph API call.",
-        {"type": ["number", "null"], "default": 30, "minimum": 1},
+        "number",
+        default=30,
+        minimum=1,
     ),
 }
 

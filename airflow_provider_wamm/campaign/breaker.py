@@ -119,14 +119,13 @@ class CircuitBreakerTripped(CampaignHalted):
     without a fix would fail the same way, so the operator fails the task without retries.
     """
 
+    _init_args = ("error", "result", "reason")
+
     def __init__(self, error: GraphError, result: CampaignResult, reason: str) -> None:
         super().__init__(error, result)
         #: Why the breaker tripped, in words.
         self.reason = reason
         self.args = (f"campaign {result.campaign_id!r} halted by its circuit breaker: {reason}",)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.error, self.result, self.reason))
 
 
 def error_key(error: GraphError) -> ErrorKey:

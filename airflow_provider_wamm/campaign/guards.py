@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -51,10 +51,7 @@ class Trip:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe form (XCom, trigger arguments)."""
         return {
-            "kind": self.kind,
-            "message": self.message,
-            "final": self.final,
-            "status": self.status,
+            **asdict(self),
             "resume_at": self.resume_at.isoformat() if self.resume_at is not None else None,
         }
 
@@ -161,6 +158,8 @@ class CampaignDeferred(WammError):
     :param result: the counts of the run up to the stop (``None`` when it stopped before starting).
     """
 
+    _init_args = ("trip", "result")
+
     def __init__(self, trip: Trip, result: CampaignResult | None = None) -> None:
         where = (
             f"campaign {result.campaign_id!r} stopped after {result.sent} messages" if result else "stopped"
@@ -170,9 +169,6 @@ class CampaignDeferred(WammError):
         self.trip = trip
         #: Counts of the run up to the stop.
         self.result = result
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.trip, self.result))
 
 
 class TemplatePaused(CampaignDeferred):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_wamm.graph.errors import GraphError, WammError
 
@@ -13,6 +13,16 @@ if TYPE_CHECKING:
 
 #: Distinct invalid-row reasons counted one by one; further new reasons are counted as ``"other"``.
 MAX_INVALID_REASONS = 100
+#: The fields of a run's counts that name what it sends and which shard, copied from its settings.
+_FROM_SETTINGS = (
+    "campaign_id",
+    "template_name",
+    "language",
+    "shard_index",
+    "shard_count",
+    "dry_run",
+    "template_ttl_s",
+)
 
 
 @dataclass
@@ -109,10 +119,10 @@ class CampaignResult:
     """The run stopped on a HALT error."""
     halt_error: dict[str, Any] | None = None
     """The error that halted the run (``GraphError.to_dict()``)."""
-    template_ttl_s: float | None = None
-    """The template's time-to-live in seconds, when known (Meta drops a message undelivered by then)."""
     tripped: str | None = None
     """Why the circuit breaker halted the run, when it did (``halted`` is then true too)."""
+    template_ttl_s: float | None = None
+    """The template's time-to-live in seconds, when known (Meta drops a message undelivered by then)."""
     stopped: bool = False
     """The run was stopped from outside (its :class:`~.control.CampaignControl`)."""
     stop_reason: str | None = None
@@ -127,16 +137,7 @@ class CampaignResult:
     @classmethod
     def for_run(cls, settings: CampaignSettings, attempt_id: str) -> CampaignResult:
         """The empty counts of a run of ``settings``, named by what it sends and which shard."""
-        return cls(
-            campaign_id=settings.campaign_id,
-            attempt_id=attempt_id,
-            template_name=settings.template_name,
-            language=settings.language,
-            shard_index=settings.shard_index,
-            shard_count=settings.shard_count,
-            dry_run=settings.dry_run,
-            template_ttl_s=settings.template_ttl_s,
-        )
+        return cls(attempt_id=attempt_id, **{name: getattr(settings, name) for name in _FROM_SETTINGS})
 
     @property
     def sent(self) -> int:
@@ -181,57 +182,26 @@ class CampaignResult:
             reasons["other"] += 1
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe summary for XCom and logs (counts and ids only)."""
-        return {
-            "campaign_id": self.campaign_id,
-            "attempt_id": self.attempt_id,
-            "template_name": self.template_name,
-            "language": self.language,
-            "shard_index": self.shard_index,
-            "shard_count": self.shard_count,
-            "dry_run": self.dry_run,
-            "total": self.total,
-            "sent": self.sent,
-            "accepted": self.accepted,
-            "held": self.held,
-            "paused": self.paused,
-            "failed": self.failed,
-            "unknown": self.unknown,
-            "skipped": self.skipped,
-            "already_done": self.already_done,
-            "frequency_capped": self.frequency_capped,
-            "market_not_supported": self.market_not_supported,
-            "holdout": self.holdout,
-            "global_control": self.global_control,
-            "rest": self.rest,
+        """A JSON-safe summary for XCom and logs (counts and ids only): every field in its order, counters
+        as sorted dicts, with ``sent`` after ``total`` and ``messages_per_second`` after ``elapsed_s``;
+        ``cost`` only when known."""
+        forms: dict[str, Any] = {
             "groups": dict(sorted(self.groups.items())),
-            "suppressed": self.suppressed,
-            "invalid": self.invalid,
-            "duplicates": self.duplicates,
-            "would_send": self.would_send,
-            "released": self.released,
-            "foreign_claimed": self.foreign_claimed,
-            "stale_unknown": self.stale_unknown,
-            "retries": self.retries,
-            "throttled": self.throttled,
-            "pair_limited": self.pair_limited,
-            "sync_waits": self.sync_waits,
             "errors_by_code": dict(sorted(self.errors_by_code.items())),
             "invalid_reasons": dict(self.invalid_reasons.most_common(20)),
             "elapsed_s": round(self.elapsed_s, 3),
-            "messages_per_second": round(self.messages_per_second, 2),
-            "final_rate": self.final_rate,
-            "peak_concurrency": self.peak_concurrency,
-            "halted": self.halted,
-            "halt_error": self.halt_error,
-            "tripped": self.tripped,
-            "template_ttl_s": self.template_ttl_s,
-            "stopped": self.stopped,
-            "stop_reason": self.stop_reason,
-            "deferred": self.deferred,
-            "budget_reached": self.budget_reached,
-            **({"cost": self.cost} if self.cost is not None else {}),
         }
+        derived: dict[str, dict[str, Any]] = {  # what stands after which field
+            "total": {"sent": self.sent},
+            "elapsed_s": {"messages_per_second": round(self.messages_per_second, 2)},
+        }
+        summary: dict[str, Any] = {}
+        for name in (f.name for f in fields(self)):
+            summary[name] = forms[name] if name in forms else getattr(self, name)
+            summary.update(derived.get(name, {}))
+        if self.cost is None:
+            del summary["cost"]
+        return summary
 
 
 class CampaignHalted(WammError):
@@ -242,15 +212,14 @@ class CampaignHalted(WammError):
     sending anyone a second message.
     """
 
+    _init_args: ClassVar[tuple[str, ...]] = ("error", "result")
+
     def __init__(self, error: GraphError, result: CampaignResult) -> None:
         super().__init__(f"campaign {result.campaign_id!r} halted after {result.sent} messages: {error}")
         #: The Graph error that halted the campaign.
         self.error = error
         #: Counts of the run up to the halt.
         self.result = result
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.error, self.result))
 
 
 class CampaignStopped(WammError):
@@ -261,6 +230,8 @@ class CampaignStopped(WammError):
     continues without sending anyone a second message. The message names the counts.
     """
 
+    _init_args = ("result",)
+
     def __init__(self, result: CampaignResult) -> None:
         reason = f" ({result.stop_reason})" if result.stop_reason else ""
         super().__init__(
@@ -270,9 +241,6 @@ class CampaignStopped(WammError):
         )
         #: Counts of the run up to the stop.
         self.result = result
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.result,))
 
 
 __all__ = ["MAX_INVALID_REASONS", "CampaignHalted", "CampaignResult", "CampaignStopped"]

@@ -11,7 +11,9 @@ The rows are derived from each message's latest status, as the campaign report c
 read was ``delivered`` and ``read``; a message whose latest status is ``failed`` has a ``failed`` row.
 So, per campaign, the rows of each status equal the report's ``delivered``, ``read`` and
 ``delivery_failed``. Written whenever a task logs them (the send task at the end of its run, the
-responses sensor when it reports); idempotent, so writing again adds only what changed.
+responses sensor when it reports); idempotent, so writing again adds only what changed. A send task
+that is one shard of a campaign logs only the messages of its own shard (see :func:`iter_messages`),
+so N shards ending together do not each read and write the whole campaign's statuses.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ import sqlalchemy as sa
 
 from airflow_provider_wamm.campaign.ledger import DELIVERED_TO_META, Ledger
 from airflow_provider_wamm.campaign.ledger.records import naive_utc
-from airflow_provider_wamm.campaign.ledger.schema import DETAILS_MAX, TITLE_MAX, datetime_type, key_type
+from airflow_provider_wamm.campaign.ledger.schema import (
+    DETAILS_MAX,
+    datetime_type,
+    error_columns,
+    key_column,
+    template_columns,
+)
 
 #: The statuses a ``run_status_changes`` row records (its ``status`` column).
 LOGGED_STATUSES = ("delivered", "read", "failed")
@@ -39,24 +47,26 @@ def define_status_changes(metadata: sa.MetaData, table_prefix: str) -> sa.Table:
     return sa.Table(
         f"{p}run_status_changes",
         metadata,
-        sa.Column("wamid", key_type(191), primary_key=True),
+        key_column("wamid", primary_key=True),
         sa.Column("status", sa.String(16), primary_key=True),
-        sa.Column("recipient", key_type(64), nullable=False),
-        sa.Column("campaign_id", key_type(255), nullable=False),
-        sa.Column("attempt_id", key_type(64), nullable=False),
+        key_column("recipient", nullable=False),
+        key_column("campaign_id", nullable=False),
+        key_column("attempt_id", nullable=False),
         sa.Column("shard_index", sa.Integer, nullable=False),
         sa.Column("variant", sa.String(64)),
-        sa.Column("template_name", sa.String(512)),
-        sa.Column("language", sa.String(32)),
+        *template_columns(),
         sa.Column("pricing_category", sa.String(40)),
-        sa.Column("error_code", sa.Integer),
-        sa.Column("error_title", sa.String(TITLE_MAX)),
-        sa.Column("error_details", sa.Text),
+        *error_columns(),
         sa.Column("status_at", datetime_type()),
         sa.Column("logged_at", datetime_type(), nullable=False),
         sa.Index(f"ix_{p}run_status_changes_campaign", "campaign_id", "status"),
         sa.Index(f"ix_{p}run_status_changes_attempt", "attempt_id"),
     )
+
+
+def logged_details(value: Any) -> str | None:
+    """Meta's error details as the run log keeps them: cut to the ledger's length, empty as ``None``."""
+    return None if value in (None, "") else str(value)[:DETAILS_MAX]
 
 
 def _at(*values: Any) -> datetime | None:
@@ -96,7 +106,6 @@ def status_rows(message: Mapping[str, Any], logged_at: datetime) -> list[dict[st
             base | {"status": "read", "status_at": _at(message.get("read_at"), message.get("status_at"))}
         )
     if latest == "failed":
-        details = message.get("error_details")
         rows.append(
             base
             | {
@@ -104,17 +113,29 @@ def status_rows(message: Mapping[str, Any], logged_at: datetime) -> list[dict[st
                 "status_at": _at(message.get("failed_at"), message.get("status_at")),
                 "error_code": message.get("error_code"),
                 "error_title": message.get("error_title"),
-                "error_details": None if details in (None, "") else str(details)[:DETAILS_MAX],
+                "error_details": logged_details(message.get("error_details")),
             }
         )
     return rows
 
 
 def iter_messages(
-    ledger: Ledger, campaign_ids: Sequence[str], *, batch_size: int = 1000
+    ledger: Ledger,
+    campaign_ids: Sequence[str],
+    *,
+    batch_size: int = 1000,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The campaigns' messages Meta took that have a status, with it, streamed in key order."""
+    """The campaigns' messages Meta took that have a status, with it, streamed in key order.
+
+    :param shard: ``(shard_index, shard_count)``: only the messages that shard owns, those whose
+        ``sends`` row has ``shard_index % shard_count == shard_index`` (every row has exactly one owner,
+        also rows an earlier run wrote with another shard count). ``None``: every message.
+    """
     s, t = ledger.sends.c, ledger.statuses.c
+    owned: sa.ColumnElement[bool] = sa.true()
+    if shard is not None and shard[1] > 1:
+        owned = (s.shard_index % shard[1]) == shard[0]
     columns = [
         s.campaign_id,
         s.recipient,
@@ -141,7 +162,12 @@ def iter_messages(
             query = (
                 sa.select(*columns)
                 .select_from(join)
-                .where(s.campaign_id == campaign_id, s.recipient > last, s.state.in_(DELIVERED_TO_META))
+                .where(
+                    s.campaign_id == campaign_id,
+                    s.recipient > last,
+                    s.state.in_(DELIVERED_TO_META),
+                    owned,
+                )
                 .order_by(s.recipient)
                 .limit(batch_size)
             )

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, ClassVar, TypedDict
 
 from airflow_provider_wamm.graph.codes import (
     CODE_PER_USER_LIMIT,
@@ -107,6 +107,16 @@ __all__ = [
 class WammError(Exception):
     """Base class of every error this provider raises on purpose."""
 
+    #: The attributes that are the constructor's arguments, in order, for an error whose constructor
+    #: takes other arguments than its message: pickling (Airflow sends errors between processes)
+    #: rebuilds the error from them.
+    _init_args: ClassVar[tuple[str, ...]] = ()
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        if not self._init_args:
+            return super().__reduce__()
+        return (type(self), tuple(getattr(self, name) for name in self._init_args))
+
 
 class ConfigurationError(WammError, ValueError):
     """A setting is missing or invalid (connection field, operator argument)."""
@@ -119,15 +129,14 @@ class InsecureTransportError(ConfigurationError):
 class PayloadError(ConfigurationError):
     """A message payload (or one of its parts) is invalid; ``field`` says where, ``reason`` why."""
 
+    _init_args = ("field", "reason")
+
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}" if field else reason)
         #: Dotted path of the offending field, e.g. ``template.components[1].parameters[0].text``.
         self.field = field
         #: What is wrong with it and, where possible, how to fix it.
         self.reason = reason
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.field, self.reason))
 
 
 class InvalidRecipientError(PayloadError):
@@ -207,6 +216,18 @@ class UnknownOutcomeError(NoAnswerError):
 # Meta's answers
 # --------------------------------------------------------------------------------------------
 
+#: The attributes :meth:`GraphError.to_dict` keeps of an error, in this order.
+_SUMMARY_FIELDS = (
+    "code",
+    "subcode",
+    "title",
+    "message",
+    "details",
+    "fbtrace_id",
+    "is_transient",
+    "http_status",
+)
+
 
 class GraphError(WammError):
     """An error answered by the Graph API (its JSON error envelope).
@@ -265,16 +286,7 @@ class GraphError(WammError):
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe summary (for the ledger and logs)."""
-        return {
-            "code": self.code,
-            "subcode": self.subcode,
-            "title": self.title,
-            "message": self.message,
-            "details": self.details,
-            "fbtrace_id": self.fbtrace_id,
-            "is_transient": self.is_transient,
-            "http_status": self.http_status,
-        }
+        return {name: getattr(self, name) for name in _SUMMARY_FIELDS}
 
 
 class TransientError(GraphError):

@@ -165,20 +165,21 @@ class WhatsAppHook(BaseHook):
         """
         if self._client is None:
             settings = self.settings
-            kwargs: dict[str, Any] = {
-                "phone_number_id": settings.require("phone_number_id"),
-                "waba_id": settings.waba_id,
-                "base_url": settings.base_url,
-                "api_version": settings.api_version,
-                "timeout": settings.timeout,
+            # The options this hook was given; the client's own defaults for the others.
+            given: dict[str, Any] = {
+                "max_retries": self.max_retries,
+                "allow_insecure_http": self.allow_insecure_http,
+                "pool_maxsize": self._pool_maxsize,
             }
-            if self.max_retries is not None:
-                kwargs["max_retries"] = self.max_retries
-            if self.allow_insecure_http is not None:
-                kwargs["allow_insecure_http"] = self.allow_insecure_http
-            if self._pool_maxsize is not None:
-                kwargs["pool_maxsize"] = self._pool_maxsize
-            self._client = GraphClient(settings.require("access_token"), **kwargs)
+            self._client = GraphClient(
+                settings.require("access_token"),
+                phone_number_id=settings.require("phone_number_id"),
+                waba_id=settings.waba_id,
+                base_url=settings.base_url,
+                api_version=settings.api_version,
+                timeout=settings.timeout,
+                **{name: value for name, value in given.items() if value is not None},
+            )
         return self._client
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ Ranges and combinations (shards, rates, sizes) are the engine's to check, once, 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal, TypeVar, get_args
 
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -122,22 +122,25 @@ def as_bool(value: Any, name: str) -> bool:
 
 def as_number(value: Any, name: str) -> float:
     """A number argument that may have been rendered from a template to a string such as ``"12.5"``."""
-    if isinstance(value, bool):
-        raise AirflowFailException(f"{name!r} must be a number, got {value!r}.")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise AirflowFailException(f"{name!r} must be a number, got {value!r}.") from None
+    return _converted(value, name, float, "a number")
 
 
 def as_int(value: Any, name: str) -> int:
     """An integer argument that may have been rendered from a template to a string such as ``"3"``."""
-    if isinstance(value, bool):
-        raise AirflowFailException(f"{name!r} must be an integer, got {value!r}.")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise AirflowFailException(f"{name!r} must be an integer, got {value!r}.") from None
+    return _converted(value, name, int, "an integer")
+
+
+_NumberT = TypeVar("_NumberT", int, float)
+
+
+def _converted(value: Any, name: str, convert: Callable[[Any], _NumberT], what: str) -> _NumberT:
+    """``convert(value)``; a boolean, or a value it cannot convert, fails the task naming ``name``."""
+    if not isinstance(value, bool):
+        try:
+            return convert(value)
+        except (TypeError, ValueError):
+            pass
+    raise AirflowFailException(f"{name!r} must be {what}, got {value!r}.")
 
 
 __all__ = [

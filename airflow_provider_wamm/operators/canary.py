@@ -5,7 +5,10 @@ A mix-in of :class:`~airflow_provider_wamm.operators.marketing.MarketingMessageO
 ``canary_settle`` while the slice's webhooks come in; it then checks the gates
 (:mod:`airflow_provider_wamm.campaign.canary`) on the campaign's numbers in the ledger. Pass: the next
 slice is sent (the ledger skips everyone already messaged). Fail: the task fails without retries, the
-rest is never sent, and the evidence is in the log and in XCom (key ``canary``). With
+rest is never sent, and the evidence is in the log and in XCom (key ``canary``). A canary that sent
+nothing, or whose messages have no status webhook yet, fails its gates (``min_sent``,
+``min_answered``) rather than pass them on no evidence; a run whose audience is empty ends without a
+canary (nothing to send, ``on_empty`` decides). With
 ``canary_approval=True`` a person signs off after the first slice's gates pass
 (:mod:`airflow_provider_wamm.operators.canary_approval`).
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -36,6 +39,24 @@ if TYPE_CHECKING:
 CANARY_KEY = "canary"
 
 
+class _Slice(NamedTuple):
+    """Where a rollout stands while the task waits: the slice just sent, the campaign, the gate reports."""
+
+    step: int
+    campaign_id: str
+    reports: list[dict[str, Any]]
+
+    @classmethod
+    def saved(cls, event: Mapping[str, Any] | None, kwargs: Mapping[str, Any]) -> _Slice:
+        """The state the task deferred with: its resume ``kwargs``, or the trigger event's ``echo`` when it
+        resumed with the event alone."""
+        if not kwargs.get("campaign_id") and event and event.get("echo"):
+            kwargs = event["echo"]
+        return cls(
+            int(kwargs.get("step", 0)), str(kwargs.get("campaign_id", "")), [*(kwargs.get("reports") or [])]
+        )
+
+
 class RolloutOptions(CampaignSteps):
     """Canary rollout arguments of the marketing operator.
 
@@ -46,7 +67,9 @@ class RolloutOptions(CampaignSteps):
         status webhooks to arrive.
     :param canary_gates: The gates (:class:`~airflow_provider_wamm.campaign.canary.Gates`):
         ``max_failure_rate`` (0.1), ``max_code_rates`` (``{131048: 0.05, 131049: 0.2, 132015: 0}``),
-        ``min_sent`` (1), ``bad_quality`` (``["RED"]``, the template's quality from Meta's events).
+        ``min_sent`` (1: a canary with no messages fails), ``min_answered`` (1: a canary none of whose
+        messages has a status webhook fails), ``bad_quality`` (``["RED"]``, the template's quality from
+        Meta's events).
     :param canary_approval: After the first slice's gates pass, ask a person (Airflow's human-in-the-loop
         approval, under "Required actions") whether to send the rest, showing the slice's numbers.
         ``Approve`` goes on; ``Reject`` or no answer stops the rollout and fails the task.
@@ -80,6 +103,7 @@ class RolloutOptions(CampaignSteps):
         self.canary_approvers: list[HITLUser] = list(canary_approvers or [])
         self._rollout_step = 0
         self._canary_reports: list[dict[str, Any]] = []
+        self._rollout_seen: int | None = None
 
     def narrow_recipients(
         self, rows: Iterable[Any], settings: CampaignSettings, ledger: Ledger
@@ -89,9 +113,15 @@ class RolloutOptions(CampaignSteps):
         if self.rollout is None:
             return rows
         share, salt = self.rollout[self._rollout_step], settings.campaign_id
+        self._rollout_seen = 0
+
+        def in_slice(digits: str, _fields: Any) -> bool:
+            self._rollout_seen = (self._rollout_seen or 0) + 1
+            return rollout_unit(digits, salt) < share
+
         return narrow_rows(
             rows,
-            lambda digits, _fields: rollout_unit(digits, salt) < share,
+            in_slice,
             recipient_field=settings.recipient_field,
             default_region=settings.default_region,
         )
@@ -103,6 +133,12 @@ class RolloutOptions(CampaignSteps):
             return
         step = self._rollout_step
         summary["rollout"] = {"step": step, "share": self.rollout[step], "gates": self._canary_reports}
+        if self._rollout_seen == 0 and step + 1 < len(self.rollout):
+            # Nobody in or out of the slice: no canary to judge, and no slice later may go out unjudged.
+            self.log.info(
+                "campaign %s: no recipients reached the rollout; nothing to send", summary.get("campaign_id")
+            )
+            return
         if step + 1 < len(self.rollout) and not summary.get("dry_run"):
             self.log.info(
                 "campaign %s: slice %d (%.0f%%) sent; checking the gates in %s",
@@ -111,7 +147,7 @@ class RolloutOptions(CampaignSteps):
                 100 * self.rollout[step],
                 self.canary_settle,
             )
-            state = {"step": step, "campaign_id": summary.get("campaign_id"), "reports": self._canary_reports}
+            state = _Slice(step, str(summary.get("campaign_id")), self._canary_reports)._asdict()
             self.defer(
                 trigger=SendWindowTrigger(
                     campaign_id=str(summary.get("campaign_id")),
@@ -122,29 +158,17 @@ class RolloutOptions(CampaignSteps):
                 kwargs=state,
             )
 
-    def resume_rollout(
-        self,
-        context: Context,
-        event: Mapping[str, Any] | None = None,
-        step: int = 0,
-        campaign_id: str = "",
-        reports: list[dict[str, Any]] | None = None,
-    ) -> Any:
+    def resume_rollout(self, context: Context, event: Mapping[str, Any] | None = None, **saved: Any) -> Any:
         """Check the gates on the slices sent so far; send the next slice, or fail with the evidence."""
-        assert self.rollout is not None
-        if not campaign_id and event and event.get("echo"):  # resumed with the event alone
-            saved = event["echo"]
-            step, campaign_id, reports = int(saved["step"]), str(saved["campaign_id"]), saved["reports"]
+        step, campaign_id, reports = _Slice.saved(event, saved)
         report = self._gate_report(campaign_id, step)
-        self._canary_reports = [*(reports or []), report.to_dict()]
-        context["ti"].xcom_push(key=CANARY_KEY, value=self._canary_reports)
+        self._publish(context, [*reports, report.to_dict()])
         if not report.passed:
             self._stop(campaign_id, step, "; ".join(report.failures), report.to_dict())
         self.log.info("campaign %s: gates passed after slice %d: %s", campaign_id, step, report.to_dict())
         if self.canary_approval and step == 0:
             self._ask_approval(context, step, campaign_id)
-        self._rollout_step = step + 1
-        return self.execute(context)
+        return self._next_slice(context, step)
 
     def _ask_approval(self, context: Context, step: int, campaign_id: str) -> None:
         """Park the task until a person answers the approval request with the canary's numbers."""
@@ -160,29 +184,28 @@ class RolloutOptions(CampaignSteps):
             ),
             approvers=self.canary_approvers,
             timeout=self.canary_approval_timeout,
-            kwargs={"step": step, "campaign_id": campaign_id, "reports": self._canary_reports},
+            kwargs=_Slice(step, campaign_id, self._canary_reports)._asdict(),
         )
 
-    def resume_approved(
-        self,
-        context: Context,
-        event: Mapping[str, Any] | None = None,
-        step: int = 0,
-        campaign_id: str = "",
-        reports: list[dict[str, Any]] | None = None,
-    ) -> Any:
+    def resume_approved(self, context: Context, event: Mapping[str, Any] | None = None, **saved: Any) -> Any:
         """Send the next slice once approved; on a rejection or no answer, fail with the evidence."""
-        assert self.rollout is not None
+        step, campaign_id, reports = _Slice.saved(None, saved)
         answer = read_answer(event)
-        self._canary_reports = [*(reports or [])]
-        if self._canary_reports:
-            self._canary_reports[-1] = {**self._canary_reports[-1], "approval": answer.to_dict()}
-        context["ti"].xcom_push(key=CANARY_KEY, value=self._canary_reports)
+        if reports:
+            reports[-1] = {**reports[-1], "approval": answer.to_dict()}
+        self._publish(context, reports)
         if not answer.approved:
-            self._stop(
-                campaign_id, step, answer.describe(), self._canary_reports[-1] if self._canary_reports else {}
-            )
+            self._stop(campaign_id, step, answer.describe(), reports[-1] if reports else {})
         self.log.info("campaign %s: next slice approved (%s)", campaign_id, answer.describe())
+        return self._next_slice(context, step)
+
+    def _publish(self, context: Context, reports: list[dict[str, Any]]) -> None:
+        """Keep the gate reports so far, and show them in XCom (key ``canary``)."""
+        self._canary_reports = reports
+        context["ti"].xcom_push(key=CANARY_KEY, value=reports)
+
+    def _next_slice(self, context: Context, step: int) -> Any:
+        """Send the slice after ``step`` (the ledger skips everyone already messaged)."""
         self._rollout_step = step + 1
         return self.execute(context)
 

@@ -87,6 +87,7 @@ def approval_body(
         "| | |",
         "| --- | --- |",
         f"| messages sent | {report['sent']} |",
+        f"| with a status webhook | {report.get('answered', 0)} of {report.get('taken', 0)} taken by Meta |",
         f"| failed | {report['failed']} ({_percent(report['failure_rate'])}) |",
     ]
     lines += [f"| failed with {code} | {count} |" for code, count in sorted(report["by_code"].items())]

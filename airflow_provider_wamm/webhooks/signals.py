@@ -229,65 +229,63 @@ def _template_event(
     )
 
 
+#: What a template change's reader adds to its event: ``fields(value, event)``.
+_TemplateFields = Callable[[Mapping[str, Any], str], dict[str, Any]]
+#: A reader of one item: the item, the entry's WhatsApp Business Account id and Meta's time.
+_TemplateReader = Callable[[Mapping[str, Any], str | None, datetime | None], Read[TemplateEvent]]
+
+
 def _template_change(
-    value: Mapping[str, Any], key: str, known: frozenset[str]
-) -> Read[tuple[str, _TemplateIds]]:
-    """The event a template change names in ``key`` and the template it is about; ``"ignored"`` for
-    an event not ``known``, ``None`` when the event is not a string or the template is not usable."""
-    raw = value.get(key)
-    if not isinstance(raw, str):
-        return None
-    ids = _template_ids(value)
-    if ids is None:
-        return None
-    event = token(raw, known)
-    return _IGNORED if event is None else (event, ids)
+    kind: TemplateEventKind, key: str, known: frozenset[str], fields: _TemplateFields
+) -> _TemplateReader:
+    """A reader of a template webhook naming its event in ``key``: ``"ignored"`` for an event not
+    ``known``, ``None`` when the event is not a string or the template is not usable, else a ``kind``
+    :class:`TemplateEvent` with ``fields(value, event)``."""
+
+    def read(value: Mapping[str, Any], waba_id: str | None, event_at: datetime | None) -> Read[TemplateEvent]:
+        raw = value.get(key)
+        if not isinstance(raw, str):
+            return None
+        ids = _template_ids(value)
+        if ids is None:
+            return None
+        event = token(raw, known)
+        if event is None:
+            return _IGNORED
+        return _template_event(kind, event, ids, waba_id, event_at, **fields(value, event))
+
+    return read
 
 
-def read_template_status(
-    value: TemplateStatusValue | Mapping[str, Any], waba_id: str | None, event_at: datetime | None
-) -> Read[TemplateEvent]:
-    """A ``message_template_status_update`` value -> a status :class:`TemplateEvent`."""
-    change = _template_change(value, "event", TEMPLATE_STATUS_EVENTS)
-    if not isinstance(change, tuple):
-        return change
-    event, ids = change
+def _status_fields(value: TemplateStatusValue | Mapping[str, Any], _event: str) -> dict[str, Any]:
+    """What a ``message_template_status_update`` adds: reason, category, detail and when it applies."""
     other = mapping(value.get("other_info"))
     rejection = mapping(value.get("rejection_info"))
     detail = _joined(clipped(other.get("title"), 64), clipped(other.get("description"), _DETAIL_MAX))
     detail = detail or _joined(
         clipped(rejection.get("reason"), _DETAIL_MAX), clipped(rejection.get("recommendation"), _DETAIL_MAX)
     )
-    return _template_event(
-        TemplateEventKind.STATUS,
-        event,
-        ids,
-        waba_id,
-        event_at,
-        reason=token(value.get("reason")),
-        category=token(value.get("message_template_category"), TEMPLATE_CATEGORIES),
-        detail=clipped(detail, _DETAIL_MAX),
-        effective_at=timestamp(mapping(value.get("disable_info")).get("disable_date")),
-    )
+    return {
+        "reason": token(value.get("reason")),
+        "category": token(value.get("message_template_category"), TEMPLATE_CATEGORIES),
+        "detail": clipped(detail, _DETAIL_MAX),
+        "effective_at": timestamp(mapping(value.get("disable_info")).get("disable_date")),
+    }
 
 
-def read_template_quality(
-    value: TemplateQualityValue | Mapping[str, Any], waba_id: str | None, event_at: datetime | None
-) -> Read[TemplateEvent]:
-    """A ``message_template_quality_update`` value -> a quality :class:`TemplateEvent`."""
-    change = _template_change(value, "new_quality_score", QUALITY_SCORES)
-    if not isinstance(change, tuple):
-        return change
-    score, ids = change
-    return _template_event(
-        TemplateEventKind.QUALITY,
-        score,
-        ids,
-        waba_id,
-        event_at,
-        quality_score=score,
-        previous=token(value.get("previous_quality_score"), QUALITY_SCORES),
-    )
+def _quality_fields(value: TemplateQualityValue | Mapping[str, Any], score: str) -> dict[str, Any]:
+    """What a ``message_template_quality_update`` adds: the new and the previous score."""
+    return {"quality_score": score, "previous": token(value.get("previous_quality_score"), QUALITY_SCORES)}
+
+
+#: A ``message_template_status_update`` value -> a status :class:`TemplateEvent`.
+read_template_status = _template_change(
+    TemplateEventKind.STATUS, "event", TEMPLATE_STATUS_EVENTS, _status_fields
+)
+#: A ``message_template_quality_update`` value -> a quality :class:`TemplateEvent`.
+read_template_quality = _template_change(
+    TemplateEventKind.QUALITY, "new_quality_score", QUALITY_SCORES, _quality_fields
+)
 
 
 def read_template_category(

@@ -6,8 +6,11 @@ import threading
 from collections import Counter
 from typing import Any
 
-from airflow_provider_wamm.campaign.ledger import Ledger
+import sqlalchemy as sa
+
+from airflow_provider_wamm.campaign.ledger import ACCEPTED, Ledger, SendOutcome, StatusUpdate, utcnow
 from airflow_provider_wamm.campaign.report import build_report
+from airflow_provider_wamm.campaign.result import CampaignResult
 from airflow_provider_wamm.campaign.run_log import RunLog
 from airflow_provider_wamm.campaign.winner_decisions import WinnerDecisions
 from tests.report.seed import seed_sends, seed_statuses
@@ -33,6 +36,54 @@ def test_status_changes_follow_the_report_on_each_database(ledger: Ledger) -> No
     failed = by_key[("w5", "failed")]
     assert (failed["error_code"], failed["error_title"]) == (131049, "Meta chose not to deliver")
     assert failed["attempt_id"] == "att-1" and failed["recipient"] == "4915100000005"
+
+
+def _send_as_shard(ledger: Ledger, index: int, recipients: list[str]) -> None:
+    attempt = f"att-shard-{index}"
+    ledger.claim("c2", recipients, attempt_id=attempt, shard_index=index)
+    outcomes = [SendOutcome(r, ACCEPTED, wamid=f"m{r}", attempts=1) for r in recipients]
+    ledger.record_results("c2", outcomes, attempt_id=attempt)
+
+
+def test_two_shards_each_log_a_status_change_once(ledger: Ledger) -> None:
+    shards = {0: ["4915100000010", "4915100000012"], 1: ["4915100000011", "4915100000013"]}
+    for index, recipients in shards.items():
+        _send_as_shard(ledger, index, recipients)
+    everyone = [r for recipients in shards.values() for r in recipients]
+    ledger.record_statuses(
+        [
+            StatusUpdate(wamid=f"m{r}", status="delivered", timestamp=utcnow(), recipient_id=r)
+            for r in everyone
+        ]
+    )
+    log = RunLog(ledger.engine, table_prefix=ledger.table_prefix)
+    log.ensure_schema()
+    inserted: list[str] = []
+
+    def count_inserts(conn: Any, statement: Any, multiparams: Any, params: Any, options: Any) -> None:
+        if getattr(statement, "is_insert", False) and statement.table is log.tables.status_changes:
+            for rows in multiparams:
+                inserted.extend(row["wamid"] for row in (rows if isinstance(rows, list) else [rows]))
+
+    sa.event.listen(log.engine, "before_execute", count_inserts)
+    try:
+        written = {
+            index: log.write(
+                ledger,
+                CampaignResult("c2", attempt_id=f"att-shard-{index}", shard_index=index, shard_count=2),
+                outcome="finished",
+            )["status_changes"]
+            for index in shards
+        }
+    finally:
+        sa.event.remove(log.engine, "before_execute", count_inserts)
+    rows = log.status_changes("c2")
+    assert sorted(r["recipient"] for r in rows) == sorted(everyone)
+    assert written == {0: 2, 1: 2}, "each shard logs only the messages of its own shard"
+    assert Counter(inserted) == {f"m{r}": 1 for r in everyone}, "each change is written by one shard"
+    assert {r["recipient"]: r["shard_index"] for r in rows} == {
+        r: index for index, recipients in shards.items() for r in recipients
+    }
 
 
 def test_shards_deciding_at_once_keep_one_decision(ledger: Ledger) -> None:

@@ -87,6 +87,55 @@ def test_a_healthy_canary_goes_on_to_everyone_once(
     assert context["ti"].xcoms[CANARY_KEY][0]["sent"] == canary
 
 
+def test_a_canary_slice_with_nobody_in_it_stops_the_rollout(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger, live_receiver: tuple[str, Ledger]
+) -> None:
+    wire(sandbox, live_receiver[0], {"delivered": 1.0})
+    op = operator(recipients=rows(5), rollout=[1e-9, 1.0], canary_settle=timedelta(seconds=0.1))
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert sandbox.messages == []  # no number falls in a slice this thin
+
+    with pytest.raises(AirflowFailException, match="min_sent: no messages in the canary") as failed:
+        resume(op, context, deferred.value)
+
+    assert "The rest was not sent" in str(failed.value) and sandbox.messages == []
+    evidence = context["ti"].xcoms[CANARY_KEY][-1]
+    assert evidence["passed"] is False and evidence["sent"] == 0
+
+
+def test_a_canary_whose_webhooks_never_arrive_stops_the_rollout(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    sandbox.configure(outcomes={"delivered": 1.0}, click_rate=0.0)  # no receiver stores its webhooks
+    op, context, deferred = first_slice(sandbox, 100)
+    canary = len(sandbox.messages)
+    assert canary > 0
+
+    with pytest.raises(AirflowFailException, match="min_answered: 0 of the") as failed:
+        resume(op, context, deferred)
+
+    assert "webhook receiver" in str(failed.value) and len(sandbox.messages) == canary
+
+
+def test_without_webhooks_min_answered_0_judges_the_sends_alone(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    sandbox.configure(outcomes={"delivered": 1.0}, click_rate=0.0)
+    op, context, deferred = first_slice(sandbox, 40, canary_gates={"min_answered": 0})
+    result = resume(op, context, deferred)
+    assert len(sandbox.messages) == 40 and result["rollout"]["gates"][0]["answered"] == 0
+
+
+def test_an_empty_audience_ends_without_a_canary(
+    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+) -> None:
+    op = operator(recipients=[], rollout=[0.2, 1.0], canary_settle=timedelta(seconds=0.1))
+    result = op.execute(make_context())  # no deferral: nothing to judge, nothing to send later
+    assert result["total"] == 0 and result["rollout"]["step"] == 0 and sandbox.messages == []
+
+
 def test_rollout_and_gates_are_checked_when_the_dag_is_parsed() -> None:
     assert check_rollout([0.05, 0.5, 1.0]) == (0.05, 0.5, 1.0)
     for bad in ([0.5], [0.5, 0.2, 1.0], [0, 1.0]):

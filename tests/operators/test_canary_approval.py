@@ -22,21 +22,23 @@ from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.operators.canary import CANARY_KEY
 from airflow_provider_wamm.sandbox import Sandbox
 from tests.operators.conftest import LEDGER_CONN_ID, SPRING_SALE, WHATSAPP_CONN_ID, rows
-from tests.operators.test_canary import first_slice, resume
+from tests.operators.test_canary import first_slice, resume, wire
 from tests.operators.test_dags import register_dag, run_dag
 
 SETTLE = timedelta(seconds=0.2)
 
 
-def ask(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, people: int) -> tuple[Any, dict[str, Any], Any]:
-    """Send the first slice, pass its gates, and catch the approval request; returns the operator, the
-    context, the request written and the park signal."""
+def ask(
+    sandbox: Sandbox, receiver: tuple[str, Ledger], monkeypatch: pytest.MonkeyPatch, people: int
+) -> tuple[Any, dict[str, Any], Any]:
+    """Send the first slice (its webhooks stored by ``receiver``), pass its gates, and catch the approval
+    request; returns the operator, the context, the request written and the park signal."""
     requests: list[dict[str, Any]] = []
     monkeypatch.setattr(
         "airflow.sdk.execution_time.hitl.upsert_hitl_detail",
         lambda **request: requests.append(request),
     )
-    sandbox.configure(outcomes={"delivered": 1.0}, click_rate=0.0)
+    wire(sandbox, receiver[0], {"delivered": 1.0})
     op, context, deferred = first_slice(sandbox, people, canary_approval=True)
     with pytest.raises(TaskAwaitingInput) as parked:
         resume(op, context, deferred)
@@ -56,9 +58,13 @@ def answer(chosen: str) -> dict[str, Any]:
 
 
 def test_the_request_shows_the_canarys_numbers_and_a_rejection_stops_the_rollout(
-    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox,
+    wa_sandbox: Callable[..., str],
+    ledger: Ledger,
+    live_receiver: tuple[str, Ledger],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    op, context, (request, parked) = ask(sandbox, monkeypatch, 100)
+    op, context, (request, parked) = ask(sandbox, live_receiver, monkeypatch, 100)
     canary = len(sandbox.messages)
     assert 0 < canary < 100
     assert request["options"] == ["Approve", "Reject"] and request["defaults"] == ["Reject"]
@@ -78,9 +84,13 @@ def test_the_request_shows_the_canarys_numbers_and_a_rejection_stops_the_rollout
 
 
 def test_an_approval_sends_the_second_slice_to_everyone_else_once(
-    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox,
+    wa_sandbox: Callable[..., str],
+    ledger: Ledger,
+    live_receiver: tuple[str, Ledger],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    op, context, (_request, parked) = ask(sandbox, monkeypatch, 100)
+    op, context, (_request, parked) = ask(sandbox, live_receiver, monkeypatch, 100)
     canary = len(sandbox.messages)
 
     result = op.resume_approved(context, event=answer("Approve"), **parked.kwargs)
@@ -91,9 +101,13 @@ def test_an_approval_sends_the_second_slice_to_everyone_else_once(
 
 
 def test_no_answer_in_time_stops_the_rollout(
-    sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    sandbox: Sandbox,
+    wa_sandbox: Callable[..., str],
+    ledger: Ledger,
+    live_receiver: tuple[str, Ledger],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    op, context, (_request, parked) = ask(sandbox, monkeypatch, 60)
+    op, context, (_request, parked) = ask(sandbox, live_receiver, monkeypatch, 60)
     canary = len(sandbox.messages)
     timed_out = {**answer("Reject"), "responded_by_user": None, "timedout": True}
     with pytest.raises(AirflowFailException, match="no answer before the approval timeout"):
@@ -194,9 +208,13 @@ def respond_when_asked(dag_id: str, chosen: str, seen: dict[str, Any], sandbox: 
 @pytest.mark.airflow_db
 @pytest.mark.parametrize("chosen", ["Reject", "Approve"])
 def test_the_approval_step_gates_the_second_slice_in_a_dag_run(
-    chosen: str, sandbox: Sandbox, wa_sandbox: Callable[..., str], ledger: Ledger
+    chosen: str,
+    sandbox: Sandbox,
+    wa_sandbox: Callable[..., str],
+    ledger: Ledger,
+    live_receiver: tuple[str, Ledger],
 ) -> None:
-    sandbox.configure(outcomes={"delivered": 1.0}, click_rate=0.0)
+    wire(sandbox, live_receiver[0], {"delivered": 1.0})
     dag_id = f"wamm_test_canary_approval_{chosen.lower()}"
     seen: dict[str, Any] = {}
     responder = respond_when_asked(dag_id, chosen, seen, sandbox)
