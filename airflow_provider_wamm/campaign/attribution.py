@@ -34,6 +34,7 @@ from airflow_provider_wamm.campaign.sources import iter_rows
 from airflow_provider_wamm.campaign.stats import (
     Interval,
     WinnerReadout,
+    fields_dict,
     newcombe_interval,
     pick_winner,
     relative_lift_interval,
@@ -197,22 +198,7 @@ class GroupAttribution:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (counts and rates only)."""
-        return {
-            "group": self.group,
-            "recipients": self.recipients,
-            "converters": self.converters,
-            "conversions": self.conversions,
-            "total_value": self.total_value,
-            "conversion_rate": self.conversion_rate,
-            "rate_interval": self.rate_interval.to_list(),
-            "lift": self.lift,
-            "lift_interval": None if self.lift_interval is None else self.lift_interval.to_list(),
-            "relative_lift": self.relative_lift,
-            "relative_lift_interval": (
-                None if self.relative_lift_interval is None else self.relative_lift_interval.to_list()
-            ),
-            "p_value": self.p_value,
-        }
+        return fields_dict(self)
 
 
 @dataclass(frozen=True)

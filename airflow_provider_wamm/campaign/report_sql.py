@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from airflow_provider_wamm.campaign.ledger import FAILED, as_utc, utcnow
-from airflow_provider_wamm.campaign.ledger.schema import add_missing_columns
+from airflow_provider_wamm.campaign.ledger.schema import add_missing_columns, template_columns
 
 if TYPE_CHECKING:
     from airflow_provider_wamm.campaign.report import CampaignReport
@@ -57,8 +57,7 @@ def report_table(name: str, metadata: sa.MetaData | None = None) -> sa.Table:
         sa.Column("error_code", sa.Integer),
         sa.Column("error_title", sa.String(255)),
         sa.Column("count", sa.Integer, nullable=False),
-        sa.Column("template_name", sa.String(512)),
-        sa.Column("language", sa.String(32)),
+        *template_columns(),
         sa.Column("total", sa.Integer),
         sa.Column("accepted", sa.Integer),
         sa.Column("refused", sa.Integer),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_wamm.graph.errors import GraphError, WammError
@@ -119,10 +119,10 @@ class CampaignResult:
     """The run stopped on a HALT error."""
     halt_error: dict[str, Any] | None = None
     """The error that halted the run (``GraphError.to_dict()``)."""
-    template_ttl_s: float | None = None
-    """The template's time-to-live in seconds, when known (Meta drops a message undelivered by then)."""
     tripped: str | None = None
     """Why the circuit breaker halted the run, when it did (``halted`` is then true too)."""
+    template_ttl_s: float | None = None
+    """The template's time-to-live in seconds, when known (Meta drops a message undelivered by then)."""
     stopped: bool = False
     """The run was stopped from outside (its :class:`~.control.CampaignControl`)."""
     stop_reason: str | None = None
@@ -182,57 +182,26 @@ class CampaignResult:
             reasons["other"] += 1
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe summary for XCom and logs (counts and ids only)."""
-        return {
-            "campaign_id": self.campaign_id,
-            "attempt_id": self.attempt_id,
-            "template_name": self.template_name,
-            "language": self.language,
-            "shard_index": self.shard_index,
-            "shard_count": self.shard_count,
-            "dry_run": self.dry_run,
-            "total": self.total,
-            "sent": self.sent,
-            "accepted": self.accepted,
-            "held": self.held,
-            "paused": self.paused,
-            "failed": self.failed,
-            "unknown": self.unknown,
-            "skipped": self.skipped,
-            "already_done": self.already_done,
-            "frequency_capped": self.frequency_capped,
-            "market_not_supported": self.market_not_supported,
-            "holdout": self.holdout,
-            "global_control": self.global_control,
-            "rest": self.rest,
+        """A JSON-safe summary for XCom and logs (counts and ids only): every field in its order, counters
+        as sorted dicts, with ``sent`` after ``total`` and ``messages_per_second`` after ``elapsed_s``;
+        ``cost`` only when known."""
+        forms: dict[str, Any] = {
             "groups": dict(sorted(self.groups.items())),
-            "suppressed": self.suppressed,
-            "invalid": self.invalid,
-            "duplicates": self.duplicates,
-            "would_send": self.would_send,
-            "released": self.released,
-            "foreign_claimed": self.foreign_claimed,
-            "stale_unknown": self.stale_unknown,
-            "retries": self.retries,
-            "throttled": self.throttled,
-            "pair_limited": self.pair_limited,
-            "sync_waits": self.sync_waits,
             "errors_by_code": dict(sorted(self.errors_by_code.items())),
             "invalid_reasons": dict(self.invalid_reasons.most_common(20)),
             "elapsed_s": round(self.elapsed_s, 3),
-            "messages_per_second": round(self.messages_per_second, 2),
-            "final_rate": self.final_rate,
-            "peak_concurrency": self.peak_concurrency,
-            "halted": self.halted,
-            "halt_error": self.halt_error,
-            "tripped": self.tripped,
-            "template_ttl_s": self.template_ttl_s,
-            "stopped": self.stopped,
-            "stop_reason": self.stop_reason,
-            "deferred": self.deferred,
-            "budget_reached": self.budget_reached,
-            **({"cost": self.cost} if self.cost is not None else {}),
         }
+        derived: dict[str, dict[str, Any]] = {  # what stands after which field
+            "total": {"sent": self.sent},
+            "elapsed_s": {"messages_per_second": round(self.messages_per_second, 2)},
+        }
+        summary: dict[str, Any] = {}
+        for name in (f.name for f in fields(self)):
+            summary[name] = forms[name] if name in forms else getattr(self, name)
+            summary.update(derived.get(name, {}))
+        if self.cost is None:
+            del summary["cost"]
+        return summary
 
 
 class CampaignHalted(WammError):

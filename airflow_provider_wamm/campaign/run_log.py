@@ -31,10 +31,10 @@ from airflow_provider_wamm.campaign.ledger import Ledger, utcnow
 from airflow_provider_wamm.campaign.ledger.records import naive_utc
 from airflow_provider_wamm.campaign.ledger.schema import (
     DEFAULT_TABLE_PREFIX,
-    DETAILS_MAX,
-    TITLE_MAX,
     datetime_type,
-    key_type,
+    error_columns,
+    key_column,
+    template_columns,
     upsert,
     validate_schema_name,
     validate_table_prefix,
@@ -42,7 +42,12 @@ from airflow_provider_wamm.campaign.ledger.schema import (
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 from airflow_provider_wamm.campaign.pricing import RateCard
 from airflow_provider_wamm.campaign.result import CampaignResult
-from airflow_provider_wamm.campaign.run_status_log import define_status_changes, iter_messages, status_rows
+from airflow_provider_wamm.campaign.run_status_log import (
+    define_status_changes,
+    iter_messages,
+    logged_details,
+    status_rows,
+)
 
 #: The kinds of change a ``run_changes`` row records (its ``change`` column).
 CHANGES = ("sent", "skipped", "failed", "invalid", "unknown")
@@ -100,21 +105,18 @@ def define_run_log_tables(
     changes = sa.Table(
         f"{p}run_changes",
         md,
-        sa.Column("attempt_id", key_type(64), primary_key=True),
-        sa.Column("recipient", key_type(64), primary_key=True),
-        sa.Column("campaign_id", key_type(255), nullable=False),
+        key_column("attempt_id", primary_key=True),
+        key_column("recipient", primary_key=True),
+        key_column("campaign_id", nullable=False),
         sa.Column("shard_index", sa.Integer, nullable=False),
         sa.Column("change", sa.String(16), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("reason", sa.String(64)),
         sa.Column("variant", sa.String(64)),
-        sa.Column("template_name", sa.String(512)),
-        sa.Column("language", sa.String(32)),
+        *template_columns(),
         sa.Column("wamid", sa.String(191)),
         sa.Column("message_status", sa.String(64)),
-        sa.Column("error_code", sa.Integer),
-        sa.Column("error_title", sa.String(TITLE_MAX)),
-        sa.Column("error_details", sa.Text),
+        *error_columns(),
         sa.Column("attempts", sa.Integer),
         sa.Column("changed_at", dt(), nullable=False),
         sa.Column("logged_at", dt(), nullable=False),
@@ -123,8 +125,8 @@ def define_run_log_tables(
     summaries = sa.Table(
         f"{p}run_summaries",
         md,
-        sa.Column("attempt_id", key_type(64), primary_key=True),
-        sa.Column("campaign_id", key_type(255), nullable=False),
+        key_column("attempt_id", primary_key=True),
+        key_column("campaign_id", nullable=False),
         sa.Column("dag_id", sa.String(250)),
         sa.Column("task_id", sa.String(250)),
         sa.Column("run_id", sa.String(250)),
@@ -132,8 +134,7 @@ def define_run_log_tables(
         sa.Column("try_number", sa.Integer),
         sa.Column("shard_index", sa.Integer, nullable=False),
         sa.Column("shard_count", sa.Integer, nullable=False),
-        sa.Column("template_name", sa.String(512)),
-        sa.Column("language", sa.String(32)),
+        *template_columns(),
         sa.Column("outcome", sa.String(16), nullable=False),
         *(sa.Column(name, sa.Integer, nullable=False) for name in SUMMARY_COUNTS),
         sa.Column("invalid_ratio", sa.Float),
@@ -177,10 +178,6 @@ def change_of(row: Mapping[str, Any]) -> tuple[str, str | None]:
     if state == "invalid":
         return "invalid", details.split(": ", 1)[-1][:64] or None
     return "unknown", None
-
-
-def _clip(value: Any, limit: int) -> str | None:
-    return None if value in (None, "") else str(value)[:limit]
 
 
 def sent_cost(ledger: Ledger, result: CampaignResult, card: RateCard | None = None) -> dict[str, Any]:
@@ -328,7 +325,7 @@ class RunLog:
                     "message_status": row.get("message_status"),
                     "error_code": row.get("error_code"),
                     "error_title": row.get("error_title"),
-                    "error_details": _clip(row.get("error_details"), DETAILS_MAX),
+                    "error_details": logged_details(row.get("error_details")),
                     "attempts": row.get("attempts"),
                     "changed_at": row.get("updated_at") or logged_at,
                     "logged_at": logged_at,

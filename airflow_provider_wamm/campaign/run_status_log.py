@@ -26,7 +26,13 @@ import sqlalchemy as sa
 
 from airflow_provider_wamm.campaign.ledger import DELIVERED_TO_META, Ledger
 from airflow_provider_wamm.campaign.ledger.records import naive_utc
-from airflow_provider_wamm.campaign.ledger.schema import DETAILS_MAX, TITLE_MAX, datetime_type, key_type
+from airflow_provider_wamm.campaign.ledger.schema import (
+    DETAILS_MAX,
+    datetime_type,
+    error_columns,
+    key_column,
+    template_columns,
+)
 
 #: The statuses a ``run_status_changes`` row records (its ``status`` column).
 LOGGED_STATUSES = ("delivered", "read", "failed")
@@ -41,24 +47,26 @@ def define_status_changes(metadata: sa.MetaData, table_prefix: str) -> sa.Table:
     return sa.Table(
         f"{p}run_status_changes",
         metadata,
-        sa.Column("wamid", key_type(191), primary_key=True),
+        key_column("wamid", primary_key=True),
         sa.Column("status", sa.String(16), primary_key=True),
-        sa.Column("recipient", key_type(64), nullable=False),
-        sa.Column("campaign_id", key_type(255), nullable=False),
-        sa.Column("attempt_id", key_type(64), nullable=False),
+        key_column("recipient", nullable=False),
+        key_column("campaign_id", nullable=False),
+        key_column("attempt_id", nullable=False),
         sa.Column("shard_index", sa.Integer, nullable=False),
         sa.Column("variant", sa.String(64)),
-        sa.Column("template_name", sa.String(512)),
-        sa.Column("language", sa.String(32)),
+        *template_columns(),
         sa.Column("pricing_category", sa.String(40)),
-        sa.Column("error_code", sa.Integer),
-        sa.Column("error_title", sa.String(TITLE_MAX)),
-        sa.Column("error_details", sa.Text),
+        *error_columns(),
         sa.Column("status_at", datetime_type()),
         sa.Column("logged_at", datetime_type(), nullable=False),
         sa.Index(f"ix_{p}run_status_changes_campaign", "campaign_id", "status"),
         sa.Index(f"ix_{p}run_status_changes_attempt", "attempt_id"),
     )
+
+
+def logged_details(value: Any) -> str | None:
+    """Meta's error details as the run log keeps them: cut to the ledger's length, empty as ``None``."""
+    return None if value in (None, "") else str(value)[:DETAILS_MAX]
 
 
 def _at(*values: Any) -> datetime | None:
@@ -98,7 +106,6 @@ def status_rows(message: Mapping[str, Any], logged_at: datetime) -> list[dict[st
             base | {"status": "read", "status_at": _at(message.get("read_at"), message.get("status_at"))}
         )
     if latest == "failed":
-        details = message.get("error_details")
         rows.append(
             base
             | {
@@ -106,7 +113,7 @@ def status_rows(message: Mapping[str, Any], logged_at: datetime) -> list[dict[st
                 "status_at": _at(message.get("failed_at"), message.get("status_at")),
                 "error_code": message.get("error_code"),
                 "error_title": message.get("error_title"),
-                "error_details": None if details in (None, "") else str(details)[:DETAILS_MAX],
+                "error_details": logged_details(message.get("error_details")),
             }
         )
     return rows

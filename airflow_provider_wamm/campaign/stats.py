@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_wamm.graph.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: What :func:`pick_winner` concludes.
 Decision = Literal["winner", "no_winner", "insufficient_data"]
@@ -50,6 +53,22 @@ class Interval:
         return [self.low, self.high]
 
 
+def _json_safe(value: Any) -> Any:
+    """An interval as ``[low, high]``, a result by its ``to_dict``, a tuple as a list; else ``value``."""
+    if isinstance(value, Interval):
+        return value.to_list()
+    if isinstance(value, tuple):
+        return [_json_safe(item) for item in value]
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value
+
+
+def fields_dict(result: DataclassInstance) -> dict[str, Any]:
+    """Every field of a result record in declaration order, JSON-safe (intervals as ``[low, high]``,
+    nested results by their ``to_dict``, tuples as lists): the ``to_dict`` of the records here."""
+    return {f.name: _json_safe(getattr(result, f.name)) for f in fields(result)}
+
+
 @dataclass(frozen=True, slots=True)
 class SignificanceTest:
     """A significance test: its statistic, degrees of freedom (chi-square) and two-sided p-value."""
@@ -65,7 +84,7 @@ class SignificanceTest:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict."""
-        return {"name": self.name, "statistic": self.statistic, "p_value": self.p_value, "df": self.df}
+        return fields_dict(self)
 
 
 def _z(confidence: float) -> float:
@@ -203,13 +222,7 @@ class ArmResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict."""
-        return {
-            "name": self.name,
-            "successes": self.successes,
-            "trials": self.trials,
-            "rate": self.rate,
-            "interval": self.interval.to_list(),
-        }
+        return fields_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,16 +302,7 @@ class WinnerReadout:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict for XCom."""
-        return {
-            "decision": self.decision,
-            "winner": self.winner,
-            "metric": self.metric,
-            "alpha": self.alpha,
-            "test": self.test.to_dict(),
-            "arms": [a.to_dict() for a in self.arms],
-            "comparisons": [c.to_dict() for c in self.comparisons],
-            "notes": list(self.notes),
-        }
+        return fields_dict(self)
 
 
 def _arm_counts(
@@ -410,6 +414,7 @@ __all__ = [
     "WinnerReadout",
     "chi_square_survival",
     "chi_square_test",
+    "fields_dict",
     "newcombe_interval",
     "pick_winner",
     "rate",

@@ -15,10 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from airflow_provider_wamm.campaign.ledger.audit import row_id_type
-from airflow_provider_wamm.campaign.ledger.event_log import EventLog
-from airflow_provider_wamm.campaign.ledger.records import as_utc, clip, naive_utc
-from airflow_provider_wamm.campaign.ledger.schema import datetime_type, key_type
+from airflow_provider_wamm.campaign.ledger.event_log import EventLog, define_event_table
+from airflow_provider_wamm.campaign.ledger.rows import record_from_row
+from airflow_provider_wamm.campaign.ledger.schema import key_type
 from airflow_provider_wamm.campaign.ledger.signal_records import AccountSignal, AccountSignalKind
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 
@@ -30,12 +29,7 @@ DEFAULT_SIGNAL_LIMIT = 1000
 
 def define_account_signals(metadata: sa.MetaData, p: str) -> sa.Table:
     """The ``account_signals`` table of a ledger with table prefix ``p``."""
-    dt = datetime_type
-    return sa.Table(
-        f"{p}account_signals",
-        metadata,
-        sa.Column("id", row_id_type(), primary_key=True, autoincrement=True),
-        sa.Column("event_key", sa.String(32), nullable=False, unique=True),
+    columns: list[sa.Column[Any]] = [
         sa.Column("kind", sa.String(40), nullable=False),
         sa.Column("event", sa.String(64)),
         sa.Column("waba_id", key_type(64)),
@@ -44,37 +38,24 @@ def define_account_signals(metadata: sa.MetaData, p: str) -> sa.Table:
         sa.Column("previous_limit", sa.String(32)),
         sa.Column("max_phone_numbers", sa.Integer),
         sa.Column("details", sa.Text),
-        sa.Column("event_at", dt()),
-        sa.Column("received_at", dt(), nullable=False),
+    ]
+    indexes = [
         sa.Index(f"ix_{p}acctsig_phone", "phone_number", "kind"),
         sa.Index(f"ix_{p}acctsig_waba", "waba_id", "kind"),
-        sa.Index(f"ix_{p}acctsig_received", "received_at"),
-    )
+    ]
+    return define_event_table(metadata, f"{p}account_signals", f"ix_{p}acctsig", columns, indexes)
 
 
-def _details_text(details: dict[str, Any]) -> str | None:
-    """The details as compact JSON, or a note that they were too large to keep."""
+def _details_column(signal: AccountSignal) -> dict[str, Any]:
+    """The ``details`` column of a signal: its details as compact JSON, or a note that they were too
+    large to keep (``None`` without details)."""
+    details = signal.details
     if not details:
-        return None
+        return {"details": None}
     text = json.dumps(details, sort_keys=True, default=str, separators=(",", ":"))
     if len(text) > ACCOUNT_DETAILS_MAX:
-        return json.dumps({"truncated": True, "keys": sorted(details)[:50]})[:ACCOUNT_DETAILS_MAX]
-    return text
-
-
-def _row(signal: AccountSignal) -> dict[str, Any]:
-    """The bound values of one ``account_signals`` row (its key and arrival added by the log)."""
-    return {
-        "kind": str(signal.kind),
-        "event": clip(signal.event, 64),
-        "waba_id": clip(signal.waba_id, 64),
-        "phone_number": clip(signal.phone_number, 32),
-        "messaging_limit": clip(signal.messaging_limit, 32),
-        "previous_limit": clip(signal.previous_limit, 32),
-        "max_phone_numbers": signal.max_phone_numbers,
-        "details": _details_text(signal.details),
-        "event_at": naive_utc(signal.event_at),
-    }
+        text = json.dumps({"truncated": True, "keys": sorted(details)[:50]})[:ACCOUNT_DETAILS_MAX]
+    return {"details": text}
 
 
 def _signal(row: Any) -> AccountSignal:
@@ -86,19 +67,7 @@ def _signal(row: Any) -> AccountSignal:
         except ValueError:
             loaded = None
         details = loaded if isinstance(loaded, dict) else {}
-    return AccountSignal(
-        kind=AccountSignalKind(row.kind),
-        waba_id=row.waba_id,
-        event=row.event,
-        event_at=as_utc(row.event_at),
-        phone_number=row.phone_number,
-        messaging_limit=row.messaging_limit,
-        previous_limit=row.previous_limit,
-        max_phone_numbers=row.max_phone_numbers,
-        details=details,
-        id=int(row.id),
-        received_at=as_utc(row.received_at),
-    )
+    return record_from_row(AccountSignal, row, kind=AccountSignalKind(row.kind), details=details)
 
 
 class AccountLog(EventLog[AccountSignal]):
@@ -109,7 +78,7 @@ class AccountLog(EventLog[AccountSignal]):
     """
 
     def __init__(self, table: sa.Table, tx: Transactions) -> None:
-        super().__init__(table, tx, _row, _signal)
+        super().__init__(table, tx, _signal, _details_column)
 
     def latest_messaging_limit(
         self, *, phone_number: str | None = None, waba_id: str | None = None

@@ -23,19 +23,19 @@ from airflow_provider_wamm.campaign.ledger.records import (
     SuppressionChange,
     SuppressionSource,
     as_utc,
-    clip,
-    naive_utc,
 )
-from airflow_provider_wamm.campaign.ledger.schema import chunks, datetime_type, key_type
+from airflow_provider_wamm.campaign.ledger.rows import record_from_row, row_values
+from airflow_provider_wamm.campaign.ledger.schema import (
+    chunks,
+    datetime_type,
+    key_column,
+    key_type,
+    row_id_type,
+)
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 
 #: Longest stored note of an audit row.
 AUDIT_DETAIL_MAX = 255
-
-
-def row_id_type() -> sa.types.TypeEngine[int]:
-    """An auto-incrementing row id: BIGINT, except on SQLite (where only INTEGER auto-increments)."""
-    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def define_suppression_audit(metadata: sa.MetaData, p: str) -> sa.Table:
@@ -44,14 +44,14 @@ def define_suppression_audit(metadata: sa.MetaData, p: str) -> sa.Table:
         f"{p}suppression_audit",
         metadata,
         sa.Column("id", row_id_type(), primary_key=True, autoincrement=True),
-        sa.Column("recipient", key_type(64), nullable=False),
+        key_column("recipient", nullable=False),
         sa.Column("user_id", key_type(64)),
         sa.Column("action", sa.String(16), nullable=False),
         sa.Column("reason", sa.String(64), nullable=False),
         sa.Column("source", sa.String(32), nullable=False),
         sa.Column("preference", sa.String(16)),
         sa.Column("error_code", sa.Integer),
-        sa.Column("campaign_id", key_type(255)),
+        key_column("campaign_id"),
         sa.Column("waba_id", sa.String(64)),
         sa.Column("until", datetime_type()),
         sa.Column("detail", sa.String(AUDIT_DETAIL_MAX)),
@@ -62,44 +62,14 @@ def define_suppression_audit(metadata: sa.MetaData, p: str) -> sa.Table:
     )
 
 
-def _row(change: SuppressionChange) -> dict[str, Any]:
-    """The bound values of one audit row."""
-    return {
-        "recipient": change.recipient,
-        "user_id": clip(change.user_id, 64),
-        "action": str(change.action),
-        "reason": clip(change.reason, 64),
-        "source": str(change.source),
-        "preference": str(change.preference) if change.preference is not None else None,
-        "error_code": change.error_code,
-        "campaign_id": change.campaign_id,
-        "waba_id": clip(change.waba_id, 64),
-        "until": naive_utc(change.until),
-        "detail": clip(change.detail, AUDIT_DETAIL_MAX),
-        "event_at": naive_utc(change.event_at),
-        "recorded_at": naive_utc(change.recorded_at),
-    }
-
-
 def _change(row: Any) -> SuppressionChange:
     """An audit row read back."""
-    recorded = as_utc(row.recorded_at)
-    assert recorded is not None  # NOT NULL column
-    return SuppressionChange(
-        recipient=row.recipient,
+    return record_from_row(
+        SuppressionChange,
+        row,
         action=SuppressionAction(row.action),
-        reason=row.reason,
         source=SuppressionSource(row.source),
-        recorded_at=recorded,
-        event_at=as_utc(row.event_at),
         preference=PreferenceValue(row.preference) if row.preference else None,
-        error_code=row.error_code,
-        campaign_id=row.campaign_id,
-        until=as_utc(row.until),
-        user_id=row.user_id,
-        waba_id=row.waba_id,
-        detail=row.detail,
-        id=int(row.id),
     )
 
 
@@ -117,7 +87,12 @@ class SuppressionAudit:
     def write(self, conn: Connection, changes: Sequence[SuppressionChange]) -> None:
         """Add ``changes`` (one executemany) in the caller's transaction."""
         if changes:
-            conn.execute(self.table.insert(), [_row(c) for c in changes])
+            rows = [
+                # The keys are kept whole: they name the person as the suppressions table does.
+                row_values(self.table, c, skip=("id",), recipient=c.recipient, campaign_id=c.campaign_id)
+                for c in changes
+            ]
+            conn.execute(self.table.insert(), rows)
 
     def latest_stop_or_resume(self, conn: Connection, recipients: Iterable[str]) -> dict[str, datetime]:
         """Meta's time of the newest stop or resume applied to each recipient (stale ones excluded).

@@ -29,11 +29,10 @@ from airflow_provider_wamm.campaign.ledger.records import (
 )
 from airflow_provider_wamm.campaign.ledger.runs import Liveness, live_attempts
 from airflow_provider_wamm.campaign.ledger.schema import (
-    DETAILS_MAX,
-    TITLE_MAX,
     LedgerTables,
     chunks,
     datetime_type,
+    error_values,
     upsert,
 )
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
@@ -41,6 +40,16 @@ from airflow_provider_wamm.graph.errors import CODE_PER_USER_LIMIT
 
 #: What a stale claim's row says about it once it became ``unknown``.
 STALE_CLAIM_DETAILS = "claimed by an attempt that did not finish: the message may or may not have been sent"
+#: What a send's answer left on a row, cleared when another attempt takes the row over as a new claim.
+_ANSWER_COLUMNS = (
+    "wamid",
+    "message_status",
+    "error_code",
+    "error_title",
+    "error_details",
+    "not_before",
+    "accepted_at",
+)
 _TIME_COLUMNS = ("not_before", "claimed_at", "accepted_at", "updated_at", "limited_since", "retry_after")
 
 
@@ -161,18 +170,7 @@ class Claims:
                 s.state == sa.bindparam("b_state"),
                 s.attempt_id == sa.bindparam("b_prior_attempt"),
             )
-            .values(
-                state=SendState.CLAIMED,
-                wamid=None,
-                message_status=None,
-                error_code=None,
-                error_title=None,
-                error_details=None,
-                attempts=0,
-                not_before=None,
-                accepted_at=None,
-                **owner,
-            )
+            .values(state=SendState.CLAIMED, attempts=0, **dict.fromkeys(_ANSWER_COLUMNS), **owner)
         )
 
     def _claimed_by(
@@ -477,9 +475,7 @@ def _unsent_values(outcome: SendOutcome) -> dict[str, Any]:
     """The columns an unsent outcome writes: its state and why."""
     return {
         "state": outcome.state,
-        "error_code": outcome.error_code,
-        "error_title": clip(outcome.error_title, TITLE_MAX),
-        "error_details": clip(outcome.error_details, DETAILS_MAX),
+        **error_values(outcome.error_code, outcome.error_title, outcome.error_details),
     }
 
 
@@ -491,9 +487,7 @@ def _result_params(outcome: SendOutcome, db_now: datetime | None) -> dict[str, A
         "b_state": outcome.state,
         "b_wamid": outcome.wamid,
         "b_message_status": outcome.message_status,
-        "b_error_code": outcome.error_code,
-        "b_error_title": clip(outcome.error_title, TITLE_MAX),
-        "b_error_details": clip(outcome.error_details, DETAILS_MAX),
+        **error_values(outcome.error_code, outcome.error_title, outcome.error_details, prefix="b_"),
         "b_attempts": outcome.attempts,
         "b_not_before": naive_utc(outcome.not_before),
         "b_accepted_at": accepted_at,

@@ -34,11 +34,10 @@ from airflow_provider_wamm.campaign.ledger.records import (
 from airflow_provider_wamm.campaign.ledger.resolution import resolve_unknown
 from airflow_provider_wamm.campaign.ledger.schema import (
     CALLBACK_KEY_MAX,
-    DETAILS_MAX,
-    TITLE_MAX,
     LedgerTables,
     chunks,
     datetime_type,
+    error_values,
     upsert,
 )
 from airflow_provider_wamm.campaign.ledger.suppressions import SuppressionList
@@ -112,9 +111,7 @@ def _fold(row: dict[str, Any], update: StatusUpdate, rank: int) -> None:
     if update.cost_amount is not None:
         row["b_cost_amount"], row["b_cost_currency"] = update.cost_amount, clip(update.cost_currency, 8)
     if update.status == DeliveryStatus.FAILED and row["b_error_code"] is None:
-        row["b_error_code"] = update.error_code
-        row["b_error_title"] = clip(update.error_title, TITLE_MAX)
-        row["b_error_details"] = clip(update.error_details, DETAILS_MAX)
+        row.update(error_values(update.error_code, update.error_title, update.error_details, prefix="b_"))
 
 
 def _merge(updates: Sequence[StatusUpdate]) -> _StatusBatch:

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from airflow_provider_wamm.campaign.ledger.records import as_utc, naive_utc
-from airflow_provider_wamm.campaign.ledger.schema import upsert
+from airflow_provider_wamm.campaign.ledger.rows import row_values
+from airflow_provider_wamm.campaign.ledger.schema import datetime_type, row_id_type, upsert
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 
 _EventT = TypeVar("_EventT")
@@ -29,26 +30,57 @@ def event_key(values: dict[str, Any]) -> str:
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
+#: The columns of an event log's table that the log fills itself, not the event.
+_LOG_COLUMNS = ("id", "event_key", "received_at")
+
+
+def define_event_table(
+    metadata: sa.MetaData,
+    name: str,
+    index_prefix: str,
+    columns: Sequence[sa.Column[Any]],
+    indexes: Sequence[sa.Index] = (),
+) -> sa.Table:
+    """A table an :class:`EventLog` keeps: a row id and the deduplication key, then ``columns``, then
+    Meta's time of the event and its arrival (indexed as ``<index_prefix>_received``)."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", row_id_type(), primary_key=True, autoincrement=True),
+        sa.Column("event_key", sa.String(32), nullable=False, unique=True),
+        *columns,
+        sa.Column("event_at", datetime_type()),
+        sa.Column("received_at", datetime_type(), nullable=False),
+        *indexes,
+        sa.Index(f"{index_prefix}_received", "received_at"),
+    )
+
+
 class EventLog(Generic[_EventT]):
     """Store events in ``table`` and read them back, newest first or in arrival order.
 
-    :param table: a table with ``id``, ``event_key``, ``event_at`` and ``received_at`` columns.
+    :param table: a table made by :func:`define_event_table`.
     :param tx: the ledger's transaction runner.
-    :param to_row: the bound values of one event (without ``event_key`` and ``received_at``).
     :param from_row: a stored row read back.
+    :param stored: the values of one event's columns stored otherwise than as they are (see
+        :func:`~airflow_provider_wamm.campaign.ledger.rows.row_values`).
     """
 
     def __init__(
         self,
         table: sa.Table,
         tx: Transactions,
-        to_row: Callable[[_EventT], dict[str, Any]],
         from_row: Callable[[Any], _EventT],
+        stored: Callable[[_EventT], dict[str, Any]] = lambda _event: {},
     ) -> None:
         self.table = table
         self.tx = tx
-        self._to_row = to_row
         self._from_row = from_row
+        self._stored = stored
+
+    def _to_row(self, event: _EventT) -> dict[str, Any]:
+        """The bound values of one event (without ``event_key`` and ``received_at``)."""
+        return row_values(self.table, event, skip=_LOG_COLUMNS, **self._stored(event))
 
     def record_in(self, conn: Connection, events: Sequence[_EventT], at: datetime) -> int:
         """Store ``events`` (deduplicated) in the caller's transaction; returns how many distinct ones."""
@@ -104,4 +136,4 @@ class EventLog(Generic[_EventT]):
             return [self._from_row(r) for r in conn.execute(query)]
 
 
-__all__ = ["EventLog", "event_key"]
+__all__ = ["EventLog", "define_event_table", "event_key"]

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from airflow_provider_wamm.campaign.ledger.records import clip
 from airflow_provider_wamm.graph.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ def default_ledger_path() -> pathlib.Path:
     return pathlib.Path(home) / "wamm" / "ledger.db"
 
 
+#: Longest stored template name (Meta's limit).
+TEMPLATE_NAME_MAX = 512
 #: Longest stored error title.
 TITLE_MAX = 255
 #: Longest callback key (``wamm1.``, 16 hex digits, ``.``, a campaign id of at most 255 characters).
@@ -92,9 +95,50 @@ def key_type(length: int) -> sa.types.TypeEngine[str]:
     )
 
 
+#: The width of each key the ledger's tables and the run log name a row by: a campaign id (as long as
+#: the campaign settings allow), an attempt id, a recipient, Meta's message id.
+KEY_WIDTHS = {"campaign_id": 255, "attempt_id": 64, "recipient": 64, "wamid": 191}
+
+
+def key_column(name: str, **options: Any) -> sa.Column[str]:
+    """The key column ``name`` (one of :data:`KEY_WIDTHS`) at its width, compared byte for byte."""
+    return sa.Column(name, key_type(KEY_WIDTHS[name]), **options)
+
+
 def datetime_type() -> sa.types.TypeEngine[datetime]:
     """A naive-UTC datetime column type with microseconds on MySQL too."""
     return sa.DateTime().with_variant(mysql_dialect.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def row_id_type() -> sa.types.TypeEngine[int]:
+    """An auto-incrementing row id: BIGINT, except on SQLite (where only INTEGER auto-increments)."""
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def template_columns() -> list[sa.Column[Any]]:
+    """The message template a row is about: ``template_name`` (Meta's limit) and ``language``."""
+    return [sa.Column("template_name", sa.String(TEMPLATE_NAME_MAX)), sa.Column("language", sa.String(32))]
+
+
+def error_columns() -> list[sa.Column[Any]]:
+    """Meta's error on a row: ``error_code``, ``error_title`` and ``error_details``."""
+    return [
+        sa.Column("error_code", sa.Integer),
+        sa.Column("error_title", sa.String(TITLE_MAX)),
+        sa.Column("error_details", sa.Text),
+    ]
+
+
+def error_values(
+    code: int | None, title: str | None, details: str | None, *, prefix: str = ""
+) -> dict[str, Any]:
+    """The values of :func:`error_columns` for Meta's error, title and details cut to what is kept,
+    under ``<prefix><column>`` (``b_``: the bound parameters of an executemany update)."""
+    return {
+        f"{prefix}error_code": code,
+        f"{prefix}error_title": clip(title, TITLE_MAX),
+        f"{prefix}error_details": clip(details, DETAILS_MAX),
+    }
 
 
 @dataclass(frozen=True)
@@ -126,18 +170,15 @@ def _sends_table(metadata: sa.MetaData, p: str) -> sa.Table:
     return sa.Table(
         f"{p}sends",
         metadata,
-        sa.Column("campaign_id", key_type(255), primary_key=True),
-        sa.Column("recipient", key_type(64), primary_key=True),
+        key_column("campaign_id", primary_key=True),
+        key_column("recipient", primary_key=True),
         sa.Column("state", sa.String(16), nullable=False),
-        sa.Column("attempt_id", key_type(64), nullable=False),
+        key_column("attempt_id", nullable=False),
         sa.Column("shard_index", sa.Integer, nullable=False, default=0),
-        sa.Column("template_name", sa.String(512)),
-        sa.Column("language", sa.String(32)),
-        sa.Column("wamid", key_type(191)),
+        *template_columns(),
+        key_column("wamid"),
         sa.Column("message_status", sa.String(64)),
-        sa.Column("error_code", sa.Integer),
-        sa.Column("error_title", sa.String(TITLE_MAX)),
-        sa.Column("error_details", sa.Text),
+        *error_columns(),
         sa.Column("attempts", sa.Integer, nullable=False, default=0),
         sa.Column("not_before", dt()),
         sa.Column("claimed_at", dt()),
@@ -165,7 +206,7 @@ def _statuses_table(metadata: sa.MetaData, p: str) -> sa.Table:
     return sa.Table(
         f"{p}statuses",
         metadata,
-        sa.Column("wamid", key_type(191), primary_key=True),
+        key_column("wamid", primary_key=True),
         sa.Column("recipient_id", sa.String(64)),
         sa.Column("status", sa.String(16)),
         sa.Column("status_rank", sa.Integer, nullable=False, default=0),
@@ -176,9 +217,7 @@ def _statuses_table(metadata: sa.MetaData, p: str) -> sa.Table:
         sa.Column("failed_at", dt()),
         sa.Column("pricing_category", sa.String(40)),
         sa.Column("pricing_model", sa.String(16)),
-        sa.Column("error_code", sa.Integer),
-        sa.Column("error_title", sa.String(TITLE_MAX)),
-        sa.Column("error_details", sa.Text),
+        *error_columns(),
         sa.Column("clicked_at", dt()),
         sa.Column("click_count", sa.Integer, nullable=False, default=0),
         sa.Column("updated_at", dt(), nullable=False),
@@ -201,8 +240,8 @@ def _clicks_table(metadata: sa.MetaData, p: str) -> sa.Table:
         f"{p}clicks",
         metadata,
         sa.Column("click_id", key_type(191), primary_key=True),
-        sa.Column("wamid", key_type(191)),
-        sa.Column("recipient", key_type(64)),
+        key_column("wamid"),
+        key_column("recipient"),
         sa.Column("click_component", sa.String(32)),
         sa.Column("product_id", sa.String(191)),
         sa.Column("tracking_token", sa.String(255)),
@@ -216,10 +255,10 @@ def _suppressions_table(metadata: sa.MetaData, p: str) -> sa.Table:
     return sa.Table(
         f"{p}suppressions",
         metadata,
-        sa.Column("recipient", key_type(64), primary_key=True),
+        key_column("recipient", primary_key=True),
         sa.Column("reason", sa.String(64), nullable=False),
         sa.Column("error_code", sa.Integer),
-        sa.Column("campaign_id", key_type(255)),
+        key_column("campaign_id"),
         sa.Column("until", datetime_type()),
         sa.Column("created_at", datetime_type(), nullable=False),
         sa.Column("updated_at", datetime_type(), nullable=False),
@@ -230,8 +269,8 @@ def _runs_table(metadata: sa.MetaData, p: str) -> sa.Table:
     return sa.Table(
         f"{p}runs",
         metadata,
-        sa.Column("attempt_id", key_type(64), primary_key=True),
-        sa.Column("campaign_id", key_type(255), nullable=False),
+        key_column("attempt_id", primary_key=True),
+        key_column("campaign_id", nullable=False),
         sa.Column("shard_index", sa.Integer, nullable=False, default=0),
         sa.Column("shard_count", sa.Integer, nullable=False, default=1),
         sa.Column("dry_run", sa.Boolean, nullable=False, default=False),
@@ -428,7 +467,9 @@ __all__ = [
     "CHUNK_SIZE",
     "DEFAULT_TABLE_PREFIX",
     "DETAILS_MAX",
+    "KEY_WIDTHS",
     "OWNER_MAX",
+    "TEMPLATE_NAME_MAX",
     "TITLE_MAX",
     "LedgerTables",
     "add_missing_columns",
@@ -436,10 +477,15 @@ __all__ = [
     "configure_sqlite",
     "datetime_type",
     "define_tables",
+    "error_columns",
+    "error_values",
     "is_retryable",
     "is_sqlite_memory",
+    "key_column",
     "key_type",
     "ledger_engine",
+    "row_id_type",
+    "template_columns",
     "upsert",
     "validate_schema_name",
     "validate_table_prefix",

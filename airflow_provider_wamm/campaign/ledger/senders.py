@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from airflow_provider_wamm.campaign.ledger.records import naive_utc, utcnow
-from airflow_provider_wamm.campaign.ledger.schema import LedgerTables, datetime_type, key_type
+from airflow_provider_wamm.campaign.ledger.schema import LedgerTables, datetime_type, key_column, key_type
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 
 
@@ -27,7 +27,7 @@ def senders_table(metadata: sa.MetaData, p: str) -> sa.Table:
         metadata,
         sa.Column("sender_id", key_type(64), primary_key=True),
         sa.Column("cap_key", key_type(255), nullable=False),
-        sa.Column("campaign_id", key_type(255), nullable=False),
+        key_column("campaign_id", nullable=False),
         sa.Column("number_cap", sa.Float, nullable=False),
         sa.Column("max_rate", sa.Float, nullable=False),
         sa.Column("share", sa.Float, nullable=False),

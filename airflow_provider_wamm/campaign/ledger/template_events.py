@@ -15,10 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from airflow_provider_wamm.campaign.ledger.audit import row_id_type
-from airflow_provider_wamm.campaign.ledger.event_log import EventLog, event_key
-from airflow_provider_wamm.campaign.ledger.records import as_utc, clip, naive_utc
-from airflow_provider_wamm.campaign.ledger.schema import datetime_type, key_type
+from airflow_provider_wamm.campaign.ledger.event_log import EventLog, define_event_table, event_key
+from airflow_provider_wamm.campaign.ledger.rows import record_from_row
+from airflow_provider_wamm.campaign.ledger.schema import TEMPLATE_NAME_MAX, datetime_type, key_type
 from airflow_provider_wamm.campaign.ledger.signal_records import (
     CATEGORY_CHANGE_PENDING,
     CATEGORY_CHANGED,
@@ -28,8 +27,6 @@ from airflow_provider_wamm.campaign.ledger.signal_records import (
 )
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 
-#: Longest stored template name (Meta's limit).
-TEMPLATE_NAME_MAX = 512
 #: Longest stored ``detail`` of a template event.
 TEMPLATE_DETAIL_MAX = 1000
 #: Most events one query returns unless told otherwise.
@@ -38,12 +35,7 @@ DEFAULT_EVENT_LIMIT = 1000
 
 def define_template_events(metadata: sa.MetaData, p: str) -> sa.Table:
     """The ``template_events`` table of a ledger with table prefix ``p``."""
-    dt = datetime_type
-    return sa.Table(
-        f"{p}template_events",
-        metadata,
-        sa.Column("id", row_id_type(), primary_key=True, autoincrement=True),
-        sa.Column("event_key", sa.String(32), nullable=False, unique=True),
+    columns: list[sa.Column[Any]] = [
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("event", sa.String(64), nullable=False),
         sa.Column("waba_id", key_type(64)),
@@ -56,62 +48,18 @@ def define_template_events(metadata: sa.MetaData, p: str) -> sa.Table:
         sa.Column("correct_category", sa.String(32)),
         sa.Column("quality_score", sa.String(16)),
         sa.Column("detail", sa.String(TEMPLATE_DETAIL_MAX)),
-        sa.Column("effective_at", dt()),
-        sa.Column("event_at", dt()),
-        sa.Column("received_at", dt(), nullable=False),
+        sa.Column("effective_at", datetime_type()),
+    ]
+    indexes = [
         sa.Index(f"ix_{p}tplevents_template", "template_id"),
         sa.Index(f"ix_{p}tplevents_name", "template_name", "language"),
-        sa.Index(f"ix_{p}tplevents_received", "received_at"),
-    )
-
-
-def _values(event: TemplateEvent) -> dict[str, Any]:
-    """The stored values of an event, clipped to their columns (times excluded)."""
-    return {
-        "kind": str(event.kind),
-        "event": clip(event.event, 64),
-        "waba_id": clip(event.waba_id, 64),
-        "template_id": clip(event.template_id, 64),
-        "template_name": clip(event.template_name, TEMPLATE_NAME_MAX),
-        "language": clip(event.language, 32),
-        "reason": clip(event.reason, 64),
-        "category": clip(event.category, 32),
-        "previous": clip(event.previous, 32),
-        "correct_category": clip(event.correct_category, 32),
-        "quality_score": clip(event.quality_score, 16),
-        "detail": clip(event.detail, TEMPLATE_DETAIL_MAX),
-    }
-
-
-def _row(event: TemplateEvent) -> dict[str, Any]:
-    """The bound values of one ``template_events`` row (its key and arrival added by the log)."""
-    return {
-        **_values(event),
-        "effective_at": naive_utc(event.effective_at),
-        "event_at": naive_utc(event.event_at),
-    }
+    ]
+    return define_event_table(metadata, f"{p}template_events", f"ix_{p}tplevents", columns, indexes)
 
 
 def _event(row: Any) -> TemplateEvent:
     """A stored row read back."""
-    return TemplateEvent(
-        kind=TemplateEventKind(row.kind),
-        event=row.event,
-        waba_id=row.waba_id,
-        template_id=row.template_id,
-        template_name=row.template_name,
-        language=row.language,
-        event_at=as_utc(row.event_at),
-        reason=row.reason,
-        category=row.category,
-        previous=row.previous,
-        correct_category=row.correct_category,
-        quality_score=row.quality_score,
-        effective_at=as_utc(row.effective_at),
-        detail=row.detail,
-        id=int(row.id),
-        received_at=as_utc(row.received_at),
-    )
+    return record_from_row(TemplateEvent, row, kind=TemplateEventKind(row.kind))
 
 
 def _when(event: TemplateEvent) -> datetime | None:
@@ -154,7 +102,7 @@ class TemplateLog(EventLog[TemplateEvent]):
     """
 
     def __init__(self, table: sa.Table, tx: Transactions) -> None:
-        super().__init__(table, tx, _row, _event)
+        super().__init__(table, tx, _event)
 
     def _matching(
         self,
