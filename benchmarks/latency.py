@@ -19,17 +19,12 @@ leaving out the windows over a spell in which the sandbox's event loop was too b
 
 from __future__ import annotations
 
-import itertools
-import statistics
-import threading
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import common
 
 if TYPE_CHECKING:
-    from run import Bench
+    from harness import Bench
 
 SIGMA = "0.6"
 
@@ -73,7 +68,34 @@ def campaign(
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One campaign child with the operator's defaults; its result, CPU, RSS and send span."""
-    spec = {
+    spec = campaign_spec(
+        sandbox,
+        bench,
+        name,
+        cap=cap,
+        count=count,
+        adaptive=adaptive,
+        start=start,
+        ledger=ledger,
+        options=options,
+    )
+    return common.run_child("campaign", spec).data
+
+
+def campaign_spec(
+    sandbox: common.SandboxProcess,
+    bench: Bench,
+    name: str,
+    *,
+    cap: float,
+    count: int,
+    adaptive: bool = True,
+    start: int = 0,
+    ledger: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The spec of a campaign child with the operator's defaults (see :func:`campaign`)."""
+    return {
         "url": sandbox.url,
         "count": count,
         "start": start,
@@ -84,7 +106,6 @@ def campaign(
         "trace": True,
         "options": {"adaptive_concurrency": adaptive, **(options or {})},
     }
-    return common.run_child("campaign", spec).data
 
 
 def ratios(data: dict[str, Any], cap: float) -> tuple[float, float]:
@@ -95,7 +116,7 @@ def ratios(data: dict[str, Any], cap: float) -> tuple[float, float]:
 
 def b1r(bench: Bench) -> None:
     """B1 at realistic answer times, adaptive against a fixed pool, and the latency step."""
-    from run import Figure
+    from harness import Figure
 
     sec = bench.section("B1R", "Throughput under a cap at Meta's answer times")
     sec.lines.append(__doc__.split("\n\n", 2)[2].replace("\n", " "))
@@ -156,7 +177,7 @@ def b1r(bench: Bench) -> None:
 
 
 def _step(bench: Bench, sec: Any) -> None:
-    from run import Figure
+    from harness import Figure
 
     cap, count = 80, bench.scale(3_200, 400)
     args = ("--latency-median", "0.1", "--latency-sigma", "0.3", "--latency-step", "1.5")
@@ -213,7 +234,7 @@ def _step(bench: Bench, sec: Any) -> None:
 
 def b2r(bench: Bench) -> None:
     """CPU per message at cap 1,000 (300 ms median) and peak RSS at 1,000 msg/s with 1 s answers."""
-    from run import Figure
+    from harness import Figure
 
     sec = bench.section("B2R", "CPU and memory at Meta's answer times")
     count = bench.scale(10_000, 1_000)
@@ -259,171 +280,14 @@ def b2r(bench: Bench) -> None:
     )
 
 
-# ----------------------------------------------------------------------------------------------
-# B8: one cap per number
-# ----------------------------------------------------------------------------------------------
-
-
-def _parallel(jobs: list[tuple[float, Callable[[], dict[str, Any]]]]) -> list[dict[str, Any]]:
-    """Run each job in a thread after its delay (seconds from now); their results in order."""
-    out: list[dict[str, Any]] = [{} for _ in jobs]
-    errors: list[BaseException] = []
-
-    def run(i: int, delay: float, job: Callable[[], dict[str, Any]]) -> None:
-        time.sleep(delay)
-        try:
-            out[i] = job()
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i, d, j)) for i, (d, j) in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return out
-
-
-def _rate(stamps: list[float], start: float, end: float) -> float:
-    return sum(start <= t < end for t in stamps) / max(1e-9, end - start)
-
-
-def b8(bench: Bench) -> None:
-    """Two campaigns on one number 10 s apart; four shards without a hand-set cap."""
-    from run import Figure
-
-    sec = bench.section("B8", "One cap per phone number")
-    cap = 80
-    sec.lines.append(
-        "Each sender is a `run_campaign` child process (`share_cap` on, the default) with the "
-        "operator's defaults at `max_messages_per_second` 80 and no `number_cap`, all on one SQLite-file "
-        "ledger (its `senders` table) and one sandbox answering log-normal times (median 300 ms, sigma "
-        "0.6). Rates are counted on the sandbox's arrival stamps."
-    )
-    ledger = bench.ledger_path("b8-two")
-    a_n, b_n = bench.scale(3_000, 600), bench.scale(1_200, 200)
-    with common.SandboxProcess("--latency-median", "0.3", "--latency-sigma", SIGMA) as sandbox:
-        sandbox.reset()
-        results = _parallel(
-            [
-                (0.0, lambda: campaign(sandbox, bench, "b8-a", cap=cap, count=a_n, ledger=ledger)),
-                (
-                    10.0,
-                    lambda: campaign(
-                        sandbox, bench, "b8-b", cap=cap, count=b_n, start=500_000, ledger=ledger
-                    ),
-                ),
-            ]
-        )
-        msgs, deaf = arrivals(sandbox)
-    first_b = {common.digits(500_000 + i) for i in range(b_n)}
-    a_t = sorted(m["t"] for m in msgs if m["to"] not in first_b)
-    b_t = sorted(m["t"] for m in msgs if m["to"] in first_b)
-    both = [m["t"] for m in msgs]
-    window, heard = busiest(both), busiest(both, deaf)
-    together = (b_t[0] + 2.0, b_t[-1])  # both sending (B's first two seconds: it waits for room)
-    a_both, b_both = _rate(a_t, *together) / cap, _rate(b_t, *together) / cap
-    back = next(
-        (t - b_t[-1] for t in a_t if t > b_t[-1] + 1 and _rate(a_t, t - 1, t) >= 0.9 * cap), float("inf")
-    )
-    bench.add(
-        Figure(
-            "B8",
-            "two campaigns 10 s apart: busiest 1 s window, both together",
-            f"{window} (heard all along: {heard})",
-            f"<= {cap}",
-            "each alone may take 80",
-            heard <= cap,
-        )
-    )
-    bench.add(
-        Figure(
-            "B8",
-            "two campaigns: each one's share while both send",
-            f"{a_both:.3f} / {b_both:.3f}",
-            ">= 0.45 each",
-            f"alone: {_rate(a_t, a_t[0] + 1, b_t[0]) / cap:.3f}",
-            min(a_both, b_both) >= 0.45,
-        )
-    )
-    bench.add(
-        Figure(
-            "B8",
-            "two campaigns: the survivor back to >= 0.9 of the cap after the other ends",
-            f"{back:.1f} s",
-            "<= 10 s",
-            "",
-            back <= 10,
-        )
-    )
-    sec.lines.append(
-        f"Two campaigns: A ({a_n:,} recipients) at 0 s, B ({b_n:,}) at 10 s. While both sent "
-        f"({together[1] - together[0]:.1f} s): A {a_both:.3f}, B {b_both:.3f} of the cap; A alone before "
-        f"B: {_rate(a_t, a_t[0] + 1, b_t[0]):.1f} msg/s; A back at >= 72 msg/s {back:.1f} s after B's "
-        f"last send. Accepted: A {results[0]['result']['accepted']:,}, "
-        f"B {results[1]['result']['accepted']:,}; "
-        f"sandbox deaf spells {len(deaf)}."
-    )
-    _shards(bench, sec, cap)
-
-
-def _shards(bench: Bench, sec: Any, cap: int) -> None:
-    from run import Figure
-
-    ledger = bench.ledger_path("b8-shards")
-    per = bench.scale(800, 150)
-    with common.SandboxProcess("--latency-median", "0.3", "--latency-sigma", SIGMA) as sandbox:
-        sandbox.reset()
-        jobs = []
-        for i in range(4):
-            options = {"shard_index": i, "shard_count": 4}
-            jobs.append(
-                (
-                    0.3 * i,
-                    lambda o=options: campaign(
-                        sandbox, bench, "b8-shards", cap=cap, count=4 * per, ledger=ledger, options=o
-                    ),
-                )
-            )
-        results = _parallel(jobs)
-        msgs, deaf = arrivals(sandbox)
-    stamps = sorted(m["t"] for m in msgs)
-    accepted = sum(r["result"]["accepted"] for r in results)
-    starts = [r["result"]["elapsed_s"] for r in results]
-    span = stamps[-1] - stamps[0]
-    # All four send from the fourth one's first second to the first one to end.
-    together = accepted / span / cap
-    window, heard = busiest(stamps), busiest(stamps, deaf)
-    bench.add(
-        Figure(
-            "B8",
-            "four shards, no hand-set cap: together / the number's cap",
-            f"{together:.3f}",
-            ">= 0.95",
-            "cap / 4 by hand: 0.25 each",
-            together >= 0.95,
-        )
-    )
-    bench.add(
-        Figure(
-            "B8",
-            "four shards: busiest 1 s window, all together",
-            f"{window} (heard all along: {heard})",
-            f"<= {cap}",
-            "",
-            heard <= cap,
-        )
-    )
-    sec.lines.append(
-        f"Four shards of one campaign ({4 * per:,} recipients, about {per} each), started 0.3 s apart, each "
-        f"with `max_messages_per_second` 80: {accepted:,} accepted in {span:.1f} s from the first arrival "
-        f"to the last = {accepted / span:.1f} msg/s; shard runs took "
-        f"{', '.join(f'{s:.1f}' for s in starts)} s; "
-        f"sandbox deaf spells {len(deaf)}; median arrival gap "
-        f"{1000 * statistics.median(b - a for a, b in itertools.pairwise(stamps)):.1f} ms."
-    )
-
-
-__all__ = ["b1r", "b2r", "b8"]
+__all__ = [
+    "SIGMA",
+    "arrivals",
+    "b1r",
+    "b2r",
+    "busiest",
+    "campaign",
+    "campaign_spec",
+    "default_concurrency",
+    "ratios",
+]

@@ -3,22 +3,26 @@ ledger.
 
 Meta counts a number's messages per second whoever sends them: two campaigns on one number at once,
 the shards of one campaign, another DAG. Each run that shares the cap registers in the ledger's
-``senders`` table (:class:`~airflow_provider_wamm.campaign.ledger.senders.SenderRegistry`) and, about
-once a second, beats a heartbeat that says the most it may send per second until its next beat (its
-*advertised share*), then reads the other live senders and takes:
+``senders`` table (:class:`~airflow_provider_wamm.campaign.ledger.senders.SenderRegistry`), looks at
+the other live senders five times a second, and beats a heartbeat (at least once a second, and
+whenever it changes) that says the most it may send in any second until its next beat (its
+*advertised share*). It takes:
 
-``min(its fair share, the number's cap - what the others advertise)``
+``min(its fair share of the budget, the budget - what the others advertise)``
 
-The fair shares split the cap evenly between the live senders, except that a sender wanting less than
-its share (its own ``max_messages_per_second``) leaves the rest to the others (:func:`allocate`). The
-second term keeps the sum under the cap while a change goes round: a newcomer registers advertising
-the most it may take, so the others make room at their next beat, and it waits for that room (holds
-at zero) instead of taking its share at once. A sender lowers its pace at once but goes on advertising
-the higher share until a whole window (one second) has passed at the lower pace, so no window of
-the number's sends holds both its old pace and the others' raise; it advertises a raise before it
-takes it. A sender that ends stays counted one more window (its last second of sends); one that dies
-stops beating and is no longer counted after ``cap_share_expire_s``: the others grow back to the
-whole cap within seconds.
+The *budget* is the number's cap less ``rate_headroom``, rounded down once (78 at a cap of 80), and
+shares are whole sends a second: four senders pace at 20, 20, 19 and 19, what one sender alone would,
+not at 19 each. The fair shares split the budget evenly between the live senders, except that a sender
+wanting less than its share (its own ``max_messages_per_second``) leaves the rest to the others
+(:func:`allocate_slots`); what an even split leaves over goes to the senders that started first. The
+second term keeps the sum within the budget while a change goes round: a newcomer registers advertising
+the most it may take, so the others make room at their next look, and it waits for that room (holds at
+zero) instead of taking its share at once. A sender lowers its pace at once but goes on advertising the
+higher share until a whole window (one second) has passed at the lower pace, so no window of the
+number's sends holds both its old pace and the others' raise; it advertises a raise before it takes it.
+A sender that ends stays counted until one window after its last send (its last second of sends), then
+its row expires and the others take its share at their next look; one that dies stops beating and is no
+longer counted after ``cap_share_expire_s``: the others grow back to the whole budget within seconds.
 
 Two senders that start at the same moment cannot both miss each other: each registers (a committed
 write) before it reads, so the later reader sees the earlier one's row advertising its whole wish.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +45,8 @@ from airflow_provider_wamm.campaign.settings import CampaignSettings
 WINDOW_S = 1.0
 #: Rows of senders dead for this many expiries are deleted when a sender starts.
 FORGET_AFTER_EXPIRIES = 20
+#: Seconds between a sender's looks at the others (a read): a sender that ends is noticed this soon.
+LOOK_S = 0.2
 
 
 def allocate(number_cap: float, wishes: Mapping[str, float]) -> dict[str, float]:
@@ -63,19 +70,64 @@ def allocate(number_cap: float, wishes: Mapping[str, float]) -> dict[str, float]
     return shares
 
 
-def share_for(me: str, my_wish: float, number_cap: float, others: Sequence[SenderRow]) -> float:
-    """What sender ``me`` may send per second next to the live ``others``: its fair share, within the
-    room the others leave by what they advertise."""
-    cap = min([number_cap, *(o.number_cap for o in others)])
-    wishes = {o.sender_id: o.max_rate for o in others}
-    wishes[me] = my_wish
-    fair = allocate(cap, wishes)[me]
-    room = cap - sum(o.share for o in others)
-    return max(0.0, min(fair, room))
+def allocate_slots(budget: int, wishes: Mapping[str, int], order: Sequence[str]) -> dict[str, int]:
+    """Split a whole number of sends a second between senders, max-min fair like :func:`allocate`; what
+    an even split leaves over goes one each to the senders first in ``order`` (the same for every
+    sender that reads the same table), so the shares add up to ``budget`` exactly, never more."""
+    shares: dict[str, int] = {}
+    left = max(0, int(budget))
+    pending = sorted(wishes.items(), key=lambda item: (item[1], order.index(item[0])))
+    while pending:
+        even, over = divmod(left, len(pending))
+        sender, wish = pending[0]
+        if wish <= even:
+            shares[sender] = max(0, wish)
+            left -= shares[sender]
+            pending.pop(0)
+            continue
+        extra = {name for name in sorted((n for n, _ in pending), key=order.index)[:over]}
+        for name, _ in pending:
+            shares[name] = even + (name in extra)
+        break
+    return shares
+
+
+def budget_of(number_cap: float, headroom: float) -> int:
+    """Sends a second the senders of a number may make together: its cap less the headroom, rounded
+    down once for all of them (not once per sender)."""
+    return max(0, math.floor(number_cap * (1.0 - headroom) + 1e-9))
+
+
+def share_for(
+    me: str,
+    my_wish: float,
+    number_cap: float,
+    others: Sequence[SenderRow],
+    *,
+    headroom: float = 0.0,
+    order: Sequence[str] = (),
+) -> float:
+    """What sender ``me`` may send per second next to the live ``others``: its fair share of the
+    number's budget (:func:`budget_of`), a whole number, within the room the others leave by what they
+    advertise. ``order`` ranks the senders for what an even split leaves over (default: the others
+    as given, then ``me``)."""
+    budget = budget_of(min([number_cap, *(o.number_cap for o in others)]), headroom)
+    wish = min(budget, math.floor(my_wish + 1e-9))
+    wishes = {o.sender_id: min(budget, math.floor(o.max_rate + 1e-9)) for o in others}
+    wishes[me] = wish
+    ranked = [name for name in order if name in wishes]
+    ranked += [name for name in [*(o.sender_id for o in others), me] if name not in ranked]
+    fair = allocate_slots(budget, wishes, ranked)[me]
+    room = budget - math.ceil(sum(o.share for o in others) - 1e-9)
+    return float(max(0, min(fair, room)))
 
 
 class CapShare:
     """One sender's share of a phone number's cap, kept in the ledger.
+
+    Shares are whole numbers of sends a second out of the number's budget (:func:`budget_of`): the
+    cap less ``headroom``, rounded down once, so four senders of a cap of 80 pace at 20, 20, 19 and
+    19 (78, what one sender alone would), not at 19 each.
 
     :param registry: the ledger's senders.
     :param sender_id: this sender (the attempt id).
@@ -83,7 +135,10 @@ class CapShare:
     :param campaign_id: what this sender sends (for people reading the table).
     :param number_cap: the number's cap, messages per second.
     :param max_rate: the most this sender itself wants to send per second.
-    :param interval_s: seconds between heartbeats (and looks at the others).
+    :param headroom: share of the number's cap left unused by all its senders together.
+    :param interval_s: seconds between heartbeats.
+    :param look_s: seconds between looks at the others (a read; the beat is written when what this
+        sender advertises changes, or every ``interval_s``).
     :param expire_s: a sender whose heartbeat is older than this is dead.
     :param wall: the time written to the ledger (injectable for tests); :meth:`start` and :meth:`tick`
         take the monotonic time of their schedule.
@@ -98,7 +153,9 @@ class CapShare:
         campaign_id: str,
         number_cap: float,
         max_rate: float,
+        headroom: float = 0.0,
         interval_s: float = 1.0,
+        look_s: float = LOOK_S,
         expire_s: float = 5.0,
         wall: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -107,13 +164,19 @@ class CapShare:
         self.cap_key = cap_key
         self.campaign_id = campaign_id
         self.number_cap = number_cap
-        self.max_rate = min(max_rate, number_cap)
+        self.headroom = headroom
+        self.wish = min(max_rate, number_cap)
+        # In whole sends a second, the headroom left, as an unshared run paces: floor(12.5 x 0.98) = 12.
+        self.max_rate = float(budget_of(self.wish, headroom))
         self.interval_s = interval_s
+        self.look_s = min(look_s, interval_s)
         self.expire = timedelta(seconds=expire_s)
         self.wall = wall
         self.share = 0.0
         self.others = 0
         self._next = 0.0
+        self._next_beat = 0.0
+        self._beaten: float | None = None
         # The shares in force during the last window, newest last: (monotonic time taken, share).
         self._recent: list[tuple[float, float]] = []
 
@@ -135,23 +198,40 @@ class CapShare:
         return self.share if changed is None else changed
 
     def tick(self, now: float) -> float | None:
-        """Every ``interval_s``: look at the others, advertise the new share, return it if it changed."""
+        """Every ``look_s``: look at the others, advertise the new share (written before it is taken,
+        and at least every ``interval_s``), return it if it changed."""
         if now < self._next:
             return None
-        self._next = now + self.interval_s
+        self._next = now + self.look_s
         at = self.wall()
-        others = [
-            r
-            for r in self.registry.live(self.cap_key, within=self.expire, now=at)
-            if r.sender_id != self.sender_id
-        ]
+        rows = self.registry.live(self.cap_key, within=self.expire, now=at)
+        others = [r for r in rows if r.sender_id != self.sender_id]
         self.others = len(others)
-        share = share_for(self.sender_id, self.max_rate, self.number_cap, others)
-        self.registry.beat(self.sender_id, self._advertised(now, share), now=at)  # before it is taken
+        share = share_for(
+            self.sender_id,
+            self.max_rate,
+            self.number_cap,
+            others,
+            headroom=self.headroom,
+            order=[r.sender_id for r in rows],
+        )
+        advertised = self._advertised(now, share)
+        if advertised != self._beaten or now >= self._next_beat:
+            self.registry.beat(self.sender_id, advertised, now=at)  # before it is taken
+            self._beaten, self._next_beat = advertised, now + self.interval_s
         if math.isclose(share, self.share, rel_tol=1e-9, abs_tol=1e-9):
             return None
         self.share = share
         return share
+
+    def per_cap(self, share: float) -> float:
+        """Messages per second of the number's cap that ``share`` (whole sends a second, the headroom
+        left) stands for: the whole wish when it is granted, else its part of the cap (78 of a budget
+        of 78 at a cap of 80: 80)."""
+        if share >= self.max_rate:
+            return self.wish
+        budget = budget_of(self.number_cap, self.headroom)
+        return share * self.number_cap / budget if budget else share
 
     def _advertised(self, now: float, share: float) -> float:
         """What to advertise when taking ``share`` at ``now``: the most of any share in force within the
@@ -163,13 +243,18 @@ class CapShare:
             self._recent.pop(0)
         return max(s for _, s in self._recent)
 
-    def leave(self) -> None:
-        """Leave the number's cap: the sends of this sender's last second still count, so its row stays
-        one more window, advertising the most it sent at, then expires and the others take its share."""
+    def leave(self, last_send: datetime | None = None) -> None:
+        """Leave the number's cap. The sends of this sender's last second still count: its row stays,
+        advertising the most it sent at, until one window after ``last_send`` (its last request left;
+        default now), then expires and the others take its share at their next look. A sender whose
+        last send is a window old already deletes its row at once."""
+        at = self.wall()
+        until = (last_send or at) + timedelta(seconds=WINDOW_S)
+        if until <= at:
+            self.registry.leave(self.sender_id)
+            return
         advertised = max([self.share, *(share for _, share in self._recent)])
-        self.registry.beat(
-            self.sender_id, advertised, now=self.wall() - self.expire + timedelta(seconds=WINDOW_S)
-        )
+        self.registry.beat(self.sender_id, advertised, now=until - self.expire)
 
 
 class SharedPace:
@@ -197,7 +282,7 @@ class SharedPace:
             return
         self.left = True
         try:
-            self.cap_share.leave()
+            self.cap_share.leave(self._last_send())
         except Exception:
             self.log.warning(
                 "campaign %s: could not remove its row from the senders table; the others take its "
@@ -205,6 +290,13 @@ class SharedPace:
                 self.cap_share.campaign_id,
                 exc_info=True,
             )
+
+    def _last_send(self) -> datetime | None:
+        """When the run's last request left, on the ledger's clock (``None``: none left)."""
+        last = self.pacer.last_send
+        if last is None:
+            return None
+        return self.cap_share.wall() - timedelta(seconds=max(0.0, time.monotonic() - last))
 
     def _apply(self, share: float) -> None:
         s = self.cap_share
@@ -215,7 +307,7 @@ class SharedPace:
             s.number_cap,
             s.others,
         )
-        self.pacer.set_cap(share)
+        self.pacer.set_budget(share, of_cap=s.per_cap(share) / share if share > 0 else 1.0)
 
 
 class NotShared:
@@ -241,11 +333,13 @@ def shared_pace(
     log: logging.Logger | Any,
 ) -> SharedPace | NotShared:
     """The shared pace of a run, or :class:`NotShared` when it does not share (``share_cap=False``, a
-    dry run, or no phone number to share: no ``cap_key`` and a client without ``phone_number_id``)."""
+    dry run, no phone number to share: no ``cap_key`` and a client without ``phone_number_id``, or a
+    cap below one whole send a second once the headroom is left, which whole shares cannot split)."""
     key = settings.cap_key or getattr(client, "phone_number_id", None)
-    if not settings.share_cap or settings.dry_run or not key:
-        return NotShared()
     rate = float(settings.max_messages_per_second)
+    whole = budget_of(min(rate, settings.number_cap or rate), settings.rate_headroom) >= 1
+    if not settings.share_cap or settings.dry_run or not key or not whole:
+        return NotShared()
     share = CapShare(
         ledger.sender_registry,
         sender_id=sender_id,
@@ -253,6 +347,7 @@ def shared_pace(
         campaign_id=settings.campaign_id,
         number_cap=float(settings.number_cap or rate),
         max_rate=rate,
+        headroom=settings.rate_headroom,
         interval_s=settings.cap_share_interval_s,
         expire_s=settings.cap_share_expire_s,
     )
@@ -261,10 +356,13 @@ def shared_pace(
 
 __all__ = [
     "FORGET_AFTER_EXPIRIES",
+    "LOOK_S",
     "CapShare",
     "NotShared",
     "SharedPace",
     "allocate",
+    "allocate_slots",
+    "budget_of",
     "share_for",
     "shared_pace",
 ]

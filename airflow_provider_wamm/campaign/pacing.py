@@ -21,6 +21,8 @@ from airflow_provider_wamm.graph.ratelimit import TokenBucket
 
 #: Rate-limit waits up to this long are plain sleeps (checked for a stop afterwards).
 SHORT_SLEEP_S = 0.05
+#: Sends a second the token bucket runs above a whole-number budget (:meth:`Pacer.set_budget`).
+EXACT_SLACK = 0.4
 
 
 class Stopped(Exception):
@@ -43,6 +45,12 @@ class SendWindow:
         self._times: deque[float] = deque()
         self._lock = threading.Lock()
         self._not_before = 0.0
+
+    @property
+    def last(self) -> float | None:
+        """When the last counted send left (monotonic seconds), ``None`` before the first."""
+        times = self._times
+        return times[-1] if times else None
 
     def wait_turn(self, sleep: Callable[[float], None]) -> None:
         """Block (with ``sleep``) until one more send fits the window, and count it."""
@@ -104,6 +112,8 @@ class Pacer:
         self._recovery_s = recovery_s
         self._stop = stop
         self._clock = clock
+        self._exact = False
+        self._scale = 1.0
         self._window = SendWindow(1)
         self._held = False
         self._bucket = TokenBucket(1.0)
@@ -132,12 +142,12 @@ class Pacer:
     @property
     def rate(self) -> float:
         """The cap in force, messages per second: the run's cap, or less while Meta throttles."""
-        return self._rate
+        return self._rate * self._scale
 
     @property
     def cap(self) -> float:
         """The run's cap: the rate recovers up to this after throttling."""
-        return self._cap
+        return self._cap * self._scale
 
     @property
     def window_limit(self) -> int:
@@ -162,6 +172,21 @@ class Pacer:
             self._put_in_force(new)
         # Released only now: a worker let go before would pace at the cap the run started with.
         self._held = False
+
+    def set_budget(self, sends: float, *, of_cap: float = 1.0) -> None:
+        """Set the run's cap to a whole number of sends a second that already leaves the headroom
+        (its share of a number's budget, see :mod:`~.cap_share`): paced at that, not less. Zero
+        holds every send, as with :meth:`set_cap`. ``of_cap`` is the number's cap per send of its
+        budget (80 / 78): :attr:`rate` and :attr:`cap` report the share in messages per second of
+        the cap, as an unshared run's do (a run alone on its number: the whole cap)."""
+        self._exact = True
+        self._scale = of_cap
+        self.set_cap(sends)
+
+    @property
+    def last_send(self) -> float | None:
+        """When the last send left (monotonic seconds), ``None`` before the first."""
+        return self._window.last
 
     def hold_until(self, until: float) -> None:
         """Let no send leave before ``until`` (monotonic seconds): a wait the whole run makes, such as
@@ -212,7 +237,7 @@ class Pacer:
             return None
         self._put_in_force(new)
         self._last_change = now
-        return new
+        return self.rate
 
     def tick(self, now: float) -> float | None:
         """Raise the rate by a quarter (up to the cap) after ``recovery_s`` quiet seconds.
@@ -227,7 +252,7 @@ class Pacer:
             return None
         self._put_in_force(min(self._cap, rate * 1.25))
         self._last_change = now
-        return self._rate
+        return self.rate
 
     def sleep_unless_stopped(self, seconds: float) -> None:
         """Sleep, raising :class:`Stopped` if the run stops meanwhile.
@@ -245,11 +270,16 @@ class Pacer:
     def _put_in_force(self, rate: float) -> None:
         """Pace at ``rate * (1 - headroom)`` and bound every window below it."""
         self._rate = rate
-        paced = rate * (1.0 - self._headroom)
+        paced = rate if self._exact else rate * (1.0 - self._headroom)
+        limit = max(1, math.floor(paced + 1e-9))
+        # A share of a number's budget is a whole number: the bucket runs a little faster than the
+        # window bound, as an unshared run's does (78.4 against 78 at a cap of 80), so the window
+        # is what the sends fill.
+        bucket = limit + EXACT_SLACK if self._exact else paced
         # A fresh bucket: slots reserved far ahead at a lower rate are not waited for by later sends,
         # and workers wait for their slot in an interruptible sleep, so a stop does not wait for them.
-        self._bucket = TokenBucket(paced, sleep=self.sleep_unless_stopped)
-        self._window.limit = max(1, math.floor(paced))
+        self._bucket = TokenBucket(bucket, sleep=self.sleep_unless_stopped)
+        self._window.limit = limit
 
 
 def _positive(rate: float) -> float:

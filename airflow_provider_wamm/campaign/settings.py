@@ -58,8 +58,9 @@ class CampaignSettings:
     :param number_cap: the phone number's cap the runs share, messages per second (default
         ``max_messages_per_second``; this run never sends faster than the latter).
     :param cap_key: the phone number whose cap is shared (default the client's ``phone_number_id``).
-    :param cap_share_interval_s: seconds between a sharing run's heartbeats in the ``senders`` table
-        (each one also looks at the other senders and adjusts the share).
+    :param cap_share_interval_s: the longest between a sharing run's heartbeats in the ``senders``
+        table (it also beats whenever its share changes, and looks at the other senders and adjusts
+        its share every 0.2 s, or this often if shorter).
     :param cap_share_expire_s: a sender whose heartbeat is older than this is dead: the others stop
         leaving room for it. Keep it a few intervals long (the machines' clocks must agree within it).
     :param batch_size: recipients read and checked against the ledger per round trip; at most this

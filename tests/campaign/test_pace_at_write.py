@@ -145,6 +145,7 @@ class Shard:
             campaign_id="sharded",
             number_cap=80.0,
             max_rate=80.0,
+            headroom=0.02,
             wall=wall,
         )
         self.shared = SharedPace(share, self.pacer, log=_Quiet())
@@ -178,8 +179,12 @@ def test_four_shards_from_an_empty_senders_table_pace_within_the_numbers_cap(
             shard.shared.tick(step + 0.25 * i)
             # Without the shared cap each would pace at 78 a second: 312 together.
             assert sum(s.window for s in shards) <= most, [s.window for s in shards]
-    assert [s.window for s in shards] == [19, 19, 19, 19]
-    assert [s.pacer.cap for s in shards] == [20.0] * 4
+    # The number's 78 split in whole sends (not 19 each: 76), the first ones taking what is left over.
+    assert [s.window for s in shards] == [20, 20, 19, 19]
+    # Each one's cap, in messages per second of the number's 80 (78 sends a second are the whole cap).
+    assert [s.pacer.cap for s in shards] == pytest.approx(
+        [20 * 80 / 78, 20 * 80 / 78, 19 * 80 / 78, 19 * 80 / 78]
+    )
 
 
 def test_a_pacer_let_go_after_waiting_for_its_share_paces_at_that_share() -> None:
