@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -59,18 +60,27 @@ def whole_list_fault(
 
 
 def _header_links(components: Any) -> Iterator[str]:
-    """Media links of header parameters, carousel cards' too."""
-    for component in components if isinstance(components, list) else []:
-        if not isinstance(component, Mapping):
-            continue
-        if component.get("type") == "header":
-            for parameter in component.get("parameters") or []:
-                media = parameter.get(parameter.get("type")) if isinstance(parameter, Mapping) else None
-                if isinstance(media, Mapping) and isinstance(media.get("link"), str):
-                    yield media["link"]
-        for card in component.get("cards") or []:
-            if isinstance(card, Mapping):
-                yield from _header_links(card.get("components"))
+    """Media links of header parameters: the message's own components first, then its carousel
+    cards', level by level."""
+    levels: deque[Any] = deque([components])
+    while levels:
+        level = levels.popleft()
+        for component in level if isinstance(level, list) else []:
+            if not isinstance(component, Mapping):
+                continue
+            cards = component.get("cards")
+            levels.extend(c.get("components") for c in cards or [] if isinstance(c, Mapping))
+            if component.get("type") == "header":
+                yield from _media_links(component.get("parameters"))
+
+
+def _media_links(parameters: Any) -> Iterator[str]:
+    """The ``link`` of each media parameter (``{"type": "image", "image": {"link": ...}}``)."""
+    for parameter in parameters if isinstance(parameters, list) else []:
+        media = parameter.get(parameter.get("type")) if isinstance(parameter, Mapping) else None
+        link = media.get("link") if isinstance(media, Mapping) else None
+        if isinstance(link, str):
+            yield link
 
 
 def fault_error(kind: str, cfg: SandboxConfig, rng: random.Random) -> GraphFailure:

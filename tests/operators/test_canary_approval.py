@@ -5,12 +5,19 @@ parks in ``awaiting_input``. ``Reject`` (or no answer in time): the second slice
 task fails with the evidence. ``Approve``: everyone is messaged, once. Checked twice: calling the
 operator's methods directly, and in whole ``dag.test()`` runs where Airflow's own task runner parks the
 task and the answer goes through the REST API's own handler.
+
+``dag.test()`` never times out a task waiting for input, so in the DAG runs a watchdog
+(:func:`hang_guard`) fails a task still waiting when the run should long be over: a lost answer fails
+the test with a message that says so, instead of hanging it. Behind it, a pytest-timeout in thread
+mode: the default signal mode does not end a ``dag.test()`` run (seen: a run parked for input outlived
+its signal-mode timeout by minutes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +33,8 @@ from tests.operators.test_canary import first_slice, resume, wire
 from tests.operators.test_dags import register_dag, run_dag
 
 SETTLE = timedelta(seconds=0.2)
+#: How long a DAG run of these tests may take before the watchdog fails a task still waiting for input.
+RUN_DEADLINE_S = 150.0
 
 
 def ask(
@@ -205,7 +214,47 @@ def respond_when_asked(dag_id: str, chosen: str, seen: dict[str, Any], sandbox: 
     return thread
 
 
+@contextlib.contextmanager
+def hang_guard(dag_id: str, seen: dict[str, Any], after_s: float = RUN_DEADLINE_S) -> Iterator[None]:
+    """Bound a ``dag.test()`` run of ``dag_id``: if it is not over after ``after_s`` seconds, fail its
+    tasks waiting for input (``dag.test()`` waits for an answer for ever), so that the run ends; why is
+    kept in ``seen["hang"]`` for the test to report."""
+    from airflow import settings
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    over = threading.Event()
+
+    def watch() -> None:
+        if over.wait(after_s):
+            return
+        seen["hang"] = (
+            f"the DAG run {dag_id} was not over after {after_s:.0f} s and its task still waited for input: "
+            "the answer was lost (or never given); the watchdog failed the task so that dag.test() returns"
+        )
+        while not over.wait(0.5):  # the task may park after the deadline: keep failing it until the run ends
+            assert settings.Session is not None
+            with settings.Session() as session:
+                for ti in session.scalars(
+                    select(TaskInstance).where(
+                        TaskInstance.dag_id == dag_id, TaskInstance.state == TaskInstanceState.AWAITING_INPUT
+                    )
+                ):
+                    ti.state = TaskInstanceState.FAILED
+                session.commit()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        over.set()
+        thread.join(5)
+
+
 @pytest.mark.airflow_db
+@pytest.mark.timeout(RUN_DEADLINE_S + 90, method="thread")  # if even the watchdog cannot end the run
 @pytest.mark.parametrize("chosen", ["Reject", "Approve"])
 def test_the_approval_step_gates_the_second_slice_in_a_dag_run(
     chosen: str,
@@ -219,9 +268,11 @@ def test_the_approval_step_gates_the_second_slice_in_a_dag_run(
     seen: dict[str, Any] = {}
     responder = respond_when_asked(dag_id, chosen, seen, sandbox)
 
-    state, tis, xcoms = run_dag(approval_dag(dag_id, 50))
+    with hang_guard(dag_id, seen):
+        state, tis, xcoms = run_dag(approval_dag(dag_id, 50))
     responder.join(5)
 
+    assert "hang" not in seen, seen["hang"]
     assert "error" not in seen and seen["options"] == ["Approve", "Reject"]
     sends = sandbox.sends_per_recipient()
     assert 0 < seen["canary"] < 50 and f"| messages sent | {seen['canary']} |" in seen["body"]
@@ -232,3 +283,23 @@ def test_the_approval_step_gates_the_second_slice_in_a_dag_run(
     else:
         assert (state, tis["send"]) == ("success", "success"), tis
         assert len(sends) == 50 and xcoms[("send", -1)]["rollout"]["gates"][0]["approval"]["by"] == "ana"
+
+
+@pytest.mark.airflow_db
+@pytest.mark.timeout(120, method="thread")  # without the watchdog, dag.test() would wait for ever
+def test_a_lost_answer_fails_the_dag_run_test_instead_of_hanging_it(
+    sandbox: Sandbox,
+    wa_sandbox: Callable[..., str],
+    ledger: Ledger,
+    live_receiver: tuple[str, Ledger],
+) -> None:
+    wire(sandbox, live_receiver[0], {"delivered": 1.0})
+    dag_id = "wamm_test_canary_approval_lost"
+    seen: dict[str, Any] = {}
+
+    with hang_guard(dag_id, seen, after_s=3):  # nobody answers
+        state, tis, _xcoms = run_dag(approval_dag(dag_id, 50))
+
+    assert "was not over after 3 s" in seen["hang"] and "answer was lost" in seen["hang"]
+    assert (state, tis["send"]) == ("failed", "failed")
+    assert 0 < len(sandbox.sends_per_recipient()) < 50  # the first slice only
