@@ -21,8 +21,6 @@ from airflow_provider_wamm.graph.ratelimit import TokenBucket
 
 #: Rate-limit waits up to this long are plain sleeps (checked for a stop afterwards).
 SHORT_SLEEP_S = 0.05
-#: Sends a second the token bucket runs above a whole-number budget (:meth:`Pacer.set_budget`).
-EXACT_SLACK = 0.4
 
 
 class Stopped(Exception):
@@ -272,10 +270,10 @@ class Pacer:
         self._rate = rate
         paced = rate if self._exact else rate * (1.0 - self._headroom)
         limit = max(1, math.floor(paced + 1e-9))
-        # A share of a number's budget is a whole number: the bucket runs a little faster than the
-        # window bound, as an unshared run's does (78.4 against 78 at a cap of 80), so the window
-        # is what the sends fill.
-        bucket = limit + EXACT_SLACK if self._exact else paced
+        # A share of a number's budget is a whole number of sends: the bucket runs at what the share
+        # stands for in the cap, less the headroom, as an unshared run's does (78.4 against a window
+        # of 78 at a cap of 80, 980 against 980 at 1,000), so a run alone on its number paces alike.
+        bucket = max(paced, rate * self._scale * (1.0 - self._headroom)) if self._exact else paced
         # A fresh bucket: slots reserved far ahead at a lower rate are not waited for by later sends,
         # and workers wait for their slot in an interruptible sleep, so a stop does not wait for them.
         self._bucket = TokenBucket(bucket, sleep=self.sleep_unless_stopped)
