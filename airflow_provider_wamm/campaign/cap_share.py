@@ -49,29 +49,9 @@ FORGET_AFTER_EXPIRIES = 20
 LOOK_S = 0.2
 
 
-def allocate(number_cap: float, wishes: Mapping[str, float]) -> dict[str, float]:
-    """Split ``number_cap`` between senders by their wishes (each one's own most per second): evenly,
-    except that a sender wishing for less than an even share gets its wish and leaves the rest to the
-    others (max-min fairness)."""
-    shares: dict[str, float] = {}
-    left = max(0.0, number_cap)
-    pending = sorted(wishes.items(), key=lambda item: (item[1], item[0]))
-    while pending:
-        even = left / len(pending)
-        sender, wish = pending[0]
-        if wish <= even:
-            shares[sender] = max(0.0, wish)
-            left -= shares[sender]
-            pending.pop(0)
-            continue
-        for name, _ in pending:
-            shares[name] = even
-        break
-    return shares
-
-
 def allocate_slots(budget: int, wishes: Mapping[str, int], order: Sequence[str]) -> dict[str, int]:
-    """Split a whole number of sends a second between senders, max-min fair like :func:`allocate`; what
+    """Split a whole number of sends a second between senders, max-min fair: evenly, except that a
+    sender wishing for less than an even share gets its wish and leaves the rest to the others. What
     an even split leaves over goes one each to the senders first in ``order`` (the same for every
     sender that reads the same table), so the shares add up to ``budget`` exactly, never more."""
     shares: dict[str, int] = {}
@@ -360,7 +340,6 @@ __all__ = [
     "CapShare",
     "NotShared",
     "SharedPace",
-    "allocate",
     "allocate_slots",
     "budget_of",
     "share_for",

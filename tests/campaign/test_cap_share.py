@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_wamm.campaign.cap_share import CapShare, allocate, share_for
+from airflow_provider_wamm.campaign.cap_share import CapShare, allocate_slots, share_for
 from airflow_provider_wamm.campaign.ledger import Ledger, SenderRow, utcnow
 from airflow_provider_wamm.campaign.pacing import Pacer, Stopped
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
@@ -57,9 +57,9 @@ def in_force(*senders: CapShare) -> float:
 
 
 def test_the_cap_is_split_evenly_unless_a_sender_wants_less() -> None:
-    assert allocate(80, {"a": 80, "b": 80}) == {"a": 40, "b": 40}
-    assert allocate(80, {"a": 10, "b": 80, "c": 80}) == {"a": 10, "b": 35, "c": 35}
-    assert allocate(1000, {"a": 1000, "b": 1000, "c": 1000, "d": 1000})["d"] == 250
+    assert allocate_slots(80, {"a": 80, "b": 80}, "ab") == {"a": 40, "b": 40}
+    assert allocate_slots(80, {"a": 10, "b": 80, "c": 80}, "abc") == {"a": 10, "b": 35, "c": 35}
+    assert allocate_slots(1000, {"a": 1000, "b": 1000, "c": 1000, "d": 1000}, "abcd")["d"] == 250
     row = SenderRow("b", "c", 80.0, 80.0, 80.0, T0)
     assert share_for("a", 80.0, 80.0, [row]) == 0.0  # b advertises the whole cap: no room yet
     assert share_for("a", 80.0, 80.0, [SenderRow("b", "c", 80.0, 80.0, 40.0, T0)]) == 40.0
