@@ -55,31 +55,10 @@ def busiest(stamps: list[float], deaf: list[tuple[float, float]] = ()) -> int:  
     return max_window_count(sorted(stamps), 1.0, deaf=deaf)
 
 
-def campaign(
-    sandbox: common.SandboxProcess,
-    bench: Bench,
-    name: str,
-    *,
-    cap: float,
-    count: int,
-    adaptive: bool = True,
-    start: int = 0,
-    ledger: str | None = None,
-    options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One campaign child with the operator's defaults; its result, CPU, RSS and send span."""
-    spec = campaign_spec(
-        sandbox,
-        bench,
-        name,
-        cap=cap,
-        count=count,
-        adaptive=adaptive,
-        start=start,
-        ledger=ledger,
-        options=options,
-    )
-    return common.run_child("campaign", spec).data
+def campaign(sandbox: common.SandboxProcess, bench: Bench, name: str, **spec: Any) -> dict[str, Any]:
+    """One campaign child with the operator's defaults (``spec``: the keywords of
+    :func:`campaign_spec`); its result, CPU, RSS and send span."""
+    return common.run_child("campaign", campaign_spec(sandbox, bench, name, **spec)).data
 
 
 def campaign_spec(

@@ -6,21 +6,11 @@ from __future__ import annotations
 
 import itertools
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from airflow_provider_wamm.campaign.cap_share import CapShare, allocate_slots, budget_of, share_for
 from airflow_provider_wamm.campaign.ledger import Ledger, SenderRow
-
-NUMBER = "100000000000001"
-T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-class Wall:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.campaign.test_cap_share import NUMBER, T0, Wall
 
 
 def shard(ledger: Ledger, name: str, wall: Wall) -> CapShare:
