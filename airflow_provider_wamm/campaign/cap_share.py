@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_wamm.campaign.ledger import Ledger, SenderRegistry, SenderRow, utcnow
-from airflow_provider_wamm.campaign.pacing import Pacer
+from airflow_provider_wamm.campaign.pacing import Pacer, whole_sends
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 
 #: The sliding window Meta's cap is counted over, seconds.
@@ -75,7 +75,7 @@ def allocate_slots(budget: int, wishes: Mapping[str, int], order: Sequence[str])
 def budget_of(number_cap: float, headroom: float) -> int:
     """Sends a second the senders of a number may make together: its cap less the headroom, rounded
     down once for all of them (not once per sender)."""
-    return max(0, math.floor(number_cap * (1.0 - headroom) + 1e-9))
+    return max(0, whole_sends(number_cap * (1.0 - headroom)))
 
 
 def share_for(
@@ -92,8 +92,8 @@ def share_for(
     advertise. ``order`` ranks the senders for what an even split leaves over (default: the others
     as given, then ``me``)."""
     budget = budget_of(min([number_cap, *(o.number_cap for o in others)]), headroom)
-    wish = min(budget, math.floor(my_wish + 1e-9))
-    wishes = {o.sender_id: min(budget, math.floor(o.max_rate + 1e-9)) for o in others}
+    wish = min(budget, whole_sends(my_wish))
+    wishes = {o.sender_id: min(budget, whole_sends(o.max_rate)) for o in others}
     wishes[me] = wish
     ranked = [name for name in order if name in wishes]
     ranked += [name for name in [*(o.sender_id for o in others), me] if name not in ranked]

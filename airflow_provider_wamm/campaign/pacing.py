@@ -269,7 +269,7 @@ class Pacer:
         """Pace at ``rate * (1 - headroom)`` and bound every window below it."""
         self._rate = rate
         paced = rate if self._exact else rate * (1.0 - self._headroom)
-        limit = max(1, math.floor(paced + 1e-9))
+        limit = max(1, whole_sends(paced))
         # A share of a number's budget is a whole number of sends: the bucket runs at what the share
         # stands for in the cap, less the headroom, as an unshared run's does (78.4 against a window
         # of 78 at a cap of 80, 980 against 980 at 1,000), so a run alone on its number paces alike.
@@ -278,6 +278,11 @@ class Pacer:
         # and workers wait for their slot in an interruptible sleep, so a stop does not wait for them.
         self._bucket = TokenBucket(bucket, sleep=self.sleep_unless_stopped)
         self._window.limit = limit
+
+
+def whole_sends(rate: float) -> int:
+    """The whole sends a second within ``rate``, a rate computed as 78.0 - 1e-12 still counting 78."""
+    return math.floor(rate + 1e-9)
 
 
 def _positive(rate: float) -> float:
@@ -289,4 +294,4 @@ def _positive(rate: float) -> float:
     return float(rate)
 
 
-__all__ = ["SHORT_SLEEP_S", "Pacer", "SendWindow", "Stopped"]
+__all__ = ["SHORT_SLEEP_S", "Pacer", "SendWindow", "Stopped", "whole_sends"]
