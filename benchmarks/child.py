@@ -142,7 +142,15 @@ sent_to: list[tuple[float, str]] = []
 
 def _trace_sends(client: Any, stamps: list[float]) -> None:
     """Record when each send leaves, and to whom (list.append is atomic): the moment its pacing turn
-    is granted, right before the write."""
+    is granted, right before the write, on either engine (the thread engine's transport, or the
+    asyncio engine's connections)."""
+    from airflow_provider_wamm.graph.async_transport import AsyncSocketPool
+
+    def stamp(body: bytes) -> None:
+        now = time.monotonic()
+        stamps.append(now)
+        sent_to.append((now, str(json.loads(body).get("to", ""))))
+
     transport = client.transport
     post = transport.post
 
@@ -150,13 +158,24 @@ def _trace_sends(client: Any, stamps: list[float]) -> None:
         def stamped() -> None:
             if before_write is not None:
                 before_write()
-            now = time.monotonic()
-            stamps.append(now)
-            sent_to.append((now, str(json.loads(body).get("to", ""))))
+            stamp(body)
 
         return post(path, body, headers, before_write=stamped)
 
     transport.post = traced_post
+    async_post = AsyncSocketPool.post
+
+    async def traced_async_post(
+        self: AsyncSocketPool, path: str, body: bytes, headers: Any, *, before_write: Any = None
+    ) -> Any:
+        async def stamped() -> None:
+            if before_write is not None:
+                await before_write()
+            stamp(body)
+
+        return await async_post(self, path, body, headers, before_write=stamped)
+
+    AsyncSocketPool.post = traced_async_post  # type: ignore[method-assign]
 
 
 def _trace_gc(pauses: list[float]) -> None:

@@ -92,7 +92,12 @@ def threads(spec: dict[str, Any]) -> dict[str, Any]:
     stop = threading.Event()
     cap = float(spec["cap"])
     pacer = Pacer(cap, floor=1.0, headroom=HEADROOM, throttle_share=0.2, recovery_s=10, stop=stop)
-    pool = WorkerPool(client, pacer, stop)
+    if spec["engine"] == "loop":
+        from airflow_provider_wamm.campaign.loop_pool import LoopPool
+
+        pool: Any = LoopPool(client, pacer, stop)
+    else:
+        pool = WorkerPool(client, pacer, stop)
     pool.resize(size)
     cpu0, t0 = common.cpu_now(), time.monotonic()
     for i in range(n):

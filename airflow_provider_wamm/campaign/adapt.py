@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from airflow_provider_wamm.campaign.concurrency import ConcurrencyTarget
 from airflow_provider_wamm.campaign.settings import CampaignSettings
-from airflow_provider_wamm.campaign.workers import Answer, AnswerKind, Job, WorkerPool
+from airflow_provider_wamm.campaign.workers import Answer, AnswerKind, Job, SendPool
 
 #: Seconds between two looks at the target.
 ADAPT_INTERVAL_S = 0.25
@@ -36,7 +36,7 @@ class AdaptiveConcurrency:
     :param pool: the pool to resize.
     """
 
-    def __init__(self, settings: CampaignSettings, pool: WorkerPool) -> None:
+    def __init__(self, settings: CampaignSettings, pool: SendPool) -> None:
         self.enabled = settings.adaptive_concurrency
         self.pool = pool
         self.target = ConcurrencyTarget(

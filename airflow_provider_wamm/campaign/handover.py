@@ -27,7 +27,7 @@ from airflow_provider_wamm.campaign.workers import (
     AnswerKind,
     Job,
     JobQueue,
-    WorkerPool,
+    SendPool,
     hand_over_lead,
 )
 
@@ -63,7 +63,7 @@ class HandOver:
         settings: CampaignSettings,
         *,
         jobs: JobQueue,
-        pool: WorkerPool,
+        pool: SendPool,
         pacer: Pacer,
         adapt: AdaptiveConcurrency,
         attempt: Attempt,

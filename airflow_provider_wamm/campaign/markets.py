@@ -67,11 +67,28 @@ def market_of(digits: str) -> str | None:
 
 
 def unsupported_market(digits: str, markets: Collection[str]) -> str | None:
-    """The region of ``digits`` when it is one of ``markets``, else ``None``."""
+    """The region of ``digits`` when it is one of ``markets``, else ``None``.
+
+    A number whose country calling code no region of ``markets`` uses is not parsed at all (the code
+    is the first one to three digits, E.164 codes being prefix-free): only numbers that may be in
+    one of them, such as +1 for the US, pay for a full parse."""
     if not markets or not digits.isdigit():
+        return None
+    regions = _regions_of_code(digits)
+    if regions is not None and not any(region in markets for region in regions):
         return None
     region = market_of(digits)
     return region if region in markets else None
+
+
+def _regions_of_code(digits: str) -> tuple[str, ...] | None:
+    """The regions that use the country calling code ``digits`` starts with (``None``: none known)."""
+    by_code = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+    for length in (1, 2, 3):
+        regions = by_code.get(int(digits[:length]))
+        if regions is not None:
+            return regions
+    return None
 
 
 __all__ = [

@@ -44,6 +44,7 @@ from airflow_provider_wamm.campaign.guards import Guards, deferred_error, trip_e
 from airflow_provider_wamm.campaign.handover import IN_FLIGHT_AT_STOP, MIN_HAND_OVER, HandOver  # noqa: F401
 from airflow_provider_wamm.campaign.intake import Intake
 from airflow_provider_wamm.campaign.ledger import Ledger, RunState
+from airflow_provider_wamm.campaign.loop_pool import send_pool
 from airflow_provider_wamm.campaign.pacing import Pacer
 from airflow_provider_wamm.campaign.progress import ProgressLog, expected_rows
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult, CampaignStopped
@@ -53,7 +54,6 @@ from airflow_provider_wamm.campaign.workers import (
     JobQueue,
     MessageSender,
     SendResultLike,
-    WorkerPool,
     frozen_gc,
 )
 from airflow_provider_wamm.graph.errors import ConfigurationError
@@ -91,7 +91,7 @@ class _Run:
         self.attempt = Attempt(ledger, settings, self.attempt_id, owner=owner, try_number=try_number)
         self.foreign = ForeignClaims(self.attempt)
         self.pacer = Pacer.for_campaign(settings, self.stop)
-        self.pool = WorkerPool(client, self.pacer, self.stop)
+        self.pool = send_pool(client, self.pacer, self.stop, settings.send_engine)
         self.jobs = JobQueue()
         self.adapt = AdaptiveConcurrency(settings, self.pool)
         self.answers = AnswerHandler(

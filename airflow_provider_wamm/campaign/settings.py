@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeGuard
+from typing import Any, Literal, TypeGuard, get_args
 
 from airflow_provider_wamm.campaign.breaker import BreakerSettings
 from airflow_provider_wamm.campaign.callback import DEFAULT_CALLBACK_DATA, render_callback_data
@@ -22,6 +22,12 @@ from airflow_provider_wamm.campaign.sharding import validate_shard
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.graph.payload import PayloadError, build_marketing_message
 from airflow_provider_wamm.graph.recipients import normalize_phone
+
+#: How a run keeps its requests in flight: ``"asyncio"`` as tasks of one event loop
+#: (:mod:`~.loop_pool`), ``"threads"`` a thread each (:mod:`~.workers`), ``"auto"`` the event loop
+#: whenever the client allows it (a ``GraphClient`` over its own connections: no session, proxy or
+#: transport of the caller).
+SendEngine = Literal["auto", "asyncio", "threads"]
 
 #: Longest campaign id the ledger's key column holds.
 MAX_CAMPAIGN_ID_LENGTH = 255
@@ -50,6 +56,9 @@ class CampaignSettings:
     :param max_concurrency: most sending threads (and kept-alive connections) of an adaptive run:
         memory and threads stay bounded whatever the round trip (1,024 hold 1,000 msg/s at answers of
         about 0.8 s).
+    :param send_engine: ``"auto"`` (default), ``"asyncio"`` or ``"threads"``: keep the requests in
+        flight as tasks of one event loop, which costs about a third less CPU per message at 1,000
+        messages per second and is not bounded by threads, or a thread each (:data:`SendEngine`).
     :param concurrency_headroom: factor over Little's law, for the tail beyond the 90th percentile of
         the round trips and the time a thread spends outside its request.
     :param share_cap: share the phone number's cap with every other run sending from it at the same
@@ -146,6 +155,7 @@ class CampaignSettings:
     min_concurrency: int = 4
     max_concurrency: int = 1024
     concurrency_headroom: float = 1.25
+    send_engine: SendEngine = "auto"
     share_cap: bool = True
     number_cap: float | None = None
     cap_key: str | None = None
@@ -296,6 +306,10 @@ def _check_pacing(settings: CampaignSettings) -> None:
     headroom = settings.rate_headroom
     if not _is_number(headroom) or not 0 <= headroom < 0.5:
         raise ConfigurationError(f"rate_headroom must be a number in [0, 0.5), got {headroom!r}")
+    if settings.send_engine not in get_args(SendEngine):
+        raise ConfigurationError(
+            f"send_engine must be one of {', '.join(get_args(SendEngine))}, got {settings.send_engine!r}"
+        )
 
 
 def _check_sharing(settings: CampaignSettings) -> None:
@@ -343,4 +357,8 @@ def _check_message(settings: CampaignSettings) -> None:
         raise ConfigurationError(f"invalid campaign settings: {exc}") from None
 
 
-__all__ = ["MAX_CAMPAIGN_ID_LENGTH", "CampaignSettings"]
+__all__ = [
+    "MAX_CAMPAIGN_ID_LENGTH",
+    "CampaignSettings",
+    "SendEngine",
+]

@@ -264,22 +264,53 @@ def send_once(
         else:
             paced = cast(PacedMessageSender, client)
             sent = paced.send_marketing_message(job.payload, retry=False, before_write=before_write)
-    except Stopped:
+    except BaseException as exc:
+        return failed(job, exc, stop)
+    return Accepted(job, sent)
+
+
+def failed(job: Job, exc: BaseException, stop: threading.Event) -> Answer:
+    """The answer for an attempt of ``job`` that raised ``exc`` (counted in ``job.attempts``). A HALT
+    error sets ``stop`` at once, so that no other request starts."""
+    if isinstance(exc, Stopped):  # nothing was sent
         job.attempts -= 1
         return Unsent(job)
-    except GraphTransportError as exc:
+    if isinstance(exc, GraphTransportError):
         if isinstance(exc, UnknownOutcomeError) or exc.request_sent:
             return Unanswered(job, exc)
         return NotSent(job, exc)
-    except GraphError as exc:
+    if isinstance(exc, GraphError):
         if exc.action is Action.HALT:
             stop.set()
         return Refused(job, exc)
-    except ConfigurationError as exc:  # e.g. a redirect: nothing was processed
+    if isinstance(exc, ConfigurationError):  # e.g. a redirect: nothing was processed
         return Misconfigured(job, exc)
-    except BaseException as exc:
-        return Crashed(job, exc)
-    return Accepted(job, sent)
+    return Crashed(job, exc)
+
+
+class SendPool(Protocol):
+    """What a run hands jobs to and collects answers from: :class:`WorkerPool` (threads) or
+    :class:`~.loop_pool.LoopPool` (one event loop)."""
+
+    @property
+    def size(self) -> int:
+        """Requests the pool may work on at once."""
+
+    @property
+    def sending(self) -> int:
+        """Requests on the wire now."""
+
+    def resize(self, n: int) -> None:
+        """Work on up to ``n`` requests at once from now on."""
+
+    def submit(self, job: Job) -> None:
+        """Queue a job."""
+
+    def collect(self, timeout: float) -> list[Answer]:
+        """Answers that came back, waiting up to ``timeout`` for the first."""
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop sending and end the pool, waiting up to ``timeout`` for requests on the wire."""
 
 
 def hand_over_lead(rate: float) -> int:
@@ -471,10 +502,12 @@ __all__ = [
     "NotSent",
     "PacedMessageSender",
     "Refused",
+    "SendPool",
     "SendResultLike",
     "Unanswered",
     "Unsent",
     "WorkerPool",
+    "failed",
     "frozen_gc",
     "hand_over_lead",
     "paces_at_write",

@@ -22,16 +22,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
-import ipaddress
 import json
 import logging
 import random as _random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
+from typing import Any, NamedTuple, TypeVar, cast
 
 import requests
 import requests.utils
@@ -40,20 +39,25 @@ from requests.adapters import HTTPAdapter
 from airflow_provider_wamm import __version__
 from airflow_provider_wamm.graph.analytics import TemplateAnalytics, analytics_queries
 from airflow_provider_wamm.graph.answers import read_answer, read_send_answer
+from airflow_provider_wamm.graph.client_checks import (
+    check_base_url,
+    check_settings,
+    check_token,
+    is_loopback_host,
+)
 from airflow_provider_wamm.graph.codes import Action
 from airflow_provider_wamm.graph.connections import default_transport
 from airflow_provider_wamm.graph.errors import (
     ConfigurationError,
     GraphError,
     GraphTransportError,
-    InsecureTransportError,
     InvalidRequestError,
 )
 from airflow_provider_wamm.graph.recipients import mask_phone
-from airflow_provider_wamm.graph.redaction import Secret, redact, scrub
+from airflow_provider_wamm.graph.redaction import Secret, scrub
 from airflow_provider_wamm.graph.results import SendResult
 from airflow_provider_wamm.graph.transport import RawResponse, Transport, map_transport_errors, post_paced
-from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION, is_api_version
+from airflow_provider_wamm.graph.versions import DEFAULT_API_VERSION
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -61,6 +65,7 @@ __all__ = [
     "DEFAULT_TEMPLATE_FIELDS",
     "DEFAULT_WABA_FIELDS",
     "GraphClient",
+    "SendRequest",
     "SendResult",
     "check_base_url",
     "is_loopback_host",
@@ -99,71 +104,27 @@ DEFAULT_TEMPLATE_FIELDS = (
 _RETRIED_ACTIONS = frozenset({Action.RETRY, Action.THROTTLE})
 
 
-def is_loopback_host(host: str | None) -> bool:
-    """Whether ``host`` is on the loopback interface (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if not host:
-        return False
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+class SendRequest(NamedTuple):
+    """One send as it goes on the wire (:meth:`GraphClient.marketing_request`)."""
+
+    what: str
+    """``POST /{version}/{phone_number_id}/marketing_messages``: how errors name the request."""
+    path: str
+    """The path below the base URL."""
+    body: bytes
+    """The JSON body."""
+    headers: Mapping[str, str]
+    """The request's headers (``Content-Length`` and ``Host`` are the transport's)."""
 
 
-def check_base_url(base_url: str, allow_insecure_http: bool) -> str:
-    """``base_url`` without a trailing ``/`` (``https://`` added when it has no scheme); refuse URLs with
-    credentials, a query or a fragment, and plain HTTP off the loopback interface unless allowed."""
-    if not isinstance(base_url, str) or not base_url.strip():
-        raise ConfigurationError("base_url must be a URL such as https://graph.facebook.com")
-    url = base_url.strip().rstrip("/")
-    if "://" not in url:
-        url = "https://" + url
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"base_url must be an http(s) URL, got {redact(base_url)!r}")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ConfigurationError("base_url must not contain credentials, a query or a fragment")
-    if scheme == "http" and not allow_insecure_http and not is_loopback_host(parts.hostname):
-        raise InsecureTransportError(
-            f"refusing plain http to {parts.hostname}: the access token would travel unencrypted. "
-            "Use https, or a loopback address for the local sandbox"
-        )
-    return url
-
-
-def _check_token(access_token: str) -> str:
-    """The access token without surrounding white space; refuse a missing or malformed one."""
-    if not isinstance(access_token, str) or not access_token.strip():
-        raise ConfigurationError(
-            "access_token is required: put the WhatsApp token in the connection's password"
-        )
-    if any(ch.isspace() for ch in access_token.strip()):
-        raise ConfigurationError("access_token contains white space; check the connection's password")
-    return access_token.strip()
-
-
-def _check_settings(
-    api_version: str, timeouts: Mapping[str, float], max_retries: int, backoff: tuple[float, float]
-) -> None:
-    """Raise :class:`ConfigurationError` for the first unusable setting among these."""
-    if not is_api_version(api_version):
-        raise ConfigurationError(f"api_version must look like {DEFAULT_API_VERSION!r}, got {api_version!r}")
-    for name, value in timeouts.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 600:
-            raise ConfigurationError(f"{name} must be a number of seconds in (0, 600], got {value!r}")
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or not 0 <= max_retries <= 20:
-        raise ConfigurationError(f"max_retries must be an integer 0-20, got {max_retries!r}")
-    if not 0 <= backoff[0] <= backoff[1]:
-        raise ConfigurationError("backoff_base and backoff_max must satisfy 0 <= backoff_base <= backoff_max")
+#: Encodes the bodies of sends (one encoder: building one per send costs more than the encoding).
+_JSON = json.JSONEncoder(allow_nan=False)
 
 
 def _encode(payload: Mapping[str, Any], what: str) -> bytes:
     """The JSON body of a send; a payload that is not JSON is never sent."""
     try:
-        return json.dumps(payload, allow_nan=False).encode("utf-8")
+        return _JSON.encode(payload).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(f"{what} failed (InvalidJSONError: {exc})") from None
 
@@ -238,12 +199,12 @@ class GraphClient:
         sleep: Callable[[float], None] = time.sleep,
         random: Callable[[], float] = _random.random,
     ) -> None:
-        self._token = Secret(_check_token(access_token))
+        self._token = Secret(check_token(access_token))
         self.phone_number_id = str(phone_number_id) if phone_number_id else None
         self.waba_id = str(waba_id) if waba_id else None
         self.base_url = check_base_url(base_url, allow_insecure_http)
         timeouts = {"timeout": timeout, "connect_timeout": connect_timeout}
-        _check_settings(api_version, timeouts, max_retries, (backoff_base, backoff_max))
+        check_settings(api_version, timeouts, max_retries, (backoff_base, backoff_max))
         self.api_version = api_version
         self.timeout = float(timeout)
         self.connect_timeout = float(connect_timeout)
@@ -425,10 +386,14 @@ class GraphClient:
         """
         return self._send(payload, retry=False)
 
-    def _send(
-        self, payload: Mapping[str, Any], *, retry: bool, before_write: Callable[[], None] | None = None
-    ) -> SendResult:
-        """One send through the transport: one attempt, or retried as :meth:`_with_retries` allows."""
+    def marketing_request(self, payload: Mapping[str, Any]) -> SendRequest:
+        """What a send of ``payload`` writes: its path, JSON body and headers (the token included).
+
+        An engine that posts on connections of its own (:mod:`~airflow_provider_wamm.campaign.loop_pool`)
+        writes exactly this and reads the answer with :meth:`read_marketing_answer`.
+
+        :raises InvalidRequestError: ``payload`` is not JSON.
+        """
         phone_number_id = self._need(self.phone_number_id, "phone_number_id")
         key = (self.api_version, phone_number_id)
         path = self._send_paths.get(key)
@@ -436,19 +401,35 @@ class GraphClient:
             path = requests.utils.requote_uri(f"/{self.api_version}/{phone_number_id}/marketing_messages")
             self._send_paths[key] = path
         what = f"POST /{self.api_version}/{phone_number_id}/marketing_messages"
-        body = _encode(payload, what)
         headers = {
             **self._headers,
             "Content-Type": "application/json",
             "Authorization": f"Bearer {self._token.get()}",
         }
+        return SendRequest(what, path, _encode(payload, what), headers)
+
+    def read_marketing_answer(self, request: SendRequest, response: RawResponse) -> SendResult:
+        """The result of ``request`` from its answer; a Graph error or an unusable answer raises."""
+        return read_send_answer(response, request.what, base_url=self.base_url, clean=self._scrub_error)
+
+    def send_failures(self, request: SendRequest) -> contextlib.AbstractContextManager[None]:
+        """A block in which transport failures of ``request`` become the project's errors (an
+        answer lost after the write: :class:`~airflow_provider_wamm.graph.errors.UnknownOutcomeError`)."""
+        return map_transport_errors(request.what, idempotent=False, scrub=self._scrub)
+
+    def _send(
+        self, payload: Mapping[str, Any], *, retry: bool, before_write: Callable[[], None] | None = None
+    ) -> SendResult:
+        """One send through the transport: one attempt, or retried as :meth:`_with_retries` allows."""
+        request = self.marketing_request(payload)
+        what, path, body, headers = request
 
         def attempt() -> SendResult:
             started = time.monotonic()
-            with map_transport_errors(what, idempotent=False, scrub=self._scrub):
+            with self.send_failures(request):
                 response = post_paced(self.transport, path, body, headers, before_write)
             log.debug("%s -> HTTP %d in %.3fs", what, response.status, time.monotonic() - started)
-            return read_send_answer(response, what, base_url=self.base_url, clean=self._scrub_error)
+            return self.read_marketing_answer(request, response)
 
         result = self._with_retries(what, attempt, 1 + (self.max_retries if retry else 0))
         if log.isEnabledFor(logging.DEBUG):

@@ -111,6 +111,7 @@ TRANSPORT_ERRORS: dict[type[BaseException], type[GraphTransportError]] = {
     ConnectionRefusedError: ConnectError,
     socket.gaierror: ConnectError,  # the host name did not resolve
     http.client.HTTPException: NoAnswerError,
+    EOFError: NoAnswerError,  # asyncio's IncompleteReadError: the answer was cut
     # urllib3, as requests wraps it (its SSLError too: it may come after the request was written).
     urllib3.exceptions.HTTPError: NoAnswerError,
     urllib3.exceptions.ConnectTimeoutError: ConnectError,  # NewConnectionError, NameResolutionError too

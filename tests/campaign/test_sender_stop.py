@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.control import CampaignControl, StopEvent
 from airflow_provider_wamm.campaign.ledger import Ledger
+from airflow_provider_wamm.campaign.loop_pool import LoopPool
 from airflow_provider_wamm.campaign.report import send_counts
 from airflow_provider_wamm.campaign.result import CampaignResult, CampaignStopped
 from airflow_provider_wamm.campaign.sender import run_campaign
@@ -183,13 +184,16 @@ def test_a_stop_after_the_last_answer_does_not_fail_a_finished_run(
 ) -> None:
     """A stop asked once the work is done (the workers being let go) finds the run finished."""
     control = CampaignControl()
-    close = WorkerPool.close
 
-    def stop_then_close(pool: WorkerPool, timeout: float = 60.0) -> None:
-        control.stop("too late")
-        close(pool, timeout)
+    def stop_then(close: Callable[[Any, float], None]) -> Callable[[Any, float], None]:
+        def stop_then_close(pool: Any, timeout: float = 60.0) -> None:
+            control.stop("too late")
+            close(pool, timeout)
 
-    monkeypatch.setattr(WorkerPool, "close", stop_then_close)
+        return stop_then_close
+
+    for engine in (WorkerPool, LoopPool):
+        monkeypatch.setattr(engine, "close", stop_then(engine.close))
     result = run_campaign(
         rows(5), client=client, ledger=sqlite_ledger, settings=settings("late"), control=control
     )
