@@ -32,7 +32,7 @@ import time
 from collections import deque
 from typing import cast
 
-from airflow_provider_wamm.campaign.pacing import Stopped
+from airflow_provider_wamm.campaign.pacing import Pacer, SendWindow, Stopped
 from airflow_provider_wamm.campaign.settings import SendEngine
 from airflow_provider_wamm.campaign.workers import (
     Accepted,
@@ -111,6 +111,9 @@ class LoopPool:
         self._asked: set[asyncio.Future[bool]] = set()  # turns asked for and not yet settled
         self._size = 0
         self._sending = 0
+        # The pacer's window again, counted at the writes: a turn granted while the loop was busy is
+        # written late, and late writes must not bunch up in a second beyond the window.
+        self._writes = SendWindow(turn.window_limit) if isinstance(turn, Pacer) else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: AsyncSocketPool | None = None
         self._threads: list[threading.Thread] = []
@@ -238,6 +241,7 @@ class LoopPool:
         async def before_write() -> None:
             nonlocal left_at
             await self._take_turn()
+            await self._fit_writes()
             self._sending += 1
             left_at = job.left_at = time.perf_counter()
 
@@ -274,6 +278,19 @@ class LoopPool:
             self._asked.discard(granted)
         if not ok or self._stop.is_set():
             raise Stopped
+
+    async def _fit_writes(self) -> None:
+        """Wait until one more write fits the pacer's one-second window, counted at the writes."""
+        writes = self._writes
+        if writes is None:
+            return
+        writes.limit = cast(Pacer, self._turn).window_limit
+        held = False
+        while (wait := writes.try_count(held=held)) > 0:
+            held = True
+            await asyncio.sleep(wait)
+            if self._stop.is_set():
+                raise Stopped
 
     async def _finish(self, timeout: float) -> None:
         """Answer the jobs not started as unsent, wait for the tasks, close the connections."""

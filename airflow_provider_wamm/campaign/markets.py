@@ -24,6 +24,7 @@ from collections.abc import Collection, Iterable
 import phonenumbers
 
 from airflow_provider_wamm.graph.errors import ConfigurationError
+from airflow_provider_wamm.graph.recipients import calling_code
 
 #: Skip reason of a recipient in a market Meta does not deliver marketing messages to.
 MARKET_NOT_SUPPORTED = "market_not_supported"
@@ -74,21 +75,11 @@ def unsupported_market(digits: str, markets: Collection[str]) -> str | None:
     one of them, such as +1 for the US, pay for a full parse."""
     if not markets or not digits.isdigit():
         return None
-    regions = _regions_of_code(digits)
-    if regions is not None and not any(region in markets for region in regions):
+    code = calling_code(digits)
+    if code is not None and not any(r in markets for r in phonenumbers.region_codes_for_country_code(code)):
         return None
     region = market_of(digits)
     return region if region in markets else None
-
-
-def _regions_of_code(digits: str) -> tuple[str, ...] | None:
-    """The regions that use the country calling code ``digits`` starts with (``None``: none known)."""
-    by_code = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
-    for length in (1, 2, 3):
-        regions = by_code.get(int(digits[:length]))
-        if regions is not None:
-            return regions
-    return None
 
 
 __all__ = [

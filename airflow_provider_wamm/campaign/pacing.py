@@ -53,25 +53,29 @@ class SendWindow:
     def wait_turn(self, sleep: Callable[[float], None]) -> None:
         """Block (with ``sleep``) until one more send fits the window, and count it."""
         held = False
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                times = self._times
-                horizon = now - self.window_s
-                while times and times[0] <= horizon:
-                    times.popleft()
-                excess = len(times) - self.limit
-                if excess >= 0:
-                    wait = times[excess] - horizon
-                elif held and now < self._not_before:
-                    wait = self._not_before - now
-                else:
-                    times.append(now)
-                    if held:
-                        self._not_before = now + self.window_s / self.limit
-                    return
+        while (wait := self.try_count(held=held)) > 0:
             held = True
             sleep(wait)
+
+    def try_count(self, *, held: bool = False) -> float:
+        """Count one send leaving now if it fits the window and return 0; else count nothing and
+        return the seconds to wait before asking again. ``held``: this send was already held back
+        (then it is also spaced from the last send let go after a hold)."""
+        with self._lock:
+            now = time.monotonic()
+            times = self._times
+            horizon = now - self.window_s
+            while times and times[0] <= horizon:
+                times.popleft()
+            excess = len(times) - self.limit
+            if excess >= 0:
+                return times[excess] - horizon
+            if held and now < self._not_before:
+                return self._not_before - now
+            times.append(now)
+            if held:
+                self._not_before = now + self.window_s / self.limit
+            return 0.0
 
 
 class Pacer:

@@ -27,6 +27,7 @@ from airflow_provider_wamm.graph.limits import BSUID_RE
 __all__ = [
     "InvalidRecipientError",
     "RecipientKind",
+    "calling_code",
     "is_bsuid",
     "is_parent_bsuid",
     "mask_phone",
@@ -149,11 +150,14 @@ def recipient_kind(value: object) -> RecipientKind:
     return "bsuid" if is_bsuid(value) else "phone"
 
 
-def _country_code_length(digits: str) -> int:
+def calling_code(digits: str) -> int | None:
+    """The country calling code international ``digits`` start with (``"4915…"`` -> 49), found
+    without parsing the number: calling codes are prefix-free. ``None``: no known code."""
     for n in (1, 2, 3):
-        if int(digits[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            return n
-    return 0
+        code = int(digits[:n])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return code
+    return None
 
 
 def mask_phone(digits: object) -> str:
@@ -168,5 +172,6 @@ def mask_phone(digits: object) -> str:
         return "*" * len(text)
     if not (body.isascii() and body.isdigit()) or len(body) < 7:
         return text[:2] + "*" * (len(text) - 4) + text[-2:]
-    keep = len(text) - len(body) + _country_code_length(body)
+    code = calling_code(body)
+    keep = len(text) - len(body) + (len(str(code)) if code is not None else 0)
     return text[:keep] + "*" * (len(text) - keep - 2) + text[-2:]

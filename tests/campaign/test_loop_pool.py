@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from airflow_provider_wamm.campaign.loop_pool import LoopPool, runs_on_loop, send_pool
-from airflow_provider_wamm.campaign.pacing import Stopped
+from airflow_provider_wamm.campaign.pacing import Pacer, Stopped
 from airflow_provider_wamm.campaign.workers import (
     Accepted,
     Answer,
@@ -29,6 +29,7 @@ from airflow_provider_wamm.campaign.workers import (
     Unsent,
     WorkerPool,
 )
+from airflow_provider_wamm.graph.async_transport import AsyncSocketPool
 from airflow_provider_wamm.graph.client import GraphClient, SendResult
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.graph.transport import RawResponse
@@ -286,3 +287,40 @@ def test_the_engine_is_the_event_loop_wherever_the_client_allows_it() -> None:
         assert isinstance(send_pool(other, turn, stop), WorkerPool)
         with pytest.raises(ConfigurationError, match="asyncio send engine"):
             send_pool(other, turn, stop, "asyncio")
+
+
+def most_in_one_second(stamps: list[float]) -> int:
+    ordered = sorted(stamps)
+    return max(sum(1 for t in ordered[i:] if t < start + 1.0) for i, start in enumerate(ordered))
+
+
+def test_turns_granted_while_the_loop_was_busy_never_bunch_up_beyond_the_window(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn thread keeps granting turns while the event loop is held up (here: a callback that
+    blocks it for most of a second); the late writes then go out together, and the window counted
+    at the writes holds back the ones that would put more than the limit in one second."""
+    writes: list[float] = []
+    post = AsyncSocketPool.post
+
+    async def stamped_post(self: AsyncSocketPool, *args: Any, before_write: Any = None, **kw: Any) -> Any:
+        async def stamp() -> None:
+            await before_write()
+            writes.append(time.monotonic())
+
+        return await post(self, *args, before_write=stamp, **kw)
+
+    monkeypatch.setattr(AsyncSocketPool, "post", stamped_post)
+    stop = threading.Event()
+    pacer = Pacer(10, floor=1, headroom=0, throttle_share=0.2, recovery_s=10, stop=stop)
+    pool = LoopPool(graph(server.url), pacer, stop)
+    pool.resize(16)
+    for i in range(25):
+        pool.submit(job(f"49151000009{i:02d}"))
+    time.sleep(0.15)  # the first writes are out; the loop then stalls while turns go on
+    assert pool._loop is not None
+    pool._loop.call_soon_threadsafe(time.sleep, 0.9)
+    answers = collect(pool, 25, timeout=15.0)
+    pool.close()
+    assert len(answers) == 25 and all(isinstance(a, Accepted) for a in answers)
+    assert pacer.window_limit == 10 and most_in_one_second(writes) <= 10
