@@ -1,14 +1,16 @@
-"""Two sending engines side by side, the pacing and the transport only (no ledger, no validation):
+"""The sending engines side by side, the pacing and the transport only (no ledger, no validation):
 ``python benchmarks/engines.py '<json spec>'`` prints one JSON line.
 
 * ``threads``: the provider's own pieces: a :class:`~airflow_provider_wamm.campaign.workers.WorkerPool`
   of threads sized by Little's law, paced by a :class:`~airflow_provider_wamm.campaign.pacing.Pacer`,
   posting through ``GraphClient`` (its socket pool, or ``"transport": "urllib3"``: a
   ``urllib3.HTTPConnectionPool`` behind the same seam);
-* ``asyncio``: a prototype of the alternative: one event loop, one task per request in flight (the
-  same number), the same pacing rule (evenly spaced at 98% of the cap, no one-second window above it),
-  keep-alive connections of ``asyncio.open_connection``, the request written at once, the answer's
-  head parsed and its JSON body decoded.
+* ``loop``: the provider's asyncio engine, :class:`~airflow_provider_wamm.campaign.loop_pool.LoopPool`,
+  with the same pacer and client (``send_engine="asyncio"`` of a campaign);
+* ``asyncio``: the prototype that the engine was decided on: one event loop, one task per request in
+  flight (the same number), the same pacing rule (evenly spaced at 98% of the cap, no one-second
+  window above it), keep-alive connections of ``asyncio.open_connection``, the request written at
+  once, the answer's head parsed and its JSON body decoded.
 
 Spec: ``url``, ``count``, ``cap``, ``in_flight`` (requests in flight at most), ``engine``,
 ``transport``. Output: sent, errors, the sending span, CPU seconds of the process, peak RSS.

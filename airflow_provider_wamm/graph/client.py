@@ -115,6 +115,8 @@ class SendRequest(NamedTuple):
     """The JSON body."""
     headers: Mapping[str, str]
     """The request's headers (``Content-Length`` and ``Host`` are the transport's)."""
+    to: str
+    """The recipient: the payload's ``to`` (or ``recipient``); never logged unmasked."""
 
 
 #: Encodes the bodies of sends (one encoder: building one per send costs more than the encoding).
@@ -406,11 +408,15 @@ class GraphClient:
             "Content-Type": "application/json",
             "Authorization": f"Bearer {self._token.get()}",
         }
-        return SendRequest(what, path, _encode(payload, what), headers)
+        to = str(payload.get("to") or payload.get("recipient") or "")
+        return SendRequest(what, path, _encode(payload, what), headers, to)
 
     def read_marketing_answer(self, request: SendRequest, response: RawResponse) -> SendResult:
         """The result of ``request`` from its answer; a Graph error or an unusable answer raises."""
-        return read_send_answer(response, request.what, base_url=self.base_url, clean=self._scrub_error)
+        result = read_send_answer(response, request.what, base_url=self.base_url, clean=self._scrub_error)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("sent to %s: %s (%s)", mask_phone(request.to), result.wamid, result.message_status)
+        return result
 
     def send_failures(self, request: SendRequest) -> contextlib.AbstractContextManager[None]:
         """A block in which transport failures of ``request`` become the project's errors (an
@@ -422,7 +428,7 @@ class GraphClient:
     ) -> SendResult:
         """One send through the transport: one attempt, or retried as :meth:`_with_retries` allows."""
         request = self.marketing_request(payload)
-        what, path, body, headers = request
+        what, path, body, headers, _ = request
 
         def attempt() -> SendResult:
             started = time.monotonic()
@@ -431,11 +437,7 @@ class GraphClient:
             log.debug("%s -> HTTP %d in %.3fs", what, response.status, time.monotonic() - started)
             return self.read_marketing_answer(request, response)
 
-        result = self._with_retries(what, attempt, 1 + (self.max_retries if retry else 0))
-        if log.isEnabledFor(logging.DEBUG):
-            to = payload.get("to") or payload.get("recipient")
-            log.debug("sent to %s: %s (%s)", mask_phone(to), result.wamid, result.message_status)
-        return result
+        return self._with_retries(what, attempt, 1 + (self.max_retries if retry else 0))
 
     def get_phone_number(self, fields: Sequence[str] | None = None) -> dict[str, Any]:
         """``GET /{phone_number_id}``: name, quality rating, throughput, health (the connection test)."""

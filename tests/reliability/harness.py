@@ -39,7 +39,7 @@ from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.campaign.personalise import Personaliser
 from airflow_provider_wamm.campaign.result import CampaignResult
 from airflow_provider_wamm.campaign.sender import CampaignSettings
-from airflow_provider_wamm.graph.client import GraphClient
+from airflow_provider_wamm.graph.client import GraphClient, SendRequest
 from airflow_provider_wamm.graph.errors import GraphError, GraphTransportError, UnknownOutcomeError
 from airflow_provider_wamm.graph.recipients import mask_phone
 from airflow_provider_wamm.sandbox import Sandbox
@@ -129,20 +129,19 @@ def fast_settings(campaign_id: str, **changes: Any) -> CampaignSettings:
 class Wire:
     """Records, per recipient, what each send came back with, as the client returned it.
 
-    Used as a context manager, it wraps ``GraphClient``'s send methods (class-wide, so clients built
-    inside a hook are covered too). An event is ``"ok"`` (an answer with a message id), ``"error:<code>"``
-    (a Graph error; ``http_<status>`` when the body had no code), ``"unanswered"`` (the request may
+    Used as a context manager, it wraps the two steps of ``GraphClient`` every send goes through, on
+    either engine: ``send_failures`` (the request failed on the wire) and ``read_marketing_answer``
+    (an answer came back); class-wide, so clients built inside a hook are covered too. An event is
+    ``"ok"`` (an answer with a message id), ``"error:<code>"`` (a Graph error; ``http_<status>``
+    when the body had no code), ``"unanswered"`` (the request may
     have reached Meta but no usable answer came back) or ``"not_sent"``. Attempts of one recipient are
     sequential, so the last event is the one the sender acted on. What really happened is the
     sandbox's record; :func:`verify` holds both against the ledger.
     """
 
-    METHODS = ("send_marketing_message", "send_marketing_message_fast")
-
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
         self._lock = threading.Lock()
-        self._local = threading.local()
         self._patches: list[Any] = []
 
     @staticmethod
@@ -156,34 +155,42 @@ class Wire:
             return "unanswered" if exc.request_sent else "not_sent"
         return f"other:{type(exc).__name__}"
 
-    def _wrap(self, original: Callable[..., Any]) -> Callable[..., Any]:
+    def _reader(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """``read_marketing_answer``: an answer came back (a message id, or a Graph error)."""
         wire = self
 
-        def send(client: GraphClient, payload: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
-            outer = not getattr(wire._local, "busy", False)
-            wire._local.busy = True
+        def read(client: GraphClient, request: SendRequest, response: Any) -> Any:
             try:
-                result = original(client, payload, *args, **kwargs)
+                result = original(client, request, response)
             except BaseException as exc:
-                if outer:
-                    wire._add(str(payload.get("to")), wire.classify(exc))
+                wire._add(request.to, wire.classify(exc))
                 raise
-            finally:
-                if outer:
-                    wire._local.busy = False
-            if outer:
-                wire._add(str(payload.get("to")), "ok")
+            wire._add(request.to, "ok")
             return result
 
-        return send
+        return read
+
+    def _failures(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """``send_failures``: the request failed on the wire (no answer, or never sent)."""
+        wire = self
+
+        @contextlib.contextmanager
+        def failures(client: GraphClient, request: SendRequest) -> Iterator[None]:
+            try:
+                with original(client, request):
+                    yield
+            except BaseException as exc:
+                wire._add(request.to, wire.classify(exc))
+                raise
+
+        return failures
 
     def __enter__(self) -> Wire:
-        for name in self.METHODS:
-            original = getattr(GraphClient, name, None)
-            if original is not None:
-                patch = mock.patch.object(GraphClient, name, self._wrap(original))
-                patch.start()
-                self._patches.append(patch)
+        """Wrap the two steps every send of either engine (threads or event loop) goes through."""
+        for name, wrap in (("read_marketing_answer", self._reader), ("send_failures", self._failures)):
+            patch = mock.patch.object(GraphClient, name, wrap(getattr(GraphClient, name)))
+            patch.start()
+            self._patches.append(patch)
         return self
 
     def __exit__(self, *exc: object) -> None:
