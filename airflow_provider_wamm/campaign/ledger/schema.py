@@ -56,6 +56,9 @@ CHUNK_SIZE = 500
 #: Longest ``owner`` of an attempt (an opaque name such as ``dag_id.task_id.run_id.map_index``).
 OWNER_MAX = 1024
 
+#: Helper threads SQLite may use for one large sort (one fewer than the processors, at most 2).
+SORTER_THREADS = max(0, min(2, (os.cpu_count() or 1) - 1))
+
 _log = logging.getLogger(__name__)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 _ItemsT = TypeVar("_ItemsT")
@@ -420,7 +423,7 @@ def is_sqlite_memory(url: sa.engine.URL) -> bool:
 
 
 def configure_sqlite(engine: Engine, *, memory: bool) -> None:
-    """WAL, busy timeout and ``BEGIN IMMEDIATE`` for SQLite engines made by :func:`ledger_engine`."""
+    """WAL, busy timeout, ``BEGIN IMMEDIATE`` and sorter threads for engines of :func:`ledger_engine`."""
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -428,6 +431,8 @@ def configure_sqlite(engine: Engine, *, memory: bool) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # Sorts too big for memory (a report grouping a million messages) use helper threads.
+        cursor.execute(f"PRAGMA threads = {SORTER_THREADS}")
         if not memory:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
@@ -469,6 +474,7 @@ __all__ = [
     "DETAILS_MAX",
     "KEY_WIDTHS",
     "OWNER_MAX",
+    "SORTER_THREADS",
     "TEMPLATE_NAME_MAX",
     "TITLE_MAX",
     "LedgerTables",
