@@ -380,26 +380,37 @@ def upsert(
     """
     if not rows:
         return
-    name = conn.dialect.name
+    stmt = upsert_statement(conn.dialect.name, table, key=key, update=update)
+    conn.execute(stmt, list(rows))
+
+
+def upsert_statement(
+    dialect_name: str,
+    table: sa.Table,
+    *,
+    key: Sequence[str],
+    update: Callable[[Any], Mapping[str, Any]] | None = None,
+) -> Any:
+    """The insert of :func:`upsert` for the database ``dialect_name`` (its values still to be given).
+
+    :raises ConfigurationError: for a database other than SQLite, PostgreSQL and MySQL/MariaDB.
+    """
+    name = dialect_name
     stmt: Any
     if name in ("sqlite", "postgresql"):
         stmt = sqlite_dialect.insert(table) if name == "sqlite" else pg_dialect.insert(table)
         if update is None:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-        else:
-            stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=dict(update(stmt.excluded)))
-    elif name in ("mysql", "mariadb"):
+            return stmt.on_conflict_do_nothing(index_elements=list(key))
+        return stmt.on_conflict_do_update(index_elements=list(key), set_=dict(update(stmt.excluded)))
+    if name in ("mysql", "mariadb"):
         stmt = mysql_dialect.insert(table)
         if update is None:
-            stmt = stmt.on_duplicate_key_update({key[0]: table.c[key[0]]})
-        else:
-            stmt = stmt.on_duplicate_key_update(list(update(stmt.inserted).items()))
-    else:
-        raise ConfigurationError(
-            f"the ledger supports SQLite, PostgreSQL and MySQL/MariaDB, not {name!r}; "
-            "point the ledger connection at one of those"
-        )
-    conn.execute(stmt, list(rows))
+            return stmt.on_duplicate_key_update({key[0]: table.c[key[0]]})
+        return stmt.on_duplicate_key_update(list(update(stmt.inserted).items()))
+    raise ConfigurationError(
+        f"the ledger supports SQLite, PostgreSQL and MySQL/MariaDB, not {name!r}; "
+        "point the ledger connection at one of those"
+    )
 
 
 def is_retryable(exc: sa.exc.DBAPIError) -> bool:
@@ -493,6 +504,7 @@ __all__ = [
     "row_id_type",
     "template_columns",
     "upsert",
+    "upsert_statement",
     "validate_schema_name",
     "validate_table_prefix",
 ]
