@@ -36,7 +36,7 @@ from airflow_provider_wamm.campaign.ledger import (
     utcnow,
 )
 from airflow_provider_wamm.campaign.report_analytics import summarise_template_analytics
-from airflow_provider_wamm.campaign.report_cost import cost_section
+from airflow_provider_wamm.campaign.report_cost import cost_from_rows
 from airflow_provider_wamm.campaign.report_latency import (
     EXACT_PERCENTILE_LIMIT,
     LATENCY_PERCENTILES,
@@ -50,6 +50,7 @@ from airflow_provider_wamm.campaign.report_queries import (
     click_counts,
     delivery_error_rows,
     delivery_groups,
+    message_outcomes,
     read_activity,
     routing_counts,
     send_error_rows,
@@ -381,8 +382,8 @@ def build_report(
     now: datetime | None = None,
     exact_percentile_limit: int = EXACT_PERCENTILE_LIMIT,
 ) -> CampaignReport:
-    """Aggregate the report of one or several campaigns in a few grouped queries (send states; status x
-    pricing x error code; send errors; latency buckets; variants; Meta's cost) and two sorted lookups.
+    """Aggregate the report of one or several campaigns in a few grouped queries (send states; latency x
+    status x pricing x error code, which gives the cost too; send errors; variants) and two lookups.
 
     :param ledger: the campaign ledger.
     :param campaign_ids: a campaign id, or several to report as one.
@@ -395,13 +396,12 @@ def build_report(
     ids = _ids(campaign_ids)
     with ledger.read() as conn:
         activity = read_activity(conn, ledger, ids)
-        groups = delivery_groups(conn, ledger, ids)
+        outcomes = message_outcomes(conn, ledger, ids)
         send_errors = send_error_rows(conn, ledger, ids)
-        time_to_deliver_s = time_to_deliver(conn, ledger, ids, exact_percentile_limit)
-        variants, costs = variant_counts(conn, ledger, ids), cost_section(conn, ledger, ids)
-    sends = _sends_section(activity)
-    delivery = _delivery_section(status_counts(groups))
-    routing = routing_counts(groups)
+        latency = time_to_deliver(conn, ledger, ids, exact_percentile_limit, buckets=outcomes.buckets)
+        variants = variant_counts(conn, ledger, ids) if activity.in_experiment else {}
+    groups, sends = outcomes.groups, _sends_section(activity)
+    delivery, routing = _delivery_section(status_counts(groups)), routing_counts(groups)
     clicked, clicks = click_counts(groups)
     unsettled = sends.get(CLAIMED, 0) + _waiting(delivery.delivery)
     return CampaignReport(
@@ -427,10 +427,10 @@ def build_report(
         routing=routing,
         errors=_errors_section(send_errors, delivery_error_rows(groups)),
         rates=_rates_section(sends, delivery, routing, clicked),
-        time_to_deliver_s=time_to_deliver_s,
+        time_to_deliver_s=latency,
         analytics=dict(analytics) if analytics is not None else None,
         variants=variant_section(variants),
-        **costs.report_fields(),
+        **cost_from_rows(outcomes.costs).report_fields(),
     )
 
 

@@ -14,7 +14,7 @@ amount where a webhook gave one, else nothing (the guard prices those with its r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,16 @@ def cost_section(conn: Connection, ledger: Ledger, ids: list[str]) -> CostSectio
         .where(s.campaign_id.in_(ids), s.state.in_(DELIVERED_TO_META))
         .group_by(t.pricing_type, t.cost_currency)
     ).all()
+    return cost_from_rows(rows)
+
+
+#: Messages of one pricing type and currency: ``(pricing_type, currency, messages, costed, amount)``.
+CostRow = tuple[str | None, str | None, int, int, float | None]
+
+
+def cost_from_rows(rows: Iterable[Sequence[Any]]) -> CostSection:
+    """The cost section from messages counted by pricing type and currency (rows of :data:`CostRow`,
+    in the order the database grouped them)."""
     out = CostSection()
     for pricing_type, currency, n, costed, total in rows:
         kind = str(pricing_type) if pricing_type else "unknown"
@@ -100,4 +110,4 @@ def taken_messages(
             yield TakenMessage(str(recipient), None if amount is None else float(amount), currency, failed)
 
 
-__all__ = ["CostSection", "TakenMessage", "cost_section", "taken_messages"]
+__all__ = ["CostRow", "CostSection", "TakenMessage", "cost_from_rows", "cost_section", "taken_messages"]

@@ -1,17 +1,19 @@
 """The report's SQL: the aggregate queries behind each section of a campaign report.
 
-Four queries cover a report: the send states (:func:`read_activity`), what became of the messages Meta
-took (:func:`delivery_groups`, read by the delivery, routing, click and delivery-error sections), the
-refused requests (:func:`send_error_rows`) and the time to deliver
-(:mod:`~airflow_provider_wamm.campaign.report_latency`). Each takes an open read connection, the
-ledger (for its tables) and the campaign ids and returns small Python values: nothing loads a
-campaign's rows, so a million sends are aggregated in the database.
+A report reads the send states (:func:`read_activity`), what became of the messages Meta took
+(:func:`message_outcomes`: one grouped pass over ``sends`` joined to ``statuses`` gives the delivery
+groups read by the delivery, routing, click and delivery-error sections, the cost rows of
+:mod:`~airflow_provider_wamm.campaign.report_cost` and the latency buckets of
+:mod:`~airflow_provider_wamm.campaign.report_latency`) and the refused requests
+(:func:`send_error_rows`). :func:`delivery_groups` reads the delivery groups alone. Each takes an open
+read connection, the ledger (for its tables) and the campaign ids and returns small Python values:
+nothing loads a campaign's rows, so a million sends are aggregated in the database.
 :mod:`~airflow_provider_wamm.campaign.report` turns the results into a report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +30,7 @@ from airflow_provider_wamm.campaign.ledger import (
     as_utc,
     naive_utc,
 )
+from airflow_provider_wamm.campaign.report_latency import computed_once, latency_bucket, seconds_to_deliver
 
 #: Routing categories listed in every report.
 ROUTING_CATEGORIES = ("marketing_lite", "marketing", "unknown")
@@ -54,10 +57,12 @@ class CampaignActivity:
     """The template the campaign sent (the greatest name if several)."""
     language: str | None
     """The template's language code."""
+    in_experiment: int = 0
+    """Recipients with an experiment group (a ``variant``): without any, a report has no variants."""
 
 
 def read_activity(conn: Connection, ledger: Ledger, ids: list[str]) -> CampaignActivity:
-    """The send states, send times and template of the campaigns (one grouped query)."""
+    """The send states, send times, template and experiment of the campaigns (one grouped query)."""
     s = ledger.sends.c
     rows = conn.execute(
         sa.select(
@@ -67,6 +72,7 @@ def read_activity(conn: Connection, ledger: Ledger, ids: list[str]) -> CampaignA
             sa.func.max(s.updated_at),
             sa.func.max(s.template_name),
             sa.func.max(s.language),
+            sa.func.count(s.variant),
         )
         .where(s.campaign_id.in_(ids))
         .group_by(s.state)
@@ -76,8 +82,10 @@ def read_activity(conn: Connection, ledger: Ledger, ids: list[str]) -> CampaignA
     lasts: list[datetime] = []
     templates: list[str] = []
     languages: list[str] = []
-    for state, n, first, last, template, language in rows:
+    in_experiment = 0
+    for state, n, first, last, template, language, grouped in rows:
         states[str(state)] = int(n)
+        in_experiment += int(grouped or 0)
         if (value := as_utc(first)) is not None:
             firsts.append(value)
         if (value := as_utc(last)) is not None:
@@ -92,6 +100,7 @@ def read_activity(conn: Connection, ledger: Ledger, ids: list[str]) -> CampaignA
         last_send_at=max(lasts) if lasts else None,
         template_name=max(templates) if templates else None,
         language=max(languages) if languages else None,
+        in_experiment=in_experiment,
     )
 
 
@@ -179,6 +188,113 @@ def delivery_groups(conn: Connection, ledger: Ledger, ids: list[str]) -> list[De
     ]
 
 
+@dataclass(frozen=True)
+class MessageOutcomes:
+    """What became of the messages Meta took, from one grouped pass (:func:`message_outcomes`)."""
+
+    groups: list[DeliveryGroup]
+    """As :func:`delivery_groups` returns them."""
+    costs: list[tuple[str | None, str | None, int, int, float | None]]
+    """Messages by pricing type and currency: ``(pricing_type, currency, messages, costed, amount)``
+    (:func:`~airflow_provider_wamm.campaign.report_cost.cost_from_rows`)."""
+    buckets: list[tuple[int, int, float, float]]
+    """Delivered messages by latency bucket: ``(bucket, messages, seconds in total, longest)``
+    (:func:`~airflow_provider_wamm.campaign.report_latency.stats_from_buckets`)."""
+
+
+def _key_order(key: Sequence[Any]) -> tuple[tuple[bool, Any], ...]:
+    """Sort key of a group key: ``None`` first, as SQLite groups (each part has one type)."""
+    return tuple((part is not None, part) for part in key)
+
+
+def message_outcomes(conn: Connection, ledger: Ledger, ids: list[str]) -> MessageOutcomes:
+    """The delivery groups, the cost rows and the latency buckets of the messages Meta took, in one
+    grouped pass over ``sends`` joined to ``statuses`` (by latency bucket, latest status, pricing
+    category, error code, pricing type and currency); each part is then added up from its columns.
+
+    The time to deliver of a message is computed once per row (see
+    :func:`~airflow_provider_wamm.campaign.report_latency.computed_once`).
+    """
+    groups: dict[tuple[Any, ...], list[DeliveryGroup]] = {}
+    costs: dict[tuple[Any, ...], tuple[int, int, float | None]] = {}
+    buckets: list[tuple[int, int, float, float]] = []
+    for key, status, category, code, kind, currency, n, clicked, clicks, *rest in _outcome_rows(
+        conn, ledger, ids
+    ):
+        title, details, costed, amount, seconds, longest = rest
+        groups.setdefault((status, category, code), []).append(
+            DeliveryGroup(status, category, code, int(n), int(clicked or 0), int(clicks or 0), title, details)
+        )
+        seen, priced, total = costs.get((kind, currency), (0, 0, None))
+        if amount is not None:
+            total = float(amount) + (total or 0.0)
+        costs[(kind, currency)] = (seen + int(n), priced + int(costed or 0), total)
+        if key is not None:
+            buckets.append((int(key), int(n), float(seconds or 0), float(longest or 0)))
+    return MessageOutcomes(
+        groups=[_added_up(groups[k]) for k in sorted(groups, key=_key_order)],
+        costs=[(k[0], k[1], *costs[k]) for k in sorted(costs, key=_key_order)],
+        buckets=buckets,
+    )
+
+
+def _outcome_rows(conn: Connection, ledger: Ledger, ids: list[str]) -> list[Any]:
+    """The grouped rows behind :func:`message_outcomes`."""
+    s, t = ledger.sends.c, ledger.statuses.c
+    taken = (
+        sa.select(
+            t.status,
+            t.pricing_category,
+            t.error_code,
+            t.pricing_type,
+            t.cost_currency,
+            t.clicked_at,
+            t.click_count,
+            t.error_title,
+            t.error_details,
+            t.cost_amount,
+            seconds_to_deliver(s, t).label("seconds"),
+        )
+        .select_from(sends_with_statuses(ledger))
+        .where(s.campaign_id.in_(ids), s.state.in_(DELIVERED_TO_META))
+    )
+    m = computed_once(taken, conn.dialect.name).subquery().c
+    bucket = latency_bucket(m.seconds).label("bucket")
+    # The bucket first: SQLite sorts the rows to group them, and most comparisons end at this integer.
+    keys = (bucket, m.status, m.pricing_category, m.error_code, m.pricing_type, m.cost_currency)
+    return list(
+        conn.execute(
+            sa.select(
+                *keys,
+                sa.func.count(),
+                sa.func.count(m.clicked_at),
+                sa.func.coalesce(sa.func.sum(m.click_count), 0),
+                sa.func.max(m.error_title),
+                sa.func.max(m.error_details),
+                sa.func.count(m.cost_amount),
+                sa.func.sum(m.cost_amount),
+                sa.func.sum(m.seconds),
+                sa.func.max(m.seconds),
+            ).group_by(*keys)
+        )
+    )
+
+
+def _added_up(parts: list[DeliveryGroup]) -> DeliveryGroup:
+    """One delivery group from its parts (the same status, pricing category and error code)."""
+    first = parts[0]
+    return DeliveryGroup(
+        first.status,
+        first.pricing_category,
+        first.error_code,
+        sum(p.count for p in parts),
+        sum(p.clicked for p in parts),
+        sum(p.clicks for p in parts),
+        max((p.error_title for p in parts if p.error_title is not None), default=None),
+        max((p.error_details for p in parts if p.error_details is not None), default=None),
+    )
+
+
 def status_counts(groups: Iterable[DeliveryGroup]) -> dict[str, int]:
     """Messages by latest delivery status (``pending``: no webhook yet); only statuses that occur."""
     counts: dict[str, int] = {}
@@ -237,9 +353,11 @@ __all__ = [
     "CampaignActivity",
     "DeliveryGroup",
     "ErrorRow",
+    "MessageOutcomes",
     "click_counts",
     "delivery_error_rows",
     "delivery_groups",
+    "message_outcomes",
     "read_activity",
     "routing_counts",
     "send_error_rows",

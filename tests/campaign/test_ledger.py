@@ -22,6 +22,7 @@ from airflow_provider_wamm.campaign.ledger import (
     Suppression,
     claims,
 )
+from airflow_provider_wamm.campaign.ledger.schema import SORTER_THREADS
 from airflow_provider_wamm.campaign.report import build_report, delivery_counts, error_counts, send_counts
 from airflow_provider_wamm.graph.errors import ConfigurationError
 from airflow_provider_wamm.webhooks.parsing import click_from_webhook, status_from_webhook
@@ -147,6 +148,13 @@ def test_tables_are_created_on_first_use_with_prefix_and_indexes(ledger_path: pa
     accept_all(led, "c", phones(2), "a1")
     assert send_counts(other, "c") == {}
     assert send_counts(led, "c") == {"accepted": 2}
+    led.dispose()
+
+
+def test_sqlite_connections_let_large_sorts_use_helper_threads(ledger_path: pathlib.Path) -> None:
+    led = Ledger.from_url(f"sqlite:///{ledger_path}")
+    with led.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA threads").scalar() == SORTER_THREADS
     led.dispose()
 
 

@@ -18,6 +18,7 @@ from airflow_provider_wamm.campaign import ledger as L
 from airflow_provider_wamm.campaign.ledger import ClickEvent, Ledger, SendOutcome, StatusUpdate, Suppression
 from airflow_provider_wamm.campaign.report import build_report, send_counts, write_report_table
 from airflow_provider_wamm.hooks.ledger import get_ledger, ledger_url
+from tests.campaign.test_ledger_stored_rows import EXPECTED, write_scenario
 from tests.realdb.servers import connection_json, drop_prefixed_tables, server_url, unique_prefix
 
 HOSTILE = [
@@ -179,3 +180,26 @@ def test_connection_password_with_url_characters_round_trips(monkeypatch: pytest
     assert url.password == password
     assert password not in str(url) and password not in repr(url)
     assert sa.engine.make_url(url.render_as_string(hide_password=False)).password == password
+
+
+def test_claims_and_outcomes_read_back_as_on_sqlite(ledger: Ledger) -> None:
+    """The claims and outcomes of one scenario read back the same on every database as the rows a
+    SQLite ledger stored (the values of its stored text)."""
+    write_scenario(ledger)
+    expected_sends = [_as_read(ledger.sends, row) for row in EXPECTED["wamm_sends"]]
+    sends = [row for campaign in ("c", "d") for row in ledger.iter_sends(campaign)]
+    assert sends == expected_sends
+    with ledger.read() as conn:
+        identities = [
+            _as_read(ledger.identities, tuple(row))
+            for row in conn.execute(sa.select(ledger.identities).order_by(ledger.identities.c.key))
+        ]
+    assert identities == [_as_read(ledger.identities, row) for row in EXPECTED["wamm_identities"]]
+
+
+def _as_read(table: sa.Table, row: tuple[object, ...]) -> dict[str, object]:
+    """A stored row by column name, times as aware UTC datetimes (SQLite's text parsed)."""
+    return {
+        column.name: L.as_utc(value) if isinstance(column.type, sa.DateTime) else value
+        for column, value in zip(table.columns, row, strict=True)
+    }

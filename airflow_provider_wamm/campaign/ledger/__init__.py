@@ -17,7 +17,8 @@ operations are one ``executemany`` round trip per batch.
 The parts, each in its own module: :mod:`~airflow_provider_wamm.campaign.ledger.records` (states and
 record types), :mod:`~airflow_provider_wamm.campaign.ledger.schema` (tables and SQL dialects),
 :mod:`~airflow_provider_wamm.campaign.ledger.rows` (records to rows and back),
-:mod:`~airflow_provider_wamm.campaign.ledger.transactions`,
+:mod:`~airflow_provider_wamm.campaign.ledger.transactions` (and
+:mod:`~airflow_provider_wamm.campaign.ledger.prepared`, the statements of the busiest writes),
 :mod:`~airflow_provider_wamm.campaign.ledger.claims`, :mod:`~airflow_provider_wamm.campaign.ledger.runs`,
 :mod:`~airflow_provider_wamm.campaign.ledger.senders`,
 :mod:`~airflow_provider_wamm.campaign.ledger.deliveries`,

@@ -8,6 +8,7 @@ becomes ``unknown``; a claim given back unsent is deleted, so a later run sends 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +16,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from airflow_provider_wamm.campaign.ledger.identities import IdentityMap, IdentitySource, links_of
+from airflow_provider_wamm.campaign.ledger.identities import (
+    IdentityLink,
+    IdentityMap,
+    IdentitySource,
+    links_of,
+)
+from airflow_provider_wamm.campaign.ledger.prepared import Prepared
 from airflow_provider_wamm.campaign.ledger.records import (
     DELIVERED_TO_META,
     FINAL_STATES,
@@ -29,11 +36,14 @@ from airflow_provider_wamm.campaign.ledger.records import (
 )
 from airflow_provider_wamm.campaign.ledger.runs import Liveness, live_attempts
 from airflow_provider_wamm.campaign.ledger.schema import (
+    DETAILS_MAX,
+    TITLE_MAX,
     LedgerTables,
     chunks,
     datetime_type,
     error_values,
     upsert,
+    upsert_statement,
 )
 from airflow_provider_wamm.campaign.ledger.transactions import Transactions
 from airflow_provider_wamm.graph.errors import CODE_PER_USER_LIMIT
@@ -57,25 +67,27 @@ def read_existing_sends(
     conn: Connection, sends: sa.Table, campaign_id: str, recipients: Sequence[str]
 ) -> dict[str, ExistingSend]:
     """The ``sends`` rows of ``recipients`` in one campaign, read on ``conn`` (absent ones are missing)."""
-    s = sends.c
+    select = _existing_select(sends)
     out: dict[str, ExistingSend] = {}
     for chunk in chunks(list(recipients)):
-        rows = conn.execute(
-            sa.select(
-                s.recipient,
-                s.state,
-                s.attempt_id,
-                s.not_before,
-                s.limited_tries,
-                s.limited_since,
-                s.retry_after,
-            ).where(s.campaign_id == campaign_id, s.recipient.in_(chunk))
-        )
+        rows = conn.execute(select, {"b_campaign_id": campaign_id, "b_recipients": list(chunk)})
         for recipient, state, attempt, not_before, tries, since, retry_after in rows:
             out[recipient] = ExistingSend(
                 SendState(state), attempt, as_utc(not_before), tries or 0, as_utc(since), as_utc(retry_after)
             )
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _existing_select(sends: sa.Table) -> sa.Select[Any]:
+    """What :func:`read_existing_sends` reads, built once per table."""
+    s = sends.c
+    return sa.select(
+        s.recipient, s.state, s.attempt_id, s.not_before, s.limited_tries, s.limited_since, s.retry_after
+    ).where(
+        s.campaign_id == sa.bindparam("b_campaign_id"),
+        s.recipient.in_(sa.bindparam("b_recipients", expanding=True)),
+    )
 
 
 class Claims:
@@ -90,6 +102,13 @@ class Claims:
         self.tables = tables
         self.tx = tx
         self.identities = identities
+        sends = tables.sends
+        self._claim_insert = Prepared(
+            functools.partial(_claim_statement, sends), names=("b_recipient",), common=_CLAIM_COMMON
+        )
+        self._result_update = Prepared(
+            functools.partial(_result_statement, sends), names=_RESULT_NAMES, common=_RESULT_COMMON
+        )
 
     def existing_sends(self, campaign_id: str, recipients: Sequence[str]) -> dict[str, ExistingSend]:
         """The ledger rows of ``recipients`` in this campaign (absent ones are missing from the dict)."""
@@ -116,10 +135,12 @@ class Claims:
         """Claim ``recipients`` for this attempt; returns those actually claimed by it.
 
         Absent recipients are inserted as ``claimed`` (insert-if-absent: the primary key makes sure two
-        attempts or shards never both claim one); the rows are then read in the same transaction, and
+        attempts or shards never both claim one); unless every one of them was inserted (SQLite and
+        PostgreSQL count the rows inserted), the rows are then read in the same transaction, and
         recipients whose row may be re-sent (see :meth:`ExistingSend.reclaimable`) are taken over with
-        a conditional update that only succeeds if the row is still as it was read. Two statements
-        when nothing is taken over (a claim per hand-over to the workers must stay cheap).
+        a conditional update that only succeeds if the row is still as it was read. One statement for
+        recipients new to the campaign, two when nothing is taken over (a claim per hand-over to the
+        workers must stay cheap).
         """
         if not recipients:
             return set()
@@ -134,15 +155,13 @@ class Claims:
             "claimed_at": naive_utc(now),
             "updated_at": naive_utc(now),
         }
+        common = (campaign_id, *(owner[name.removeprefix("b_")] for name in _CLAIM_COMMON[1:]))
         sends = self.tables.sends
 
         def work(conn: Connection) -> set[str]:
-            upsert(
-                conn,
-                sends,
-                [_claim_row(campaign_id, r, owner) for r in wanted],
-                key=("campaign_id", "recipient"),
-            )
+            inserted = self._claim_insert.execute(conn, [(r,) for r in wanted], common).rowcount
+            if inserted == len(wanted) and _counts_inserted_rows(conn):
+                return set(wanted)  # every row is new: this attempt claimed them all
             known = read_existing_sends(conn, sends, campaign_id, wanted)
             claimed: set[str] = set()
             retake: list[dict[str, Any]] = []
@@ -372,41 +391,12 @@ class Claims:
         if not outcomes:
             return 0
         db_now = naive_utc(now or utcnow())
-        params = [_result_params(o, db_now) for o in sorted(outcomes, key=lambda item: item.recipient)]
-        s = self.tables.sends.c
-        dt = datetime_type()
-        stmt = (
-            self.tables.sends.update()
-            .where(
-                s.campaign_id == campaign_id,
-                s.recipient == sa.bindparam("b_recipient"),
-                s.attempt_id == attempt_id,
-            )
-            .values(
-                state=sa.bindparam("b_state"),
-                wamid=sa.bindparam("b_wamid"),
-                message_status=sa.bindparam("b_message_status"),
-                error_code=sa.bindparam("b_error_code"),
-                error_title=sa.bindparam("b_error_title"),
-                error_details=sa.bindparam("b_error_details"),
-                attempts=sa.bindparam("b_attempts"),
-                not_before=sa.bindparam("b_not_before", type_=dt),
-                accepted_at=sa.bindparam("b_accepted_at", type_=dt),
-                wa_id=sa.func.coalesce(sa.bindparam("b_wa_id", type_=sa.String()), s.wa_id),
-                user_id=sa.func.coalesce(sa.bindparam("b_user_id", type_=sa.String()), s.user_id),
-                updated_at=db_now,
-                **_limited_values(s, db_now),
-            )
-        )
-
-        links = [
-            link
-            for o in outcomes
-            for link in links_of((o.recipient, o.wa_id, o.user_id), IdentitySource.SEND_ANSWER)
-        ]
+        ordered = sorted(outcomes, key=lambda item: item.recipient)
+        rows = [_result_row(o, db_now) for o in ordered]
+        links = [link for o in outcomes if _links_elsewhere(o) for link in _answer_links(o)]
 
         def work(conn: Connection) -> int:
-            result = conn.execute(stmt, params)
+            result = self._result_update.execute(conn, rows, (campaign_id, attempt_id, db_now))
             if links and self.identities is not None:
                 self.identities.link_in(conn, links, as_utc(db_now) or utcnow())
             return int(result.rowcount or 0) if result.rowcount is not None and result.rowcount >= 0 else 0
@@ -446,24 +436,83 @@ class Claims:
             yield row["recipient"]
 
 
-def _limited_values(s: Any, db_now: datetime | None) -> dict[str, Any]:
-    """Columns of Meta's per-user limit an outcome updates: a 131049 answer counts one more try,
-    keeps the time of the first and sets the next retry; any other outcome clears the retry only."""
+#: What one claim gives every row it inserts (after ``b_campaign_id``, the owner of :meth:`Claims.claim`).
+_CLAIM_COMMON = (
+    "b_campaign_id",
+    "b_attempt_id",
+    "b_shard_index",
+    "b_template_name",
+    "b_language",
+    "b_variant",
+    "b_claimed_at",
+    "b_updated_at",
+)
+#: What each outcome gives :func:`_result_statement` (:func:`_result_row`), and what one call gives all.
+_RESULT_NAMES = (
+    "b_recipient",
+    "b_state",
+    "b_wamid",
+    "b_message_status",
+    "b_error_code",
+    "b_error_title",
+    "b_error_details",
+    "b_attempts",
+    "b_not_before",
+    "b_accepted_at",
+    "b_limited",
+    "b_retry_after",
+    "b_wa_id",
+    "b_user_id",
+)
+_RESULT_COMMON = ("b_campaign_id", "b_attempt_id", "b_now")
+
+
+def _claim_statement(sends: sa.Table, dialect_name: str) -> Any:
+    """Insert a recipient's row as ``claimed`` unless the campaign has a row for it already."""
+    owner: dict[str, Any] = {name.removeprefix("b_"): sa.bindparam(name) for name in _CLAIM_COMMON}
+    values = {**owner, "recipient": sa.bindparam("b_recipient"), "state": SendState.CLAIMED, "attempts": 0}
+    return upsert_statement(dialect_name, sends, key=("campaign_id", "recipient")).values(values)
+
+
+def _result_statement(sends: sa.Table, dialect_name: str) -> sa.Update:
+    """Write one outcome on a row this attempt claimed (see :meth:`Claims.record_results`)."""
+    s = sends.c
+    dt = datetime_type()
+    now = sa.bindparam("b_now", type_=dt)
     limited = sa.bindparam("b_limited", type_=sa.Integer) == 1
-    return {
-        "limited_tries": sa.case((limited, sa.func.coalesce(s.limited_tries, 0) + 1), else_=s.limited_tries),
-        "limited_since": sa.case(
-            (limited, sa.func.coalesce(s.limited_since, sa.literal(db_now, datetime_type()))),
-            else_=s.limited_since,
-        ),
-        "retry_after": sa.bindparam("b_retry_after", type_=datetime_type()),
-    }
+    return (
+        sends.update()
+        .where(
+            s.campaign_id == sa.bindparam("b_campaign_id"),
+            s.recipient == sa.bindparam("b_recipient"),
+            s.attempt_id == sa.bindparam("b_attempt_id"),
+        )
+        .values(
+            state=sa.bindparam("b_state"),
+            wamid=sa.bindparam("b_wamid"),
+            message_status=sa.bindparam("b_message_status"),
+            error_code=sa.bindparam("b_error_code"),
+            error_title=sa.bindparam("b_error_title"),
+            error_details=sa.bindparam("b_error_details"),
+            attempts=sa.bindparam("b_attempts"),
+            not_before=sa.bindparam("b_not_before", type_=dt),
+            accepted_at=sa.bindparam("b_accepted_at", type_=dt),
+            wa_id=sa.func.coalesce(sa.bindparam("b_wa_id", type_=sa.String()), s.wa_id),
+            user_id=sa.func.coalesce(sa.bindparam("b_user_id", type_=sa.String()), s.user_id),
+            updated_at=now,
+            # Meta's per-user limit (131049): one more try, the time of the first kept, the next retry;
+            # any other outcome clears the retry only.
+            limited_tries=sa.case((limited, sa.func.coalesce(s.limited_tries, 0) + 1), else_=s.limited_tries),
+            limited_since=sa.case((limited, sa.func.coalesce(s.limited_since, now)), else_=s.limited_since),
+            retry_after=sa.bindparam("b_retry_after", type_=dt),
+        )
+    )
 
 
-def _claim_row(campaign_id: str, recipient: str, owner: dict[str, Any]) -> dict[str, Any]:
-    """The new ``sends`` row of a recipient claimed for the first time."""
-    row = {"campaign_id": campaign_id, "recipient": recipient, "state": SendState.CLAIMED, "attempts": 0}
-    return row | owner
+def _counts_inserted_rows(conn: Connection) -> bool:
+    """Whether the row count of an insert that skips existing keys counts the rows inserted only (not
+    on MySQL/MariaDB, which count a row found as changed)."""
+    return conn.dialect.name in ("sqlite", "postgresql") and bool(conn.dialect.supports_sane_multi_rowcount)
 
 
 def _retake_params(recipient: str, prior: ExistingSend) -> dict[str, Any]:
@@ -479,23 +528,37 @@ def _unsent_values(outcome: SendOutcome) -> dict[str, Any]:
     }
 
 
-def _result_params(outcome: SendOutcome, db_now: datetime | None) -> dict[str, Any]:
-    """The bound values of one outcome for :meth:`Claims.record_results`."""
-    accepted_at = naive_utc(outcome.accepted_at) or (db_now if outcome.state in DELIVERED_TO_META else None)
-    return {
-        "b_recipient": outcome.recipient,
-        "b_state": outcome.state,
-        "b_wamid": outcome.wamid,
-        "b_message_status": outcome.message_status,
-        **error_values(outcome.error_code, outcome.error_title, outcome.error_details, prefix="b_"),
-        "b_attempts": outcome.attempts,
-        "b_not_before": naive_utc(outcome.not_before),
-        "b_accepted_at": accepted_at,
-        "b_limited": 1 if outcome.error_code == CODE_PER_USER_LIMIT else 0,
-        "b_retry_after": naive_utc(outcome.retry_after),
-        "b_wa_id": clip(outcome.wa_id, 64),
-        "b_user_id": clip(outcome.user_id, 191),
-    }
+def _result_row(outcome: SendOutcome, db_now: datetime | None) -> tuple[Any, ...]:
+    """The values of one outcome for :meth:`Claims.record_results`, in the order of ``_RESULT_NAMES``."""
+    o = outcome
+    accepted_at = naive_utc(o.accepted_at) or (db_now if o.state in DELIVERED_TO_META else None)
+    return (
+        o.recipient,
+        o.state,
+        o.wamid,
+        o.message_status,
+        o.error_code,
+        clip(o.error_title, TITLE_MAX),
+        clip(o.error_details, DETAILS_MAX),
+        o.attempts,
+        naive_utc(o.not_before),
+        accepted_at,
+        1 if o.error_code == CODE_PER_USER_LIMIT else 0,
+        naive_utc(o.retry_after),
+        clip(o.wa_id, 64),
+        clip(o.user_id, 191),
+    )
+
+
+def _links_elsewhere(outcome: SendOutcome) -> bool:
+    """Whether Meta's answer names the recipient by another key (most answers name the number sent)."""
+    o = outcome
+    return bool((o.wa_id and o.wa_id != o.recipient) or (o.user_id and o.user_id != o.recipient))
+
+
+def _answer_links(outcome: SendOutcome) -> list[IdentityLink]:
+    """The keys Meta's answer names for the recipient, linked to it."""
+    return links_of((outcome.recipient, outcome.wa_id, outcome.user_id), IdentitySource.SEND_ANSWER)
 
 
 __all__ = ["STALE_CLAIM_DETAILS", "Claims", "read_existing_sends"]

@@ -56,6 +56,9 @@ CHUNK_SIZE = 500
 #: Longest ``owner`` of an attempt (an opaque name such as ``dag_id.task_id.run_id.map_index``).
 OWNER_MAX = 1024
 
+#: Helper threads SQLite may use for one large sort (one fewer than the processors, at most 2).
+SORTER_THREADS = max(0, min(2, (os.cpu_count() or 1) - 1))
+
 _log = logging.getLogger(__name__)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 _ItemsT = TypeVar("_ItemsT")
@@ -377,26 +380,37 @@ def upsert(
     """
     if not rows:
         return
-    name = conn.dialect.name
+    stmt = upsert_statement(conn.dialect.name, table, key=key, update=update)
+    conn.execute(stmt, list(rows))
+
+
+def upsert_statement(
+    dialect_name: str,
+    table: sa.Table,
+    *,
+    key: Sequence[str],
+    update: Callable[[Any], Mapping[str, Any]] | None = None,
+) -> Any:
+    """The insert of :func:`upsert` for the database ``dialect_name`` (its values still to be given).
+
+    :raises ConfigurationError: for a database other than SQLite, PostgreSQL and MySQL/MariaDB.
+    """
+    name = dialect_name
     stmt: Any
     if name in ("sqlite", "postgresql"):
         stmt = sqlite_dialect.insert(table) if name == "sqlite" else pg_dialect.insert(table)
         if update is None:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
-        else:
-            stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=dict(update(stmt.excluded)))
-    elif name in ("mysql", "mariadb"):
+            return stmt.on_conflict_do_nothing(index_elements=list(key))
+        return stmt.on_conflict_do_update(index_elements=list(key), set_=dict(update(stmt.excluded)))
+    if name in ("mysql", "mariadb"):
         stmt = mysql_dialect.insert(table)
         if update is None:
-            stmt = stmt.on_duplicate_key_update({key[0]: table.c[key[0]]})
-        else:
-            stmt = stmt.on_duplicate_key_update(list(update(stmt.inserted).items()))
-    else:
-        raise ConfigurationError(
-            f"the ledger supports SQLite, PostgreSQL and MySQL/MariaDB, not {name!r}; "
-            "point the ledger connection at one of those"
-        )
-    conn.execute(stmt, list(rows))
+            return stmt.on_duplicate_key_update({key[0]: table.c[key[0]]})
+        return stmt.on_duplicate_key_update(list(update(stmt.inserted).items()))
+    raise ConfigurationError(
+        f"the ledger supports SQLite, PostgreSQL and MySQL/MariaDB, not {name!r}; "
+        "point the ledger connection at one of those"
+    )
 
 
 def is_retryable(exc: sa.exc.DBAPIError) -> bool:
@@ -420,7 +434,7 @@ def is_sqlite_memory(url: sa.engine.URL) -> bool:
 
 
 def configure_sqlite(engine: Engine, *, memory: bool) -> None:
-    """WAL, busy timeout and ``BEGIN IMMEDIATE`` for SQLite engines made by :func:`ledger_engine`."""
+    """WAL, busy timeout, ``BEGIN IMMEDIATE`` and sorter threads for engines of :func:`ledger_engine`."""
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -428,6 +442,8 @@ def configure_sqlite(engine: Engine, *, memory: bool) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.execute("PRAGMA foreign_keys = ON")
+        # Sorts too big for memory (a report grouping a million messages) use helper threads.
+        cursor.execute(f"PRAGMA threads = {SORTER_THREADS}")
         if not memory:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
@@ -469,6 +485,7 @@ __all__ = [
     "DETAILS_MAX",
     "KEY_WIDTHS",
     "OWNER_MAX",
+    "SORTER_THREADS",
     "TEMPLATE_NAME_MAX",
     "TITLE_MAX",
     "LedgerTables",
@@ -487,6 +504,7 @@ __all__ = [
     "row_id_type",
     "template_columns",
     "upsert",
+    "upsert_statement",
     "validate_schema_name",
     "validate_table_prefix",
 ]
