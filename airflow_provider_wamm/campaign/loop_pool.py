@@ -172,7 +172,7 @@ class LoopPool:
         self._stop.set()
         self._turns.put(None)
         loop = self._loop
-        if loop is None:
+        if loop is None or loop.is_closed():  # never started, or closed already
             return
         finished = asyncio.run_coroutine_threadsafe(self._finish(timeout), loop)
         with contextlib.suppress(Exception):

@@ -324,3 +324,14 @@ def test_turns_granted_while_the_loop_was_busy_never_bunch_up_beyond_the_window(
     pool.close()
     assert len(answers) == 25 and all(isinstance(a, Accepted) for a in answers)
     assert pacer.window_limit == 10 and most_in_one_second(writes) <= 10
+
+
+def test_closing_twice_or_before_the_start_is_harmless(server: ScriptedServer) -> None:
+    LoopPool(graph(server.url), CountingTurn(), threading.Event()).close()
+    pool = LoopPool(graph(server.url), CountingTurn(), threading.Event())
+    pool.resize(2)
+    pool.submit(job("4915100000999"))
+    assert isinstance(collect(pool, 1)[0], Accepted)
+    pool.close()
+    pool.close()
+    assert pool.size == 0 and not any(t.is_alive() for t in pool._threads)
