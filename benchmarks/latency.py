@@ -129,7 +129,7 @@ def b1r(bench: Bench) -> None:
                     f"{label}: achieved / cap ({count:,} recipients)",
                     f"{span:.3f} (whole run {whole:.3f})",
                     ">= 0.95",
-                    f"fixed {default_concurrency(cap)} threads: {fixed_span:.3f}",
+                    f"fixed {default_concurrency(cap)} in flight: {fixed_span:.3f}",
                     span >= 0.95 and result["accepted"] == count,
                 )
             )
@@ -145,7 +145,7 @@ def b1r(bench: Bench) -> None:
             )
             sec.lines.append(
                 f"{label}: {result['accepted']:,} accepted, last send at {data['send_span_s']:.2f} s, run "
-                f"{result['elapsed_s']:.2f} s; threads {default_concurrency(cap)} -> peak "
+                f"{result['elapsed_s']:.2f} s; in flight {default_concurrency(cap)} -> peak "
                 f"{result.get('peak_concurrency')}; first seconds {data['trace']['per_second'][:4]}; CPU "
                 f"{1000 * data['cpu_s'] / max(1, result['accepted']):.3f} ms/message, peak RSS "
                 f"{data['peak_rss_mb']:.0f} MiB; sandbox deaf spells {len(deaf)} (longest "
@@ -182,7 +182,7 @@ def _step(bench: Bench, sec: Any) -> None:
             f"latency step 100 ms -> 1.5 s (10 s to 20 s) -> 100 ms, cap {cap}: achieved / cap",
             f"{span:.3f} (whole run {whole:.3f})",
             ">= 0.9",
-            f"fixed {default_concurrency(cap)} threads: {fixed_span:.3f}",
+            f"fixed {default_concurrency(cap)} in flight: {fixed_span:.3f}",
             span >= 0.9,
         )
     )
@@ -200,7 +200,7 @@ def _step(bench: Bench, sec: Any) -> None:
     sec.lines.append(
         f"Latency step: log-normal median 100 ms (sigma 0.3), 1.5 s from 10 s after the first send for 10 s; "
         f"{count:,} recipients at cap {cap}: {result['accepted']:,} accepted, last send at "
-        f"{a['data']['send_span_s']:.1f} s, threads up to {result.get('peak_concurrency')}; per second "
+        f"{a['data']['send_span_s']:.1f} s, in flight up to {result.get('peak_concurrency')}; per second "
         f"{a['data']['trace']['per_second']}. Fixed pool of {default_concurrency(cap)}: per second "
         f"{f['data']['trace']['per_second']}."
     )
@@ -243,7 +243,7 @@ def b2r(bench: Bench) -> None:
             "B2R",
             "peak RSS at 1,000 msg/s with 1 s answers",
             f"{mem['peak_rss_mb'] * 1.048576:.0f} MB "
-            f"({rate:.0f} msg/s, {mem['result'].get('peak_concurrency')} threads)",
+            f"({rate:.0f} msg/s, {mem['result'].get('peak_concurrency')} in flight)",
             "<= 300 MB",
             f"median 300 ms: {data['peak_rss_mb'] * 1.048576:.0f} MB",
             mem["peak_rss_mb"] * 1.048576 <= 300,
@@ -251,7 +251,7 @@ def b2r(bench: Bench) -> None:
     )
     sec.lines.append(
         f"{count:,} messages each. Median 300 ms (sigma 0.6): {data['result']['accepted']:,} accepted, "
-        f"CPU {data['cpu_s']:.2f} s, threads up to {data['result'].get('peak_concurrency')}; bare loop "
+        f"CPU {data['cpu_s']:.2f} s, in flight up to {data['result'].get('peak_concurrency')}; bare loop "
         f"{bare['sent']:,} in {bare['wall_s']:.1f} s, CPU {bare['cpu_s']:.2f} s. Flat 1 s answers: "
         f"{mem['result']['accepted']:,} accepted at {rate:.0f} msg/s over the sending span, CPU "
         f"{1000 * mem['cpu_s'] / max(1, mem['result']['accepted']):.3f} ms/message, peak RSS "

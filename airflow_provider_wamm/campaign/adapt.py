@@ -22,7 +22,10 @@ from airflow_provider_wamm.campaign.workers import Answer, AnswerKind, Job, Send
 #: Seconds between two looks at the target.
 ADAPT_INTERVAL_S = 0.25
 #: Answers after which the measured round trips alone size the pool (before: the in-flight ages too).
-STARTUP_ANSWERS = 20
+STARTUP_ANSWERS = 200
+#: Seconds between two looks until then: before the first answers, the requests a rate needs in flight
+#: grow with every millisecond (the rate times the age of the oldest), so the pool follows closely.
+STARTUP_INTERVAL_S = 0.05
 #: Answers whose round trip says how long Meta takes (the others never reached it, or came back
 #: without an answer).
 _MEASURED = frozenset({AnswerKind.ACCEPTED, AnswerKind.ERROR})
@@ -68,9 +71,10 @@ class AdaptiveConcurrency:
         their way, instead of sending at the starting size for a whole round trip."""
         if not self.enabled or now < self._next_look or self.pool.size == 0:
             return None
-        self._next_look = now + ADAPT_INTERVAL_S
+        starting = len(self.target.round_trips) < STARTUP_ANSWERS
+        self._next_look = now + (STARTUP_INTERVAL_S if starting else ADAPT_INTERVAL_S)
         at_least = None
-        if len(self.target.round_trips) < STARTUP_ANSWERS:
+        if starting:
             left = [job.left_at for job in in_flight if job.left_at is not None]
             at_least = time.perf_counter() - min(left) if left else None
         size = self.target.update(rate, now, at_least=at_least)
@@ -92,4 +96,10 @@ def connections_needed(settings: CampaignSettings) -> int:
     return max(settings.concurrency, settings.max_concurrency)
 
 
-__all__ = ["ADAPT_INTERVAL_S", "STARTUP_ANSWERS", "AdaptiveConcurrency", "connections_needed"]
+__all__ = [
+    "ADAPT_INTERVAL_S",
+    "STARTUP_ANSWERS",
+    "STARTUP_INTERVAL_S",
+    "AdaptiveConcurrency",
+    "connections_needed",
+]

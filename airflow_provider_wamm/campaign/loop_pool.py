@@ -8,18 +8,20 @@ second with answers of a few hundred milliseconds to a second, the thread engine
 hundred threads busy handing the interpreter lock around, and that, not the network, is what held it
 below the cap (``benchmarks/optimisations.md``).
 
-Three threads work together::
+One thread runs the loop; the run's thread hands jobs in and collects answers::
 
-    run thread ── submit(job) ──▶ event loop: a task per job ── connection ready ──▶ asks for a turn
-                                                                                        │
-    run thread ◀── collect() ◀── answers ◀── task: write, read, judge ◀── turn granted ◀┘
-                                                                                        │
-                                  turn thread: Pacer.wait_turn() one request at a time ─┘
+    run thread ── submit(job) ──▶ event loop: a task per job, at most size() at once
+                                    1. a connection: an idle one, or a new one (handshake done)
+                                    2. the turn: the pacer's slot reserved, waited for on the loop,
+                                       then the one-second window counted right before the write
+                                    3. write, read, judge by the client's rules
+    run thread ◀── collect() ◀──── answers
 
-The pacing is the run's :class:`~.pacing.Pacer`, unchanged: a thread of its own takes each turn as a
-worker thread would, so the one-second window and the token bucket stay exact and a stop still
-interrupts a wait. A task asks for its turn only once its connection is open (a new one's handshake
-done), as the thread engine does, so opening connections never bunches up paced sends.
+The pacing is the run's :class:`~.pacing.Pacer` and its steps: each task reserves its slot of the
+token bucket as a sending thread would, so a task the loop runs late still has its slot and no
+second of sending is lost; the one-second window is counted right before the write, so late writes
+never bunch up beyond it. A task asks for its turn only once its connection is open, so opening
+connections never bunches up paced sends.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
+import sys
 import threading
 import time
 from collections import deque
 from typing import cast
 
-from airflow_provider_wamm.campaign.pacing import Pacer, SendWindow, Stopped
+from airflow_provider_wamm.campaign.pacing import Pacer, Stopped
 from airflow_provider_wamm.campaign.settings import SendEngine
 from airflow_provider_wamm.campaign.workers import (
     Accepted,
@@ -40,7 +43,6 @@ from airflow_provider_wamm.campaign.workers import (
     Job,
     MessageSender,
     SendPool,
-    Turn,
     Unsent,
     WorkerPool,
     failed,
@@ -50,7 +52,16 @@ from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.graph.connections import SocketPoolTransport
 from airflow_provider_wamm.graph.errors import ConfigurationError
 
-__all__ = ["LoopPool", "runs_on_loop", "send_pool"]
+__all__ = ["STOP_CHECK_S", "SWITCH_INTERVAL_S", "LoopPool", "runs_on_loop", "send_pool"]
+
+#: The longest a task waiting for its turn sleeps before it looks whether the run stopped.
+STOP_CHECK_S = 0.1
+#: The interpreter's switch interval while a pool runs (Python's default is 5 ms). The loop's thread
+#: gives the interpreter lock up around every socket call and then waits for it; while the run's
+#: thread reads and checks a batch of recipients, each such wait lasted up to the whole interval, and
+#: a second of them pushed sends back by tens of milliseconds (dips of 8% below the cap in quarter
+#: seconds at 1,000 msg/s; none at 1 ms, and 0.53 ms of CPU per message instead of 0.58).
+SWITCH_INTERVAL_S = 0.001
 
 
 def runs_on_loop(client: object) -> bool:
@@ -66,7 +77,7 @@ def runs_on_loop(client: object) -> bool:
 
 
 def send_pool(
-    client: MessageSender | None, turn: Turn, stop: threading.Event, engine: SendEngine = "auto"
+    client: MessageSender | None, pacer: Pacer, stop: threading.Event, engine: SendEngine = "auto"
 ) -> SendPool:
     """The pool a run sends through: :class:`LoopPool` for ``"asyncio"``, and for ``"auto"`` when the
     client allows it (:func:`runs_on_loop`), else :class:`~.workers.WorkerPool`.
@@ -74,24 +85,24 @@ def send_pool(
     :raises ConfigurationError: ``"asyncio"`` for a client that only the thread engine can send through.
     """
     if engine == "threads" or client is None or (engine == "auto" and not runs_on_loop(client)):
-        return WorkerPool(client, turn, stop)
-    return LoopPool(cast(GraphClient, client), turn, stop)
+        return WorkerPool(client, pacer, stop)
+    return LoopPool(cast(GraphClient, client), pacer, stop)
 
 
 class LoopPool:
-    """Requests in flight as tasks of one event loop, paced by ``turn``; answers come back through
+    """Requests in flight as tasks of one event loop, paced by ``pacer``; answers come back through
     :meth:`collect`.
 
     :param client: a :class:`~airflow_provider_wamm.graph.client.GraphClient` over its own socket
         pool (:func:`runs_on_loop`): its requests are written and its answers read by the client's
         own rules; ``None`` only for a pool that is never started (a dry run).
-    :param turn: waited on before each request.
+    :param pacer: the run's pacing, whose turn each request takes on the loop.
     :param stop: once set, jobs not yet written come back :class:`~.workers.Unsent`.
-    :param name: prefix of the names of the loop's and the turn's threads.
+    :param name: prefix of the name of the loop's thread.
     """
 
     def __init__(
-        self, client: GraphClient | None, turn: Turn, stop: threading.Event, *, name: str = "wamm-send"
+        self, client: GraphClient | None, pacer: Pacer, stop: threading.Event, *, name: str = "wamm-send"
     ) -> None:
         if client is not None and not runs_on_loop(client):
             raise ConfigurationError(
@@ -99,7 +110,7 @@ class LoopPool:
                 "proxy or transport of the caller); use the thread engine"
             )
         self._client = client
-        self._turn = turn
+        self._pacer = pacer
         self._stop = stop
         self._name = name
         self._answers: queue.SimpleQueue[Answer] = queue.SimpleQueue()
@@ -107,16 +118,12 @@ class LoopPool:
         self._waking = False  # the loop was told to look at the inbox
         self._pending: deque[Job] = deque()  # on the loop: waiting for a free slot
         self._tasks: set[asyncio.Task[None]] = set()
-        self._turns: queue.SimpleQueue[asyncio.Future[bool] | None] = queue.SimpleQueue()
-        self._asked: set[asyncio.Future[bool]] = set()  # turns asked for and not yet settled
         self._size = 0
         self._sending = 0
-        # The pacer's window again, counted at the writes: a turn granted while the loop was busy is
-        # written late, and late writes must not bunch up in a second beyond the window.
-        self._writes = SendWindow(turn.window_limit) if isinstance(turn, Pacer) else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: AsyncSocketPool | None = None
-        self._threads: list[threading.Thread] = []
+        self._thread: threading.Thread | None = None
+        self._switch_interval = sys.getswitchinterval()
 
     @property
     def size(self) -> int:
@@ -170,7 +177,6 @@ class LoopPool:
         waited for up to ``timeout`` seconds in all (then abandoned: their answers are no longer
         read), the connections closed and the threads ended."""
         self._stop.set()
-        self._turns.put(None)
         loop = self._loop
         if loop is None or loop.is_closed():  # never started, or closed already
             return
@@ -178,27 +184,26 @@ class LoopPool:
         with contextlib.suppress(Exception):
             finished.result(timeout + 1.0)
         loop.call_soon_threadsafe(loop.stop)
-        for thread in self._threads:
-            thread.join(timeout=1.0)
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
         if not loop.is_running():
             loop.close()
+        sys.setswitchinterval(self._switch_interval)
         self._size = 0
 
     # -- the loop's side -------------------------------------------------------------------------
 
     def _start(self) -> asyncio.AbstractEventLoop:
-        """The event loop, its thread and the turn thread, started on the first call."""
+        """The event loop and its thread, started on the first call."""
         if self._loop is not None:
             return self._loop
         assert self._client is not None
         loop = self._loop = asyncio.new_event_loop()
         self._connections = AsyncSocketPool(self._client.transport)  # type: ignore[arg-type]
-        self._threads = [
-            threading.Thread(target=loop.run_forever, name=f"{self._name}-loop", daemon=True),
-            threading.Thread(target=self._grant_turns, name=f"{self._name}-turns", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._thread = threading.Thread(target=loop.run_forever, name=f"{self._name}-loop", daemon=True)
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
+        self._thread.start()
         if self._inbox:
             self._waking = True
             loop.call_soon_threadsafe(self._take_inbox)
@@ -241,7 +246,6 @@ class LoopPool:
         async def before_write() -> None:
             nonlocal left_at
             await self._take_turn()
-            await self._fit_writes()
             self._sending += 1
             left_at = job.left_at = time.perf_counter()
 
@@ -264,39 +268,34 @@ class LoopPool:
         return Accepted(job, result)
 
     async def _take_turn(self) -> None:
-        """Wait for the pacer's turn (taken by the turn thread); :class:`~.pacing.Stopped` if the run
-        stopped meanwhile."""
-        assert self._loop is not None
+        """Wait for the pacer's turn on the loop: out of a hold, until the reserved slot, then until
+        the send fits the one-second window (counted there); :class:`~.pacing.Stopped` if the run
+        stops meanwhile."""
+        pacer = self._pacer
+        while (left := pacer.hold_left()) > 0:
+            await self._sleep(left)
+        await self._sleep(pacer.reserve_slot() - time.monotonic())
+        held = False
+        while (wait := pacer.try_window(held=held)) > 0:
+            held = True
+            await self._sleep(wait)
         if self._stop.is_set():
             raise Stopped
-        granted: asyncio.Future[bool] = self._loop.create_future()
-        self._asked.add(granted)
-        self._turns.put(granted)
-        try:
-            ok = await granted
-        finally:
-            self._asked.discard(granted)
-        if not ok or self._stop.is_set():
-            raise Stopped
 
-    async def _fit_writes(self) -> None:
-        """Wait until one more write fits the pacer's one-second window, counted at the writes."""
-        writes = self._writes
-        if writes is None:
-            return
-        writes.limit = cast(Pacer, self._turn).window_limit
-        held = False
-        while (wait := writes.try_count(held=held)) > 0:
-            held = True
-            await asyncio.sleep(wait)
-            if self._stop.is_set():
-                raise Stopped
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep on the loop, :data:`STOP_CHECK_S` at most at a time, raising
+        :class:`~.pacing.Stopped` once the run stops."""
+        deadline = time.monotonic() + seconds
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, STOP_CHECK_S))
+        raise Stopped
 
     async def _finish(self, timeout: float) -> None:
         """Answer the jobs not started as unsent, wait for the tasks, close the connections."""
         self._take_inbox()
-        for granted in list(self._asked):  # no turn is granted once the run stops
-            _settle(granted, False)
         while self._pending:
             self._answers.put(Unsent(self._pending.popleft()))
         if self._tasks:
@@ -305,28 +304,3 @@ class LoopPool:
                 task.cancel()
         if self._connections is not None:
             self._connections.close()
-
-    # -- the turn thread --------------------------------------------------------------------------
-
-    def _grant_turns(self) -> None:
-        """Take the pacer's turns one request at a time, in the order they were asked for."""
-        turns, turn, loop = self._turns, self._turn, self._loop
-        assert loop is not None
-        while (granted := turns.get()) is not None:
-            try:
-                turn.wait_turn()
-                ok = True
-            except Stopped:
-                ok = False
-            loop.call_soon_threadsafe(_settle, granted, ok)
-        # Turns still asked for: the run stopped.
-        with contextlib.suppress(queue.Empty):
-            while True:
-                left = turns.get_nowait()
-                if left is not None:
-                    loop.call_soon_threadsafe(_settle, left, False)
-
-
-def _settle(granted: asyncio.Future[bool], ok: bool) -> None:
-    if not granted.done():
-        granted.set_result(ok)

@@ -204,12 +204,29 @@ class Pacer:
 
         :raises Stopped: the run stopped while waiting.
         """
-        while self._held:  # waiting for a share of the number's cap
-            self.sleep_unless_stopped(SHORT_SLEEP_S)
-        while (left := self._held_until - time.monotonic()) > 0:
-            self.sleep_unless_stopped(min(left, 1.0))
+        while (left := self.hold_left()) > 0:
+            self.sleep_unless_stopped(left)
         self._bucket.acquire()
         self._window.wait_turn(self.sleep_unless_stopped)
+
+    # The steps of a turn, for a caller that waits in its own way (an event loop): wait out
+    # hold_left(), then until reserve_slot(), then until try_window() gives 0.
+
+    def hold_left(self) -> float:
+        """Seconds before a send may even reserve its slot (at most one, then ask again): the run
+        waits for a share of its number's cap, or a wait of the whole run; 0 when it may."""
+        if self._held:
+            return SHORT_SLEEP_S
+        return min(max(0.0, self._held_until - time.monotonic()), 1.0)
+
+    def reserve_slot(self) -> float:
+        """Reserve this send's slot of the token bucket: when it may leave (monotonic seconds)."""
+        return self._bucket.reserve()
+
+    def try_window(self, *, held: bool = False) -> float:
+        """Count the send in the one-second window if it fits now (0), else the seconds to wait
+        before asking again (:meth:`SendWindow.try_count`)."""
+        return self._window.try_count(held=held)
 
     def on_answer(self) -> None:
         """Count an answer (any kind) in the current one-second window."""
@@ -280,7 +297,7 @@ class Pacer:
         bucket = max(paced, rate * self._scale * (1.0 - self._headroom)) if self._exact else paced
         # A fresh bucket: slots reserved far ahead at a lower rate are not waited for by later sends,
         # and workers wait for their slot in an interruptible sleep, so a stop does not wait for them.
-        self._bucket = TokenBucket(bucket, sleep=self.sleep_unless_stopped)
+        self._bucket = TokenBucket(min(bucket, limit * 0.995), sleep=self.sleep_unless_stopped)
         self._window.limit = limit
 
 

@@ -96,12 +96,18 @@ class TokenBucket:
             self._units += tokens
             return start
 
-    def acquire(self, tokens: float = 1.0) -> float:
-        """Take ``tokens``, sleeping until they are available; return the seconds waited."""
+    def reserve(self, tokens: float = 1.0) -> float:
+        """Take ``tokens`` without waiting: the clock time from which they may be used (now or later).
+        The caller waits until then itself (an event loop, say); later callers get later slots."""
         if not tokens > 0 or not math.isfinite(tokens):
             raise ConfigurationError(f"tokens must be a positive number, got {tokens!r}")
         start = self._reserve(float(tokens), wait=True)
         assert start is not None
+        return start
+
+    def acquire(self, tokens: float = 1.0) -> float:
+        """Take ``tokens``, sleeping until they are available; return the seconds waited."""
+        start = self.reserve(tokens)
         waited = 0.0
         while True:
             delay = start - self._clock()

@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_wamm.campaign.adapt import AdaptiveConcurrency, connections_needed
+from airflow_provider_wamm.campaign.adapt import (
+    STARTUP_ANSWERS,
+    STARTUP_INTERVAL_S,
+    AdaptiveConcurrency,
+    connections_needed,
+)
 from airflow_provider_wamm.campaign.concurrency import ConcurrencyTarget, RoundTrips
 from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
@@ -128,7 +133,11 @@ def test_before_the_first_answers_the_pool_grows_with_the_age_of_what_is_in_flig
     # No answer yet, but a request in flight for half a second: the round trip is at least that.
     size = adapt.tick(0.0, rate=1000.0, in_flight=[*waiting, Job("4915100099999", {})])
     assert size is not None and size >= math.ceil(1000 * 0.5 * 1.25) + 1
-    for _ in range(20):  # once enough answers came back, they alone size the pool
+    # Until then it looks again every STARTUP_INTERVAL_S, not every ADAPT_INTERVAL_S.
+    older = [Job("4915100000002", {}, left_at=time.perf_counter() - 0.9)]
+    grown = adapt.tick(STARTUP_INTERVAL_S, rate=1000.0, in_flight=older)
+    assert grown is not None and grown > size
+    for _ in range(STARTUP_ANSWERS):  # once enough answers came back, they alone size the pool
         adapt.observe(answer(0.1))
     old = [Job("4915100000001", {}, left_at=time.perf_counter() - 30.0)]
     assert adapt.tick(1.0, rate=1000.0, in_flight=old) is None  # a straggler does not grow it

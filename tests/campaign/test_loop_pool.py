@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -17,8 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_wamm.campaign.loop_pool import LoopPool, runs_on_loop, send_pool
-from airflow_provider_wamm.campaign.pacing import Pacer, Stopped
+from airflow_provider_wamm.campaign.loop_pool import SWITCH_INTERVAL_S, LoopPool, runs_on_loop, send_pool
+from airflow_provider_wamm.campaign.pacing import Pacer
 from airflow_provider_wamm.campaign.workers import (
     Accepted,
     Answer,
@@ -142,17 +143,8 @@ def server() -> Iterator[ScriptedServer]:
     srv.close()
 
 
-class CountingTurn:
-    """A pacer stand-in: counts turns, raises :class:`Stopped` on the ``stop_at``-th."""
-
-    def __init__(self, stop_at: int | None = None) -> None:
-        self.turns = 0
-        self.stop_at = stop_at
-
-    def wait_turn(self) -> None:
-        self.turns += 1
-        if self.turns == self.stop_at:
-            raise Stopped
+def pacer(stop: threading.Event, rate: float = 1000.0) -> Pacer:
+    return Pacer(rate, floor=1, headroom=0, throttle_share=0.2, recovery_s=10, stop=stop)
 
 
 def graph(url: str, **options: Any) -> GraphClient:
@@ -173,7 +165,7 @@ def collect(pool: LoopPool, count: int, timeout: float = 10.0) -> list[Answer]:
 
 def test_each_answer_comes_back_typed_from_a_real_socket(server: ScriptedServer) -> None:
     stop = threading.Event()
-    pool = LoopPool(graph(server.url), CountingTurn(), stop)
+    pool = LoopPool(graph(server.url), pacer(stop), stop)
     pool.resize(1)  # one at a time: the halting answer comes last
     for to in ("4915100000999", "4915100000001", "4915100000002", "4915100000000", "4915100000003"):
         pool.submit(job(to))
@@ -195,7 +187,8 @@ def test_a_connection_that_cannot_open_comes_back_not_sent() -> None:
     closed = socket.create_server(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{closed.getsockname()[1]}"
     closed.close()
-    pool = LoopPool(graph(url, connect_timeout=2), CountingTurn(), threading.Event())
+    stop = threading.Event()
+    pool = LoopPool(graph(url, connect_timeout=2), pacer(stop), stop)
     pool.resize(2)
     pool.submit(job("4915100000999"))
     (answer,) = collect(pool, 1)
@@ -203,24 +196,34 @@ def test_a_connection_that_cannot_open_comes_back_not_sent() -> None:
     assert isinstance(answer, NotSent) and not answer.error.request_sent
 
 
-def test_every_request_waits_for_its_turn_and_a_stopped_turn_writes_nothing(server: ScriptedServer) -> None:
-    turn = CountingTurn(stop_at=3)
-    pool = LoopPool(graph(server.url), turn, threading.Event())
-    pool.resize(1)
+def test_requests_leave_at_the_pacers_rate_and_a_stop_writes_nothing_more(server: ScriptedServer) -> None:
+    """At 5 a second, 4 requests take 0.6 s at least; a stop then finds the rest waiting for their
+    turn, and they come back unsent without a write."""
+    stop = threading.Event()
+    pool = LoopPool(graph(server.url), pacer(stop, rate=5.0), stop)
+    pool.resize(8)
+    started = time.monotonic()
     for i in range(4):
         pool.submit(job(f"49151000009{i:02d}"))
-    answers = collect(pool, 4)
+    first = collect(pool, 4)
+    assert len(first) == 4 and time.monotonic() - started >= 0.6
+    for i in range(6):
+        pool.submit(job(f"49151000008{i:02d}"))
+    time.sleep(0.1)  # one more may leave; the rest wait for their slots
+    stop.set()
+    rest = collect(pool, 6)
     pool.close()
-    unsent = [a for a in answers if isinstance(a, Unsent)]
-    assert turn.turns == 4 and len(server.requests) == 3
-    assert len(unsent) == 1 and unsent[0].job.attempts == 0
-    assert unsent[0].job.recipient not in server.requests
+    unsent = [a for a in rest if isinstance(a, Unsent)]
+    assert len(rest) == 6 and len(unsent) >= 4 and all(a.job.attempts == 0 for a in unsent)
+    assert not {a.job.recipient for a in unsent} & set(server.requests)
+    assert len(server.requests) == 4 + len(rest) - len(unsent)
 
 
 def test_requests_in_flight_never_exceed_the_size_and_follow_a_resize() -> None:
     server = ScriptedServer(delay_s=0.15)
     try:
-        pool = LoopPool(graph(server.url), CountingTurn(), threading.Event())
+        stop = threading.Event()
+        pool = LoopPool(graph(server.url), pacer(stop), stop)
         pool.resize(3)
         for i in range(12):
             pool.submit(job(f"49151000009{i:02d}"))
@@ -239,7 +242,8 @@ def test_requests_in_flight_never_exceed_the_size_and_follow_a_resize() -> None:
 def test_jobs_not_started_come_back_unsent_when_the_pool_closes() -> None:
     server = ScriptedServer(delay_s=0.3)
     try:
-        pool = LoopPool(graph(server.url), CountingTurn(), threading.Event())
+        stop = threading.Event()
+        pool = LoopPool(graph(server.url), pacer(stop), stop)
         pool.resize(1)
         for i in range(5):
             pool.submit(job(f"49151000009{i:02d}"))
@@ -273,7 +277,8 @@ class NullTransport:
 
 
 def test_the_engine_is_the_event_loop_wherever_the_client_allows_it() -> None:
-    url, stop, turn = "http://127.0.0.1:9", threading.Event(), CountingTurn()
+    url, stop = "http://127.0.0.1:9", threading.Event()
+    turn = pacer(stop)
     assert isinstance(send_pool(graph(url), turn, stop), LoopPool)
     assert isinstance(send_pool(graph(url), turn, stop, "threads"), WorkerPool)
     assert isinstance(send_pool(None, turn, stop), WorkerPool)  # a dry run never sends
@@ -294,12 +299,12 @@ def most_in_one_second(stamps: list[float]) -> int:
     return max(sum(1 for t in ordered[i:] if t < start + 1.0) for i, start in enumerate(ordered))
 
 
-def test_turns_granted_while_the_loop_was_busy_never_bunch_up_beyond_the_window(
+def test_slots_passed_while_the_loop_was_busy_never_bunch_up_beyond_the_window(
     server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The turn thread keeps granting turns while the event loop is held up (here: a callback that
-    blocks it for most of a second); the late writes then go out together, and the window counted
-    at the writes holds back the ones that would put more than the limit in one second."""
+    """Tasks keep their reserved slots while the event loop is held up (here: a callback that blocks
+    it for most of a second); the late ones then go out together, and the window counted right
+    before the writes holds back those that would put more than the limit in one second."""
     writes: list[float] = []
     post = AsyncSocketPool.post
 
@@ -312,8 +317,8 @@ def test_turns_granted_while_the_loop_was_busy_never_bunch_up_beyond_the_window(
 
     monkeypatch.setattr(AsyncSocketPool, "post", stamped_post)
     stop = threading.Event()
-    pacer = Pacer(10, floor=1, headroom=0, throttle_share=0.2, recovery_s=10, stop=stop)
-    pool = LoopPool(graph(server.url), pacer, stop)
+    ten = pacer(stop, rate=10.0)
+    pool = LoopPool(graph(server.url), ten, stop)
     pool.resize(16)
     for i in range(25):
         pool.submit(job(f"49151000009{i:02d}"))
@@ -323,15 +328,29 @@ def test_turns_granted_while_the_loop_was_busy_never_bunch_up_beyond_the_window(
     answers = collect(pool, 25, timeout=15.0)
     pool.close()
     assert len(answers) == 25 and all(isinstance(a, Accepted) for a in answers)
-    assert pacer.window_limit == 10 and most_in_one_second(writes) <= 10
+    assert ten.window_limit == 10 and most_in_one_second(writes) <= 10
 
 
 def test_closing_twice_or_before_the_start_is_harmless(server: ScriptedServer) -> None:
-    LoopPool(graph(server.url), CountingTurn(), threading.Event()).close()
-    pool = LoopPool(graph(server.url), CountingTurn(), threading.Event())
+    never = threading.Event()
+    LoopPool(graph(server.url), pacer(never), never).close()
+    stop = threading.Event()
+    pool = LoopPool(graph(server.url), pacer(stop), stop)
     pool.resize(2)
     pool.submit(job("4915100000999"))
     assert isinstance(collect(pool, 1)[0], Accepted)
     pool.close()
     pool.close()
-    assert pool.size == 0 and not any(t.is_alive() for t in pool._threads)
+    assert pool.size == 0 and pool._thread is not None and not pool._thread.is_alive()
+
+
+def test_the_interpreter_switches_threads_often_while_a_pool_runs(server: ScriptedServer) -> None:
+    """The loop's thread waits for the interpreter lock after every socket call: while the pool runs
+    the switch interval is short, and the process gets its own back when the pool closes."""
+    before = sys.getswitchinterval()
+    stop = threading.Event()
+    pool = LoopPool(graph(server.url), pacer(stop), stop)
+    pool.resize(1)
+    assert sys.getswitchinterval() <= SWITCH_INTERVAL_S < before
+    pool.close()
+    assert sys.getswitchinterval() == before
