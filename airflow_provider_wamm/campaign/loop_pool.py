@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import cast
+from typing import Any, cast
 
 from airflow_provider_wamm.campaign.pacing import Pacer, Stopped
 from airflow_provider_wamm.campaign.settings import SendEngine
@@ -118,6 +118,7 @@ class LoopPool:
         self._waking = False  # the loop was told to look at the inbox
         self._pending: deque[Job] = deque()  # on the loop: waiting for a free slot
         self._tasks: set[asyncio.Task[None]] = set()
+        self._turning: set[asyncio.Task[Any]] = set()  # waiting for their turn: nothing written
         self._size = 0
         self._sending = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -268,17 +269,26 @@ class LoopPool:
         return Accepted(job, result)
 
     async def _take_turn(self) -> None:
-        """Wait for the pacer's turn on the loop: out of a hold, until the reserved slot, then until
-        the send fits the one-second window (counted there); :class:`~.pacing.Stopped` if the run
-        stops meanwhile."""
-        pacer = self._pacer
-        while (left := pacer.hold_left()) > 0:
-            await self._sleep(left)
-        await self._sleep(pacer.reserve_slot() - time.monotonic())
-        held = False
-        while (wait := pacer.try_window(held=held)) > 0:
-            held = True
-            await self._sleep(wait)
+        """Wait for the pacer's turn on the loop: out of a hold, until the reserved slot (one timer,
+        however far ahead), then until the send fits the one-second window (counted there).
+        :class:`~.pacing.Stopped` if the run stopped meanwhile, or the pool closes (nothing was
+        written either way)."""
+        pacer, task = self._pacer, asyncio.current_task()
+        assert task is not None
+        self._turning.add(task)
+        try:
+            while (left := pacer.hold_left()) > 0:
+                await self._sleep(left)
+            if (delay := pacer.reserve_slot() - time.monotonic()) > 0:
+                await asyncio.sleep(delay)
+            held = False
+            while (wait := pacer.try_window(held=held)) > 0:
+                held = True
+                await asyncio.sleep(wait)
+        except asyncio.CancelledError:  # cancelled by close(): the request never left
+            raise Stopped from None
+        finally:
+            self._turning.discard(task)
         if self._stop.is_set():
             raise Stopped
 
@@ -298,6 +308,8 @@ class LoopPool:
         self._take_inbox()
         while self._pending:
             self._answers.put(Unsent(self._pending.popleft()))
+        for task in list(self._turning):  # they come back unsent at once, not at their slots
+            task.cancel()
         if self._tasks:
             _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
             for task in late:
