@@ -269,8 +269,8 @@ class LoopPool:
         return Accepted(job, result)
 
     async def _take_turn(self) -> None:
-        """Wait for the pacer's turn on the loop: out of a hold, until the reserved slot (one timer,
-        however far ahead), then until the send fits the one-second window (counted there).
+        """Wait for the pacer's turn on the loop: out of a hold, until the reserved slot, then until
+        the send fits the one-second window (counted there).
         :class:`~.pacing.Stopped` if the run stopped meanwhile, or the pool closes (nothing was
         written either way)."""
         pacer, task = self._pacer, asyncio.current_task()
@@ -279,8 +279,7 @@ class LoopPool:
         try:
             while (left := pacer.hold_left()) > 0:
                 await self._sleep(left)
-            if (delay := pacer.reserve_slot() - time.monotonic()) > 0:
-                await asyncio.sleep(delay)
+            await self._sleep(pacer.reserve_slot() - time.monotonic())
             held = False
             while (wait := pacer.try_window(held=held)) > 0:
                 held = True
