@@ -46,6 +46,7 @@ from airflow_provider_wamm.campaign.workers import (
     Unsent,
     WorkerPool,
     failed,
+    take_answers,
 )
 from airflow_provider_wamm.graph.async_transport import AsyncSocketPool
 from airflow_provider_wamm.graph.client import GraphClient
@@ -162,16 +163,7 @@ class LoopPool:
 
     def collect(self, timeout: float) -> list[Answer]:
         """Answers that came back: waits up to ``timeout`` for the first, then takes what is there."""
-        try:
-            first = self._answers.get(timeout=timeout) if timeout > 0 else self._answers.get_nowait()
-        except queue.Empty:
-            return []
-        answers = [first]
-        while True:
-            try:
-                answers.append(self._answers.get_nowait())
-            except queue.Empty:
-                return answers
+        return take_answers(self._answers, timeout)
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop the run's sending: jobs not yet written come back unsent, requests on the wire are

@@ -313,6 +313,20 @@ class SendPool(Protocol):
         """Stop sending and end the pool, waiting up to ``timeout`` for requests on the wire."""
 
 
+def take_answers(answers: queue.SimpleQueue[Answer], timeout: float) -> list[Answer]:
+    """What ``answers`` holds: waits up to ``timeout`` for the first, then takes what is there."""
+    try:
+        first = answers.get(timeout=timeout) if timeout > 0 else answers.get_nowait()
+    except queue.Empty:
+        return []
+    taken = [first]
+    while True:
+        try:
+            taken.append(answers.get_nowait())
+        except queue.Empty:
+            return taken
+
+
 def hand_over_lead(rate: float) -> int:
     """Jobs a run may hand its workers at ``rate`` beyond the requests on the wire: :data:`LEAD_S` of
     sending, at least four. Each holds a claim while it waits for a worker or for its turn, and a
@@ -384,16 +398,7 @@ class WorkerPool:
 
     def collect(self, timeout: float) -> list[Answer]:
         """Answers that came back: waits up to ``timeout`` for the first, then takes what is there."""
-        try:
-            first = self._answers.get(timeout=timeout) if timeout > 0 else self._answers.get_nowait()
-        except queue.Empty:
-            return []
-        answers = [first]
-        while True:
-            try:
-                answers.append(self._answers.get_nowait())
-            except queue.Empty:
-                return answers
+        return take_answers(self._answers, timeout)
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop the run's sending, let every worker finish its job and retire, waiting up to ``timeout``
@@ -512,4 +517,5 @@ __all__ = [
     "hand_over_lead",
     "paces_at_write",
     "send_once",
+    "take_answers",
 ]
