@@ -65,6 +65,32 @@ STOP_CHECK_S = 0.1
 SWITCH_INTERVAL_S = 0.001
 
 
+class _ShortSwitches:
+    """The switch interval of the process: :data:`SWITCH_INTERVAL_S` while any pool runs, the
+    process's own again once the last one closes (pools of one process may overlap)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._saved = sys.getswitchinterval()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._running == 0:
+                self._saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self._saved, SWITCH_INTERVAL_S))
+            self._running += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                sys.setswitchinterval(self._saved)
+
+
+_short_switches = _ShortSwitches()
+
+
 def runs_on_loop(client: object) -> bool:
     """Whether :class:`LoopPool` can send for ``client``: a
     :class:`~airflow_provider_wamm.graph.client.GraphClient` over its own socket pool (not a session,
@@ -125,7 +151,6 @@ class LoopPool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: AsyncSocketPool | None = None
         self._thread: threading.Thread | None = None
-        self._switch_interval = sys.getswitchinterval()
 
     @property
     def size(self) -> int:
@@ -181,7 +206,7 @@ class LoopPool:
             self._thread.join(timeout=1.0)
         if not loop.is_running():
             loop.close()
-        sys.setswitchinterval(self._switch_interval)
+        _short_switches.leave()
         self._size = 0
 
     # -- the loop's side -------------------------------------------------------------------------
@@ -194,8 +219,7 @@ class LoopPool:
         loop = self._loop = asyncio.new_event_loop()
         self._connections = AsyncSocketPool(self._client.transport)  # type: ignore[arg-type]
         self._thread = threading.Thread(target=loop.run_forever, name=f"{self._name}-loop", daemon=True)
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL_S))
+        _short_switches.enter()
         self._thread.start()
         if self._inbox:
             self._waking = True
