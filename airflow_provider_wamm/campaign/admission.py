@@ -9,6 +9,7 @@ coordinating thread uses it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -52,6 +53,8 @@ class Admission:
         handover: HandOver,
     ) -> None:
         self.s = settings
+        #: Seconds a read of a batch takes, about (see :meth:`read_batch`).
+        self.read_s = 0.0
         self.result = result
         self.intake = intake
         self.eligibility = eligibility
@@ -61,7 +64,16 @@ class Admission:
         self.foreign: ForeignClaims = handover.foreign
 
     def read_batch(self) -> None:
-        """Read a batch of input, record its invalid rows, and queue what may be sent."""
+        """Read a batch of input, record its invalid rows, and queue what may be sent.
+
+        How long it took is kept in :attr:`read_s` (a longer read at once, a shorter one by halves).
+        """
+        started = time.perf_counter()
+        self._read_batch()
+        took = time.perf_counter() - started
+        self.read_s = max(took, (self.read_s + took) / 2)
+
+    def _read_batch(self) -> None:
         batch = self.intake.read_batch(self.s.batch_size)
         self._count_intake(batch)
         if batch.invalid and not self.s.dry_run:

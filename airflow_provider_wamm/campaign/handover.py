@@ -108,18 +108,20 @@ class HandOver:
         self.trip = self.guards.poll(now, waiting=bool(self.jobs.ready) and not self.in_flight)
         return self.trip
 
-    def dispatch(self) -> None:
+    def dispatch(self, *, ahead_s: float = 0.0) -> None:
         """Hand ready jobs to the pool while slots are free, each hand-over claimed in one transaction.
 
         A hand-over takes the free slots, at most ``batch_size``: beyond the requests on the wire, only
         a short lead of the pace (:func:`~.workers.hand_over_lead`), as a crash leaves every claim
-        ``unknown``. While more jobs are ready than slots are free, it waits until the jobs queued in
-        the pool are down to a few (:data:`MIN_HAND_OVER`, or half the lead): the workers never run
-        dry, and a claim transaction serves several messages, not one.
+        ``unknown``; ``ahead_s`` more seconds of it right before a read of the input, so that the pool
+        does not run dry while the read holds the hand-over up. While more jobs are ready than slots
+        are free, it waits until the jobs queued in the pool are down to a few (:data:`MIN_HAND_OVER`,
+        or half the lead): the workers never run dry, and a claim transaction serves several
+        messages, not one.
         """
         if self.pacer.held(time.monotonic()):  # a wait of the whole run: claim nothing meanwhile
             return
-        lead = hand_over_lead(self.pacer.rate)
+        lead = hand_over_lead(self.pacer.rate, ahead_s)
         limit = min(self.adapt.max_in_flight(self.pacer.rate), self.pool.sending + lead)
         slack = limit - self.pool.size  # jobs the pool may hold beyond one per worker
         least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER), max(1, lead // 2))

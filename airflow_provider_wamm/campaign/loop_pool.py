@@ -48,7 +48,7 @@ from airflow_provider_wamm.campaign.workers import (
     failed,
     take_answers,
 )
-from airflow_provider_wamm.graph.async_transport import AsyncSocketPool
+from airflow_provider_wamm.graph.async_transport import AsyncSocketPool, new_event_loop
 from airflow_provider_wamm.graph.client import GraphClient
 from airflow_provider_wamm.graph.connections import SocketPoolTransport
 from airflow_provider_wamm.graph.errors import ConfigurationError
@@ -216,7 +216,7 @@ class LoopPool:
         if self._loop is not None:
             return self._loop
         assert self._client is not None
-        loop = self._loop = asyncio.new_event_loop()
+        loop = self._loop = new_event_loop()
         self._connections = AsyncSocketPool(self._client.transport)  # type: ignore[arg-type]
         self._thread = threading.Thread(target=loop.run_forever, name=f"{self._name}-loop", daemon=True)
         _short_switches.enter()

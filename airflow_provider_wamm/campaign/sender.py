@@ -55,6 +55,7 @@ from airflow_provider_wamm.campaign.workers import (
     MessageSender,
     SendResultLike,
     frozen_gc,
+    hand_over_lead,
 )
 from airflow_provider_wamm.graph.errors import ConfigurationError
 
@@ -207,12 +208,13 @@ class _Run:
                 self.log.warning("campaign %s: max_cost reached: %s", self.s.campaign_id, self.spend)
                 self._settle_in_flight(DRAIN_LIMIT_S)
                 return
-            jobs, batch_size = self.jobs, self.s.batch_size
+            jobs, batch_size, read_s = self.jobs, self.s.batch_size, self.admission.read_s
             if (
                 not self.intake.exhausted
-                and jobs.ready < max(1, batch_size // 2)
+                and jobs.ready < max(1, batch_size // 2, hand_over_lead(self.pacer.rate, read_s))
                 and jobs.delayed < 4 * batch_size
             ):
+                self.handover.dispatch(ahead_s=read_s)  # the read holds the hand-over up meanwhile
                 self.admission.read_batch()
             self.handover.dispatch()
             if self._all_done(now):

@@ -37,6 +37,9 @@ from airflow_provider_wamm.graph.errors import (
 
 #: Seconds of sending a run hands its workers beyond the requests on the wire (:func:`hand_over_lead`).
 LEAD_S = 0.1
+#: Most seconds of sending handed over ahead of a read of the input, which holds up the hand-over
+#: meanwhile (:func:`hand_over_lead`).
+READ_AHEAD_MAX_S = 0.5
 
 
 class SendResultLike(Protocol):
@@ -327,11 +330,13 @@ def take_answers(answers: queue.SimpleQueue[Answer], timeout: float) -> list[Ans
             return taken
 
 
-def hand_over_lead(rate: float) -> int:
+def hand_over_lead(rate: float, ahead_s: float = 0.0) -> int:
     """Jobs a run may hand its workers at ``rate`` beyond the requests on the wire: :data:`LEAD_S` of
-    sending, at least four. Each holds a claim while it waits for a worker or for its turn, and a
-    crash leaves it ``unknown`` although it never left, so the lead is kept short."""
-    return max(4, math.ceil(rate * LEAD_S))
+    sending, at least four, and ``ahead_s`` more (up to :data:`READ_AHEAD_MAX_S`) right before a read
+    of the input, which holds the hand-over up for about that long. Each holds a claim while it waits
+    for a worker or for its turn, and a crash leaves it ``unknown`` although it never left, so the
+    lead is kept short."""
+    return max(4, math.ceil(rate * (LEAD_S + min(max(0.0, ahead_s), READ_AHEAD_MAX_S))))
 
 
 class WorkerPool:
@@ -496,6 +501,7 @@ def frozen_gc() -> Iterator[None]:
 
 
 __all__ = [
+    "READ_AHEAD_MAX_S",
     "Accepted",
     "Answer",
     "AnswerKind",

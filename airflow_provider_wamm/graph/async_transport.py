@@ -12,6 +12,11 @@ raises :class:`~airflow_provider_wamm.graph.errors.ConnectError` (or
 :class:`~airflow_provider_wamm.graph.errors.TLSError`), nothing written; once the request is written,
 ``OSError`` (a timeout too), :class:`asyncio.IncompleteReadError` or :class:`http.client.HTTPException`
 (a malformed answer).
+
+:func:`new_event_loop` is the loop such a pool runs on: uvloop's where it is installed (it comes with
+Airflow's API server on Linux and macOS), as it reads and writes sockets without handing the
+interpreter lock around on every call; asyncio's own elsewhere. (The sandbox picks its loop the same
+way, by itself: it shares nothing with the client it stands in for Meta to.)
 """
 
 from __future__ import annotations
@@ -26,12 +31,21 @@ from airflow_provider_wamm.graph.connections import SocketPoolTransport
 from airflow_provider_wamm.graph.errors import ConnectError, TLSError
 from airflow_provider_wamm.graph.transport import RawResponse
 
-__all__ = ["AsyncSocketPool"]
+__all__ = ["AsyncSocketPool", "new_event_loop"]
 
 #: Longest answer head read (status line and headers).
 HEAD_LIMIT = 64 * 1024
 
 _Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's where it is installed, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 class AsyncSocketPool:

@@ -216,3 +216,25 @@ def test_sends_held_back_by_the_window_go_one_at_a_time() -> None:
     assert held[0] - first[0] >= 0.3 - 0.002  # the rest wait for the window ...
     gaps = [b - a for a, b in itertools.pairwise(held)]
     assert min(gaps) >= 0.3 / 5 - 0.005  # ... and leave one by one, not as a second burst
+
+
+def slow_batches(n: int, batch: int, pause_s: float) -> Iterator[dict[str, Any]]:
+    """``rows(n)``, the input pausing ``pause_s`` before each ``batch`` of them (a slow database)."""
+    for i, row in enumerate(rows(n)):
+        if i % batch == 0:
+            time.sleep(pause_s)
+        yield row
+
+
+def test_a_slow_read_of_the_input_does_not_leave_the_sending_idle(
+    sandbox: Sandbox, client: CountingClient, sqlite_ledger: Ledger
+) -> None:
+    """A read of a batch holds the hand-over up (the run claims nothing meanwhile): right before it,
+    the run hands over as much more as the last read took, so the sending goes on at the pace.
+    Without that, the pool runs dry a tenth of a second into each read of 0.3 s."""
+    cfg = settings("slow-input", max_messages_per_second=200.0, batch_size=150, adaptive_concurrency=False)
+    result = run_campaign(slow_batches(900, 150, 0.3), client=client, ledger=sqlite_ledger, settings=cfg)
+    assert result.accepted == 900
+    stamps = sorted(client.stamps)
+    stalls = [round(b - a, 3) for a, b in itertools.pairwise(stamps[150:]) if b - a > 0.12]
+    assert len(stalls) <= 1, stalls  # one read may come before its time is known; none stalls after

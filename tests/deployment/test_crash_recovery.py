@@ -30,7 +30,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass
 
-from airflow_provider_wamm.campaign.workers import hand_over_lead
+from airflow_provider_wamm.campaign.workers import READ_AHEAD_MAX_S, hand_over_lead
 from airflow_provider_wamm.graph.recipients import mask_phone
 from tests.deployment.airflow_deployment import AirflowDeployment, de_digits, de_number
 from tests.deployment.conftest import SUMMARY
@@ -146,9 +146,9 @@ def resume_and_check(
     if scenario == SIGKILLED:  # what was claimed at the kill is unknown, and covers all that was on the wire
         assert seen.unknown == seen.claimed_left, numbers
         assert seen.in_flight <= seen.claimed_left, numbers
-        # Beyond the requests on the wire, only a short lead of the pace was claimed (the number's
-        # whole cap at most), never a read-ahead.
-        assert seen.unknown <= seen.in_flight + hand_over_lead(CAP), numbers
+        # Beyond the requests on the wire, only a short lead of the pace was claimed (longer right
+        # before a read of the input, by what the read takes), never a read-ahead of the input.
+        assert seen.unknown <= seen.in_flight + hand_over_lead(CAP, READ_AHEAD_MAX_S), numbers
     else:
         assert seen.unknown <= seen.in_flight, numbers
     log = api.log(DAG_ID, run_id, "send", ti["try_number"], VICTIM)

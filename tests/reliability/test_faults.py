@@ -22,7 +22,7 @@ from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.campaign.report import send_counts
 from airflow_provider_wamm.campaign.result import CampaignHalted, CampaignResult
 from airflow_provider_wamm.campaign.sender import run_campaign
-from airflow_provider_wamm.campaign.workers import hand_over_lead
+from airflow_provider_wamm.campaign.workers import READ_AHEAD_MAX_S, hand_over_lead
 from airflow_provider_wamm.sandbox import Sandbox
 from tests.reliability.harness import (
     Audience,
@@ -420,8 +420,9 @@ def test_two_runs_of_one_campaign_at_once(sandbox: Sandbox, ledger_file: Any, st
         # Neither took the other's live claims for dead ones, nor counted them as done while claimed.
         assert [r.stale_unknown for r in results] == [0, 0]
         # A run that ends first may leave claims the other still holds (reported, not done): at most
-        # the other's requests on the wire plus the short lead a hand-over may claim ahead of them.
-        lead = hand_over_lead(600.0)
+        # the other's requests on the wire plus the short lead a hand-over may claim ahead of them
+        # (longer right before a read of the input, by what the read takes).
+        lead = hand_over_lead(600.0, READ_AHEAD_MAX_S)
         left, other = [r.foreign_claimed for r in results], [r.peak_concurrency for r in results[::-1]]
         assert all(n <= peak + lead for n, peak in zip(left, other, strict=True)), (left, other, lead)
     finally:
