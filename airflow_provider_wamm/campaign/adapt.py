@@ -67,8 +67,9 @@ class AdaptiveConcurrency:
         :data:`ADAPT_INTERVAL_S`); returns the new size, else ``None``.
 
         Until a few answers came back (:data:`STARTUP_ANSWERS`), the oldest request of ``in_flight``
-        says the round trip is at least its age: the pool grows while the first answers are still on
-        their way, instead of sending at the starting size for a whole round trip."""
+        says the round trip is at least its age, and its age at the next look: the pool grows while
+        the first answers are still on their way, instead of sending at the starting size for a whole
+        round trip."""
         if not self.enabled or now < self._next_look or self.pool.size == 0:
             return None
         starting = len(self.target.round_trips) < STARTUP_ANSWERS
@@ -76,7 +77,7 @@ class AdaptiveConcurrency:
         at_least = None
         if starting:
             left = [job.left_at for job in in_flight if job.left_at is not None]
-            at_least = time.perf_counter() - min(left) if left else None
+            at_least = time.perf_counter() - min(left) + STARTUP_INTERVAL_S if left else None
         size = self.target.update(rate, now, at_least=at_least)
         if size == self.pool.size:
             return None

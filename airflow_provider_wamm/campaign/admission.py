@@ -30,6 +30,10 @@ from airflow_provider_wamm.campaign.result import CampaignResult
 from airflow_provider_wamm.campaign.settings import CampaignSettings
 from airflow_provider_wamm.campaign.workers import Job, JobQueue
 
+#: Candidates the first read of a run asks for; each later read asks for twice as many as the one
+#: before, up to ``batch_size``: the sending starts after a few rows, not after a whole batch.
+FIRST_READ = 32
+
 
 class Admission:
     """Reads the input a batch at a time and queues what may be sent.
@@ -53,8 +57,8 @@ class Admission:
         handover: HandOver,
     ) -> None:
         self.s = settings
-        #: Seconds a read of a batch takes, about (see :meth:`read_batch`).
-        self.read_s = 0.0
+        self._next_size = min(settings.batch_size, FIRST_READ)
+        self._per_candidate_s = 0.0
         self.result = result
         self.intake = intake
         self.eligibility = eligibility
@@ -63,18 +67,24 @@ class Admission:
         self.jobs: JobQueue = handover.jobs
         self.foreign: ForeignClaims = handover.foreign
 
+    @property
+    def read_s(self) -> float:
+        """Seconds the next read takes, about: the reads so far per candidate asked for (a slower
+        one counts at once, a faster one by halves), times the candidates it asks for."""
+        return self._per_candidate_s * self._next_size
+
     def read_batch(self) -> None:
-        """Read a batch of input, record its invalid rows, and queue what may be sent.
-
-        How long it took is kept in :attr:`read_s` (a longer read at once, a shorter one by halves).
-        """
+        """Read a batch of input (:data:`FIRST_READ` candidates first, then twice as many each time,
+        up to ``batch_size``), record its invalid rows, and queue what may be sent."""
+        size = self._next_size
         started = time.perf_counter()
-        self._read_batch()
-        took = time.perf_counter() - started
-        self.read_s = max(took, (self.read_s + took) / 2)
+        self._read_batch(size)
+        took = (time.perf_counter() - started) / size
+        self._per_candidate_s = max(took, (self._per_candidate_s + took) / 2)
+        self._next_size = min(self.s.batch_size, 2 * size)
 
-    def _read_batch(self) -> None:
-        batch = self.intake.read_batch(self.s.batch_size)
+    def _read_batch(self, size: int) -> None:
+        batch = self.intake.read_batch(size)
         self._count_intake(batch)
         if batch.invalid and not self.s.dry_run:
             self.attempt.record_unsent([row.outcome() for row in batch.invalid])

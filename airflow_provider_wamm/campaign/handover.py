@@ -122,7 +122,8 @@ class HandOver:
         if self.pacer.held(time.monotonic()):  # a wait of the whole run: claim nothing meanwhile
             return
         lead = hand_over_lead(self.pacer.rate, ahead_s)
-        limit = min(self.adapt.max_in_flight(self.pacer.rate), self.pool.sending + lead)
+        most = max(self.adapt.max_in_flight(self.pacer.rate), self.pool.size + lead)
+        limit = min(most, self.pool.sending + lead)
         slack = limit - self.pool.size  # jobs the pool may hold beyond one per worker
         least = min(self.s.batch_size, max(MIN_HAND_OVER, slack - MIN_HAND_OVER), max(1, lead // 2))
         while True:

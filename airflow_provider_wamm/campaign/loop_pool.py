@@ -11,17 +11,20 @@ below the cap (``benchmarks/optimisations.md``).
 One thread runs the loop; the run's thread hands jobs in and collects answers::
 
     run thread ── submit(job) ──▶ event loop: a task per job, at most size() at once
-                                    1. a connection: an idle one, or a new one (handshake done)
-                                    2. the turn: the pacer's slot reserved, waited for on the loop,
-                                       then the one-second window counted right before the write
-                                    3. write, read, judge by the client's rules
+                                    1. the pacer's slot reserved, waited for on the loop
+                                    2. the request built; a connection: an idle one, or a new
+                                       one (handshake done)
+                                    3. the one-second window, counted right before the write
+                                    4. write, read, judge by the client's rules
     run thread ◀── collect() ◀──── answers
 
 The pacing is the run's :class:`~.pacing.Pacer` and its steps: each task reserves its slot of the
 token bucket as a sending thread would, so a task the loop runs late still has its slot and no
 second of sending is lost; the one-second window is counted right before the write, so late writes
-never bunch up beyond it. A task asks for its turn only once its connection is open, so opening
-connections never bunches up paced sends.
+never bunch up beyond it. A task asks for the window only once its connection is open, so opening
+connections never bunches up paced sends. A task does nothing but reserve its slot until the slot
+comes: a hand-over of hundreds of jobs at once then costs the loop little, and does not hold up the
+sends due meanwhile.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any, cast
 
 from airflow_provider_wamm.campaign.pacing import Pacer, Stopped
@@ -254,20 +258,26 @@ class LoopPool:
         self._answers.put(await self._send(job))
 
     async def _send(self, job: Job) -> Answer:
-        """One attempt of ``job``: the turn taken with the connection open, the request written, the
-        answer read and judged by the client's rules (a HALT error stops the run at once)."""
+        """One attempt of ``job``: its slot waited for, then its request built, the window's turn
+        taken with the connection open, the request written, the answer read and judged by the
+        client's rules (a HALT error stops the run at once).
+
+        The slot comes first: a task only reserves it and sleeps until then, so that a hand-over of
+        hundreds of jobs at once costs the loop little, and the work of each request is done at its
+        turn instead of ahead of the sends that are due meanwhile."""
         client, connections = self._client, self._connections
         assert client is not None and connections is not None
         left_at = 0.0
 
         async def before_write() -> None:
             nonlocal left_at
-            await self._take_turn()
+            await self._take_window()
             self._sending += 1
             left_at = job.left_at = time.perf_counter()
 
         job.attempts += 1
         try:
+            await self._take_slot()
             request = client.marketing_request(job.payload)
             with client.send_failures(request):
                 response = await connections.post(
@@ -284,28 +294,39 @@ class LoopPool:
                 job.round_trip_s, job.left_at = time.perf_counter() - left_at, None
         return Accepted(job, result)
 
-    async def _take_turn(self) -> None:
-        """Wait for the pacer's turn on the loop: out of a hold, until the reserved slot, then until
-        the send fits the one-second window (counted there).
-        :class:`~.pacing.Stopped` if the run stopped meanwhile, or the pool closes (nothing was
-        written either way)."""
-        pacer, task = self._pacer, asyncio.current_task()
-        assert task is not None
-        self._turning.add(task)
-        try:
+    async def _take_slot(self) -> None:
+        """The first half of the pacer's turn, on the loop: out of a hold, then until the reserved
+        slot. :class:`~.pacing.Stopped` if the run stopped meanwhile, or the pool closes."""
+        pacer = self._pacer
+        with self._turn():
             while (left := pacer.hold_left()) > 0:
                 await self._sleep(left)
             await self._sleep(pacer.reserve_slot() - time.monotonic())
+
+    async def _take_window(self) -> None:
+        """The second half, right before the write: until the send fits the one-second window
+        (counted there). :class:`~.pacing.Stopped` as :meth:`_take_slot` (nothing was written)."""
+        pacer = self._pacer
+        with self._turn():
             held = False
             while (wait := pacer.try_window(held=held)) > 0:
                 held = True
                 await asyncio.sleep(wait)
-        except asyncio.CancelledError:  # cancelled by close(): the request never left
+        if self._stop.is_set():
+            raise Stopped
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """The current task waits for its turn meanwhile: :meth:`close` cancels it (it never left)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._turning.add(task)
+        try:
+            yield
+        except asyncio.CancelledError:
             raise Stopped from None
         finally:
             self._turning.discard(task)
-        if self._stop.is_set():
-            raise Stopped
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep on the loop, :data:`STOP_CHECK_S` at most at a time, raising

@@ -72,8 +72,9 @@ class CampaignSettings:
         its share every 0.2 s, or this often if shorter).
     :param cap_share_expire_s: a sender whose heartbeat is older than this is dead: the others stop
         leaving room for it. Keep it a few intervals long (the machines' clocks must agree within it).
-    :param batch_size: recipients read and checked against the ledger per round trip; at most this
-        many are claimed in one hand-over to the workers, and outcomes are written at least this often.
+    :param batch_size: recipients read and checked against the ledger per round trip (the first reads
+        of a run ask for 32, 64, ... up to it, so the sending starts at once); at most this many are
+        claimed in one hand-over to the workers, and outcomes are written at least this often.
     :param dry_run: validate and personalise everything, send nothing, write nothing.
     :param resend_unknown: also send to recipients whose earlier request got no answer (``unknown``);
         they may then receive the message twice.

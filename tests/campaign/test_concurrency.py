@@ -143,6 +143,17 @@ def test_before_the_first_answers_the_pool_grows_with_the_age_of_what_is_in_flig
     assert adapt.tick(1.0, rate=1000.0, in_flight=old) is None  # a straggler does not grow it
 
 
+def test_before_the_first_answers_the_pool_is_sized_to_last_until_the_next_look() -> None:
+    """A request 0.15 s old needs 150 in flight at 1,000/s now, but the size holds until the next
+    look, when it is 0.2 s old: the pool is grown for that, not left to run full meanwhile."""
+    pool = FakePool()
+    adapt = AdaptiveConcurrency(settings(concurrency=100, max_messages_per_second=1000), pool)  # type: ignore[arg-type]
+    adapt.start()
+    waiting = [Job("4915100000001", {}, left_at=time.perf_counter() - 0.15)]
+    size = adapt.tick(0.0, rate=1000.0, in_flight=waiting)
+    assert size is not None and size >= math.ceil(1000 * (0.15 + STARTUP_INTERVAL_S) * 1.25) + 1
+
+
 def test_a_fixed_pool_keeps_its_size() -> None:
     pool = FakePool()
     fixed = settings(concurrency=8, adaptive_concurrency=False)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_wamm.campaign.intake import Intake
 from airflow_provider_wamm.campaign.ledger import Ledger
 from airflow_provider_wamm.campaign.pacing import Pacer, SendWindow
 from airflow_provider_wamm.campaign.sender import CampaignSettings, run_campaign
@@ -238,3 +239,22 @@ def test_a_slow_read_of_the_input_does_not_leave_the_sending_idle(
     stamps = sorted(client.stamps)
     stalls = [round(b - a, 3) for a, b in itertools.pairwise(stamps[150:]) if b - a > 0.12]
     assert len(stalls) <= 1, stalls  # one read may come before its time is known; none stalls after
+
+
+def test_the_first_reads_are_short_so_sending_starts_at_once(
+    sandbox: Sandbox, client: CountingClient, sqlite_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run does not wait for a whole batch before its first send: its reads ask for 32 candidates,
+    then twice as many each time, up to ``batch_size``."""
+    asked: list[int] = []
+    original = Intake.read_batch
+
+    def read_batch(self: Intake, size: int) -> Any:
+        asked.append(size)
+        return original(self, size)
+
+    monkeypatch.setattr(Intake, "read_batch", read_batch)
+    cfg = settings("first-reads", max_messages_per_second=500.0, batch_size=200)
+    result = run_campaign(rows(600), client=client, ledger=sqlite_ledger, settings=cfg)
+    assert result.accepted == 600
+    assert asked[:5] == [32, 64, 128, 200, 200], asked
