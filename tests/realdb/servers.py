@@ -92,10 +92,22 @@ def drop_prefixed_tables(url: str | sa.engine.URL, prefix: str) -> None:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         names = [n for n in sa.inspect(engine).get_table_names() if n.startswith(prefix)]
-        if names:
-            metadata = sa.MetaData()
-            tables = [sa.Table(n, metadata, autoload_with=engine) for n in names]
-            metadata.drop_all(engine, tables=tables)
+        if not names:
+            return
+        # One statement, no reflection of each table (slow on MariaDB): foreign keys between the
+        # dropped tables are dropped with them (CASCADE), or not checked meanwhile (MySQL).
+        listed = ", ".join(engine.dialect.identifier_preparer.quote(n) for n in names)
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {listed} CASCADE")
+            elif engine.dialect.name in ("mysql", "mariadb"):
+                conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {listed}")
+                conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+            else:
+                metadata = sa.MetaData()
+                tables = [sa.Table(n, metadata, autoload_with=conn) for n in names]
+                metadata.drop_all(conn, tables=tables)
     finally:
         engine.dispose()
 
